@@ -1,0 +1,36 @@
+//! The Unity Fleet wire protocol: messages, framing and versions. Sans-I/O.
+//!
+//! Both the agent and the controller depend on this crate; it depends on neither, and it does
+//! no I/O of its own (the optional `io` feature adds two small async helpers that move one frame
+//! over any tokio stream, which is all a codec needs).
+//!
+//! # Evolution
+//! Messages live in frozen version modules ([`v1`]); [`latest`] re-exports the current one.
+//! postcard encodes enum variants by position and is not self-describing, so wire enums are
+//! **append-only**, and wire types never use `flatten`, `untagged` or `skip_serializing_if`.
+//! Golden-byte tests in [`v1`] pin the encoding: if one of them fails, you changed the wire.
+//!
+//! # Framing
+//! A frame is a 4-byte big-endian payload length followed by a postcard payload. The length is
+//! checked against a maximum **before** any buffer is allocated (see [`frame`]).
+
+pub mod frame;
+pub mod v1;
+
+#[cfg(feature = "io")]
+pub mod io;
+
+/// The current protocol version; re-exports the newest frozen module.
+pub mod latest {
+    pub use crate::v1::*;
+}
+
+pub use frame::{DecodeError, EncodeError, FrameDecoder, MAX_FRAME_LEN, decode_payload, encode_frame};
+
+/// ALPN for the long-lived agent session (mutual TLS; the agent presents its host certificate).
+pub const ALPN_AGENT: &[u8] = b"unity/1";
+/// ALPN for enrollment: the agent has no certificate yet and proves itself with a single-use
+/// token instead. A connection with this ALPN may carry exactly one enrollment exchange.
+pub const ALPN_ENROLL: &[u8] = b"unity-enroll/1";
+/// The protocol version this build speaks, sent in [`v1::Hello`] and [`v1::Welcome`].
+pub const PROTOCOL_VERSION: u16 = 1;

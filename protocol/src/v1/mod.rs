@@ -1,0 +1,130 @@
+//! Protocol version 1. Frozen once released: add variants at the end of enums, never reorder,
+//! never remove, never change a field's type. See the crate docs for the rules.
+//!
+//! # Conversations
+//! * **Enrollment** (ALPN [`crate::ALPN_ENROLL`], no client certificate): the agent opens one
+//!   bidirectional stream, sends [`EnrollRequest`], reads [`EnrollResponse`].
+//! * **Session** (ALPN [`crate::ALPN_AGENT`], mutual TLS): the agent opens the control stream
+//!   and sends [`Hello`]; the controller answers [`HelloReply`]. Each report then travels on a
+//!   bidirectional stream of its own: [`Report`] → [`ReportReply`].
+
+mod facts;
+
+pub use facts::{Filesystem, HostFacts};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// First message on the control stream of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol_version: u16,
+    pub agent_version: String,
+}
+
+/// The controller's answer to [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    Welcome(Welcome),
+    Refused(Refusal),
+}
+
+/// Session accepted. The identity comes from the agent's certificate, echoed here so the agent
+/// can log what the controller believes it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub protocol_version: u16,
+    pub controller_version: String,
+    pub tenant_id: Uuid,
+    pub host_id: Uuid,
+    /// How often the controller wants host facts, in seconds.
+    pub report_interval_secs: u32,
+}
+
+/// Why the controller refuses a session or an enrollment. The agent logs it and, for
+/// permanent refusals, stops retrying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub reason: RefusalReason,
+    /// Human-readable detail for the operator's log.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefusalReason {
+    UnsupportedProtocolVersion,
+    UnknownHost,
+    HostRevoked,
+    TokenUnknown,
+    TokenExpired,
+    TokenAlreadyUsed,
+    BadRequest,
+    Internal,
+}
+
+impl RefusalReason {
+    /// Whether retrying the same request later can succeed.
+    pub fn is_permanent(self) -> bool {
+        !matches!(self, RefusalReason::Internal)
+    }
+}
+
+/// Enrollment: a single-use token plus a certificate signing request for the key the agent
+/// generated locally (the private key never leaves the host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub protocol_version: u16,
+    pub agent_version: String,
+    pub token: String,
+    /// DER-encoded PKCS#10 CSR.
+    pub csr_der: Vec<u8>,
+    /// The host's name as the agent sees it; informational, shown in the API.
+    pub hostname: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnrollResponse {
+    Enrolled(EnrollGrant),
+    Refused(Refusal),
+}
+
+/// What an enrolled agent stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollGrant {
+    pub tenant_id: Uuid,
+    pub host_id: Uuid,
+    /// DER certificate issued for the agent's key.
+    pub certificate_der: Vec<u8>,
+    /// DER of the CA that issued it (the agent already pinned its fingerprint).
+    pub ca_certificate_der: Vec<u8>,
+    /// Ed25519 public keys (32 bytes each) allowed to sign jobs for this host.
+    pub job_signing_keys: Vec<Vec<u8>>,
+}
+
+/// One report, idempotent by `(stream_id, seq)`: the agent picks a new `stream_id` each time
+/// it starts and numbers reports from 1; the controller applies each pair at most once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub stream_id: Uuid,
+    pub seq: u64,
+    /// When the data was collected, Unix milliseconds (agent clock).
+    pub collected_at_ms: i64,
+    pub body: ReportBody,
+}
+
+/// What a report carries. Append-only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ReportBody {
+    HostFacts(HostFacts),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportReply {
+    /// Committed to the store (or already was: `duplicate`). The agent may forget the report.
+    Ack { seq: u64, duplicate: bool },
+    /// The controller will never accept this report; the agent drops it and logs why.
+    Rejected { seq: u64, detail: String },
+}
+
+#[cfg(test)]
+mod tests;

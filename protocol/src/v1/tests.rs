@@ -1,0 +1,164 @@
+//! Round trips and golden bytes. A failing golden test means the wire encoding changed: that
+//! needs a new protocol version, not a new expected value.
+
+use super::*;
+use crate::{decode_payload, encode_frame};
+
+fn sample_facts() -> HostFacts {
+    HostFacts {
+        hostname: "nas".into(),
+        os_name: "Debian GNU/Linux".into(),
+        os_version: "12".into(),
+        kernel_version: "6.1.0".into(),
+        architecture: "x86_64".into(),
+        cpu_model: "cpu".into(),
+        cpu_logical_cores: 4,
+        cpu_physical_cores: Some(2),
+        memory_total_bytes: 1 << 30,
+        memory_available_bytes: 1 << 29,
+        swap_total_bytes: 0,
+        swap_free_bytes: 0,
+        filesystems: vec![Filesystem {
+            mount_point: "/".into(),
+            device: "/dev/vda1".into(),
+            fs_type: "ext4".into(),
+            total_bytes: 100,
+            available_bytes: 50,
+        }],
+        uptime_secs: 60,
+        boot_id: "b".into(),
+        agent_version: "0.1.0".into(),
+    }
+}
+
+fn round_trip<T>(message: &T) -> T
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    let frame = encode_frame(message).unwrap();
+    decode_payload(&frame[4..]).unwrap()
+}
+
+#[test]
+fn every_message_round_trips() {
+    let id = Uuid::from_u128(0x1234);
+    let hello = Hello {
+        protocol_version: 1,
+        agent_version: "0.1.0".into(),
+    };
+    assert_eq!(round_trip(&hello), hello);
+    let welcome = HelloReply::Welcome(Welcome {
+        protocol_version: 1,
+        controller_version: "0.1.0".into(),
+        tenant_id: id,
+        host_id: id,
+        report_interval_secs: 30,
+    });
+    assert_eq!(round_trip(&welcome), welcome);
+    let refused = EnrollResponse::Refused(Refusal {
+        reason: RefusalReason::TokenAlreadyUsed,
+        detail: "used".into(),
+    });
+    assert_eq!(round_trip(&refused), refused);
+    let request = EnrollRequest {
+        protocol_version: 1,
+        agent_version: "0.1.0".into(),
+        token: "t".into(),
+        csr_der: vec![1, 2, 3],
+        hostname: "nas".into(),
+    };
+    assert_eq!(round_trip(&request), request);
+    let report = Report {
+        stream_id: id,
+        seq: 7,
+        collected_at_ms: 1_700_000_000_000,
+        body: ReportBody::HostFacts(sample_facts()),
+    };
+    assert_eq!(round_trip(&report), report);
+    let reply = ReportReply::Ack {
+        seq: 7,
+        duplicate: false,
+    };
+    assert_eq!(round_trip(&reply), reply);
+}
+
+#[test]
+fn golden_hello() {
+    let frame = encode_frame(&Hello {
+        protocol_version: 1,
+        agent_version: "0.1".into(),
+    })
+    .unwrap();
+    assert_eq!(frame, [0, 0, 0, 5, 1, 3, b'0', b'.', b'1']);
+}
+
+#[test]
+fn golden_report_reply_variants_are_positional() {
+    let ack = encode_frame(&ReportReply::Ack {
+        seq: 300,
+        duplicate: true,
+    })
+    .unwrap();
+    // variant 0, varint 300 = [0xac, 0x02], bool true.
+    assert_eq!(ack, [0, 0, 0, 4, 0, 0xac, 0x02, 1]);
+    let rejected = encode_frame(&ReportReply::Rejected {
+        seq: 1,
+        detail: "x".into(),
+    })
+    .unwrap();
+    assert_eq!(rejected, [0, 0, 0, 4, 1, 1, 1, b'x']);
+}
+
+#[test]
+fn golden_refusal_reasons_keep_their_positions() {
+    let reasons = [
+        RefusalReason::UnsupportedProtocolVersion,
+        RefusalReason::UnknownHost,
+        RefusalReason::HostRevoked,
+        RefusalReason::TokenUnknown,
+        RefusalReason::TokenExpired,
+        RefusalReason::TokenAlreadyUsed,
+        RefusalReason::BadRequest,
+        RefusalReason::Internal,
+    ];
+    for (index, reason) in reasons.into_iter().enumerate() {
+        assert_eq!(postcard::to_allocvec(&reason).unwrap(), [index as u8]);
+    }
+}
+
+#[test]
+fn golden_report_header_and_uuid_as_16_bytes() {
+    let report = Report {
+        stream_id: Uuid::from_u128(1),
+        seq: 2,
+        collected_at_ms: -1,
+        body: ReportBody::HostFacts(sample_facts()),
+    };
+    let bytes = postcard::to_allocvec(&report).unwrap();
+    let mut expected_head = vec![16u8];
+    expected_head.extend_from_slice(&[0; 15]);
+    expected_head.push(1);
+    // seq varint 2, zigzag(-1) = 1, variant 0 (HostFacts).
+    expected_head.extend_from_slice(&[2, 1, 0]);
+    assert_eq!(&bytes[..expected_head.len()], &expected_head[..]);
+}
+
+#[test]
+fn unknown_variant_is_an_error_not_a_panic() {
+    assert!(decode_payload::<HelloReply>(&[9]).is_err());
+    assert!(decode_payload::<ReportBody>(&[200]).is_err());
+}
+
+#[test]
+fn truncated_report_is_an_error() {
+    let report = Report {
+        stream_id: Uuid::from_u128(1),
+        seq: 2,
+        collected_at_ms: 3,
+        body: ReportBody::HostFacts(sample_facts()),
+    };
+    let bytes = postcard::to_allocvec(&report).unwrap();
+    for cut in 0..bytes.len() {
+        assert!(decode_payload::<Report>(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+}
