@@ -25,7 +25,9 @@ pub mod latest {
     pub use crate::v1::*;
 }
 
-pub use frame::{DecodeError, EncodeError, FrameDecoder, MAX_FRAME_LEN, decode_payload, encode_frame};
+pub use frame::{
+    DecodeError, EncodeError, FrameDecoder, MAX_FRAME_LEN, decode_payload, encode_frame,
+};
 
 /// ALPN for the long-lived agent session (mutual TLS; the agent presents its host certificate).
 pub const ALPN_AGENT: &[u8] = b"unity/1";

@@ -159,6 +159,9 @@ fn truncated_report_is_an_error() {
     };
     let bytes = postcard::to_allocvec(&report).unwrap();
     for cut in 0..bytes.len() {
-        assert!(decode_payload::<Report>(&bytes[..cut]).is_err(), "cut at {cut}");
+        assert!(
+            decode_payload::<Report>(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
     }
 }
