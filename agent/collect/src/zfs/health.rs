@@ -1,0 +1,287 @@
+//! One verdict per pool, with the reasons, so alerts say *why* and not just *red*.
+//!
+//! The rules and their thresholds are documented, with the reasoning, in
+//! `docs/storage-health.md`; keep the two in step.
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{Pool, PoolListEntry, ScanFunction, ScanState, Vdev, VdevClass, VdevState};
+
+/// Capacity at or above which a pool is a warning: ZFS allocation slows and fragments
+/// noticeably past ~80 % full.
+pub const CAPACITY_WARNING_PERCENT: u64 = 80;
+/// Capacity at or above which a pool is critical: near-full copy-on-write pools can stall
+/// and even deletes need free space.
+pub const CAPACITY_CRITICAL_PERCENT: u64 = 90;
+
+/// Overall verdict, worst first when compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Health {
+    Healthy,
+    Warning,
+    Critical,
+    /// We could not tell (the tool is missing or its output could not be read).
+    Unknown,
+}
+
+/// How much one finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Severity {
+    /// Worth showing, not worth waking anyone.
+    Info,
+    Warning,
+    Critical,
+}
+
+/// One reason behind a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// The vdev the finding is about; `None` for the pool as a whole.
+    pub vdev: Option<String>,
+    /// What the operator should know, in words.
+    pub message: String,
+}
+
+/// A verdict with its reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    /// The pool name.
+    pub subject: String,
+    pub health: Health,
+    pub findings: Vec<Finding>,
+}
+
+impl Assessment {
+    /// Used when there is nothing to assess: the reason is the single finding.
+    pub fn unknown(subject: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            health: Health::Unknown,
+            findings: vec![Finding {
+                severity: Severity::Warning,
+                vdev: None,
+                message: reason.into(),
+            }],
+        }
+    }
+}
+
+/// Assesses one pool from `zpool status`, plus its `zpool list` row when available (the only
+/// source of capacity).
+pub fn assess_pool(pool: &Pool, list: Option<&PoolListEntry>) -> Assessment {
+    let mut f = Vec::new();
+    let mut add = |severity, vdev: Option<&str>, message: String| {
+        f.push(Finding {
+            severity,
+            vdev: vdev.map(str::to_owned),
+            message,
+        })
+    };
+
+    match pool.state {
+        VdevState::Online => {}
+        VdevState::Degraded => add(
+            Severity::Critical,
+            None,
+            "pool is DEGRADED: redundancy is reduced, replace or bring back the missing device"
+                .to_owned(),
+        ),
+        VdevState::Offline => add(Severity::Warning, None, "pool is OFFLINE".to_owned()),
+        other => add(
+            Severity::Critical,
+            None,
+            format!("pool is {}: data may be inaccessible", other.as_word()),
+        ),
+    }
+
+    for (class, vdev) in pool.all_vdevs() {
+        if std::ptr::eq(vdev, &pool.root) {
+            continue;
+        }
+        let name = Some(vdev.name.as_str());
+        let was = vdev
+            .was
+            .as_deref()
+            .map_or_else(String::new, |w| format!(" (was {w})"));
+        match (vdev.state, class) {
+            (VdevState::Faulted | VdevState::Unavail | VdevState::Removed, VdevClass::Cache) => {
+                add(
+                    Severity::Warning,
+                    name,
+                    format!("cache device is {}{was}", vdev.state.as_word()),
+                )
+            }
+            (VdevState::Faulted | VdevState::Unavail | VdevState::Removed, _) => add(
+                Severity::Critical,
+                name,
+                format!(
+                    "{} {}{was}{}",
+                    if vdev.children.is_empty() {
+                        "device is"
+                    } else {
+                        "vdev is"
+                    },
+                    vdev.state.as_word(),
+                    vdev.note
+                        .as_deref()
+                        .map_or_else(String::new, |n| format!(": {n}"))
+                ),
+            ),
+            (VdevState::Offline, _) => add(Severity::Warning, name, "device is OFFLINE".to_owned()),
+            (VdevState::Inuse, VdevClass::Spare) => add(
+                Severity::Warning,
+                name,
+                "hot spare is in use: replace the failed device it stands in for".to_owned(),
+            ),
+            _ => {}
+        }
+        if vdev.note.as_deref() == Some("(resilvering)") {
+            add(Severity::Info, name, "device is resilvering".to_owned());
+        }
+    }
+
+    counter_findings(&pool.root, &mut add);
+    for list in [
+        &pool.logs,
+        &pool.cache,
+        &pool.spares,
+        &pool.special,
+        &pool.dedup,
+    ] {
+        for v in list {
+            counter_findings(v, &mut add);
+        }
+    }
+
+    match &pool.scan {
+        None => add(
+            Severity::Info,
+            None,
+            "pool has never been scrubbed".to_owned(),
+        ),
+        Some(scan) => match (scan.function, scan.state) {
+            (_, ScanState::NoneRequested) => add(
+                Severity::Info,
+                None,
+                "pool has never been scrubbed".to_owned(),
+            ),
+            (ScanFunction::Resilver, ScanState::InProgress) => add(
+                Severity::Warning,
+                None,
+                format!(
+                    "resilver in progress{}: redundancy is being restored",
+                    percent_text(scan)
+                ),
+            ),
+            (_, ScanState::InProgress) => add(
+                Severity::Info,
+                None,
+                format!("scrub in progress{}", percent_text(scan)),
+            ),
+            (_, ScanState::Canceled) => {
+                add(Severity::Info, None, "last scrub was canceled".to_owned())
+            }
+            (_, ScanState::Unknown) => add(
+                Severity::Info,
+                None,
+                format!("scan line not understood: {:?}", scan.raw),
+            ),
+            (function, ScanState::Finished) => {
+                if let Some(errors) = scan.errors.filter(|e| *e > 0) {
+                    add(
+                        Severity::Critical,
+                        None,
+                        format!("last scan finished with {errors} unrepaired errors"),
+                    );
+                }
+                if function == ScanFunction::Scrub {
+                    if let Some(bytes) = scan.processed_bytes.filter(|b| *b > 0) {
+                        add(
+                            Severity::Warning,
+                            None,
+                            format!(
+                                "last scrub repaired {bytes} bytes: a device returned bad data"
+                            ),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        },
+    }
+
+    if let Some(errors) = &pool.errors {
+        let count = errors.count.unwrap_or(0).max(errors.files.len() as u64);
+        if count > 0 {
+            add(
+                Severity::Critical,
+                None,
+                format!(
+                    "{count} permanent data errors: files are damaged, restore them from backup"
+                ),
+            );
+        }
+        if let Some(reason) = &errors.unavailable_reason {
+            add(
+                Severity::Info,
+                None,
+                format!("list of damaged files unavailable: {reason}"),
+            );
+        }
+    }
+
+    if let Some(cap) = list.and_then(|l| l.capacity_percent) {
+        if cap >= CAPACITY_CRITICAL_PERCENT {
+            add(Severity::Critical, None, format!("pool is {cap}% full"));
+        } else if cap >= CAPACITY_WARNING_PERCENT {
+            add(Severity::Warning, None, format!("pool is {cap}% full"));
+        }
+    }
+
+    let health = match f.iter().map(|x| x.severity).max() {
+        Some(Severity::Critical) => Health::Critical,
+        Some(Severity::Warning) => Health::Warning,
+        _ => Health::Healthy,
+    };
+    Assessment {
+        subject: pool.name.clone(),
+        health,
+        findings: f,
+    }
+}
+
+fn percent_text(scan: &super::model::Scan) -> String {
+    scan.progress
+        .as_ref()
+        .and_then(|p| p.percent_done)
+        .map_or_else(String::new, |p| format!(", {p:.2}% done"))
+}
+
+/// Reports error counters on the most specific vdev that has them, so one bad disk gives
+/// one finding instead of one per ancestor (ancestors sum their children).
+fn counter_findings(vdev: &Vdev, add: &mut impl FnMut(Severity, Option<&str>, String)) {
+    let children_have = vdev.children.iter().any(|c| subtree_has_errors(c));
+    if !children_have {
+        if let Some(c) = vdev.counters.filter(|c| c.total() > 0) {
+            add(
+                Severity::Warning,
+                Some(&vdev.name),
+                format!(
+                    "{} read, {} write, {} checksum errors{}",
+                    c.read,
+                    c.write,
+                    c.checksum,
+                    if c.approximate { " (rounded)" } else { "" }
+                ),
+            );
+        }
+    }
+    for c in &vdev.children {
+        counter_findings(c, add);
+    }
+}
+
+fn subtree_has_errors(v: &Vdev) -> bool {
+    v.counters.is_some_and(|c| c.total() > 0) || v.children.iter().any(subtree_has_errors)
+}

@@ -1,0 +1,390 @@
+//! The thin part: ask `zpool` and hand its output to the parsers.
+//!
+//! `zpool status -j --json-int` is tried first (OpenZFS 2.3+: typed, locale-independent);
+//! when `zpool` rejects the option with a usage error we fall back to `zpool status -p`
+//! (exact counters), and then to plain `zpool status` for releases without `-p` (Solaris,
+//! zfs-fuse). Nothing here panics or swallows an error: every outcome is a
+//! [`CollectorStatus`].
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ParseError;
+use super::health::{Assessment, assess_pool};
+use super::list::parse_list;
+use super::model::{Pool, PoolListEntry};
+use super::status::parse_status;
+use super::status_json::parse_status_json;
+use crate::runner::{CommandOutput, CommandRunner, RunError};
+
+/// The program we run.
+pub const ZPOOL: &str = "zpool";
+/// Columns requested from `zpool list -Hp -o …`: the set Telegraf uses, so captured real
+/// outputs of exactly this command exist (see `fixtures/`).
+pub const ZPOOL_LIST_COLUMNS: &str =
+    "name,health,size,allocated,free,fragmentation,capacity,dedupratio";
+/// How long one `zpool` call may take: it can block on a hung pool, and the agent must not.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How one collection step ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CollectorStatus {
+    Ok,
+    /// `zpool` is not installed: this host has no ZFS, not an error.
+    ToolMissing {
+        program: String,
+    },
+    PermissionDenied {
+        program: String,
+        detail: String,
+    },
+    TimedOut {
+        program: String,
+        timeout_ms: u64,
+    },
+    /// The tool ran but failed (non-zero exit) for a reason other than the above.
+    Failed {
+        program: String,
+        exit_code: Option<i32>,
+        stderr: String,
+    },
+    /// The tool answered but we could not read the answer: the error chain, in words.
+    Unparseable {
+        program: String,
+        error: String,
+    },
+}
+
+/// Everything one ZFS collection learned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZfsReport {
+    pub status_outcome: CollectorStatus,
+    pub pools: Vec<Pool>,
+    pub list_outcome: CollectorStatus,
+    pub list: Vec<PoolListEntry>,
+    pub assessments: Vec<Assessment>,
+}
+
+/// Runs `zpool status` and `zpool list` through `runner` and assesses every pool.
+pub async fn collect<R: CommandRunner>(runner: &R) -> ZfsReport {
+    let (status_outcome, pools) = match status(runner).await {
+        Ok(pools) => (CollectorStatus::Ok, pools),
+        Err(s) => (s, Vec::new()),
+    };
+    let (list_outcome, list) = match list(runner).await {
+        Ok(list) => (CollectorStatus::Ok, list),
+        Err(s) => (s, Vec::new()),
+    };
+    let assessments = if status_outcome == CollectorStatus::Ok {
+        pools
+            .iter()
+            .map(|p| assess_pool(p, list.iter().find(|l| l.name == p.name)))
+            .collect()
+    } else {
+        vec![Assessment::unknown("zfs", describe(&status_outcome))]
+    };
+    ZfsReport {
+        status_outcome,
+        pools,
+        list_outcome,
+        list,
+        assessments,
+    }
+}
+
+/// `zpool status`, newest format first.
+pub async fn status<R: CommandRunner>(runner: &R) -> Result<Vec<Pool>, CollectorStatus> {
+    type Parser = fn(&str) -> Result<Vec<Pool>, ParseError>;
+    let attempts: [(&[&str], Parser); 3] = [
+        (&["status", "-j", "--json-int"], parse_status_json),
+        (&["status", "-p"], parse_status),
+        (&["status"], parse_status),
+    ];
+    let mut last = CollectorStatus::Ok;
+    for (args, parse) in attempts {
+        let out = run(runner, args).await?;
+        if out.exit_code != Some(0) && is_usage_error(&out) {
+            tracing::debug!(?args, "zpool rejected options, trying an older form");
+            last = failed(&out);
+            continue;
+        }
+        check_exit(&out)?;
+        return parse(&out.stdout).map_err(|e| unparseable(&e));
+    }
+    Err(last)
+}
+
+/// `zpool list -Hp -o` [`ZPOOL_LIST_COLUMNS`].
+pub async fn list<R: CommandRunner>(runner: &R) -> Result<Vec<PoolListEntry>, CollectorStatus> {
+    let out = run(runner, &["list", "-Hp", "-o", ZPOOL_LIST_COLUMNS]).await?;
+    check_exit(&out)?;
+    parse_list(&out.stdout).map_err(|e| unparseable(&e))
+}
+
+async fn run<R: CommandRunner>(
+    runner: &R,
+    args: &[&str],
+) -> Result<CommandOutput, CollectorStatus> {
+    runner.run(ZPOOL, args, TIMEOUT).await.map_err(|e| match e {
+        RunError::NotFound { program } => CollectorStatus::ToolMissing { program },
+        RunError::PermissionDenied { program } => CollectorStatus::PermissionDenied {
+            program,
+            detail: "not allowed to execute".to_owned(),
+        },
+        RunError::TimedOut { program, timeout } => CollectorStatus::TimedOut {
+            program,
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        },
+        RunError::Io { program, source } => CollectorStatus::Failed {
+            program,
+            exit_code: None,
+            stderr: source.to_string(),
+        },
+    })
+}
+
+/// `invalid option 'j'` + usage text: an older `zpool` that lacks the flag.
+fn is_usage_error(out: &CommandOutput) -> bool {
+    let e = out.stderr.to_ascii_lowercase();
+    e.contains("invalid option") || e.contains("unrecognized option") || e.contains("usage:")
+}
+
+fn check_exit(out: &CommandOutput) -> Result<(), CollectorStatus> {
+    if out.exit_code == Some(0) {
+        return Ok(());
+    }
+    let stderr = out.stderr.trim();
+    let lower = stderr.to_ascii_lowercase();
+    if lower.contains("permission denied") || lower.contains("must be run as root") {
+        return Err(CollectorStatus::PermissionDenied {
+            program: ZPOOL.to_owned(),
+            detail: stderr.to_owned(),
+        });
+    }
+    Err(failed(out))
+}
+
+fn failed(out: &CommandOutput) -> CollectorStatus {
+    CollectorStatus::Failed {
+        program: ZPOOL.to_owned(),
+        exit_code: out.exit_code,
+        stderr: out.stderr.trim().to_owned(),
+    }
+}
+
+fn unparseable(e: &ParseError) -> CollectorStatus {
+    tracing::warn!(error = %chain(e), "zpool output could not be parsed; report it with the output");
+    CollectorStatus::Unparseable {
+        program: ZPOOL.to_owned(),
+        error: chain(e),
+    }
+}
+
+/// The error and all its sources, `: `-joined (each `Display` says only its own part).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        s.push_str(": ");
+        s.push_str(&src.to_string());
+        cur = src.source();
+    }
+    s
+}
+
+fn describe(s: &CollectorStatus) -> String {
+    match s {
+        CollectorStatus::Ok => "ok".to_owned(),
+        CollectorStatus::ToolMissing { program } => format!("`{program}` is not installed"),
+        CollectorStatus::PermissionDenied { program, detail } => {
+            format!("`{program}`: permission denied ({detail})")
+        }
+        CollectorStatus::TimedOut {
+            program,
+            timeout_ms,
+        } => {
+            format!("`{program}` did not answer within {timeout_ms} ms")
+        }
+        CollectorStatus::Failed {
+            program,
+            exit_code,
+            stderr,
+        } => format!("`{program}` failed (exit {exit_code:?}): {stderr}"),
+        CollectorStatus::Unparseable { program, error } => {
+            format!("`{program}` output could not be read: {error}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Answers each call from a script of (expected args, result), recording the calls.
+    struct Scripted {
+        answers: Mutex<Vec<(Vec<String>, Result<CommandOutput, RunError>)>>,
+    }
+
+    impl Scripted {
+        fn new(answers: Vec<(&[&str], Result<CommandOutput, RunError>)>) -> Self {
+            Self {
+                answers: Mutex::new(
+                    answers
+                        .into_iter()
+                        .rev()
+                        .map(|(a, r)| (a.iter().map(|s| (*s).to_owned()).collect(), r))
+                        .collect(),
+                ),
+            }
+        }
+    }
+
+    impl CommandRunner for Scripted {
+        async fn run(
+            &self,
+            program: &str,
+            args: &[&str],
+            _: Duration,
+        ) -> Result<CommandOutput, RunError> {
+            assert_eq!(program, ZPOOL);
+            let (expected, result) = self.answers.lock().unwrap().pop().expect("unexpected call");
+            assert_eq!(
+                args,
+                expected.iter().map(String::as_str).collect::<Vec<_>>()
+            );
+            result
+        }
+    }
+
+    fn ok(stdout: &str) -> Result<CommandOutput, RunError> {
+        Ok(CommandOutput {
+            exit_code: Some(0),
+            stdout: stdout.to_owned(),
+            stderr: String::new(),
+        })
+    }
+
+    fn exit(code: i32, stderr: &str) -> Result<CommandOutput, RunError> {
+        Ok(CommandOutput {
+            exit_code: Some(code),
+            stdout: String::new(),
+            stderr: stderr.to_owned(),
+        })
+    }
+
+    const FIXTURES: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/zpool/"
+    );
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{FIXTURES}{name}")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn old_zpool_falls_back_to_text_and_assesses() {
+        let runner = Scripted::new(vec![
+            (
+                &["status", "-j", "--json-int"],
+                exit(2, "invalid option 'j'\nusage:\n"),
+            ),
+            (
+                &["status", "-p"],
+                ok(&fixture("zpool-status-degraded-device-removed.txt")),
+            ),
+            (
+                &["list", "-Hp", "-o", ZPOOL_LIST_COLUMNS],
+                ok("dummy\tDEGRADED\t1000\t950\t50\t10\t95\t1.00\n"),
+            ),
+        ]);
+        let report = collect(&runner).await;
+        assert_eq!(report.status_outcome, CollectorStatus::Ok);
+        assert_eq!(report.pools[0].name, "dummy");
+        assert_eq!(report.list[0].capacity_percent, Some(95));
+        let a = &report.assessments[0];
+        assert_eq!(a.health, super::super::Health::Critical);
+        assert!(a.findings.iter().any(|f| f.message.contains("95% full")));
+        assert!(
+            a.findings
+                .iter()
+                .any(|f| f.vdev.as_deref() == Some("drive0-part1"))
+        );
+    }
+
+    #[tokio::test]
+    async fn json_is_used_when_supported() {
+        let runner = Scripted::new(vec![
+            (
+                &["status", "-j", "--json-int"],
+                ok(&fixture("zpool-status-j-json-int-ok-four-pools.json")),
+            ),
+            (&["list", "-Hp", "-o", ZPOOL_LIST_COLUMNS], ok("")),
+        ]);
+        let report = collect(&runner).await;
+        assert_eq!(report.pools.len(), 4);
+        assert!(
+            report
+                .assessments
+                .iter()
+                .all(|a| a.health == super::super::Health::Healthy)
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_tool_and_denied_and_garbage_are_statuses() {
+        let runner = Scripted::new(vec![
+            (
+                &["status", "-j", "--json-int"],
+                Err(RunError::NotFound {
+                    program: ZPOOL.into(),
+                }),
+            ),
+            (
+                &["list", "-Hp", "-o", ZPOOL_LIST_COLUMNS],
+                Err(RunError::NotFound {
+                    program: ZPOOL.into(),
+                }),
+            ),
+        ]);
+        let report = collect(&runner).await;
+        assert_eq!(
+            report.status_outcome,
+            CollectorStatus::ToolMissing {
+                program: ZPOOL.into()
+            }
+        );
+        assert_eq!(report.assessments[0].health, super::super::Health::Unknown);
+
+        let runner = Scripted::new(vec![(
+            &["status", "-j", "--json-int"],
+            exit(
+                1,
+                "Permission denied the ZFS utilities must be run as root.\n",
+            ),
+        )]);
+        assert!(matches!(
+            status(&runner).await,
+            Err(CollectorStatus::PermissionDenied { .. })
+        ));
+
+        let runner = Scripted::new(vec![(
+            &["status", "-j", "--json-int"],
+            ok("{\"pools\": 3}"),
+        )]);
+        match status(&runner).await {
+            Err(CollectorStatus::Unparseable { error, .. }) => {
+                assert_eq!(error, "JSON `pools`: expected an object")
+            }
+            other => panic!("{other:?}"),
+        }
+        let runner = Scripted::new(vec![(&["status", "-j", "--json-int"], ok("{"))]);
+        match status(&runner).await {
+            Err(CollectorStatus::Unparseable { error, .. }) => {
+                assert!(error.starts_with("not valid JSON: EOF"), "{error}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
