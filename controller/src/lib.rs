@@ -1,1 +1,33 @@
-//! placeholder
+//! The Unity Fleet controller.
+//!
+//! * [`link`] — the QUIC server agents enroll with and report to.
+//! * [`ingest`] — applying reports to the store exactly once.
+//! * [`store`] — PostgreSQL with row-level tenant isolation; [`store::embedded`] runs the
+//!   controller's own cluster when no `DATABASE_URL` is given.
+//! * [`api`] — the HTTP API (axum) and its OpenAPI document.
+//! * [`app`] — wiring: start everything, stop everything.
+//! * [`config`] — the TOML file and environment overrides.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod database;
+pub mod ingest;
+pub mod link;
+pub mod store;
+
+/// This build's version, reported to agents and by `/healthz`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// An error and all its sources on one line, for a log field.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

@@ -1,1 +1,226 @@
-fn main() {}
+//! `unity-controller`: the service (`serve`) and the operator's administrative commands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use unity_controller::app::{self, ControllerOptions};
+use unity_controller::config::Config;
+use unity_controller::database::Database;
+use unity_controller::store::{Store, hosts};
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+#[command(name = "unity-controller", version, about = "Unity Fleet controller")]
+struct Cli {
+    /// Config file (default: /etc/unity-controller/controller.toml if it exists).
+    #[arg(long, global = true, env = "UNITY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the controller: QUIC link for agents and the HTTP API.
+    Serve,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API tokens.
+    #[command(subcommand, name = "api-token")]
+    ApiToken(ApiTokenCommand),
+    /// Manage enrollment tokens.
+    #[command(subcommand, name = "enroll-token")]
+    EnrollToken(EnrollTokenCommand),
+    /// Show the built-in CA.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Manage enrolled hosts.
+    #[command(subcommand)]
+    Host(HostCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant (lower-case letters, digits, '-', '_').
+    Create { name: String },
+    /// List tenants.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiTokenCommand {
+    /// Create an API token for a tenant; printed once, stored only as a hash.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// A label for the token, e.g. who or what uses it.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EnrollTokenCommand {
+    /// Create a single-use enrollment token for a tenant.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// How long the token stays valid (e.g. 30m, 1h, 2d).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// Print only the token (for scripts).
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCommand {
+    /// Print the SHA-256 fingerprint agents pin with --ca-fingerprint.
+    Fingerprint,
+}
+
+#[derive(Debug, Subcommand)]
+enum HostCommand {
+    /// Revoke a host: its sessions are refused from now on.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        host_id: Uuid,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli.command, config))
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("UNITY_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,quinn=warn"));
+    let json = std::env::var("UNITY_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<()> {
+    if let Command::Ca(CaCommand::Fingerprint) = command {
+        let ca = app::load_ca(&config.data_dir).context("loading the CA")?;
+        println!("{}", ca.fingerprint());
+        return Ok(());
+    }
+    let database = Database::open(config.database_url.as_deref(), &config.data_dir)
+        .await
+        .context("opening the database")?;
+    let result = match command {
+        Command::Serve => serve(&config, &database.store).await,
+        other => admin(other, &config, &database.store).await,
+    };
+    database.close().await;
+    result
+}
+
+async fn serve(config: &Config, store: &Store) -> Result<()> {
+    let running = app::start(
+        ControllerOptions {
+            quic_listen: config.quic_listen,
+            api_listen: config.api_listen,
+            state_dir: config.data_dir.clone(),
+            report_interval: config.report_interval(),
+            host_cert_validity: config.host_cert_validity(),
+        },
+        store.clone(),
+    )
+    .await
+    .context("starting the controller")?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
+    match command {
+        Command::Tenant(TenantCommand::Create { name }) => {
+            let tenant = store.create_tenant(&name).await?;
+            println!("{}", tenant.id);
+        }
+        Command::Tenant(TenantCommand::List) => {
+            for tenant in store.list_tenants().await? {
+                println!("{}\t{}", tenant.id, tenant.name);
+            }
+        }
+        Command::ApiToken(ApiTokenCommand::Create { tenant, name }) => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            println!("{}", store.create_api_token(tenant.id, &name).await?);
+        }
+        Command::EnrollToken(EnrollTokenCommand::Create { tenant, ttl, quiet }) => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let (token, expires_at) = store.create_enrollment_token(tenant.id, ttl).await?;
+            if quiet {
+                println!("{token}");
+            } else {
+                let fingerprint = app::load_ca(&config.data_dir)?.fingerprint();
+                println!("token:       {token}");
+                println!("expires at:  {expires_at}");
+                println!("fingerprint: {fingerprint}");
+                println!();
+                println!("On the host, run:");
+                println!(
+                    "  unity-agent enroll --controller <this-controller>:{} --token {token} --ca-fingerprint {fingerprint}",
+                    config.quic_listen.port()
+                );
+            }
+        }
+        Command::Host(HostCommand::Revoke { tenant, host_id }) => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let mut tx = store.tenant_tx(tenant.id).await?;
+            let revoked = hosts::revoke_host(&mut tx, host_id).await?;
+            tx.commit().await.context("committing the revocation")?;
+            if !revoked {
+                bail!(
+                    "host {host_id} is not an active host of tenant {}",
+                    tenant.name
+                );
+            }
+            println!("revoked {host_id}");
+        }
+        Command::Serve | Command::Ca(_) => unreachable_command(),
+    }
+    Ok(())
+}
+
+fn unreachable_command() {
+    tracing::error!("command dispatched to the wrong handler");
+}

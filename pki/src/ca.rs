@@ -206,6 +206,14 @@ impl CertificateAuthority {
         Fingerprint::of_der(&self.cert_der)
     }
 
+    /// Checks that `csr_der` is a CSR whose self-signature verifies, without issuing anything:
+    /// enrollment validates the request before it spends the single-use token.
+    pub fn check_csr(csr_der: &[u8]) -> Result<(), CaError> {
+        CertificateSigningRequestParams::from_der(&CertificateSigningRequestDer::from(csr_der))
+            .map(|_| ())
+            .map_err(CaError::BadCsr)
+    }
+
     /// Issues a host certificate for the public key in `csr_der`.
     ///
     /// Only the CSR's key is used (after its self-signature verifies): the subject, SANs, usages

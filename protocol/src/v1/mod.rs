@@ -126,5 +126,24 @@ pub enum ReportReply {
     Rejected { seq: u64, detail: String },
 }
 
+/// QUIC application close codes. A peer that closes with one of these also sends a short
+/// reason; both sides log code and reason.
+pub mod close_code {
+    /// Orderly shutdown.
+    pub const NORMAL: u32 = 0;
+    /// A frame was oversized, truncated or undecodable, or messages came out of order.
+    pub const PROTOCOL_VIOLATION: u32 = 1;
+    /// An agent session (ALPN `unity/1`) without a client certificate.
+    pub const CLIENT_CERTIFICATE_REQUIRED: u32 = 2;
+    /// The certificate is valid but names no active host of its tenant (unknown or revoked).
+    pub const IDENTITY_REFUSED: u32 = 3;
+    /// The peer speaks a protocol version we do not.
+    pub const UNSUPPORTED_VERSION: u32 = 4;
+    /// The controller failed internally; retry later.
+    pub const INTERNAL_ERROR: u32 = 5;
+    /// The exchange timed out waiting for the peer.
+    pub const TIMEOUT: u32 = 6;
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,172 @@
+//! Starting and stopping the controller's services on an open [`Store`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use unity_pki::job_key::{JobKeyError, JobSigningKey};
+use unity_pki::tls::TlsConfigError;
+use unity_pki::{CaError, CertificateAuthority, Fingerprint};
+
+use crate::api::{self, ApiState};
+use crate::link::{self, LinkContext, LinkError};
+use crate::store::Store;
+
+/// The controller's own certificate lives 30 days and is replaced at two thirds of that.
+const SERVER_CERT_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What [`start`] needs besides the store.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    pub quic_listen: SocketAddr,
+    pub api_listen: SocketAddr,
+    /// Holds the CA (`ca/`) and the job-signing key (`job-signing.pk8`).
+    pub state_dir: PathBuf,
+    pub report_interval: Duration,
+    pub host_cert_validity: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not load or create the certificate authority")]
+    Ca(#[from] CaError),
+    #[error("could not load or create the job-signing key")]
+    JobKey(#[from] JobKeyError),
+    #[error("could not build the TLS configuration")]
+    Tls(#[from] TlsConfigError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error("could not listen for HTTP on {addr}")]
+    ApiBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running controller. Dropping it does not stop it; call [`RunningController::shutdown`].
+#[derive(Debug)]
+pub struct RunningController {
+    pub quic_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub ca_fingerprint: Fingerprint,
+    endpoint: quinn::Endpoint,
+    tasks: Vec<JoinHandle<()>>,
+    api_shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// Loads (or creates) the CA, returning it with its fingerprint; used by `start` and by the
+/// command line to print what agents must pin.
+pub fn load_ca(state_dir: &std::path::Path) -> Result<CertificateAuthority, CaError> {
+    CertificateAuthority::load_or_create(&state_dir.join("ca"), "Unity Fleet built-in CA")
+}
+
+fn server_config(ca: &CertificateAuthority) -> Result<quinn::ServerConfig, StartError> {
+    let identity = ca.issue_controller(SERVER_CERT_VALIDITY)?;
+    let tls = unity_pki::tls::controller_server_config(
+        ca.certificate_der(),
+        identity.chain,
+        identity.key,
+        Vec::new(),
+    )?;
+    Ok(link::quic_server_config(tls)?)
+}
+
+/// Starts the QUIC link and the HTTP API.
+pub async fn start(
+    options: ControllerOptions,
+    store: Store,
+) -> Result<RunningController, StartError> {
+    let ca = Arc::new(load_ca(&options.state_dir)?);
+    let job_key = JobSigningKey::load_or_create(&options.state_dir.join("job-signing.pk8"))?;
+    let endpoint = link::bind(options.quic_listen, server_config(&ca)?)?;
+    let quic_addr = endpoint.local_addr().map_err(|source| LinkError::Bind {
+        addr: options.quic_listen,
+        source,
+    })?;
+    let ctx = Arc::new(LinkContext {
+        store: store.clone(),
+        ca: ca.clone(),
+        job_signing_public_key: job_key.public_key(),
+        host_cert_validity: options.host_cert_validity,
+        report_interval: options.report_interval,
+    });
+    let mut tasks = vec![tokio::spawn(link::serve(endpoint.clone(), ctx))];
+    tasks.push(tokio::spawn(rotate_server_certificate(
+        endpoint.clone(),
+        ca.clone(),
+    )));
+
+    let listener = tokio::net::TcpListener::bind(options.api_listen)
+        .await
+        .map_err(|source| StartError::ApiBind {
+            addr: options.api_listen,
+            source,
+        })?;
+    let api_addr = listener
+        .local_addr()
+        .map_err(|source| StartError::ApiBind {
+            addr: options.api_listen,
+            source,
+        })?;
+    let (api_shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let app = api::router(ApiState { store });
+    tasks.push(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = shutdown_rx.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(%error, "HTTP API server failed");
+        }
+    }));
+    tracing::info!(%quic_addr, %api_addr, ca_fingerprint = %ca.fingerprint(), "controller started");
+    Ok(RunningController {
+        quic_addr,
+        api_addr,
+        ca_fingerprint: ca.fingerprint(),
+        endpoint,
+        tasks,
+        api_shutdown,
+    })
+}
+
+/// Replaces the controller's server certificate at two thirds of its life. New handshakes use
+/// the new certificate; established sessions are unaffected.
+async fn rotate_server_certificate(endpoint: quinn::Endpoint, ca: Arc<CertificateAuthority>) {
+    let period = SERVER_CERT_VALIDITY * 2 / 3;
+    loop {
+        tokio::time::sleep(period).await;
+        match server_config(&ca) {
+            Ok(config) => {
+                endpoint.set_server_config(Some(config));
+                tracing::info!("controller server certificate rotated");
+            }
+            Err(error) => {
+                tracing::error!(error = %crate::error_chain(&error),
+                    "could not rotate the controller certificate; retrying in an hour");
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        }
+    }
+}
+
+impl RunningController {
+    /// Closes agent connections with a normal code, stops the API, waits for the tasks.
+    pub async fn shutdown(self) {
+        self.endpoint.close(
+            unity_protocol::latest::close_code::NORMAL.into(),
+            b"controller shutting down",
+        );
+        let _ = self.api_shutdown.send(true);
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
+        self.endpoint.wait_idle().await;
+    }
+}

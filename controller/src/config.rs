@@ -1,0 +1,212 @@
+//! Controller configuration: a TOML file, then environment overrides, then command-line flags.
+//! Every key is documented in `docs/configuration.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default location of the config file; read only if it exists.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/unity-controller/controller.toml";
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// State: the embedded PostgreSQL cluster (unless `database_url`), the CA, the job key.
+    pub data_dir: PathBuf,
+    /// An external PostgreSQL; when set the controller manages no database of its own.
+    pub database_url: Option<String>,
+    /// UDP address agents connect to.
+    pub quic_listen: SocketAddr,
+    /// TCP address of the HTTP API.
+    pub api_listen: SocketAddr,
+    /// How often agents send host facts.
+    pub report_interval_secs: u32,
+    /// Lifetime of host certificates.
+    pub host_cert_validity_days: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            database_url: None,
+            quic_listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 7080)),
+            report_interval_secs: 60,
+            host_cert_validity_days: 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    Env {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{key} must be {reason}")]
+    Invalid {
+        key: &'static str,
+        reason: &'static str,
+    },
+}
+
+/// `/var/lib/unity-controller` for root (the packaged service), a per-user directory otherwise.
+fn default_data_dir() -> PathBuf {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|ids| ids.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if is_root {
+        return PathBuf::from("/var/lib/unity-controller");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("unity-controller")
+}
+
+impl Config {
+    /// Reads `path` (or the default path if it exists), then applies the environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                Self::from_file(Path::new(DEFAULT_CONFIG_PATH))?
+            }
+            None => Self::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Environment overrides; `lookup` is the environment (a closure so tests need no globals).
+    pub fn apply_env(
+        &mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &'static str, value: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.parse().map_err(|e: T::Err| ConfigError::Env {
+                name,
+                reason: e.to_string(),
+                value,
+            })
+        }
+        if let Some(v) = lookup("UNITY_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = lookup("DATABASE_URL").filter(|v| !v.is_empty()) {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = lookup("UNITY_QUIC_LISTEN") {
+            self.quic_listen = parse("UNITY_QUIC_LISTEN", v)?;
+        }
+        if let Some(v) = lookup("UNITY_API_LISTEN") {
+            self.api_listen = parse("UNITY_API_LISTEN", v)?;
+        }
+        if let Some(v) = lookup("UNITY_REPORT_INTERVAL_SECS") {
+            self.report_interval_secs = parse("UNITY_REPORT_INTERVAL_SECS", v)?;
+        }
+        if let Some(v) = lookup("UNITY_HOST_CERT_VALIDITY_DAYS") {
+            self.host_cert_validity_days = parse("UNITY_HOST_CERT_VALIDITY_DAYS", v)?;
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=86_400).contains(&self.report_interval_secs) {
+            return Err(ConfigError::Invalid {
+                key: "report_interval_secs",
+                reason: "between 1 and 86400",
+            });
+        }
+        if !(1..=365).contains(&self.host_cert_validity_days) {
+            return Err(ConfigError::Invalid {
+                key: "host_cert_validity_days",
+                reason: "between 1 and 365",
+            });
+        }
+        Ok(())
+    }
+
+    pub fn report_interval(&self) -> Duration {
+        Duration::from_secs(u64::from(self.report_interval_secs))
+    }
+
+    pub fn host_cert_validity(&self) -> Duration {
+        Duration::from_secs(u64::from(self.host_cert_validity_days) * 24 * 3600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_then_environment_overrides() {
+        let mut config: Config = toml::from_str(
+            "data_dir = \"/srv/unity\"\nquic_listen = \"0.0.0.0:9000\"\nreport_interval_secs = 10\n",
+        )
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/srv/unity"));
+        assert_eq!(config.api_listen, Config::default().api_listen);
+        config
+            .apply_env(|name| match name {
+                "UNITY_QUIC_LISTEN" => Some("127.0.0.1:9443".into()),
+                "DATABASE_URL" => Some("postgres://db/unity".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.quic_listen, "127.0.0.1:9443".parse().unwrap());
+        assert_eq!(config.database_url.as_deref(), Some("postgres://db/unity"));
+        assert_eq!(config.report_interval(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(toml::from_str::<Config>("data_dri = \"/x\"").is_err());
+        let mut config = Config::default();
+        let err = config
+            .apply_env(|name| (name == "UNITY_API_LISTEN").then(|| "nonsense".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("UNITY_API_LISTEN"), "{err}");
+        config.report_interval_secs = 0;
+        assert!(config.validate().is_err());
+    }
+}

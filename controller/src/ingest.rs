@@ -1,0 +1,69 @@
+//! Applying agent reports to the store, exactly once per `(host, stream, seq)`.
+
+use time::OffsetDateTime;
+use unity_pki::HostIdentity;
+use unity_protocol::latest::{Report, ReportBody, ReportReply};
+
+use crate::store::{self, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The host was revoked (or removed) while connected; the session must end.
+    #[error("host is revoked or no longer enrolled")]
+    HostGone,
+}
+
+/// Applies `report` for the host named by the session's certificate. The cursor advance and
+/// the data change commit together, so a redelivered report is acknowledged without being
+/// applied twice, and a crash between the two cannot happen.
+pub async fn apply(
+    store: &Store,
+    identity: HostIdentity,
+    report: &Report,
+) -> Result<ReportReply, IngestError> {
+    let Some(collected_at) = i128::from(report.collected_at_ms)
+        .checked_mul(1_000_000)
+        .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+    else {
+        return Ok(ReportReply::Rejected {
+            seq: report.seq,
+            detail: format!(
+                "collected_at_ms {} is not a valid time",
+                report.collected_at_ms
+            ),
+        });
+    };
+    let mut tx = store.tenant_tx(identity.tenant_id).await?;
+    let fresh = store::hosts::advance_cursor(
+        &mut tx,
+        identity.tenant_id,
+        identity.host_id,
+        report.stream_id,
+        report.seq,
+    )
+    .await?;
+    if !fresh {
+        return Ok(ReportReply::Ack {
+            seq: report.seq,
+            duplicate: true,
+        });
+    }
+    let applied = match &report.body {
+        ReportBody::HostFacts(facts) => {
+            store::hosts::store_facts(&mut tx, identity.host_id, facts, collected_at).await?
+        }
+    };
+    if !applied {
+        return Err(IngestError::HostGone);
+    }
+    tx.commit().await.map_err(|source| StoreError::Query {
+        action: "committing a report",
+        source,
+    })?;
+    Ok(ReportReply::Ack {
+        seq: report.seq,
+        duplicate: false,
+    })
+}

@@ -1,0 +1,188 @@
+//! Enrollment: a token and a CSR in, a host certificate out.
+
+use time::OffsetDateTime;
+use unity_pki::{CertificateAuthority, HostIdentity};
+use unity_protocol::PROTOCOL_VERSION;
+use unity_protocol::io::{read_frame, write_frame};
+use unity_protocol::latest::{
+    EnrollGrant, EnrollRequest, EnrollResponse, Refusal, RefusalReason, close_code,
+};
+use uuid::Uuid;
+
+use super::{FIRST_MESSAGE_TIMEOUT, LinkContext, close};
+use crate::error_chain;
+use crate::store::{self, EnrollmentTokenOutcome, NewHost, StoreError};
+
+/// Enrollment requests are small: a token, a CSR, a hostname.
+const MAX_ENROLL_FRAME: u32 = 64 * 1024;
+
+pub(super) async fn handle(connection: quinn::Connection, ctx: &LinkContext) {
+    let remote = connection.remote_address();
+    let exchange = async {
+        let (mut send, mut recv) = connection.accept_bi().await.ok()?;
+        let request = read_frame::<_, EnrollRequest>(&mut recv, MAX_ENROLL_FRAME).await;
+        Some((send_reply(&mut send, request, ctx, remote).await, send))
+    };
+    match tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, exchange).await {
+        Ok(Some((code, mut send))) => {
+            let _ = send.finish();
+            // Let the reply reach the agent before the connection goes away.
+            let _ = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, connection.closed()).await;
+            close(&connection, code, "enrollment finished");
+        }
+        Ok(None) => {}
+        Err(_) => {
+            tracing::warn!(%remote, "enrollment timed out waiting for the request");
+            close(
+                &connection,
+                close_code::TIMEOUT,
+                "no enrollment request in time",
+            );
+        }
+    }
+}
+
+/// Decides and writes the reply; returns the close code to use.
+async fn send_reply(
+    send: &mut quinn::SendStream,
+    request: Result<EnrollRequest, unity_protocol::io::FrameIoError>,
+    ctx: &LinkContext,
+    remote: std::net::SocketAddr,
+) -> u32 {
+    let request = match request {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::warn!(%remote, error = %error_chain(&error), "malformed enrollment request");
+            return close_code::PROTOCOL_VIOLATION;
+        }
+    };
+    let response = match enroll(&request, ctx).await {
+        Ok(grant) => {
+            tracing::info!(%remote, tenant_id = %grant.tenant_id, host_id = %grant.host_id,
+                hostname = %request.hostname, "host enrolled");
+            EnrollResponse::Enrolled(grant)
+        }
+        Err(refusal) => {
+            tracing::warn!(%remote, hostname = %request.hostname, reason = ?refusal.reason,
+                detail = %refusal.detail, "enrollment refused");
+            EnrollResponse::Refused(refusal)
+        }
+    };
+    match write_frame(send, &response).await {
+        Ok(()) => close_code::NORMAL,
+        Err(error) => {
+            tracing::warn!(%remote, error = %error_chain(&error), "could not send enrollment reply");
+            close_code::INTERNAL_ERROR
+        }
+    }
+}
+
+fn refusal(reason: RefusalReason, detail: impl Into<String>) -> Refusal {
+    Refusal {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// Checks the request, spends the token, issues the certificate and records the host — the
+/// last three in one transaction, so a failure anywhere leaves the token unspent.
+async fn enroll(request: &EnrollRequest, ctx: &LinkContext) -> Result<EnrollGrant, Refusal> {
+    if request.protocol_version != PROTOCOL_VERSION {
+        return Err(refusal(
+            RefusalReason::UnsupportedProtocolVersion,
+            format!(
+                "agent speaks protocol {}, controller speaks {PROTOCOL_VERSION}",
+                request.protocol_version
+            ),
+        ));
+    }
+    if request.hostname.is_empty() || request.hostname.len() > 253 {
+        return Err(refusal(
+            RefusalReason::BadRequest,
+            "hostname must be 1-253 bytes",
+        ));
+    }
+    CertificateAuthority::check_csr(&request.csr_der).map_err(|error| {
+        refusal(
+            RefusalReason::BadRequest,
+            format!("invalid CSR: {}", error_chain(&error)),
+        )
+    })?;
+    let internal = |error: StoreError| {
+        tracing::error!(error = %error_chain(&error), "enrollment failed in the store");
+        refusal(
+            RefusalReason::Internal,
+            "controller database error; try again",
+        )
+    };
+    let host_id = Uuid::new_v4();
+    let mut tx = ctx.store.begin().await.map_err(internal)?;
+    let tenant_id = match store::tenants::consume_enrollment_token(&mut tx, &request.token, host_id)
+        .await
+        .map_err(internal)?
+    {
+        EnrollmentTokenOutcome::Accepted { tenant_id } => tenant_id,
+        EnrollmentTokenOutcome::Unknown => {
+            return Err(refusal(
+                RefusalReason::TokenUnknown,
+                "enrollment token is not known",
+            ));
+        }
+        EnrollmentTokenOutcome::Expired => {
+            return Err(refusal(
+                RefusalReason::TokenExpired,
+                "enrollment token has expired",
+            ));
+        }
+        EnrollmentTokenOutcome::AlreadyUsed => {
+            return Err(refusal(
+                RefusalReason::TokenAlreadyUsed,
+                "enrollment token was already used; create a new one",
+            ));
+        }
+    };
+    let identity = HostIdentity { tenant_id, host_id };
+    let issued = ctx
+        .ca
+        .issue_host(
+            &request.csr_der,
+            identity,
+            ctx.host_cert_validity,
+            OffsetDateTime::now_utc(),
+        )
+        .map_err(|error| {
+            refusal(
+                RefusalReason::BadRequest,
+                format!("could not issue: {}", error_chain(&error)),
+            )
+        })?;
+    store::enter_tenant(&mut tx, tenant_id)
+        .await
+        .map_err(internal)?;
+    store::hosts::insert_host(
+        &mut tx,
+        &NewHost {
+            id: host_id,
+            tenant_id,
+            hostname: request.hostname.clone(),
+            agent_version: request.agent_version.clone(),
+            cert_serial: issued.serial_hex.clone(),
+            cert_not_after: issued.not_after,
+        },
+    )
+    .await
+    .map_err(internal)?;
+    tx.commit().await.map_err(|e| {
+        internal(StoreError::Query {
+            action: "committing enrollment",
+            source: e,
+        })
+    })?;
+    Ok(EnrollGrant {
+        tenant_id,
+        host_id,
+        certificate_der: issued.der.to_vec(),
+        ca_certificate_der: ctx.ca.certificate_der().to_vec(),
+        job_signing_keys: vec![ctx.job_signing_public_key.to_vec()],
+    })
+}

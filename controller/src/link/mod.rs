@@ -1,0 +1,107 @@
+//! The QUIC server agents connect to.
+//!
+//! One UDP endpoint serves two ALPNs (see `unity_pki::tls`): enrollment connections, which
+//! carry exactly one token + CSR exchange, and agent sessions, which require a client
+//! certificate from our CA. A connection's problems — refused handshake, missing certificate,
+//! oversized or undecodable frame — close that connection with a code and a logged reason; they
+//! never affect other connections.
+
+mod enroll;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
+use unity_pki::CertificateAuthority;
+use unity_protocol::latest::close_code;
+use unity_protocol::{ALPN_AGENT, ALPN_ENROLL};
+
+use crate::store::Store;
+
+/// Keep-alives every 10 s keep NAT mappings open; a peer silent for 30 s is gone.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a peer may take to send its first message on a new connection.
+const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What connection handlers need.
+#[derive(Debug)]
+pub struct LinkContext {
+    pub store: Store,
+    pub ca: Arc<CertificateAuthority>,
+    pub job_signing_public_key: [u8; 32],
+    pub host_cert_validity: Duration,
+    pub report_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("TLS configuration for QUIC is invalid")]
+    Crypto(#[source] quinn::crypto::rustls::NoInitialCipherSuite),
+    #[error("could not bind the QUIC endpoint to {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("idle timeout is out of range")]
+    IdleTimeout(#[source] quinn::VarIntBoundsExceeded),
+}
+
+/// quinn's server configuration from our rustls one, with keep-alive and idle timeout.
+pub fn quic_server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, LinkError> {
+    let crypto = QuicServerConfig::try_from(tls).map_err(LinkError::Crypto)?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        .max_idle_timeout(Some(
+            IDLE_TIMEOUT.try_into().map_err(LinkError::IdleTimeout)?,
+        ));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// Binds the endpoint.
+pub fn bind(addr: SocketAddr, config: quinn::ServerConfig) -> Result<quinn::Endpoint, LinkError> {
+    quinn::Endpoint::server(config, addr).map_err(|source| LinkError::Bind { addr, source })
+}
+
+/// Accepts connections until the endpoint is closed.
+pub async fn serve(endpoint: quinn::Endpoint, ctx: Arc<LinkContext>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let ctx = ctx.clone();
+        tokio::spawn(async move { handle_incoming(incoming, ctx).await });
+    }
+}
+
+async fn handle_incoming(incoming: quinn::Incoming, ctx: Arc<LinkContext>) {
+    let remote = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(error) => {
+            // Unknown CA, expired or revoked certificate, wrong ALPN: rustls says which.
+            tracing::warn!(%remote, %error, "QUIC handshake refused");
+            return;
+        }
+    };
+    let alpn = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    match alpn.as_deref() {
+        Some(ALPN_ENROLL) => enroll::handle(connection, &ctx).await,
+        Some(ALPN_AGENT) => session::handle(connection, &ctx).await,
+        _ => close(
+            &connection,
+            close_code::PROTOCOL_VIOLATION,
+            "no supported ALPN",
+        ),
+    }
+}
+
+fn close(connection: &quinn::Connection, code: u32, reason: &str) {
+    connection.close(code.into(), reason.as_bytes());
+}

@@ -1,0 +1,171 @@
+//! An enrolled agent's session: certificate → identity → Hello → reports.
+
+use tracing::Instrument;
+use unity_pki::HostIdentity;
+use unity_protocol::io::{FrameIoError, read_frame, write_frame};
+use unity_protocol::latest::{
+    Hello, HelloReply, Refusal, RefusalReason, Report, Welcome, close_code,
+};
+use unity_protocol::{MAX_FRAME_LEN, PROTOCOL_VERSION};
+
+use super::{FIRST_MESSAGE_TIMEOUT, LinkContext, close};
+use crate::error_chain;
+use crate::ingest::{self, IngestError};
+use crate::store::hosts::{self, HostStanding};
+
+pub(super) async fn handle(connection: quinn::Connection, ctx: &LinkContext) {
+    let remote = connection.remote_address();
+    let Some(identity) = peer_identity(&connection) else {
+        tracing::warn!(%remote, "agent session without a valid host certificate refused");
+        close(
+            &connection,
+            close_code::CLIENT_CERTIFICATE_REQUIRED,
+            "a Unity host certificate is required; enroll first",
+        );
+        return;
+    };
+    let span = tracing::info_span!("session", tenant_id = %identity.tenant_id,
+        host_id = %identity.host_id, %remote);
+    run(connection, ctx, identity).instrument(span).await;
+}
+
+/// Reads the identity from the client certificate rustls already verified.
+fn peer_identity(connection: &quinn::Connection) -> Option<HostIdentity> {
+    let certs = connection
+        .peer_identity()?
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    let leaf = certs.first()?;
+    match HostIdentity::from_certificate_der(leaf) {
+        Ok(identity) => Some(identity),
+        Err(error) => {
+            tracing::warn!(%error, "client certificate carries no usable host identity");
+            None
+        }
+    }
+}
+
+async fn run(connection: quinn::Connection, ctx: &LinkContext, identity: HostIdentity) {
+    let hello = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, async {
+        let (send, mut recv) = connection.accept_bi().await.ok()?;
+        Some((send, read_frame::<_, Hello>(&mut recv, MAX_FRAME_LEN).await))
+    })
+    .await;
+    let (mut control, hello) = match hello {
+        Err(_) => {
+            tracing::warn!("no Hello in time; closing");
+            return close(&connection, close_code::TIMEOUT, "no Hello in time");
+        }
+        Ok(None) => return,
+        Ok(Some((_, Err(error)))) => return protocol_violation(&connection, &error),
+        Ok(Some((send, Ok(hello)))) => (send, hello),
+    };
+    let reply = match welcome(ctx, identity, &hello).await {
+        Ok(welcome) => HelloReply::Welcome(welcome),
+        Err(refusal) => {
+            tracing::warn!(reason = ?refusal.reason, detail = %refusal.detail, "session refused");
+            let code = match refusal.reason {
+                RefusalReason::UnsupportedProtocolVersion => close_code::UNSUPPORTED_VERSION,
+                RefusalReason::Internal => close_code::INTERNAL_ERROR,
+                _ => close_code::IDENTITY_REFUSED,
+            };
+            let _ = write_frame(&mut control, &HelloReply::Refused(refusal.clone())).await;
+            let _ = control.finish();
+            let _ = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, connection.closed()).await;
+            return close(&connection, code, &refusal.detail);
+        }
+    };
+    if let Err(error) = write_frame(&mut control, &reply).await {
+        tracing::info!(error = %error_chain(&error), "agent went away during Hello");
+        return;
+    }
+    tracing::info!(agent_version = %hello.agent_version, "agent session established");
+    loop {
+        let (mut send, mut recv) = match connection.accept_bi().await {
+            Ok(streams) => streams,
+            Err(error) => {
+                tracing::info!(%error, "agent session ended");
+                return;
+            }
+        };
+        let report = match read_frame::<_, Report>(&mut recv, MAX_FRAME_LEN).await {
+            Ok(report) => report,
+            Err(error) => return protocol_violation(&connection, &error),
+        };
+        let reply = match ingest::apply(&ctx.store, identity, &report).await {
+            Ok(reply) => reply,
+            Err(IngestError::HostGone) => {
+                tracing::warn!("host was revoked; closing its session");
+                return close(&connection, close_code::IDENTITY_REFUSED, "host revoked");
+            }
+            Err(IngestError::Store(error)) => {
+                tracing::error!(seq = report.seq, error = %error_chain(&error),
+                    "could not store report; agent will resend");
+                return close(&connection, close_code::INTERNAL_ERROR, "store unavailable");
+            }
+        };
+        if let Err(error) = write_frame(&mut send, &reply).await {
+            tracing::info!(error = %error_chain(&error), "could not acknowledge report");
+            continue;
+        }
+        let _ = send.finish();
+    }
+}
+
+async fn welcome(
+    ctx: &LinkContext,
+    identity: HostIdentity,
+    hello: &Hello,
+) -> Result<Welcome, Refusal> {
+    if hello.protocol_version != PROTOCOL_VERSION {
+        return Err(Refusal {
+            reason: RefusalReason::UnsupportedProtocolVersion,
+            detail: format!(
+                "agent speaks protocol {}, controller speaks {PROTOCOL_VERSION}",
+                hello.protocol_version
+            ),
+        });
+    }
+    let internal = |error: &dyn std::error::Error| {
+        tracing::error!(error = %error_chain(error), "could not check in host");
+        Refusal {
+            reason: RefusalReason::Internal,
+            detail: "controller database error".into(),
+        }
+    };
+    let mut tx = ctx
+        .store
+        .tenant_tx(identity.tenant_id)
+        .await
+        .map_err(|e| internal(&e))?;
+    let standing = hosts::check_in(&mut tx, identity.host_id, &hello.agent_version)
+        .await
+        .map_err(|e| internal(&e))?;
+    tx.commit().await.map_err(|e| internal(&e))?;
+    match standing {
+        HostStanding::Active => Ok(Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            controller_version: crate::VERSION.to_owned(),
+            tenant_id: identity.tenant_id,
+            host_id: identity.host_id,
+            report_interval_secs: u32::try_from(ctx.report_interval.as_secs()).unwrap_or(u32::MAX),
+        }),
+        HostStanding::Revoked => Err(Refusal {
+            reason: RefusalReason::HostRevoked,
+            detail: "this host's enrollment was revoked".into(),
+        }),
+        HostStanding::Unknown => Err(Refusal {
+            reason: RefusalReason::UnknownHost,
+            detail: "certificate names no host of its tenant".into(),
+        }),
+    }
+}
+
+fn protocol_violation(connection: &quinn::Connection, error: &FrameIoError) {
+    tracing::warn!(error = %error_chain(error), "protocol violation; closing connection");
+    close(
+        connection,
+        close_code::PROTOCOL_VIOLATION,
+        &error.to_string(),
+    );
+}

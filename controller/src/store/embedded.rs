@@ -1,0 +1,371 @@
+//! A PostgreSQL cluster owned and run by the controller (the embedded default), and the same
+//! machinery for throwaway clusters in tests.
+//!
+//! The cluster is created with the machine's own `initdb` and run with `pg_ctl`, listening on a
+//! unix socket only (in a directory private to the cluster), with `trust` authentication —
+//! nothing outside this machine can reach it, and only users who can enter the directory can
+//! reach it on this machine. PostgreSQL refuses to run as root, so when the controller runs as
+//! root the cluster is owned by and run as an unprivileged user (`postgres` by default,
+//! `UNITY_PG_USER` to change it).
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use sqlx::postgres::PgConnectOptions;
+use tokio::process::Command;
+
+/// Superuser created by `initdb`; the controller connects as this role and runs its
+/// tenant-scoped work as the non-bypassing `unity_app` role.
+const SUPERUSER: &str = "unity";
+/// Port number only names the socket file (`.s.PGSQL.<port>`); no TCP listener is opened.
+const SOCKET_PORT: u16 = 5432;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error(
+        "PostgreSQL binaries not found (looked in $UNITY_PG_BIN_DIR, `pg_config --bindir`, \
+         /usr/lib/postgresql/*/bin and PATH); install PostgreSQL or set DATABASE_URL"
+    )]
+    BinariesNotFound,
+    #[error("could not prepare {path}")]
+    Prepare {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` could not be started")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed (exit {code:?}): {output}")]
+    Failed {
+        command: String,
+        code: Option<i32>,
+        output: String,
+    },
+    #[error("socket directory {path} is {len} bytes long; unix sockets allow at most 100")]
+    SocketPathTooLong { path: PathBuf, len: usize },
+}
+
+/// Options for a cluster.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddedOptions {
+    /// Turn off fsync: only for throwaway test clusters, never for real data.
+    pub unsafe_no_fsync: bool,
+}
+
+/// A running (or adopted) PostgreSQL cluster under `root`.
+#[derive(Debug)]
+pub struct EmbeddedPostgres {
+    bin_dir: PathBuf,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    run_as: Option<String>,
+    /// Whether this handle started the server (and so should stop it).
+    started_here: bool,
+}
+
+impl EmbeddedPostgres {
+    /// Creates the cluster under `root` if needed and starts it if it is not running. A server
+    /// already running on this data directory (e.g. the controller's, while an admin command
+    /// runs) is adopted and left running afterwards.
+    pub async fn ensure_running(
+        root: &Path,
+        options: &EmbeddedOptions,
+    ) -> Result<Self, EmbeddedError> {
+        let bin_dir = find_bin_dir()
+            .await
+            .ok_or(EmbeddedError::BinariesNotFound)?;
+        let run_as = if is_root() {
+            Some(std::env::var("UNITY_PG_USER").unwrap_or_else(|_| "postgres".to_owned()))
+        } else {
+            None
+        };
+        let data_dir = root.join("pgdata");
+        let socket_dir = root.join("pgrun");
+        let socket_len = socket_dir.as_os_str().len() + ".s.PGSQL.5432".len() + 1;
+        if socket_len > 100 {
+            return Err(EmbeddedError::SocketPathTooLong {
+                path: socket_dir,
+                len: socket_len,
+            });
+        }
+        let mut pg = Self {
+            bin_dir,
+            data_dir,
+            socket_dir,
+            run_as,
+            started_here: false,
+        };
+        pg.prepare_dirs(root).await?;
+        if !pg.data_dir.join("PG_VERSION").exists() {
+            pg.initdb().await?;
+        }
+        if !pg.is_running().await? {
+            pg.start(options).await?;
+            pg.started_here = true;
+        }
+        Ok(pg)
+    }
+
+    /// Connection options for `database` over the cluster's unix socket.
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(&self.socket_dir)
+            .port(SOCKET_PORT)
+            .username(SUPERUSER)
+            .database(database)
+    }
+
+    /// Where the server writes its log; point operators here when it will not start.
+    pub fn log_path(&self) -> PathBuf {
+        self.socket_dir.join("postgres.log")
+    }
+
+    /// Whether this handle started the server.
+    pub fn started_here(&self) -> bool {
+        self.started_here
+    }
+
+    /// Stops the server if this handle started it.
+    pub async fn stop(&mut self) -> Result<(), EmbeddedError> {
+        if !self.started_here {
+            return Ok(());
+        }
+        self.started_here = false;
+        let data = self.data_dir.clone();
+        self.pg_ctl([
+            OsStr::new("-D"),
+            data.as_os_str(),
+            OsStr::new("-m"),
+            OsStr::new("fast"),
+            OsStr::new("-w"),
+            OsStr::new("stop"),
+        ])
+        .await
+        .map(|_| ())
+    }
+
+    /// Synchronous stop for `Drop` in tests, where no runtime may be left.
+    pub fn stop_blocking(&mut self) {
+        if !self.started_here {
+            return;
+        }
+        self.started_here = false;
+        let mut command = self.std_command("pg_ctl");
+        command
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Err(error) = command.status() {
+            tracing::warn!(%error, data_dir = %self.data_dir.display(), "could not stop PostgreSQL");
+        }
+    }
+
+    async fn prepare_dirs(&self, root: &Path) -> Result<(), EmbeddedError> {
+        use std::os::unix::fs::PermissionsExt;
+        let prepare = |path: &Path, mode: u32| -> Result<(), EmbeddedError> {
+            let wrap = |source| EmbeddedError::Prepare {
+                path: path.to_owned(),
+                source,
+            };
+            std::fs::create_dir_all(path).map_err(wrap)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(wrap)
+        };
+        // The unprivileged server user must be able to traverse the root.
+        prepare(root, if self.run_as.is_some() { 0o711 } else { 0o700 })?;
+        prepare(&self.data_dir, 0o700)?;
+        prepare(&self.socket_dir, 0o700)?;
+        if let Some(user) = &self.run_as {
+            for dir in [&self.data_dir, &self.socket_dir] {
+                let mut chown = Command::new("chown");
+                chown.arg("-R").arg(format!("{user}:")).arg(dir);
+                run(chown, "chown").await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn initdb(&self) -> Result<(), EmbeddedError> {
+        tracing::info!(data_dir = %self.data_dir.display(), "creating PostgreSQL cluster");
+        let mut command = self.command("initdb");
+        command
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args([
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ])
+            .arg(format!("--username={SUPERUSER}"));
+        run(command, "initdb").await.map(|_| ())
+    }
+
+    async fn is_running(&self) -> Result<bool, EmbeddedError> {
+        let mut command = self.command("pg_ctl");
+        command.arg("-D").arg(&self.data_dir).arg("status");
+        let output = command
+            .output()
+            .await
+            .map_err(|source| EmbeddedError::Spawn {
+                command: "pg_ctl status".into(),
+                source,
+            })?;
+        // pg_ctl status: 0 running, 3 not running, 4 no accessible data directory.
+        Ok(output.status.success())
+    }
+
+    async fn start(&self, options: &EmbeddedOptions) -> Result<(), EmbeddedError> {
+        let mut server_options = format!(
+            "-c listen_addresses='' -c unix_socket_directories='{}' -c port={SOCKET_PORT}",
+            self.socket_dir.display()
+        );
+        if options.unsafe_no_fsync {
+            server_options
+                .push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        let mut command = self.command("pg_ctl");
+        command
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(self.log_path())
+            .args(["-w", "-t", "60", "-o"])
+            .arg(server_options)
+            .arg("start");
+        run(command, "pg_ctl start").await.map_err(|e| match e {
+            EmbeddedError::Failed {
+                command,
+                code,
+                output,
+            } => EmbeddedError::Failed {
+                command,
+                code,
+                output: format!(
+                    "{output}\nserver log: {}",
+                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
+                ),
+            },
+            other => other,
+        })?;
+        tracing::info!(socket_dir = %self.socket_dir.display(), "PostgreSQL started");
+        Ok(())
+    }
+
+    async fn pg_ctl<I, S>(&self, args: I) -> Result<String, EmbeddedError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = self.command("pg_ctl");
+        command.args(args);
+        run(command, "pg_ctl").await
+    }
+
+    /// A command for PostgreSQL program `program`, run as the server user when we are root.
+    fn command(&self, program: &str) -> Command {
+        Command::from(self.std_command(program))
+    }
+
+    fn std_command(&self, program: &str) -> std::process::Command {
+        let path = self.bin_dir.join(program);
+        let mut command = match &self.run_as {
+            Some(user) => {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(path);
+                c
+            }
+            None => std::process::Command::new(path),
+        };
+        // Programs run from a directory the server user can read (not root's cwd).
+        command.current_dir("/");
+        command.stdin(Stdio::null());
+        command
+    }
+}
+
+impl Drop for EmbeddedPostgres {
+    fn drop(&mut self) {
+        if self.started_here {
+            tracing::debug!(data_dir = %self.data_dir.display(), "stopping PostgreSQL on drop");
+            self.stop_blocking();
+        }
+    }
+}
+
+async fn run(mut command: Command, name: &str) -> Result<String, EmbeddedError> {
+    let output = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .map_err(|source| EmbeddedError::Spawn {
+            command: name.to_owned(),
+            source,
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(text)
+    } else {
+        Err(EmbeddedError::Failed {
+            command: name.to_owned(),
+            code: output.status.code(),
+            output: text.trim().to_owned(),
+        })
+    }
+}
+
+fn is_root() -> bool {
+    // The effective uid of a process is in /proc/self/status ("Uid: real effective ...").
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Finds the directory holding `initdb` and `pg_ctl`.
+async fn find_bin_dir() -> Option<PathBuf> {
+    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    if let Ok(dir) = std::env::var("UNITY_PG_BIN_DIR") {
+        let dir = PathBuf::from(dir);
+        return has_tools(&dir).then_some(dir);
+    }
+    if let Ok(output) = Command::new("pg_config").arg("--bindir").output().await {
+        let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        if output.status.success() && has_tools(&dir) {
+            return Some(dir);
+        }
+    }
+    // Debian/Ubuntu keep server binaries per major version; take the newest.
+    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let major = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((major, entry.path().join("bin")))
+        })
+        .filter(|(_, dir)| has_tools(dir))
+        .collect();
+    versioned.sort();
+    if let Some((_, dir)) = versioned.pop() {
+        return Some(dir);
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| std::env::split_paths(&path).find(|dir| has_tools(dir)))
+}

@@ -1,0 +1,199 @@
+//! Hosts and what they report. Every function here takes a [`TenantTx`], so it can only ever
+//! see and change the rows of the tenant that transaction was opened for.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use unity_protocol::latest::HostFacts;
+use uuid::Uuid;
+
+use super::{StoreError, TenantTx, query_error};
+
+/// A host being enrolled.
+#[derive(Debug, Clone)]
+pub struct NewHost {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub hostname: String,
+    pub agent_version: String,
+    pub cert_serial: String,
+    pub cert_not_after: OffsetDateTime,
+}
+
+/// One line of `GET /api/v1/hosts`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct HostSummary {
+    pub id: Uuid,
+    pub hostname: String,
+    /// e.g. "Debian GNU/Linux 12"; null until the first facts report.
+    pub os: Option<String>,
+    pub agent_version: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub enrolled_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_seen_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// `GET /api/v1/hosts/{id}`: the summary plus the latest facts.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct HostDetail {
+    #[serde(flatten)]
+    pub summary: HostSummary,
+    #[serde(with = "time::serde::rfc3339")]
+    pub cert_not_after: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub facts_collected_at: Option<OffsetDateTime>,
+    pub facts: Option<HostFacts>,
+}
+
+/// The session-relevant state of a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostStanding {
+    Active,
+    Revoked,
+    /// Not a host of this tenant (never enrolled, or enrolled under another tenant).
+    Unknown,
+}
+
+const SUMMARY_COLUMNS: &str = "id, hostname, \
+    CASE WHEN facts IS NULL THEN NULL ELSE concat_ws(' ', facts->>'os_name', facts->>'os_version') END AS os, \
+    agent_version, enrolled_at, last_seen_at, revoked_at";
+
+pub async fn insert_host(tx: &mut TenantTx, host: &NewHost) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO hosts (id, tenant_id, hostname, agent_version, cert_serial, cert_not_after) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(host.id)
+    .bind(host.tenant_id)
+    .bind(&host.hostname)
+    .bind(&host.agent_version)
+    .bind(&host.cert_serial)
+    .bind(host.cert_not_after)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("recording an enrolled host"))?;
+    Ok(())
+}
+
+/// Looks the host up and, when active, records that it was seen now.
+pub async fn check_in(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+    agent_version: &str,
+) -> Result<HostStanding, StoreError> {
+    let revoked: Option<Option<OffsetDateTime>> = sqlx::query_scalar(
+        "UPDATE hosts SET last_seen_at = now(), \
+             agent_version = CASE WHEN revoked_at IS NULL THEN $2 ELSE agent_version END \
+         WHERE id = $1 RETURNING revoked_at",
+    )
+    .bind(host_id)
+    .bind(agent_version)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query_error("checking in a host"))?;
+    Ok(match revoked {
+        None => HostStanding::Unknown,
+        Some(Some(_)) => HostStanding::Revoked,
+        Some(None) => HostStanding::Active,
+    })
+}
+
+/// Advances the report cursor of `(host, stream)` to `seq`. Returns false when `seq` was
+/// already applied (a redelivery), in which case the caller must not apply the report again.
+pub async fn advance_cursor(
+    tx: &mut TenantTx,
+    tenant_id: Uuid,
+    host_id: Uuid,
+    stream_id: Uuid,
+    seq: u64,
+) -> Result<bool, StoreError> {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    let advanced = sqlx::query(
+        "INSERT INTO report_cursors (tenant_id, host_id, stream_id, last_seq) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (host_id, stream_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now() \
+         WHERE report_cursors.last_seq < EXCLUDED.last_seq",
+    )
+    .bind(tenant_id)
+    .bind(host_id)
+    .bind(stream_id)
+    .bind(seq)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("advancing a report cursor"))?
+    .rows_affected();
+    Ok(advanced == 1)
+}
+
+/// Stores the latest facts of an active host. Returns false if the host is revoked or unknown.
+pub async fn store_facts(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+    facts: &HostFacts,
+    collected_at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE hosts SET facts = $2, facts_collected_at = $3, hostname = $4, \
+             boot_id = $5, agent_version = $6, last_seen_at = now() \
+         WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(host_id)
+    .bind(sqlx::types::Json(facts))
+    .bind(collected_at)
+    .bind(&facts.hostname)
+    .bind(&facts.boot_id)
+    .bind(&facts.agent_version)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("storing host facts"))?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+pub async fn list_hosts(tx: &mut TenantTx) -> Result<Vec<HostSummary>, StoreError> {
+    // Built only from constants.
+    sqlx::query_as::<_, HostSummary>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SUMMARY_COLUMNS} FROM hosts ORDER BY hostname, id"
+    )))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("listing hosts"))
+}
+
+pub async fn get_host(tx: &mut TenantTx, host_id: Uuid) -> Result<Option<HostDetail>, StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        summary: HostSummary,
+        cert_not_after: OffsetDateTime,
+        facts_collected_at: Option<OffsetDateTime>,
+        facts: Option<sqlx::types::Json<HostFacts>>,
+    }
+    // Built only from constants.
+    let row = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SUMMARY_COLUMNS}, cert_not_after, facts_collected_at, facts FROM hosts WHERE id = $1"
+    )))
+    .bind(host_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query_error("reading a host"))?;
+    Ok(row.map(|r| HostDetail {
+        summary: r.summary,
+        cert_not_after: r.cert_not_after,
+        facts_collected_at: r.facts_collected_at,
+        facts: r.facts.map(|j| j.0),
+    }))
+}
+
+/// Marks a host revoked; its sessions are refused from then on. Administrative.
+pub async fn revoke_host(tx: &mut TenantTx, host_id: Uuid) -> Result<bool, StoreError> {
+    let updated =
+        sqlx::query("UPDATE hosts SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL")
+            .bind(host_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(query_error("revoking a host"))?
+            .rows_affected();
+    Ok(updated == 1)
+}
