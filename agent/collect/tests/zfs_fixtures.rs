@@ -152,7 +152,7 @@ fn degraded_unavail_member_with_cksum_and_was_path() {
     assert!(
         a.findings
             .iter()
-            .any(|f| f.vdev.as_deref() == Some("12345678901234567890")
+            .any(|f| f.component.as_deref() == Some("12345678901234567890")
                 && f.severity == Severity::Critical
                 && f.message.contains("was /dev/disk/by-id/"))
     );

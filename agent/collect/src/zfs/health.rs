@@ -1,5 +1,9 @@
 //! One verdict per pool, with the reasons, so alerts say *why* and not just *red*.
 //!
+//! [`Health`], [`Severity`], [`Finding`] and [`Assessment`] are shared with `mdraid` (one
+//! vocabulary for every storage verdict); they live here only because this crate has no
+//! common module yet.
+//!
 //! The rules and their thresholds are documented, with the reasoning, in
 //! `docs/storage-health.md`; keep the two in step.
 
@@ -37,8 +41,9 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub severity: Severity,
-    /// The vdev the finding is about; `None` for the pool as a whole.
-    pub vdev: Option<String>,
+    /// The part the finding is about (a vdev, an md member device); `None` for the pool
+    /// or array as a whole.
+    pub component: Option<String>,
     /// What the operator should know, in words.
     pub message: String,
 }
@@ -46,7 +51,7 @@ pub struct Finding {
 /// A verdict with its reasons.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assessment {
-    /// The pool name.
+    /// The pool (or md array) name.
     pub subject: String,
     pub health: Health,
     pub findings: Vec<Finding>,
@@ -60,7 +65,7 @@ impl Assessment {
             health: Health::Unknown,
             findings: vec![Finding {
                 severity: Severity::Warning,
-                vdev: None,
+                component: None,
                 message: reason.into(),
             }],
         }
@@ -74,7 +79,7 @@ pub fn assess_pool(pool: &Pool, list: Option<&PoolListEntry>) -> Assessment {
     let mut add = |severity, vdev: Option<&str>, message: String| {
         f.push(Finding {
             severity,
-            vdev: vdev.map(str::to_owned),
+            component: vdev.map(str::to_owned),
             message,
         })
     };

@@ -309,7 +309,7 @@ mod tests {
         assert!(
             a.findings
                 .iter()
-                .any(|f| f.vdev.as_deref() == Some("drive0-part1"))
+                .any(|f| f.component.as_deref() == Some("drive0-part1"))
         );
     }
 
