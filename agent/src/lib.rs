@@ -1,1 +1,28 @@
-//! placeholder
+//! The Unity Fleet agent.
+//!
+//! * [`state`] — what enrollment leaves on disk (key 0600, certificates, identity).
+//! * [`enroll`] — token + CSR → certificate, pinning the controller's CA by fingerprint.
+//! * [`link`] — the QUIC session with the controller: connect, Hello, reports, backoff.
+//! * [`collect`] — host facts (sysinfo); storage parsers live in the `unity-collect` crate.
+//! * [`run`] — the service loop `unity-agent run` drives.
+
+pub mod collect;
+pub mod enroll;
+pub mod link;
+pub mod run;
+pub mod state;
+
+/// This build's version, sent in Hello and in every facts report.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// An error and all its sources on one line, for a log field or a CLI message.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

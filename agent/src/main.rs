@@ -1,1 +1,154 @@
-fn main() {}
+//! `unity-agent`: enroll this host, run the agent service, or inspect what it would report.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use unity_agent::enroll::{EnrollOptions, enroll};
+use unity_agent::run::{RunOptions, run};
+use unity_agent::state::{AgentState, default_state_dir};
+use unity_pki::Fingerprint;
+
+#[derive(Debug, Parser)]
+#[command(name = "unity-agent", version, about = "Unity Fleet agent")]
+struct Cli {
+    /// Where the host key, certificates and enrollment live.
+    #[arg(long, global = true, env = "UNITY_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Enroll this host with a controller using a single-use token.
+    Enroll {
+        /// The controller's QUIC address, HOST:PORT.
+        #[arg(long)]
+        controller: String,
+        /// Enrollment token from `unity-controller enroll-token create`.
+        #[arg(long, env = "UNITY_ENROLL_TOKEN")]
+        token: String,
+        /// SHA-256 fingerprint of the controller's CA (`unity-controller ca fingerprint`).
+        #[arg(long)]
+        ca_fingerprint: Fingerprint,
+        /// Name to show for this host (default: the system hostname).
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Replace an existing enrollment.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the agent (the systemd service's command).
+    Run {
+        /// Report interval override in seconds (default: what the controller asks for).
+        #[arg(long, env = "UNITY_AGENT_REPORT_INTERVAL_SECS")]
+        report_interval_secs: Option<u64>,
+    },
+    /// Print this host's facts as JSON, as the agent would report them.
+    Facts,
+}
+
+/// Prints the error chain (not a backtrace) and exits non-zero: operators read these.
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    // One thread is plenty for an agent that mostly sleeps, and keeps its footprint small.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let state_dir = cli.state_dir.unwrap_or_else(default_state_dir);
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Enroll {
+                controller,
+                token,
+                ca_fingerprint,
+                hostname,
+                force,
+            } => {
+                let hostname =
+                    hostname.unwrap_or_else(|| unity_agent::collect::host::collect().hostname);
+                let enrollment = enroll(&EnrollOptions {
+                    controller,
+                    token,
+                    ca_fingerprint,
+                    state_dir: state_dir.clone(),
+                    hostname,
+                    force,
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!(unity_agent::error_chain(&e)))?;
+                println!(
+                    "enrolled: tenant {} host {} (state in {})",
+                    enrollment.tenant_id,
+                    enrollment.host_id,
+                    state_dir.display()
+                );
+                Ok(())
+            }
+            Command::Run {
+                report_interval_secs,
+            } => {
+                let state = AgentState::load(&state_dir)
+                    .map_err(|e| anyhow::anyhow!(unity_agent::error_chain(&e)))?;
+                let options = RunOptions {
+                    report_interval: report_interval_secs.map(Duration::from_secs),
+                    ..RunOptions::default()
+                };
+                run(&state, &options, shutdown_signal())
+                    .await
+                    .context("running the agent")?;
+                tracing::info!("agent stopped");
+                Ok(())
+            }
+            Command::Facts => {
+                let facts = unity_agent::collect::host::collect();
+                println!("{}", serde_json::to_string_pretty(&facts)?);
+                Ok(())
+            }
+        }
+    })
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("UNITY_LOG").unwrap_or_else(|_| EnvFilter::new("info,quinn=warn"));
+    let json = std::env::var("UNITY_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

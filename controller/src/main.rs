@@ -93,7 +93,18 @@ enum HostCommand {
     },
 }
 
-fn main() -> Result<()> {
+/// Prints the error chain (not a backtrace) and exits non-zero: operators read these.
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
     let cli = Cli::parse();
     init_logging();
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;

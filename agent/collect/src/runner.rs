@@ -112,7 +112,11 @@ mod tests {
     #[tokio::test]
     async fn output_and_exit_code_are_captured() {
         let out = SystemRunner
-            .run("sh", &["-c", "echo hi; echo err >&2; exit 3"], Duration::from_secs(5))
+            .run(
+                "sh",
+                &["-c", "echo hi; echo err >&2; exit 3"],
+                Duration::from_secs(5),
+            )
             .await
             .unwrap();
         assert_eq!(out.exit_code, Some(3));

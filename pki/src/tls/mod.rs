@@ -93,11 +93,19 @@ pub fn agent_client_config(
 
 /// Client configuration for enrollment: no client certificate, server trusted only if its
 /// chain contains the CA with `pinned` fingerprint.
-pub fn enrollment_client_config(pinned: Fingerprint) -> Result<ClientConfig, TlsConfigError> {
+///
+/// The returned [`PinCheck`] tells, after a failed handshake, which certificates the server
+/// actually presented — so the agent can tell the operator exactly what did not match instead
+/// of a bare "handshake failed".
+pub fn enrollment_client_config(
+    pinned: Fingerprint,
+) -> Result<(ClientConfig, PinCheck), TlsConfigError> {
     let provider = crate::crypto_provider();
+    let check = PinCheck::default();
     let verifier = PinnedCaVerifier {
         pinned,
         provider: provider.clone(),
+        check: check.clone(),
     };
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -107,7 +115,26 @@ pub fn enrollment_client_config(pinned: Fingerprint) -> Result<ClientConfig, Tls
         .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_ENROLL.to_vec()];
     config.enable_early_data = false;
-    Ok(config)
+    Ok((config, check))
+}
+
+/// What the enrollment verifier saw when the pin did not match.
+#[derive(Debug, Clone, Default)]
+pub struct PinCheck {
+    presented: Arc<std::sync::Mutex<Option<Vec<Fingerprint>>>>,
+}
+
+impl PinCheck {
+    /// Fingerprints of the CA candidates the server presented, if the pin did not match any.
+    pub fn mismatch(&self) -> Option<Vec<Fingerprint>> {
+        self.presented.lock().ok().and_then(|seen| seen.clone())
+    }
+
+    fn record_mismatch(&self, presented: Vec<Fingerprint>) {
+        if let Ok(mut seen) = self.presented.lock() {
+            *seen = Some(presented);
+        }
+    }
 }
 
 /// Trusts a server chain only when it carries the pinned CA, then verifies it with webpki.
@@ -115,6 +142,7 @@ pub fn enrollment_client_config(pinned: Fingerprint) -> Result<ClientConfig, Tls
 struct PinnedCaVerifier {
     pinned: Fingerprint,
     provider: Arc<rustls::crypto::CryptoProvider>,
+    check: PinCheck,
 }
 
 /// The pinned fingerprint was not found in what the server sent.
@@ -136,16 +164,24 @@ impl ServerCertVerifier for PinnedCaVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let ca = intermediates
+        let Some(ca) = intermediates
             .iter()
             .find(|c| Fingerprint::of_der(c) == self.pinned)
-            .ok_or_else(|| {
-                rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
-                    rustls::OtherError(Arc::new(FingerprintMismatch {
+        else {
+            self.check.record_mismatch(
+                intermediates
+                    .iter()
+                    .map(|c| Fingerprint::of_der(c))
+                    .collect(),
+            );
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(
+                    FingerprintMismatch {
                         pinned: self.pinned,
-                    })),
-                ))
-            })?;
+                    },
+                ))),
+            ));
+        };
         let roots =
             roots(&ca.clone().into_owned()).map_err(|e| rustls::Error::General(e.to_string()))?;
         let inner = WebPkiServerVerifier::builder_with_provider(roots, self.provider.clone())

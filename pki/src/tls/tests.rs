@@ -184,8 +184,9 @@ fn unrevoked_host_passes_a_crl_naming_others() {
 #[test]
 fn enrollment_with_the_pinned_fingerprint_succeeds_without_client_certificate() {
     let pki = pki_with_crl(&[]);
-    let client = enrollment_client_config(pki.ca.fingerprint()).unwrap();
+    let (client, check) = enrollment_client_config(pki.ca.fingerprint()).unwrap();
     let server = handshake(client, pki.server).unwrap();
+    assert!(check.mismatch().is_none());
     assert_eq!(server.alpn_protocol(), Some(ALPN_ENROLL));
     assert!(server.peer_certificates().is_none());
 }
@@ -194,8 +195,9 @@ fn enrollment_with_the_pinned_fingerprint_succeeds_without_client_certificate() 
 fn enrollment_with_a_wrong_fingerprint_is_refused_by_the_agent() {
     let pki = pki_with_crl(&[]);
     let other = CertificateAuthority::generate("other").unwrap();
-    let client = enrollment_client_config(other.fingerprint()).unwrap();
+    let (client, check) = enrollment_client_config(other.fingerprint()).unwrap();
     let err = handshake(client, pki.server).unwrap_err();
+    assert_eq!(check.mismatch(), Some(vec![pki.ca.fingerprint()]));
     let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = &err else {
         panic!("unexpected error {err:?}");
     };

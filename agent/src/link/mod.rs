@@ -1,0 +1,90 @@
+//! The agent's side of the QUIC link: endpoints, connecting, and the session protocol.
+
+pub mod backoff;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::QuicClientConfig;
+
+pub use session::{Session, SessionError};
+
+/// Keep-alives every 10 s; a controller silent for 30 s is considered gone.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Waiting longer than this for a reply means the controller is not answering.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("could not resolve controller address `{address}`")]
+    Resolve {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("controller address `{address}` resolved to nothing")]
+    NoAddress { address: String },
+    #[error("TLS configuration cannot be used for QUIC")]
+    Crypto(#[source] quinn::crypto::rustls::NoInitialCipherSuite),
+    #[error("could not open a local UDP socket")]
+    Socket(#[source] std::io::Error),
+    #[error("could not start connecting to {addr}")]
+    Start {
+        addr: SocketAddr,
+        #[source]
+        source: quinn::ConnectError,
+    },
+    #[error("connection to {addr} failed")]
+    Connection {
+        addr: SocketAddr,
+        #[source]
+        source: quinn::ConnectionError,
+    },
+}
+
+/// Resolves `HOST:PORT` to the first address.
+pub async fn resolve(address: &str) -> Result<SocketAddr, ConnectError> {
+    tokio::net::lookup_host(address)
+        .await
+        .map_err(|source| ConnectError::Resolve {
+            address: address.to_owned(),
+            source,
+        })?
+        .next()
+        .ok_or_else(|| ConnectError::NoAddress {
+            address: address.to_owned(),
+        })
+}
+
+/// Connects to the controller at `addr` with `tls`, verifying it as
+/// [`unity_pki::CONTROLLER_SERVER_NAME`] whatever address was dialled.
+pub async fn connect(
+    addr: SocketAddr,
+    tls: rustls::ClientConfig,
+) -> Result<(quinn::Endpoint, quinn::Connection), ConnectError> {
+    let crypto = QuicClientConfig::try_from(tls).map_err(ConnectError::Crypto)?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(KEEP_ALIVE));
+    if let Ok(idle) = IDLE_TIMEOUT.try_into() {
+        transport.max_idle_timeout(Some(idle));
+    }
+    config.transport_config(Arc::new(transport));
+    let bind: SocketAddr = if addr.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(ConnectError::Socket)?;
+    endpoint.set_default_client_config(config);
+    let connecting = endpoint
+        .connect(addr, unity_pki::CONTROLLER_SERVER_NAME)
+        .map_err(|source| ConnectError::Start { addr, source })?;
+    let connection = connecting
+        .await
+        .map_err(|source| ConnectError::Connection { addr, source })?;
+    Ok((endpoint, connection))
+}

@@ -1,0 +1,149 @@
+//! An established session: Hello/Welcome, then one stream per report.
+
+use unity_protocol::io::{FrameIoError, read_frame, write_frame};
+use unity_protocol::latest::{
+    Hello, HelloReply, Refusal, Report, ReportBody, ReportReply, Welcome, close_code,
+};
+use unity_protocol::{MAX_FRAME_LEN, PROTOCOL_VERSION};
+use uuid::Uuid;
+
+use super::REPLY_TIMEOUT;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("controller refused the session ({:?}): {}", .0.reason, .0.detail)]
+    Refused(Refusal),
+    #[error("controller closed the connection")]
+    Closed(#[source] quinn::ConnectionError),
+    #[error("controller did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("protocol error talking to the controller")]
+    Frame(#[from] FrameIoError),
+    #[error("stream error talking to the controller")]
+    Stream(#[from] quinn::ClosedStream),
+    #[error("controller rejected report {seq}: {detail}")]
+    Rejected { seq: u64, detail: String },
+}
+
+impl SessionError {
+    /// Whether retrying can help (everything except a permanent refusal).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SessionError::Refused(refusal) => refusal.reason.is_permanent(),
+            SessionError::Closed(quinn::ConnectionError::ApplicationClosed(close)) => {
+                close.error_code == close_code::IDENTITY_REFUSED.into()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A live session. Reports are numbered from 1 within a random stream id chosen per session
+/// object, so the controller can drop redeliveries.
+#[derive(Debug)]
+pub struct Session {
+    connection: quinn::Connection,
+    /// Kept open for controller-initiated messages (jobs).
+    _control: (quinn::SendStream, quinn::RecvStream),
+    pub welcome: Welcome,
+    stream_id: Uuid,
+    next_seq: u64,
+}
+
+impl Session {
+    /// Sends Hello on a new control stream and waits for the controller's answer.
+    pub async fn open(
+        connection: quinn::Connection,
+        agent_version: &str,
+    ) -> Result<Self, SessionError> {
+        let exchange = async {
+            let (mut send, mut recv) = connection.open_bi().await.map_err(SessionError::Closed)?;
+            write_frame(
+                &mut send,
+                &Hello {
+                    protocol_version: PROTOCOL_VERSION,
+                    agent_version: agent_version.to_owned(),
+                },
+            )
+            .await?;
+            let reply = read_frame::<_, HelloReply>(&mut recv, MAX_FRAME_LEN).await;
+            Ok::<_, SessionError>((send, recv, reply))
+        };
+        let (send, recv, reply) = tokio::time::timeout(REPLY_TIMEOUT, exchange)
+            .await
+            .map_err(|_| SessionError::Timeout(REPLY_TIMEOUT))??;
+        let reply = match reply {
+            Ok(reply) => reply,
+            // The controller closes the connection right after refusing: prefer its reason.
+            Err(FrameIoError::Closed) | Err(FrameIoError::Io(_)) => {
+                return Err(match connection.close_reason() {
+                    Some(reason) => SessionError::Closed(reason),
+                    None => SessionError::Frame(FrameIoError::Closed),
+                });
+            }
+            Err(other) => return Err(other.into()),
+        };
+        match reply {
+            HelloReply::Welcome(welcome) => Ok(Self {
+                connection,
+                _control: (send, recv),
+                welcome,
+                stream_id: Uuid::new_v4(),
+                next_seq: 1,
+            }),
+            HelloReply::Refused(refusal) => Err(SessionError::Refused(refusal)),
+        }
+    }
+
+    /// Sends one report and waits for its acknowledgement.
+    pub async fn send(
+        &mut self,
+        collected_at_ms: i64,
+        body: ReportBody,
+    ) -> Result<ReportReply, SessionError> {
+        let report = Report {
+            stream_id: self.stream_id,
+            seq: self.next_seq,
+            collected_at_ms,
+            body,
+        };
+        let reply = self.send_report(&report).await?;
+        self.next_seq += 1;
+        match reply {
+            ReportReply::Rejected { seq, detail } => Err(SessionError::Rejected { seq, detail }),
+            ack => Ok(ack),
+        }
+    }
+
+    /// Sends an exact report (for redelivery tests and the spool).
+    pub async fn send_report(&mut self, report: &Report) -> Result<ReportReply, SessionError> {
+        let exchange = async {
+            let (mut send, mut recv) = self
+                .connection
+                .open_bi()
+                .await
+                .map_err(SessionError::Closed)?;
+            write_frame(&mut send, report).await?;
+            send.finish()?;
+            Ok::<_, SessionError>(read_frame::<_, ReportReply>(&mut recv, MAX_FRAME_LEN).await?)
+        };
+        match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(error)) => Err(match self.connection.close_reason() {
+                Some(reason) => SessionError::Closed(reason),
+                None => error,
+            }),
+            Err(_) => Err(SessionError::Timeout(REPLY_TIMEOUT)),
+        }
+    }
+
+    /// Resolves when the controller closes the connection.
+    pub async fn closed(&self) -> quinn::ConnectionError {
+        self.connection.closed().await
+    }
+
+    pub fn close(&self) {
+        self.connection
+            .close(close_code::NORMAL.into(), b"agent shutting down");
+    }
+}

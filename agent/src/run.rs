@@ -1,0 +1,154 @@
+//! `unity-agent run`: keep a session with the controller and report on an interval,
+//! reconnecting with jittered exponential backoff.
+
+use std::future::Future;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tracing::Instrument;
+use unity_protocol::latest::{ReportBody, ReportReply};
+
+use crate::collect;
+use crate::error_chain;
+use crate::link::backoff::{Backoff, random_unit};
+use crate::link::{self, Session, SessionError};
+use crate::state::AgentState;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Overrides the interval the controller asks for (tests, demos).
+    pub report_interval: Option<Duration>,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            report_interval: None,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("could not build the TLS configuration from the stored enrollment")]
+    Tls(#[from] unity_pki::tls::TlsConfigError),
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(
+    state: &AgentState,
+    options: &RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let tls = unity_pki::tls::agent_client_config(
+        &state.ca,
+        vec![state.certificate.clone()],
+        state.private_key_der(),
+    )?;
+    let span = tracing::info_span!("agent", tenant_id = %state.enrollment.tenant_id,
+        host_id = %state.enrollment.host_id, controller = %state.enrollment.controller);
+    reconnect_forever(state, options, tls, shutdown)
+        .instrument(span)
+        .await;
+    Ok(())
+}
+
+async fn reconnect_forever(
+    state: &AgentState,
+    options: &RunOptions,
+    tls: rustls::ClientConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut backoff = Backoff::new(options.backoff_base, options.backoff_max);
+    tokio::pin!(shutdown);
+    loop {
+        let attempt = connect_and_report(state, options, tls.clone(), &mut backoff);
+        tokio::select! {
+            () = &mut shutdown => return,
+            error = attempt => {
+                let delay = backoff.next_delay(random_unit());
+                if error.is_permanent() {
+                    tracing::error!(error = %error_chain(&error), retry_in = ?delay,
+                        "controller refuses this host; re-enroll it or restore its record");
+                } else {
+                    tracing::warn!(error = %error_chain(&error), retry_in = ?delay,
+                        "lost the controller; reconnecting");
+                }
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Connect(#[from] link::ConnectError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl AttemptError {
+    fn is_permanent(&self) -> bool {
+        matches!(self, AttemptError::Session(e) if e.is_permanent())
+    }
+}
+
+/// One connection's life: connect, Hello, report immediately and then every interval.
+async fn connect_and_report(
+    state: &AgentState,
+    options: &RunOptions,
+    tls: rustls::ClientConfig,
+    backoff: &mut Backoff,
+) -> AttemptError {
+    let addr = match link::resolve(&state.enrollment.controller).await {
+        Ok(addr) => addr,
+        Err(error) => return error.into(),
+    };
+    let (_endpoint, connection) = match link::connect(addr, tls).await {
+        Ok(pair) => pair,
+        Err(error) => return error.into(),
+    };
+    let mut session = match Session::open(connection, crate::VERSION).await {
+        Ok(session) => session,
+        Err(error) => return error.into(),
+    };
+    backoff.reset();
+    let interval = options.report_interval.unwrap_or_else(|| {
+        Duration::from_secs(u64::from(session.welcome.report_interval_secs.max(1)))
+    });
+    tracing::info!(%addr, ?interval, "connected to controller");
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            error = session.closed() => return SessionError::Closed(error).into(),
+            _ = ticker.tick() => {
+                let facts = collect::host::collect();
+                match session.send(now_ms(), ReportBody::HostFacts(facts)).await {
+                    Ok(ReportReply::Ack { seq, duplicate }) => {
+                        tracing::debug!(seq, duplicate, "host facts acknowledged");
+                    }
+                    Ok(ReportReply::Rejected { .. }) => {}
+                    Err(SessionError::Rejected { seq, detail }) => {
+                        // The controller will never take this report; the next one is fresh.
+                        tracing::error!(seq, %detail, "controller rejected a report");
+                    }
+                    Err(error) => return error.into(),
+                }
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
