@@ -17,7 +17,7 @@ const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/smart");
 fn files(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("fixture directory {dir}: {e}"))
-        .map(|e| e.expect("directory entry").path())
+        .map(|e| e.unwrap_or_else(|e| panic!("{dir}: {e}")).path())
         .filter(|p| p.extension().is_some_and(|x| x == "txt" || x == "json"))
         .collect();
     files.sort();
@@ -27,7 +27,8 @@ fn files(dir: &str) -> Vec<PathBuf> {
 
 /// Fixtures are read as bytes and decoded lossily: some Windows captures are Latin-1.
 fn read(path: &Path) -> String {
-    String::from_utf8_lossy(&fs::read(path).expect("fixture readable")).into_owned()
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn name(path: &Path) -> String {

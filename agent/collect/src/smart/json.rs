@@ -457,12 +457,13 @@ fn problem_from_message(text: &str) -> DeviceProblem {
                 .to_owned(),
         };
     }
-    if let Some(rest) = text.strip_prefix("Device is in ") {
-        if let Some((mode, _)) = rest.split_once(" mode") {
-            return DeviceProblem::Standby {
-                mode: mode.trim().to_owned(),
-            };
-        }
+    if let Some((mode, _)) = text
+        .strip_prefix("Device is in ")
+        .and_then(|rest| rest.split_once(" mode"))
+    {
+        return DeviceProblem::Standby {
+            mode: mode.trim().to_owned(),
+        };
     }
     DeviceProblem::SmartctlError {
         message: text.to_owned(),

@@ -118,10 +118,10 @@ impl TextParser {
             self.recognized = true;
             return Ok(());
         }
-        if let Some((key, value)) = key_value(trimmed) {
-            if self.field(&key, value) {
-                self.recognized = true;
-            }
+        if let Some((key, value)) = key_value(trimmed)
+            && self.field(&key, value)
+        {
+            self.recognized = true;
         }
         Ok(())
     }
@@ -273,13 +273,10 @@ impl TextParser {
                 self.ata().error_log_count = Some(0);
             }
             return true;
-        } else if line.starts_with("No self-tests have been logged")
-            || line.starts_with("No Self-tests Logged")
-            || line.starts_with("No Self-tests have been logged")
-        {
-            return true;
         } else {
-            return false;
+            return line.starts_with("No self-tests have been logged")
+                || line.starts_with("No Self-tests Logged")
+                || line.starts_with("No Self-tests have been logged");
         };
         self.enter(section);
         true
@@ -319,13 +316,14 @@ impl TextParser {
             });
             return true;
         }
-        if let Some(rest) = line.strip_prefix("Device is in ") {
-            if let Some(at) = rest.find(" mode") {
-                let mode = rest[..at].trim().to_owned();
-                self.report.power_mode = Some(power_mode(&mode));
-                self.report.problems.push(DeviceProblem::Standby { mode });
-                return true;
-            }
+        if let Some((mode, _)) = line
+            .strip_prefix("Device is in ")
+            .and_then(|rest| rest.split_once(" mode"))
+        {
+            let mode = mode.trim().to_owned();
+            self.report.power_mode = Some(power_mode(&mode));
+            self.report.problems.push(DeviceProblem::Standby { mode });
+            return true;
         }
         if let Some((device, kind, protocol)) = rows::device_of_type(line) {
             let d = &mut self.report.device;

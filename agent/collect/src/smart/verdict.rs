@@ -327,14 +327,14 @@ pub fn assess(report: &SmartReport, exit: Option<ExitStatus>, policy: &VerdictPo
             }
         }
         for id in PREDICTIVE_ATTRIBUTES {
-            if let Some(a) = ata.attribute(id) {
-                if let Some(raw) = a.raw.value.filter(|r| *r > 0) {
-                    reasons.push(Reason::PredictiveAttribute {
-                        id,
-                        name: a.name.clone(),
-                        raw,
-                    });
-                }
+            if let Some(a) = ata.attribute(id)
+                && let Some(raw) = a.raw.value.filter(|r| *r > 0)
+            {
+                reasons.push(Reason::PredictiveAttribute {
+                    id,
+                    name: a.name.clone(),
+                    raw,
+                });
             }
         }
         if let Some(count) = ata.error_log_count.filter(|c| *c > 0) {
@@ -370,13 +370,12 @@ pub fn assess(report: &SmartReport, exit: Option<ExitStatus>, policy: &VerdictPo
         if let (Some(spare), Some(threshold)) = (
             n.available_spare_percent,
             n.available_spare_threshold_percent,
-        ) {
-            if spare < threshold {
-                reasons.push(Reason::SpareBelowThreshold {
-                    spare_percent: spare,
-                    threshold_percent: threshold,
-                });
-            }
+        ) && spare < threshold
+        {
+            reasons.push(Reason::SpareBelowThreshold {
+                spare_percent: spare,
+                threshold_percent: threshold,
+            });
         }
         if let Some(percent) = n.percentage_used.filter(|p| *p >= 100) {
             reasons.push(Reason::EnduranceUsed { percent });
