@@ -17,6 +17,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// An external PostgreSQL; when set the controller manages no database of its own.
     pub database_url: Option<String>,
+    /// Optional separate login for the application pool (a member of `unity_app` without
+    /// BYPASSRLS); see docs/security.md.
+    pub app_database_url: Option<String>,
     /// UDP address agents connect to.
     pub quic_listen: SocketAddr,
     /// TCP address of the HTTP API.
@@ -32,6 +35,7 @@ impl Default for Config {
         Self {
             data_dir: default_data_dir(),
             database_url: None,
+            app_database_url: None,
             quic_listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 7080)),
             report_interval_secs: 60,
@@ -133,6 +137,9 @@ impl Config {
         }
         if let Some(v) = lookup("DATABASE_URL").filter(|v| !v.is_empty()) {
             self.database_url = Some(v);
+        }
+        if let Some(v) = lookup("UNITY_APP_DATABASE_URL").filter(|v| !v.is_empty()) {
+            self.app_database_url = Some(v);
         }
         if let Some(v) = lookup("UNITY_QUIC_LISTEN") {
             self.quic_listen = parse("UNITY_QUIC_LISTEN", v)?;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::store::embedded::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, AppLogin, Store, StoreError};
 
 /// Name of the database the embedded cluster holds.
 const EMBEDDED_DATABASE: &str = "unity";
@@ -30,13 +30,23 @@ pub struct Database {
 }
 
 impl Database {
-    /// Opens `database_url`, or the embedded cluster under `data_dir/postgres`, and migrates.
-    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Self, DatabaseError> {
-        let (options, embedded) = match database_url {
-            Some(url) => (
-                PgConnectOptions::from_str(url).map_err(DatabaseError::Url)?,
-                None,
-            ),
+    /// Opens `database_url` (with `app_database_url` for the application pool, if given), or
+    /// the embedded cluster under `data_dir/postgres`, and migrates.
+    pub async fn open(
+        database_url: Option<&str>,
+        app_database_url: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<Self, DatabaseError> {
+        let (options, app, embedded) = match database_url {
+            Some(url) => {
+                let app = match app_database_url {
+                    Some(app) => AppLogin::External(
+                        PgConnectOptions::from_str(app).map_err(DatabaseError::Url)?,
+                    ),
+                    None => AppLogin::SameAsAdmin,
+                };
+                (PgConnectOptions::from_str(url).map_err(DatabaseError::Url)?, app, None)
+            }
             None => {
                 let pg = EmbeddedPostgres::ensure_running(
                     &data_dir.join("postgres"),
@@ -48,11 +58,11 @@ impl Database {
                     EMBEDDED_DATABASE,
                 )
                 .await?;
-                (pg.connect_options(EMBEDDED_DATABASE), Some(pg))
+                let options = pg.connect_options(EMBEDDED_DATABASE);
+                (options.clone(), AppLogin::Managed(options), Some(pg))
             }
         };
-        let store = Store::connect(options).await?;
-        store.migrate().await?;
+        let store = Store::open(options, app).await?;
         Ok(Self { store, embedded })
     }
 

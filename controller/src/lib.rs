@@ -31,3 +31,4 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     out
 }
+pub mod testing;

@@ -136,7 +136,11 @@ async fn run(command: Command, config: Config) -> Result<()> {
         println!("{}", ca.fingerprint());
         return Ok(());
     }
-    let database = Database::open(config.database_url.as_deref(), &config.data_dir)
+    let database = Database::open(
+        config.database_url.as_deref(),
+        config.app_database_url.as_deref(),
+        &config.data_dir,
+    )
         .await
         .context("opening the database")?;
     let result = match command {

@@ -1,12 +1,16 @@
 //! The controller's PostgreSQL store.
 //!
-//! Two kinds of access, and the type system keeps them apart:
-//! * **tenant-scoped** — [`Store::tenant_tx`] opens a transaction that runs as the
-//!   `unity_app` role with `unity.tenant_id` set for that transaction only. Row-level security
-//!   then limits every statement to that tenant. All agent and API work goes through it.
-//! * **administrative** — creating tenants and tokens from the controller's command line, and
-//!   the two credential look-ups that must happen before a tenant is known (SECURITY DEFINER
-//!   functions in the migrations).
+//! Two pools, two kinds of access:
+//! * **application** (agents and the API) — [`Store::tenant_tx`] opens a transaction on the
+//!   application pool, as the `unity_app` role, with `unity.tenant_id` set for that
+//!   transaction only. Row-level security then limits every statement to that tenant. With the
+//!   embedded database the application pool *logs in* as `unity_app`, so not even an injected
+//!   `RESET ROLE` could leave the tenant; with an external `DATABASE_URL` and no
+//!   `UNITY_APP_DATABASE_URL` it logs in as the owner and switches role per transaction
+//!   (documented in `docs/security.md`). The two credential look-ups that happen before a
+//!   tenant is known are SECURITY DEFINER functions `unity_app` may call.
+//! * **administrative** (the controller's command line, migrations) — the owner pool: creating
+//!   tenants and tokens, revoking hosts.
 
 pub mod embedded;
 pub mod hosts;
@@ -54,26 +58,49 @@ pub(crate) fn query_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> S
 /// Handle to the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: PgPool,
+    /// Owner: migrations and administrative commands.
+    admin: PgPool,
+    /// Everything agents and API callers cause.
+    app: PgPool,
 }
 
-impl Store {
-    pub async fn connect(options: PgConnectOptions) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .map_err(StoreError::Connect)?;
-        Ok(Self { pool })
-    }
+/// How the application pool logs in.
+#[derive(Debug, Clone)]
+pub enum AppLogin {
+    /// As the owner, switching to `unity_app` per transaction (external database without a
+    /// separate application login).
+    SameAsAdmin,
+    /// As `unity_app` over the same connection options (the controller manages the cluster
+    /// and lets the role log in: socket-only, trust authentication).
+    Managed(PgConnectOptions),
+    /// With these options (`UNITY_APP_DATABASE_URL`), which must log in as a role that is a
+    /// member of `unity_app` and has no BYPASSRLS.
+    External(PgConnectOptions),
+}
 
-    /// Applies pending migrations (embedded at compile time from `controller/migrations/`).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+/// Role the application pool logs in as when the controller manages the database.
+pub const APP_ROLE: &str = "unity_app";
+
+impl Store {
+    /// Connects both pools and applies migrations.
+    pub async fn open(admin: PgConnectOptions, app: AppLogin) -> Result<Self, StoreError> {
+        let admin = pool(admin, 4).await?;
         sqlx::migrate!("./migrations")
-            .run(&self.pool)
+            .run(&admin)
             .await
-            .map_err(StoreError::Migrate)
+            .map_err(StoreError::Migrate)?;
+        let app = match app {
+            AppLogin::SameAsAdmin => admin.clone(),
+            AppLogin::Managed(options) => {
+                sqlx::query("ALTER ROLE unity_app LOGIN")
+                    .execute(&admin)
+                    .await
+                    .map_err(query_error("allowing the application role to log in"))?;
+                pool(options.username(APP_ROLE), 16).await?
+            }
+            AppLogin::External(options) => pool(options, 16).await?,
+        };
+        Ok(Self { admin, app })
     }
 
     /// Opens a transaction confined to `tenant_id` (see the module docs).
@@ -86,7 +113,7 @@ impl Store {
     /// Opens an unscoped transaction, for work that starts before the tenant is known
     /// (enrollment) and then calls [`enter_tenant`].
     pub async fn begin(&self) -> Result<TenantTx, StoreError> {
-        self.pool
+        self.app
             .begin()
             .await
             .map_err(query_error("opening a transaction"))
@@ -95,19 +122,35 @@ impl Store {
     /// Checks the database answers; for `/healthz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&self.app)
             .await
             .map(|_| ())
             .map_err(query_error("checking the database"))
     }
 
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
+    /// The owner pool, for administrative commands.
+    pub(crate) fn admin(&self) -> &PgPool {
+        &self.admin
+    }
+
+    /// The application pool, for look-ups that precede a tenant scope.
+    pub(crate) fn app(&self) -> &PgPool {
+        &self.app
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.app.close().await;
+        self.admin.close().await;
     }
+}
+
+async fn pool(options: PgConnectOptions, max: u32) -> Result<PgPool, StoreError> {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(StoreError::Connect)
 }
 
 /// Confines the rest of `tx` to `tenant_id`: from here on it runs as `unity_app` under

@@ -47,7 +47,7 @@ impl Store {
         )
         .bind(Uuid::new_v4())
         .bind(name)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.admin())
         .await
         .map_err(query_error("creating a tenant"))?
         .ok_or_else(|| StoreError::TenantExists {
@@ -57,7 +57,7 @@ impl Store {
 
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         sqlx::query_as::<_, Tenant>("SELECT id, name, created_at FROM tenants ORDER BY name")
-            .fetch_all(self.pool())
+            .fetch_all(self.admin())
             .await
             .map_err(query_error("listing tenants"))
     }
@@ -65,7 +65,7 @@ impl Store {
     pub async fn tenant_by_name(&self, name: &str) -> Result<Tenant, StoreError> {
         sqlx::query_as::<_, Tenant>("SELECT id, name, created_at FROM tenants WHERE name = $1")
             .bind(name)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.admin())
             .await
             .map_err(query_error("looking up a tenant"))?
             .ok_or_else(|| StoreError::TenantNotFound {
@@ -87,7 +87,7 @@ impl Store {
         .bind(tenant_id)
         .bind(name)
         .bind(auth::hash_token(&token))
-        .execute(self.pool())
+        .execute(self.admin())
         .await
         .map_err(query_error("creating an API token"))?;
         Ok(token)
@@ -110,7 +110,7 @@ impl Store {
         .bind(tenant_id)
         .bind(auth::hash_token(&token))
         .bind(expires_at)
-        .execute(self.pool())
+        .execute(self.admin())
         .await
         .map_err(query_error("creating an enrollment token"))?;
         Ok((token, expires_at))
@@ -120,7 +120,7 @@ impl Store {
     pub async fn authenticate_api_token(&self, token: &str) -> Result<Option<Uuid>, StoreError> {
         sqlx::query_scalar::<_, Option<Uuid>>("SELECT unity_authenticate_api_token($1)")
             .bind(auth::hash_token(token))
-            .fetch_one(self.pool())
+            .fetch_one(self.app())
             .await
             .map_err(query_error("authenticating an API token"))
     }
