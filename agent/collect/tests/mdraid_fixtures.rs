@@ -2,6 +2,9 @@
 //! goes through the parsers: each must parse, or fail with the specific error documented in
 //! `docs/storage-health.md`. New fixture files are picked up automatically.
 
+// Test helpers panic on a broken fixture tree by design: that is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use unity_collect::mdraid::{

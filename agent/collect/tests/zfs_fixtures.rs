@@ -3,6 +3,9 @@
 //! `docs/storage-health.md`. A new fixture file is picked up automatically; one no parser
 //! accepts fails the test until it is handled or its error is documented here.
 
+// Test helpers panic on a broken fixture tree by design: that is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use unity_collect::zfs::{

@@ -100,12 +100,12 @@ pub fn parse_detail(text: &str) -> Result<Detail, ParseError> {
         }
         if t.starts_with('(') {
             // Continuation of the previous value (DDF `Container GUID`'s creator line).
-            if let Some(key) = &last_key {
-                if let Some(kv) = d.other.iter_mut().rev().find(|kv| &kv.key == key) {
-                    kv.value.push(' ');
-                    kv.value.push_str(t);
-                    continue;
-                }
+            if let Some(key) = &last_key
+                && let Some(kv) = d.other.iter_mut().rev().find(|kv| &kv.key == key)
+            {
+                kv.value.push(' ');
+                kv.value.push_str(t);
+                continue;
             }
         }
         return Err(ParseError::UnexpectedLine {

@@ -136,23 +136,26 @@ pub fn assess_array(array: &MdArray, sysfs: Option<&SysfsState>) -> Assessment {
 
 fn sysfs_findings(f: &mut Findings, sys: &SysfsState, sync_seen: bool) {
     let idle = sys.sync_action.as_deref().is_none_or(|a| a == "idle");
-    if let Some(n) = sys.mismatch_cnt.filter(|n| *n > 0) {
-        if idle {
-            f.add(
-                Severity::Warning,
-                None,
-                format!("last check found {n} mismatched sectors (mismatch_cnt): run a repair and check the disks"),
-            );
-        }
+    if let Some(n) = sys.mismatch_cnt.filter(|n| *n > 0)
+        && idle
+    {
+        f.add(
+            Severity::Warning,
+            None,
+            format!(
+                "last check found {n} mismatched sectors (mismatch_cnt): run a repair and check the disks"
+            ),
+        );
     }
-    if !sync_seen && !idle {
-        if let Some(action) = sys.sync_action.as_deref().and_then(SyncAction::from_word) {
-            let percent = sys
-                .sync_completed
-                .filter(|(_, t)| *t > 0)
-                .map(|(d, t)| d as f64 * 100.0 / t as f64);
-            f.sync(action, percent, SyncState::Running);
-        }
+    if !sync_seen
+        && !idle
+        && let Some(action) = sys.sync_action.as_deref().and_then(SyncAction::from_word)
+    {
+        let percent = sys
+            .sync_completed
+            .filter(|(_, t)| *t > 0)
+            .map(|(d, t)| d as f64 * 100.0 / t as f64);
+        f.sync(action, percent, SyncState::Running);
     }
     if matches!(
         sys.array_state.as_deref(),

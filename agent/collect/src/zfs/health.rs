@@ -200,16 +200,14 @@ pub fn assess_pool(pool: &Pool, list: Option<&PoolListEntry>) -> Assessment {
                         format!("last scan finished with {errors} unrepaired errors"),
                     );
                 }
-                if function == ScanFunction::Scrub {
-                    if let Some(bytes) = scan.processed_bytes.filter(|b| *b > 0) {
-                        add(
-                            Severity::Warning,
-                            None,
-                            format!(
-                                "last scrub repaired {bytes} bytes: a device returned bad data"
-                            ),
-                        );
-                    }
+                if function == ScanFunction::Scrub
+                    && let Some(bytes) = scan.processed_bytes.filter(|b| *b > 0)
+                {
+                    add(
+                        Severity::Warning,
+                        None,
+                        format!("last scrub repaired {bytes} bytes: a device returned bad data"),
+                    );
                 }
             }
             _ => {}
@@ -266,21 +264,19 @@ fn percent_text(scan: &super::model::Scan) -> String {
 /// Reports error counters on the most specific vdev that has them, so one bad disk gives
 /// one finding instead of one per ancestor (ancestors sum their children).
 fn counter_findings(vdev: &Vdev, add: &mut impl FnMut(Severity, Option<&str>, String)) {
-    let children_have = vdev.children.iter().any(|c| subtree_has_errors(c));
-    if !children_have {
-        if let Some(c) = vdev.counters.filter(|c| c.total() > 0) {
-            add(
-                Severity::Warning,
-                Some(&vdev.name),
-                format!(
-                    "{} read, {} write, {} checksum errors{}",
-                    c.read,
-                    c.write,
-                    c.checksum,
-                    if c.approximate { " (rounded)" } else { "" }
-                ),
-            );
-        }
+    let children_have = vdev.children.iter().any(subtree_has_errors);
+    if !children_have && let Some(c) = vdev.counters.filter(|c| c.total() > 0) {
+        add(
+            Severity::Warning,
+            Some(&vdev.name),
+            format!(
+                "{} read, {} write, {} checksum errors{}",
+                c.read,
+                c.write,
+                c.checksum,
+                if c.approximate { " (rounded)" } else { "" }
+            ),
+        );
     }
     for c in &vdev.children {
         counter_findings(c, add);

@@ -222,9 +222,11 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// Answers each call from a script of (expected args, result), recording the calls.
+    type Answer = (Vec<String>, Result<CommandOutput, RunError>);
+
+    /// Answers each call from a script of (expected args, result), in order.
     struct Scripted {
-        answers: Mutex<Vec<(Vec<String>, Result<CommandOutput, RunError>)>>,
+        answers: Mutex<Vec<Answer>>,
     }
 
     impl Scripted {

@@ -226,11 +226,11 @@ fn parse_errors_line(
         errs.unavailable_reason = Some(reason.to_owned());
         return Ok(false);
     }
-    if let Some((n, _)) = value.split_once(" data error") {
-        if let Ok(n) = n.trim().parse::<u64>() {
-            errs.count = Some(n);
-            return Ok(false);
-        }
+    if let Some((n, _)) = value.split_once(" data error")
+        && let Ok(n) = n.trim().parse::<u64>()
+    {
+        errs.count = Some(n);
+        return Ok(false);
     }
     Err(ParseError::UnexpectedLine {
         line: line.number,
@@ -284,11 +284,12 @@ fn parse_config(lines: &[Line<'_>]) -> Result<Sections, ParseError> {
             continue;
         }
         let base_width = *base.get_or_insert(width);
-        if width <= base_width && tokens.len() == 1 {
-            if let Some(c) = section_of(tokens[0]) {
-                class = c;
-                continue;
-            }
+        if width <= base_width
+            && tokens.len() == 1
+            && let Some(c) = section_of(tokens[0])
+        {
+            class = c;
+            continue;
         }
         rows.push((class, width, parse_vdev_row(&tokens, line)?, line.number));
     }
@@ -387,7 +388,9 @@ fn parse_vdev_row(tokens: &[&str], line: &Line<'_>) -> Result<Vdev, ParseError> 
     let mut counters = None;
     let mut rest = &tokens[2..];
     if let Some(first) = rest.first() {
-        if parse_size(first).is_some() {
+        // Notes never start with a digit; counters always do, so a digit commits us to
+        // three valid counters (a bad one is an error, not a note).
+        if first.starts_with(|c: char| c.is_ascii_digit()) {
             let mut values = [0u64; 3];
             let mut approximate = false;
             for (i, column) in ["READ", "WRITE", "CKSUM"].into_iter().enumerate() {

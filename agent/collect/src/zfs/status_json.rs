@@ -25,13 +25,12 @@ pub fn parse_status_json(text: &str) -> Result<Vec<Pool>, ParseError> {
     if let Some(command) = doc
         .pointer("/output_version/command")
         .and_then(Value::as_str)
+        && command != "zpool status"
     {
-        if command != "zpool status" {
-            return Err(ParseError::JsonShape {
-                path: "output_version.command".to_owned(),
-                expected: "\"zpool status\"",
-            });
-        }
+        return Err(ParseError::JsonShape {
+            path: "output_version.command".to_owned(),
+            expected: "\"zpool status\"",
+        });
     }
     let pools = object(&doc, "pools", "")?;
     pools
