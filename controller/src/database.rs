@@ -45,7 +45,11 @@ impl Database {
                     ),
                     None => AppLogin::SameAsAdmin,
                 };
-                (PgConnectOptions::from_str(url).map_err(DatabaseError::Url)?, app, None)
+                (
+                    PgConnectOptions::from_str(url).map_err(DatabaseError::Url)?,
+                    app,
+                    None,
+                )
             }
             None => {
                 let pg = EmbeddedPostgres::ensure_running(

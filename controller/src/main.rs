@@ -141,8 +141,8 @@ async fn run(command: Command, config: Config) -> Result<()> {
         config.app_database_url.as_deref(),
         &config.data_dir,
     )
-        .await
-        .context("opening the database")?;
+    .await
+    .context("opening the database")?;
     let result = match command {
         Command::Serve => serve(&config, &database.store).await,
         other => admin(other, &config, &database.store).await,

@@ -11,7 +11,11 @@ use tower::ServiceExt;
 use unity_controller::api::{self, ApiState, PUBLIC_ROUTES, TENANT_ROUTES};
 use uuid::Uuid;
 
-async fn get(app: &axum::Router, path: &str, token: Option<&str>) -> (StatusCode, serde_json::Value) {
+async fn get(
+    app: &axum::Router,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
     let mut request = Request::get(path);
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
@@ -64,7 +68,11 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
             assert_eq!(body["code"], "not_found");
         } else {
             assert_eq!(status, StatusCode::OK, "{path}");
-            assert_eq!(body, serde_json::json!([]), "{path} leaks to another tenant");
+            assert_eq!(
+                body,
+                serde_json::json!([]),
+                "{path} leaks to another tenant"
+            );
         }
     }
 }
@@ -107,7 +115,10 @@ async fn public_routes_answer_without_a_token() {
     assert_eq!(health["status"], "ok");
     let (status, doc) = get(&app, "/api/v1/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(doc["paths"]["/api/v1/hosts/{id}"]["get"].is_object(), "{doc}");
+    assert!(
+        doc["paths"]["/api/v1/hosts/{id}"]["get"].is_object(),
+        "{doc}"
+    );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
@@ -126,7 +137,10 @@ fn every_routed_path_is_classified() {
     for route in TENANT_ROUTES.iter().chain(PUBLIC_ROUTES) {
         // The document does not describe itself.
         if *route != "/api/v1/openapi.json" {
-            assert!(doc.paths.paths.contains_key(*route), "{route} missing from OpenAPI");
+            assert!(
+                doc.paths.paths.contains_key(*route),
+                "{route} missing from OpenAPI"
+            );
         }
     }
 }

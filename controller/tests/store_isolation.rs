@@ -18,7 +18,12 @@ async fn each_tenant_sees_only_its_own_hosts() {
     let host_b = common::add_host(&store, &b, "nas-b").await;
 
     let mut tx = store.tenant_tx(a.id).await.unwrap();
-    let listed: Vec<Uuid> = hosts::list_hosts(&mut tx).await.unwrap().iter().map(|h| h.id).collect();
+    let listed: Vec<Uuid> = hosts::list_hosts(&mut tx)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.id)
+        .collect();
     assert_eq!(listed, vec![host_a]);
     assert!(hosts::get_host(&mut tx, host_b).await.unwrap().is_none());
     assert!(hosts::get_host(&mut tx, host_a).await.unwrap().is_some());
@@ -103,7 +108,9 @@ async fn the_application_role_cannot_step_out_of_row_level_security() {
         "DELETE FROM tenants",
     ] {
         let mut tx = store.tenant_tx(a.id).await.unwrap();
-        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(escape)).execute(&mut *tx).await;
+        let result = sqlx::raw_sql(sqlx::AssertSqlSafe(escape))
+            .execute(&mut *tx)
+            .await;
         // Either refused outright, or (RESET ROLE) a no-op because the login role *is*
         // unity_app; in that case the scope must still hold.
         if result.is_ok() {
@@ -179,9 +186,18 @@ async fn api_tokens_authenticate_their_tenant_only_and_are_stored_hashed() {
     let b = store.create_tenant("beta").await.unwrap();
     let token_a = store.create_api_token(a.id, "ci").await.unwrap();
     let token_b = store.create_api_token(b.id, "ci").await.unwrap();
-    assert_eq!(store.authenticate_api_token(&token_a).await.unwrap(), Some(a.id));
-    assert_eq!(store.authenticate_api_token(&token_b).await.unwrap(), Some(b.id));
-    assert_eq!(store.authenticate_api_token("ufa_wrong").await.unwrap(), None);
+    assert_eq!(
+        store.authenticate_api_token(&token_a).await.unwrap(),
+        Some(a.id)
+    );
+    assert_eq!(
+        store.authenticate_api_token(&token_b).await.unwrap(),
+        Some(b.id)
+    );
+    assert_eq!(
+        store.authenticate_api_token("ufa_wrong").await.unwrap(),
+        None
+    );
     assert_eq!(store.authenticate_api_token("").await.unwrap(), None);
     // The row holds a hash, never the token itself.
     let mut tx = store.tenant_tx(a.id).await.unwrap();
@@ -221,9 +237,29 @@ async fn report_cursor_applies_each_sequence_number_once() {
     let host = common::add_host(&store, &a, "nas").await;
     let stream = Uuid::new_v4();
     let mut tx = store.tenant_tx(a.id).await.unwrap();
-    assert!(store::hosts::advance_cursor(&mut tx, a.id, host, stream, 1).await.unwrap());
-    assert!(!store::hosts::advance_cursor(&mut tx, a.id, host, stream, 1).await.unwrap());
-    assert!(store::hosts::advance_cursor(&mut tx, a.id, host, stream, 2).await.unwrap());
-    assert!(!store::hosts::advance_cursor(&mut tx, a.id, host, stream, 1).await.unwrap());
-    assert!(store::hosts::advance_cursor(&mut tx, a.id, host, Uuid::new_v4(), 1).await.unwrap());
+    assert!(
+        store::hosts::advance_cursor(&mut tx, a.id, host, stream, 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store::hosts::advance_cursor(&mut tx, a.id, host, stream, 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store::hosts::advance_cursor(&mut tx, a.id, host, stream, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store::hosts::advance_cursor(&mut tx, a.id, host, stream, 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store::hosts::advance_cursor(&mut tx, a.id, host, Uuid::new_v4(), 1)
+            .await
+            .unwrap()
+    );
 }
