@@ -480,3 +480,66 @@ fn zfs_list_layouts() {
     assert_eq!(d.len(), 14);
     assert_eq!(d[0].used_by_snapshots_bytes, None);
 }
+
+/// Real outputs captured from zfs-fuse on the build machine (`fixtures/zfs/MANIFEST.tsv`).
+#[test]
+fn zfs_fuse_captures() {
+    let p = &status("zpool-status-zfsfuse-cksum-373-repaired-note.txt")[0];
+    let v2 = &p.root.children[0].children[1];
+    assert_eq!(
+        (v2.name.as_str(), v2.kind.clone()),
+        ("/tmp/zf/v2", VdevKind::File)
+    );
+    assert_eq!(v2.counters.unwrap().checksum, 373);
+    assert_eq!(v2.note.as_deref(), Some("25.6M repaired"));
+    let scan = p.scan.as_ref().unwrap();
+    assert_eq!(
+        (scan.function, scan.state),
+        (ScanFunction::Scrub, ScanState::Finished)
+    );
+    assert_eq!(
+        (scan.duration.as_deref(), scan.errors),
+        (Some("0h0m"), Some(0))
+    );
+    assert_eq!(zfs::assess_pool(p, None).health, Health::Warning);
+
+    let p = &status("zpool-status-zfsfuse-spare-inuse-resilver-completed.txt")[0];
+    let group = &p.root.children[0].children[0];
+    assert_eq!(
+        (group.name.as_str(), group.kind.clone()),
+        ("spare-0", VdevKind::SpareGroup)
+    );
+    assert_eq!(group.children[1].note.as_deref(), Some("41.1M resilvered"));
+    assert_eq!(p.spares[0].state, VdevState::Inuse);
+    assert_eq!(p.spares[0].note.as_deref(), Some("currently in use"));
+    assert_eq!(p.scan.as_ref().unwrap().function, ScanFunction::Resilver);
+    let a = zfs::assess_pool(p, None);
+    assert_eq!(a.health, Health::Warning);
+    assert!(
+        a.findings
+            .iter()
+            .any(|f| f.message.starts_with("hot spare is in use"))
+    );
+
+    let p = &status("zpool-status-zfsfuse-raidz-unavail-was-path.txt")[0];
+    let member = &p.root.children[0].children[2];
+    assert_eq!(member.state, VdevState::Unavail);
+    assert_eq!(member.was.as_deref(), Some("/tmp/zf/v6.gone"));
+    assert_eq!(zfs::assess_pool(p, None).health, Health::Critical);
+
+    let p = &status("zpool-status-zfsfuse-offline-degraded.txt")[0];
+    let a = zfs::assess_pool(p, None);
+    assert!(a.findings.iter().any(|f| f.message == "device is OFFLINE"));
+
+    let pools = status("zpool-status-zfsfuse-two-pools-spare-avail-scrub-none.txt");
+    assert_eq!(pools.len(), 2);
+    assert_eq!(pools[0].spares[0].state, VdevState::Avail);
+    assert_eq!(pools[1].root.children[0].kind, VdevKind::Raidz1);
+
+    let l = zfs::parse_list(&read("zpool-list-H-zfsfuse-solaris-columns.txt")).unwrap();
+    assert_eq!(l[0].capacity_percent, Some(33));
+    assert_eq!(l[1].health, Some(VdevState::Degraded));
+    assert_eq!(l[1].size_bytes, Some(370 << 20));
+    let d = zfs::parse_dataset_list(&read("zfs-list-H-zfsfuse-default-columns.txt")).unwrap();
+    assert_eq!(d[0].mountpoint.as_deref(), Some("/unitytest"));
+}
