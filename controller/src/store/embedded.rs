@@ -177,8 +177,22 @@ impl EmbeddedPostgres {
             std::fs::create_dir_all(path).map_err(wrap)?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(wrap)
         };
-        // The unprivileged server user must be able to traverse the root.
+        // The unprivileged server user must be able to traverse the root and its parent (the
+        // controller's data directory, often created 0700 by systemd or an installer).
         prepare(root, if self.run_as.is_some() { 0o711 } else { 0o700 })?;
+        if self.run_as.is_some()
+            && let Some(parent) = root.parent()
+            && let Ok(meta) = std::fs::metadata(parent)
+        {
+            let mode = meta.permissions().mode();
+            if mode & 0o001 == 0 {
+                std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o011))
+                    .map_err(|source| EmbeddedError::Prepare {
+                        path: parent.to_owned(),
+                        source,
+                    })?;
+            }
+        }
         prepare(&self.data_dir, 0o700)?;
         prepare(&self.socket_dir, 0o700)?;
         if let Some(user) = &self.run_as {
