@@ -110,13 +110,22 @@ pub fn assess_pool(pool: &Pool, list: Option<&PoolListEntry>) -> Assessment {
             .as_deref()
             .map_or_else(String::new, |w| format!(" (was {w})"));
         match (vdev.state, class) {
-            (VdevState::Faulted | VdevState::Unavail | VdevState::Removed, VdevClass::Cache) => {
-                add(
-                    Severity::Warning,
-                    name,
-                    format!("cache device is {}{was}", vdev.state.as_word()),
-                )
-            }
+            (
+                VdevState::Faulted | VdevState::Unavail | VdevState::Removed,
+                VdevClass::Cache | VdevClass::Spare,
+            ) => add(
+                Severity::Warning,
+                name,
+                format!(
+                    "{} device is {}{was}",
+                    if class == VdevClass::Cache {
+                        "cache"
+                    } else {
+                        "spare"
+                    },
+                    vdev.state.as_word()
+                ),
+            ),
             (VdevState::Faulted | VdevState::Unavail | VdevState::Removed, _) => add(
                 Severity::Critical,
                 name,
@@ -285,4 +294,33 @@ fn counter_findings(vdev: &Vdev, add: &mut impl FnMut(Severity, Option<&str>, St
 
 fn subtree_has_errors(v: &Vdev) -> bool {
     v.counters.is_some_and(|c| c.total() > 0) || v.children.iter().any(subtree_has_errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zfs::parse_status;
+
+    #[test]
+    fn lost_spare_or_cache_is_a_warning_lost_data_device_is_critical() {
+        let text = "  pool: t\n state: ONLINE\nconfig:\n\tNAME STATE READ WRITE CKSUM\n\tt ONLINE 0 0 0\n\t  sda ONLINE 0 0 0\n\tcache\n\t  sdc UNAVAIL 0 0 0\n\tspares\n\t  sdd UNAVAIL   cannot open\n";
+        let pool = &parse_status(text).unwrap()[0];
+        let a = assess_pool(pool, None);
+        assert_eq!(a.health, Health::Warning, "{a:?}");
+        let msgs: Vec<&str> = a.findings.iter().map(|f| f.message.as_str()).collect();
+        assert!(msgs.contains(&"cache device is UNAVAIL"), "{msgs:?}");
+        assert!(msgs.contains(&"spare device is UNAVAIL"), "{msgs:?}");
+
+        let text = text.replace(
+            "\t  sda ONLINE 0 0 0",
+            "\t  sda FAULTED 0 0 0  too many errors",
+        );
+        let a = assess_pool(&parse_status(&text).unwrap()[0], None);
+        assert_eq!(a.health, Health::Critical);
+        assert!(
+            a.findings
+                .iter()
+                .any(|f| f.message == "device is FAULTED: too many errors")
+        );
+    }
 }
