@@ -1,8 +1,6 @@
 //! `unity-agent enroll`: generate the host key here, send a CSR with a single-use token, pin
 //! the controller's CA by fingerprint, store the issued certificate.
 
-use std::path::Path;
-
 use unity_pki::agent_key::{AgentKey, AgentKeyError};
 use unity_pki::{Fingerprint, HostIdentity};
 use unity_protocol::PROTOCOL_VERSION;
@@ -166,15 +164,6 @@ fn check_grant(grant: &EnrollGrant, options: &EnrollOptions) -> Result<Enrollmen
         controller: options.controller.clone(),
         tenant_id: grant.tenant_id,
         host_id: grant.host_id,
-        job_signing_keys: grant.job_signing_keys.iter().map(hex_encode).collect(),
+        job_signing_keys: grant.job_signing_keys.iter().map(hex::encode).collect(),
     })
-}
-
-fn hex_encode(bytes: &Vec<u8>) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whether `dir` holds an enrollment (for the CLI's messages).
-pub fn is_enrolled(dir: &Path) -> bool {
-    AgentState::is_enrolled(dir)
 }
