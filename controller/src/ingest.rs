@@ -54,6 +54,13 @@ pub async fn apply(
         ReportBody::HostFacts(facts) => {
             store::hosts::store_facts(&mut tx, identity.host_id, facts, collected_at).await?
         }
+        ReportBody::Storage(_) => {
+            // Storage ingest is being built (issue 3); refuse explicitly rather than ack and drop.
+            return Ok(ReportReply::Rejected {
+                seq: report.seq,
+                detail: "this controller does not store storage reports yet".into(),
+            });
+        }
     };
     if !applied {
         return Err(IngestError::HostGone);

@@ -106,7 +106,12 @@ fn main() -> std::process::ExitCode {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
-    init_logging();
+    // The service logs its life at info; one-shot admin commands only what went wrong.
+    init_logging(if matches!(cli.command, Command::Serve) {
+        "info,sqlx=warn,quinn=warn"
+    } else {
+        "warn"
+    });
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -115,10 +120,10 @@ fn real_main() -> Result<()> {
     runtime.block_on(run(cli.command, config))
 }
 
-fn init_logging() {
+fn init_logging(default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("UNITY_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,quinn=warn"));
+    let filter =
+        EnvFilter::try_from_env("UNITY_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = std::env::var("UNITY_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

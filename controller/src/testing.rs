@@ -47,10 +47,16 @@ impl ThrowawayPostgres {
 
     /// A new, migrated database in this cluster.
     pub async fn fresh_store(&self) -> Result<Store, ThrowawayError> {
+        Ok(self.fresh_database().await?.0)
+    }
+
+    /// A new, migrated database and its `postgres://` URL (for a controller child process).
+    pub async fn fresh_database(&self) -> Result<(Store, String), ThrowawayError> {
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
         store::create_database_if_missing(self.pg.connect_options("postgres"), &name).await?;
         let options = self.pg.connect_options(&name);
-        Ok(Store::open(options.clone(), AppLogin::Managed(options)).await?)
+        let store = Store::open(options.clone(), AppLogin::Managed(options)).await?;
+        Ok((store, self.pg.database_url(&name)))
     }
 
     /// Connection options for `database`, e.g. to connect as another role in a test.

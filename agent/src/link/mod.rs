@@ -65,6 +65,27 @@ pub async fn connect(
     addr: SocketAddr,
     tls: rustls::ClientConfig,
 ) -> Result<(quinn::Endpoint, quinn::Connection), ConnectError> {
+    let endpoint = client_endpoint(addr)?;
+    let connection = connect_with(&endpoint, addr, tls).await?;
+    Ok((endpoint, connection))
+}
+
+/// A client endpoint (one UDP socket) able to reach `addr`'s address family.
+pub fn client_endpoint(addr: SocketAddr) -> Result<quinn::Endpoint, ConnectError> {
+    let bind: SocketAddr = if addr.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    quinn::Endpoint::client(bind).map_err(ConnectError::Socket)
+}
+
+/// Connects over an existing endpoint (many connections may share one; the benchmark does).
+pub async fn connect_with(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    tls: rustls::ClientConfig,
+) -> Result<quinn::Connection, ConnectError> {
     let crypto = QuicClientConfig::try_from(tls).map_err(ConnectError::Crypto)?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
@@ -73,18 +94,10 @@ pub async fn connect(
         transport.max_idle_timeout(Some(idle));
     }
     config.transport_config(Arc::new(transport));
-    let bind: SocketAddr = if addr.is_ipv6() {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    };
-    let mut endpoint = quinn::Endpoint::client(bind).map_err(ConnectError::Socket)?;
-    endpoint.set_default_client_config(config);
     let connecting = endpoint
-        .connect(addr, unity_pki::CONTROLLER_SERVER_NAME)
+        .connect_with(config, addr, unity_pki::CONTROLLER_SERVER_NAME)
         .map_err(|source| ConnectError::Start { addr, source })?;
-    let connection = connecting
+    connecting
         .await
-        .map_err(|source| ConnectError::Connection { addr, source })?;
-    Ok((endpoint, connection))
+        .map_err(|source| ConnectError::Connection { addr, source })
 }

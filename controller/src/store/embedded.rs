@@ -120,6 +120,14 @@ impl EmbeddedPostgres {
             .database(database)
     }
 
+    /// A `postgres://` URL for `database` over the unix socket, for child processes.
+    pub fn database_url(&self, database: &str) -> String {
+        format!(
+            "postgres://{SUPERUSER}@localhost/{database}?host={}&port={SOCKET_PORT}",
+            self.socket_dir.display()
+        )
+    }
+
     /// Where the server writes its log; point operators here when it will not start.
     pub fn log_path(&self) -> PathBuf {
         self.socket_dir.join("postgres.log")

@@ -9,8 +9,12 @@
 //!   bidirectional stream of its own: [`Report`] → [`ReportReply`].
 
 mod facts;
+mod storage;
 
 pub use facts::{Filesystem, HostFacts};
+pub use storage::{
+    ArrayReport, DiskReport, Health, Metric, PoolReport, SourceState, SourceStatus, StorageReport,
+};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -116,6 +120,7 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ReportBody {
     HostFacts(HostFacts),
+    Storage(StorageReport),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

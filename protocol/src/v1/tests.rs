@@ -165,3 +165,113 @@ fn truncated_report_is_an_error() {
         );
     }
 }
+
+fn sample_storage() -> StorageReport {
+    StorageReport {
+        smart: SourceStatus {
+            state: SourceState::Ok,
+            detail: String::new(),
+        },
+        disks: vec![DiskReport {
+            device: "/dev/sda".into(),
+            device_type: "sat".into(),
+            protocol: "ata".into(),
+            model: Some("HGST".into()),
+            serial: Some("S1".into()),
+            wwn: None,
+            firmware: None,
+            capacity_bytes: Some(2_000_398_934_016),
+            rotation_rpm: Some(7200),
+            read_status: "ok".into(),
+            read_detail: String::new(),
+            health: Health::Critical,
+            reasons: vec!["overall-health FAILED".into()],
+            temperature_c: Some(-1),
+            power_on_hours: Some(1),
+            metrics: vec![Metric {
+                name: "ata.5.Reallocated_Sector_Ct".into(),
+                value: 1303,
+            }],
+            detail_json: "{}".into(),
+        }],
+        zfs: SourceStatus {
+            state: SourceState::ToolMissing,
+            detail: "zpool not installed".into(),
+        },
+        pools: vec![PoolReport {
+            name: "tank".into(),
+            state: "DEGRADED".into(),
+            health: Health::Critical,
+            reasons: vec![],
+            size_bytes: None,
+            allocated_bytes: None,
+            free_bytes: None,
+            capacity_percent: Some(50),
+            fragmentation_percent: None,
+            scan_function: Some("scrub".into()),
+            scan_state: Some("in_progress".into()),
+            scan_progress_percent: Some(12.5),
+            scan_errors: None,
+            data_errors: Some(0),
+            detail_json: "{}".into(),
+        }],
+        mdraid: SourceStatus {
+            state: SourceState::NotPresent,
+            detail: String::new(),
+        },
+        arrays: vec![ArrayReport {
+            name: "md0".into(),
+            level: "raid1".into(),
+            state: "active".into(),
+            health: Health::Warning,
+            reasons: vec![],
+            raid_disks: Some(2),
+            active_disks: Some(1),
+            degraded: true,
+            sync_action: Some("recovery".into()),
+            sync_progress_percent: Some(4.0),
+            detail_json: "{}".into(),
+        }],
+    }
+}
+
+#[test]
+fn storage_report_round_trips() {
+    let report = Report {
+        stream_id: Uuid::from_u128(9),
+        seq: 3,
+        collected_at_ms: 5,
+        body: ReportBody::Storage(sample_storage()),
+    };
+    assert_eq!(round_trip(&report), report);
+}
+
+#[test]
+fn golden_report_body_storage_is_variant_one_and_health_positions_hold() {
+    let bytes = postcard::to_allocvec(&ReportBody::Storage(sample_storage())).unwrap();
+    // variant 1, then SourceStatus{Ok=0, ""}.
+    assert_eq!(&bytes[..3], &[1, 0, 0]);
+    for (index, health) in [
+        Health::Ok,
+        Health::Unknown,
+        Health::Warning,
+        Health::Critical,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(postcard::to_allocvec(&health).unwrap(), [index as u8]);
+    }
+    for (index, state) in [
+        SourceState::Ok,
+        SourceState::NotPresent,
+        SourceState::ToolMissing,
+        SourceState::PermissionDenied,
+        SourceState::Failed,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(postcard::to_allocvec(&state).unwrap(), [index as u8]);
+    }
+}

@@ -1,0 +1,389 @@
+//! `fleet-bench`: measures what docs/performance.md reports, on this machine, with the real
+//! binaries and a real PostgreSQL.
+//!
+//! ```sh
+//! cargo build --release -p unity-controller && cargo build --profile release-agent -p unity-agent
+//! cargo run --release -p unity-e2e --bin fleet-bench -- --agents 500 --reports 20
+//! ```
+//!
+//! 1. Starts a throwaway PostgreSQL and the **release controller binary** as a child process.
+//! 2. Enrolls `--agents` simulated agents (real keys, real enrollment over QUIC).
+//! 3. Ingest: every agent opens a session and sends `--reports` host-facts reports back to back;
+//!    prints reports/s, latency percentiles and the controller's CPU time per 1000 reports.
+//! 4. Agents per controller: holds all sessions open (keep-alives only) for `--idle-secs`;
+//!    prints the controller's RSS per connected agent and its idle CPU.
+//! 5. Agent footprint: runs the **release-agent binary** enrolled for real, reporting every 60 s,
+//!    for `--idle-secs`; prints its RSS, CPU and binary size.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use unity_agent::enroll::{EnrollOptions, enroll};
+use unity_agent::link::{self, Session};
+use unity_agent::state::AgentState;
+use unity_controller::testing::ThrowawayPostgres;
+use unity_pki::Fingerprint;
+use unity_protocol::latest::ReportBody;
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long, default_value_t = 200)]
+    agents: usize,
+    #[arg(long, default_value_t = 20)]
+    reports: usize,
+    #[arg(long, default_value_t = 30)]
+    idle_secs: u64,
+    #[arg(long, default_value = "target/release/unity-controller")]
+    controller_bin: PathBuf,
+    #[arg(long, default_value = "target/release-agent/unity-agent")]
+    agent_bin: PathBuf,
+}
+
+/// CPU time (user + system) and RSS of a process, from procfs.
+#[derive(Debug, Clone, Copy)]
+struct ProcSample {
+    cpu: Duration,
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+fn sample(pid: u32) -> Result<ProcSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("odd /proc/pid/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(ProcSample {
+        cpu: Duration::from_millis(ticks * 1000 / clock_ticks()),
+        rss_kib: kib("VmRSS:"),
+        hwm_kib: kib("VmHWM:"),
+    })
+}
+
+fn clock_ticks() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index]
+}
+
+struct Child(tokio::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    for bin in [&args.controller_bin, &args.agent_bin] {
+        if !bin.exists() {
+            bail!(
+                "{} not found: build it first (see the module docs)",
+                bin.display()
+            );
+        }
+    }
+    let work = tempfile::tempdir()?;
+    let pg = ThrowawayPostgres::start().await?;
+    let (store, database_url) = pg.fresh_database().await?;
+    let tenant = store.create_tenant("bench").await?;
+
+    let quic_port = free_port()?;
+    let api_port = free_port()?;
+    let controller_dir = work.path().join("controller");
+    let controller = Child(
+        tokio::process::Command::new(&args.controller_bin)
+            .arg("serve")
+            .env("DATABASE_URL", &database_url)
+            .env("UNITY_DATA_DIR", &controller_dir)
+            .env("UNITY_QUIC_LISTEN", format!("127.0.0.1:{quic_port}"))
+            .env("UNITY_API_LISTEN", format!("127.0.0.1:{api_port}"))
+            .env("UNITY_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the controller")?,
+    );
+    let pid = controller.0.id().context("controller pid")?;
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if http
+            .get(format!("http://127.0.0.1:{api_port}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !ready {
+        bail!("controller did not become healthy");
+    }
+    let fingerprint: Fingerprint = {
+        let out = std::process::Command::new(&args.controller_bin)
+            .args(["ca", "fingerprint"])
+            .env("UNITY_DATA_DIR", &controller_dir)
+            .output()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse()?
+    };
+    let controller_addr = format!("127.0.0.1:{quic_port}");
+    let baseline = sample(pid)?;
+
+    // Enrollment.
+    let started = Instant::now();
+    let mut states = Vec::with_capacity(args.agents);
+    for chunk in (0..args.agents).collect::<Vec<_>>().chunks(16) {
+        let mut set = tokio::task::JoinSet::new();
+        for &i in chunk {
+            let (token, _) = store
+                .create_enrollment_token(tenant.id, Duration::from_secs(600))
+                .await?;
+            let options = EnrollOptions {
+                controller: controller_addr.clone(),
+                token,
+                ca_fingerprint: fingerprint,
+                state_dir: work.path().join(format!("agent-{i}")),
+                hostname: format!("bench-{i}"),
+                force: false,
+            };
+            set.spawn(async move {
+                enroll(&options).await?;
+                AgentState::load(&options.state_dir).map_err(anyhow::Error::from)
+            });
+        }
+        while let Some(state) = set.join_next().await {
+            states.push(state??);
+        }
+    }
+    let enroll_elapsed = started.elapsed();
+
+    // Sessions over one shared client endpoint.
+    let addr: std::net::SocketAddr = controller_addr.parse()?;
+    let endpoint = link::client_endpoint(addr)?;
+    let facts = unity_agent::collect::host::collect();
+    let report_bytes = unity_protocol::encode_frame(&ReportBody::HostFacts(facts.clone()))?.len();
+    let mut sessions = Vec::with_capacity(states.len());
+    for state in &states {
+        let tls = unity_pki::tls::agent_client_config(
+            &state.ca,
+            vec![state.certificate.clone()],
+            state.private_key_der(),
+        )?;
+        let connection = link::connect_with(&endpoint, addr, tls).await?;
+        sessions.push(Session::open(connection, "bench").await?);
+    }
+    let connected = sample(pid)?;
+
+    // Ingest.
+    let before = sample(pid)?;
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    let facts = Arc::new(facts);
+    for mut session in sessions {
+        let facts = facts.clone();
+        let reports = args.reports;
+        set.spawn(async move {
+            let mut latencies = Vec::with_capacity(reports);
+            for i in 0..reports {
+                let t = Instant::now();
+                session
+                    .send(
+                        1_700_000_000_000 + i as i64,
+                        ReportBody::HostFacts((*facts).clone()),
+                    )
+                    .await?;
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>((session, latencies))
+        });
+    }
+    let mut sessions = Vec::new();
+    let mut latencies = Vec::new();
+    while let Some(result) = set.join_next().await {
+        let (session, l) = result??;
+        sessions.push(session);
+        latencies.extend(l);
+    }
+    let ingest_elapsed = started.elapsed();
+    let after = sample(pid)?;
+    latencies.sort();
+    let total = args.agents * args.reports;
+
+    // Idle sessions.
+    let idle_before = sample(pid)?;
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    let idle_after = sample(pid)?;
+
+    // A real agent process.
+    let (token, _) = store
+        .create_enrollment_token(tenant.id, Duration::from_secs(600))
+        .await?;
+    let agent_dir = work.path().join("real-agent");
+    let status = tokio::process::Command::new(&args.agent_bin)
+        .args(["--state-dir"])
+        .arg(&agent_dir)
+        .args([
+            "enroll",
+            "--controller",
+            &controller_addr,
+            "--token",
+            &token,
+        ])
+        .args(["--ca-fingerprint", &fingerprint.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("real agent enrollment failed");
+    }
+    let agent = Child(
+        tokio::process::Command::new(&args.agent_bin)
+            .args(["--state-dir"])
+            .arg(&agent_dir)
+            .arg("run")
+            .env("UNITY_LOG", "warn")
+            .spawn()?,
+    );
+    let agent_pid = agent.0.id().context("agent pid")?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let agent_before = sample(agent_pid)?;
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    let agent_after = sample(agent_pid)?;
+    let agent_size = std::fs::metadata(&args.agent_bin)?.len();
+
+    for session in &sessions {
+        session.close();
+    }
+    print_results(&Results {
+        args: &args,
+        enroll_elapsed,
+        report_bytes,
+        ingest_elapsed,
+        total,
+        latencies: &latencies,
+        ingest_cpu: after.cpu.saturating_sub(before.cpu),
+        baseline,
+        connected,
+        idle_cpu: idle_after.cpu.saturating_sub(idle_before.cpu),
+        idle_after,
+        agent_cpu: agent_after.cpu.saturating_sub(agent_before.cpu),
+        agent_after,
+        agent_size,
+        agent_bin: &args.agent_bin,
+    });
+    drop(agent);
+    drop(controller);
+    Ok(())
+}
+
+struct Results<'a> {
+    args: &'a Args,
+    enroll_elapsed: Duration,
+    report_bytes: usize,
+    ingest_elapsed: Duration,
+    total: usize,
+    latencies: &'a [Duration],
+    ingest_cpu: Duration,
+    baseline: ProcSample,
+    connected: ProcSample,
+    idle_cpu: Duration,
+    idle_after: ProcSample,
+    agent_cpu: Duration,
+    agent_after: ProcSample,
+    agent_size: u64,
+    agent_bin: &'a Path,
+}
+
+fn print_results(r: &Results<'_>) {
+    let a = r.args;
+    let secs = r.ingest_elapsed.as_secs_f64();
+    println!(
+        "fleet-bench: {} agents × {} reports, idle window {} s",
+        a.agents, a.reports, a.idle_secs
+    );
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| enrollment | {} hosts in {:.2} s ({:.0} hosts/s) |",
+        a.agents,
+        r.enroll_elapsed.as_secs_f64(),
+        a.agents as f64 / r.enroll_elapsed.as_secs_f64()
+    );
+    println!(
+        "| ingest | {} reports ({} B each) in {:.2} s = **{:.0} reports/s** |",
+        r.total,
+        r.report_bytes,
+        secs,
+        r.total as f64 / secs
+    );
+    println!(
+        "| report round trip | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms |",
+        percentile(r.latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(r.latencies, 0.99).as_secs_f64() * 1e3,
+        percentile(r.latencies, 1.0).as_secs_f64() * 1e3
+    );
+    println!(
+        "| controller CPU per 1000 reports | {:.0} ms |",
+        r.ingest_cpu.as_secs_f64() * 1e3 * 1000.0 / r.total as f64
+    );
+    println!(
+        "| controller RSS | {} KiB idle with no agents → {} KiB with {} sessions (**{:.1} KiB per agent**); peak {} KiB |",
+        r.baseline.rss_kib,
+        r.connected.rss_kib,
+        a.agents,
+        r.connected.rss_kib.saturating_sub(r.baseline.rss_kib) as f64 / a.agents as f64,
+        r.idle_after.hwm_kib
+    );
+    println!(
+        "| controller CPU with {} idle sessions | {:.2} % of one core |",
+        a.agents,
+        r.idle_cpu.as_secs_f64() * 100.0 / a.idle_secs as f64
+    );
+    println!(
+        "| agent ({}) | {:.1} MiB binary, RSS {} KiB (peak {} KiB), CPU {:.3} % of one core over {} s |",
+        r.agent_bin.display(),
+        r.agent_size as f64 / (1024.0 * 1024.0),
+        r.agent_after.rss_kib,
+        r.agent_after.hwm_kib,
+        r.agent_cpu.as_secs_f64() * 100.0 / a.idle_secs as f64,
+        a.idle_secs
+    );
+}
