@@ -1,4 +1,10 @@
 //! Applying agent reports to the store, exactly once per `(host, stream, seq)`.
+//!
+//! * [`storage`] — disks, pools, arrays, collector states and their alerts.
+//! * [`rules`] — when a change raises an alert (pure).
+
+pub mod rules;
+pub mod storage;
 
 use time::OffsetDateTime;
 use unity_pki::HostIdentity;
@@ -54,12 +60,12 @@ pub async fn apply(
         ReportBody::HostFacts(facts) => {
             store::hosts::store_facts(&mut tx, identity.host_id, facts, collected_at).await?
         }
-        ReportBody::Storage(_) => {
-            // Storage ingest is being built (issue 3); refuse explicitly rather than ack and drop.
-            return Ok(ReportReply::Rejected {
-                seq: report.seq,
-                detail: "this controller does not store storage reports yet".into(),
-            });
+        ReportBody::Storage(storage_report) => {
+            let scope = store::storage::HostScope {
+                tenant_id: identity.tenant_id,
+                host_id: identity.host_id,
+            };
+            storage::apply(&mut tx, scope, storage_report, collected_at).await?
         }
     };
     if !applied {

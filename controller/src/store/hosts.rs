@@ -151,6 +151,20 @@ pub async fn store_facts(
     Ok(updated == 1)
 }
 
+/// Records that an active host reported now. Returns false if the host is revoked or unknown.
+/// Also locks the host row until the transaction ends, so two reports of one host are applied
+/// one after the other.
+pub async fn touch_active(tx: &mut TenantTx, host_id: Uuid) -> Result<bool, StoreError> {
+    let updated =
+        sqlx::query("UPDATE hosts SET last_seen_at = now() WHERE id = $1 AND revoked_at IS NULL")
+            .bind(host_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(query_error("recording a host's report"))?
+            .rows_affected();
+    Ok(updated == 1)
+}
+
 pub async fn list_hosts(tx: &mut TenantTx) -> Result<Vec<HostSummary>, StoreError> {
     // Built only from constants.
     sqlx::query_as::<_, HostSummary>(sqlx::AssertSqlSafe(format!(

@@ -14,6 +14,7 @@
 
 pub mod embedded;
 pub mod hosts;
+pub mod storage;
 pub mod tenants;
 
 use std::time::Duration;

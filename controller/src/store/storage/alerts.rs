@@ -1,0 +1,140 @@
+//! Alerts: append-only records of a change worth telling someone about. Deciding *when* to
+//! raise one is ingest's job (`ingest::rules`); this stores and lists them.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::HostScope;
+use crate::store::{StoreError, TenantTx, query_error};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Disk,
+    Pool,
+    Array,
+    Collector,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Disk => "disk",
+            ObjectKind::Pool => "pool",
+            ObjectKind::Array => "array",
+            ObjectKind::Collector => "collector",
+        }
+    }
+}
+
+/// An alert about to be raised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    pub object_kind: ObjectKind,
+    pub object_id: Option<Uuid>,
+    pub object_name: String,
+    /// `disk_health`, `pool_state`, `array_degraded`, … (docs/alerts.md).
+    pub kind: &'static str,
+    /// `None` when the object is seen for the first time.
+    pub previous: Option<String>,
+    pub current: String,
+    pub severity: Severity,
+    pub message: String,
+}
+
+pub async fn insert(
+    tx: &mut TenantTx,
+    scope: HostScope,
+    alert: &NewAlert,
+    observed_at: OffsetDateTime,
+) -> Result<Uuid, StoreError> {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO alerts (id, tenant_id, host_id, object_kind, object_id, object_name, kind, \
+             previous, current, severity, message, observed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(id)
+    .bind(scope.tenant_id)
+    .bind(scope.host_id)
+    .bind(alert.object_kind.as_str())
+    .bind(alert.object_id)
+    .bind(&alert.object_name)
+    .bind(alert.kind)
+    .bind(&alert.previous)
+    .bind(&alert.current)
+    .bind(alert.severity.as_str())
+    .bind(&alert.message)
+    .bind(observed_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("raising an alert"))?;
+    Ok(id)
+}
+
+/// One line of `GET /api/v1/alerts`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Alert {
+    pub id: Uuid,
+    pub host_id: Uuid,
+    /// `disk`, `pool`, `array` or `collector`.
+    pub object_kind: String,
+    /// The disk, pool or array id; null for collectors.
+    pub object_id: Option<Uuid>,
+    pub object_name: String,
+    pub kind: String,
+    /// Null when the object was first seen in this state.
+    pub previous: Option<String>,
+    pub current: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    pub message: String,
+    /// Collection time of the report that showed the change (agent clock).
+    #[serde(with = "time::serde::rfc3339")]
+    pub observed_at: OffsetDateTime,
+    /// When the controller raised it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub raised_at: OffsetDateTime,
+}
+
+/// Filters of `GET /api/v1/alerts`.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertFilter {
+    pub host_id: Option<Uuid>,
+    /// Only alerts raised at or after this time.
+    pub since: Option<OffsetDateTime>,
+    pub limit: i64,
+}
+
+/// Newest first.
+pub async fn list(tx: &mut TenantTx, filter: AlertFilter) -> Result<Vec<Alert>, StoreError> {
+    sqlx::query_as::<_, Alert>(
+        "SELECT id, host_id, object_kind, object_id, object_name, kind, previous, current, \
+             severity, message, observed_at, raised_at FROM alerts \
+         WHERE ($1::uuid IS NULL OR host_id = $1) AND ($2::timestamptz IS NULL OR raised_at >= $2) \
+         ORDER BY raised_at DESC, id DESC LIMIT $3",
+    )
+    .bind(filter.host_id)
+    .bind(filter.since)
+    .bind(filter.limit)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("listing alerts"))
+}

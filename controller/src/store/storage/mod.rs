@@ -1,0 +1,243 @@
+//! Storage health in the store: disks, ZFS pools, md arrays, collector status, alerts.
+//!
+//! Every function takes a [`TenantTx`], so row-level security confines it to one tenant.
+//! Current state is one row per object, upserted by ingest; history is one sample row per
+//! object per report (`*_samples`), pruned after [`SAMPLE_RETENTION_DAYS`] by
+//! [`prune_samples`]. Deciding *what changed* (and so which alerts to raise) is ingest's job;
+//! these modules only read the previous row and write the new one.
+
+pub mod alerts;
+pub mod arrays;
+pub mod collectors;
+pub mod disks;
+pub mod pools;
+
+use unity_protocol::latest::Health;
+use uuid::Uuid;
+
+use super::{StoreError, TenantTx, query_error};
+
+/// The host a storage report is being applied for, and its tenant (needed for inserts: the
+/// row-level-security `WITH CHECK` compares it with the transaction's tenant).
+#[derive(Debug, Clone, Copy)]
+pub struct HostScope {
+    pub tenant_id: Uuid,
+    pub host_id: Uuid,
+}
+
+/// An object that just went missing from its host: its id and how to name it in an alert.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Vanished {
+    pub id: Uuid,
+    pub name: String,
+}
+
+/// Samples older than this many days (by the controller's clock) are deleted.
+pub const SAMPLE_RETENTION_DAYS: i32 = 90;
+
+/// Filters of the list endpoints; `None` means "any".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListFilter {
+    pub host_id: Option<Uuid>,
+    pub health: Option<Health>,
+}
+
+impl ListFilter {
+    fn health_text(&self) -> Option<&'static str> {
+        self.health.map(Health::as_str)
+    }
+}
+
+/// Reads a health word written by [`Health::as_str`] back. The column's CHECK constraint
+/// allows nothing else; anything unexpected is treated as "could not tell".
+pub fn parse_health(text: &str) -> Health {
+    match text {
+        "ok" => Health::Ok,
+        "warning" => Health::Warning,
+        "critical" => Health::Critical,
+        _ => Health::Unknown,
+    }
+}
+
+/// The health word of `known_health`: the last verdict that was not `unknown`.
+pub fn known_health(new: Health, previous_known: Option<Health>) -> Option<Health> {
+    match new {
+        Health::Unknown => previous_known,
+        known => Some(known),
+    }
+}
+
+/// Agent-supplied counters are `u64`; PostgreSQL has `bigint`. Anything beyond `i64::MAX` is
+/// nonsense from a tool and is clamped rather than refusing the report.
+pub(crate) fn to_i64(value: Option<u64>) -> Option<i64> {
+    value.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn to_i32(value: Option<u32>) -> Option<i32> {
+    value.map(|v| i32::try_from(v).unwrap_or(i32::MAX))
+}
+
+/// Deletes this host's samples older than [`SAMPLE_RETENTION_DAYS`]. Idempotent and cheap
+/// (each sample table's primary key starts with the object id, so this is an index range scan
+/// per object that usually finds nothing); ingest calls it on every storage report, so no
+/// background task needs to step outside a tenant's scope. Returns the rows deleted.
+pub async fn prune_samples(tx: &mut TenantTx, host_id: Uuid) -> Result<u64, StoreError> {
+    const STATEMENTS: [&str; 3] = [
+        "DELETE FROM disk_samples WHERE disk_id IN (SELECT id FROM disks WHERE host_id = $1) \
+         AND collected_at < now() - make_interval(days => $2)",
+        "DELETE FROM pool_samples WHERE pool_id IN (SELECT id FROM pools WHERE host_id = $1) \
+         AND collected_at < now() - make_interval(days => $2)",
+        "DELETE FROM array_samples WHERE array_id IN (SELECT id FROM arrays WHERE host_id = $1) \
+         AND collected_at < now() - make_interval(days => $2)",
+    ];
+    let mut deleted = 0;
+    for statement in STATEMENTS {
+        deleted += sqlx::query(statement)
+            .bind(host_id)
+            .bind(SAMPLE_RETENTION_DAYS)
+            .execute(&mut **tx)
+            .await
+            .map_err(query_error("pruning old storage samples"))?
+            .rows_affected();
+    }
+    Ok(deleted)
+}
+
+/// Per-health counts of one kind of object on a host (present objects only), plus how many
+/// known objects are currently absent.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct HealthCounts {
+    pub ok: i64,
+    pub unknown: i64,
+    pub warning: i64,
+    pub critical: i64,
+    /// Known objects missing from the latest successful collection.
+    pub absent: i64,
+}
+
+/// `GET /api/v1/hosts/{id}/storage`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct HostStorage {
+    pub host_id: Uuid,
+    pub disks: HealthCounts,
+    pub pools: HealthCounts,
+    pub arrays: HealthCounts,
+    pub collectors: Vec<collectors::CollectorStatus>,
+}
+
+/// The storage summary of one host, or `None` if the host is not the tenant's.
+pub async fn host_storage(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+) -> Result<Option<HostStorage>, StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM hosts WHERE id = $1)")
+        .bind(host_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(query_error("looking up a host"))?;
+    if !exists {
+        return Ok(None);
+    }
+    const COUNTS: [&str; 3] = [
+        "SELECT health, present, count(*) FROM disks WHERE host_id = $1 GROUP BY health, present",
+        "SELECT health, present, count(*) FROM pools WHERE host_id = $1 GROUP BY health, present",
+        "SELECT health, present, count(*) FROM arrays WHERE host_id = $1 GROUP BY health, present",
+    ];
+    let mut counts = [HealthCounts::default(); 3];
+    for (statement, out) in COUNTS.into_iter().zip(counts.iter_mut()) {
+        let rows: Vec<(String, bool, i64)> = sqlx::query_as(statement)
+            .bind(host_id)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(query_error("counting storage objects by health"))?;
+        for (health, present, n) in rows {
+            if !present {
+                out.absent += n;
+                continue;
+            }
+            match parse_health(&health) {
+                Health::Ok => out.ok += n,
+                Health::Unknown => out.unknown += n,
+                Health::Warning => out.warning += n,
+                Health::Critical => out.critical += n,
+            }
+        }
+    }
+    let [disks, pools, arrays] = counts;
+    Ok(Some(HostStorage {
+        host_id,
+        disks,
+        pools,
+        arrays,
+        collectors: collectors::list_for_host(tx, host_id).await?,
+    }))
+}
+
+/// Parses `detail_json` for a `jsonb` column. Text that is not JSON is kept as a JSON string
+/// (returned with `false`) rather than losing the report; NUL characters, which PostgreSQL
+/// cannot store in `jsonb`, are replaced by U+FFFD.
+pub fn detail_value(raw: &str) -> (serde_json::Value, bool) {
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(mut value) => {
+            strip_nul_in_json(&mut value);
+            (value, true)
+        }
+        Err(_) => (serde_json::Value::String(strip_nul(raw)), false),
+    }
+}
+
+/// PostgreSQL `text` cannot hold NUL; a tool printing one must not make a report unstorable.
+pub fn strip_nul(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
+fn strip_nul_in_json(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => *s = strip_nul(s),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul_in_json),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(map);
+                for (k, mut v) in old {
+                    strip_nul_in_json(&mut v);
+                    map.insert(strip_nul(&k), v);
+                }
+            } else {
+                map.values_mut().for_each(strip_nul_in_json);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detail_keeps_json_and_wraps_anything_else() {
+        let (value, ok) = detail_value(r#"{"a":[1,"x\u0000y"],"k\u0000":2}"#);
+        assert!(ok);
+        assert_eq!(
+            value,
+            serde_json::json!({"a": [1, "x\u{FFFD}y"], "k\u{FFFD}": 2})
+        );
+        let (value, ok) = detail_value("not json\0");
+        assert!(!ok);
+        assert_eq!(value, serde_json::json!("not json\u{FFFD}"));
+    }
+
+    #[test]
+    fn unknown_keeps_the_last_known_verdict() {
+        assert_eq!(
+            known_health(Health::Unknown, Some(Health::Critical)),
+            Some(Health::Critical)
+        );
+        assert_eq!(
+            known_health(Health::Ok, Some(Health::Critical)),
+            Some(Health::Ok)
+        );
+        assert_eq!(known_health(Health::Unknown, None), None);
+    }
+}
