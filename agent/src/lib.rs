@@ -4,11 +4,13 @@
 //! * [`enroll`] — token + CSR → certificate, pinning the controller's CA by fingerprint.
 //! * [`link`] — the QUIC session with the controller: connect, Hello, reports, backoff.
 //! * [`collect`] — host facts (sysinfo); storage parsers live in the `unity-collect` crate.
+//! * [`parse`] — `unity-agent parse`: a saved tool output → normalized JSON with verdict.
 //! * [`run`] — the service loop `unity-agent run` drives.
 
 pub mod collect;
 pub mod enroll;
 pub mod link;
+pub mod parse;
 pub mod run;
 pub mod state;
 

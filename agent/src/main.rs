@@ -5,9 +5,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+use unity_agent::collect::storage::{StorageCollector, StorageSources};
 use unity_agent::enroll::{EnrollOptions, enroll};
+use unity_agent::parse;
 use unity_agent::run::{RunOptions, run};
 use unity_agent::state::{AgentState, default_state_dir};
+use unity_collect::runner::SystemRunner;
 use unity_pki::Fingerprint;
 
 #[derive(Debug, Parser)]
@@ -45,9 +50,42 @@ enum Command {
         /// Report interval override in seconds (default: what the controller asks for).
         #[arg(long, env = "UNITY_AGENT_REPORT_INTERVAL_SECS")]
         report_interval_secs: Option<u64>,
+        /// How often disks (SMART), ZFS pools and md arrays are read, in seconds.
+        #[arg(long, env = "UNITY_AGENT_STORAGE_INTERVAL_SECS", default_value_t = 300)]
+        storage_interval_secs: u64,
+        /// Do not read or report storage health.
+        #[arg(long, env = "UNITY_AGENT_NO_STORAGE")]
+        no_storage: bool,
     },
     /// Print this host's facts as JSON, as the agent would report them.
     Facts,
+    /// Print what the agent would report about storage on this host, as JSON.
+    Storage,
+    /// Parse a saved tool output and print the normalized record (with verdict) as JSON.
+    /// Exits non-zero with the parse error when the file cannot be read. Attach the output
+    /// to bug reports.
+    Parse {
+        #[arg(value_enum)]
+        format: ParseFormat,
+        /// The file holding the tool's output (`-` for standard input).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ParseFormat {
+    /// `smartctl -x` (or -a, -H, -A, -i) text
+    Smartctl,
+    /// `smartctl -j -x` JSON
+    SmartctlJson,
+    /// `zpool status` text or `zpool status -j` JSON
+    ZpoolStatus,
+    /// `zpool list -H[p]` text or `zpool list -j` JSON
+    ZpoolList,
+    /// `/proc/mdstat`
+    Mdstat,
+    /// `mdadm --detail` text
+    MdadmDetail,
 }
 
 /// Prints the error chain (not a backtrace) and exits non-zero: operators read these.
@@ -101,11 +139,20 @@ fn real_main() -> Result<()> {
             }
             Command::Run {
                 report_interval_secs,
+                storage_interval_secs,
+                no_storage,
             } => {
                 let state = AgentState::load(&state_dir)
                     .map_err(|e| anyhow::anyhow!(unity_agent::error_chain(&e)))?;
+                let storage: Option<Arc<dyn StorageCollector>> = if no_storage {
+                    None
+                } else {
+                    Some(Arc::new(StorageSources::system(SystemRunner)))
+                };
                 let options = RunOptions {
                     report_interval: report_interval_secs.map(Duration::from_secs),
+                    storage_interval: Duration::from_secs(storage_interval_secs.max(10)),
+                    storage,
                     ..RunOptions::default()
                 };
                 run(&state, &options, shutdown_signal())
@@ -119,8 +166,38 @@ fn real_main() -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&facts)?);
                 Ok(())
             }
+            Command::Storage => {
+                let report = StorageSources::system(SystemRunner).collect().await;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(())
+            }
+            Command::Parse { format, file } => {
+                let text = if file.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+                } else {
+                    std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?
+                };
+                let value = parse::parse(format.into(), &text)
+                    .with_context(|| format!("parsing {}", file.display()))?;
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                Ok(())
+            }
         }
     })
+}
+
+impl From<ParseFormat> for parse::Format {
+    fn from(format: ParseFormat) -> Self {
+        match format {
+            ParseFormat::Smartctl => parse::Format::Smartctl,
+            ParseFormat::SmartctlJson => parse::Format::SmartctlJson,
+            ParseFormat::ZpoolStatus => parse::Format::ZpoolStatus,
+            ParseFormat::ZpoolList => parse::Format::ZpoolList,
+            ParseFormat::Mdstat => parse::Format::Mdstat,
+            ParseFormat::MdadmDetail => parse::Format::MdadmDetail,
+        }
+    }
 }
 
 fn init_logging() {

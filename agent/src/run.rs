@@ -4,28 +4,50 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::sync::Arc;
 use time::OffsetDateTime;
 use tracing::Instrument;
-use unity_protocol::latest::{ReportBody, ReportReply};
+
+use unity_protocol::latest::{ReportBody, ReportReply, SourceState, SourceStatus, StorageReport};
 
 use crate::collect;
+use crate::collect::storage::StorageCollector;
 use crate::error_chain;
 use crate::link::backoff::{Backoff, random_unit};
 use crate::link::{self, Session, SessionError};
 use crate::state::AgentState;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Overrides the interval the controller asks for (tests, demos).
     pub report_interval: Option<Duration>,
+    /// How often disks, pools and arrays are read. SMART reads never wake a sleeping disk
+    /// (`-n standby`), so this can be short without costing spin-ups.
+    pub storage_interval: Duration,
+    /// Where storage facts come from; `None` disables storage reports.
+    pub storage: Option<Arc<dyn StorageCollector>>,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("report_interval", &self.report_interval)
+            .field("storage_interval", &self.storage_interval)
+            .field("storage", &self.storage.is_some())
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .finish()
+    }
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
             report_interval: None,
+            storage_interval: Duration::from_secs(300),
+            storage: None,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
         }
@@ -64,9 +86,11 @@ async fn reconnect_forever(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut backoff = Backoff::new(options.backoff_base, options.backoff_max);
+    let mut source_log = SourceLog::default();
     tokio::pin!(shutdown);
     loop {
-        let attempt = connect_and_report(state, options, tls.clone(), &mut backoff);
+        let attempt =
+            connect_and_report(state, options, tls.clone(), &mut backoff, &mut source_log);
         tokio::select! {
             () = &mut shutdown => return,
             error = attempt => {
@@ -108,6 +132,7 @@ async fn connect_and_report(
     options: &RunOptions,
     tls: rustls::ClientConfig,
     backoff: &mut Backoff,
+    source_log: &mut SourceLog,
 ) -> AttemptError {
     let addr = match link::resolve(&state.enrollment.controller).await {
         Ok(addr) => addr,
@@ -126,25 +151,66 @@ async fn connect_and_report(
         Duration::from_secs(u64::from(session.welcome.report_interval_secs.max(1)))
     });
     tracing::info!(%addr, ?interval, "connected to controller");
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut facts_ticker = tokio::time::interval(interval);
+    facts_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut storage_ticker = tokio::time::interval(options.storage_interval);
+    storage_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let body = tokio::select! {
             error = session.closed() => return SessionError::Closed(error).into(),
-            _ = ticker.tick() => {
-                let facts = collect::host::collect();
-                match session.send(now_ms(), ReportBody::HostFacts(facts)).await {
-                    Ok(ReportReply::Ack { seq, duplicate }) => {
-                        tracing::debug!(seq, duplicate, "host facts acknowledged");
-                    }
-                    Ok(ReportReply::Rejected { .. }) => {}
-                    Err(SessionError::Rejected { seq, detail }) => {
-                        // The controller will never take this report; the next one is fresh.
-                        tracing::error!(seq, %detail, "controller rejected a report");
-                    }
-                    Err(error) => return error.into(),
-                }
+            _ = facts_ticker.tick() => ReportBody::HostFacts(collect::host::collect()),
+            _ = storage_ticker.tick(), if options.storage.is_some() => {
+                let Some(storage) = &options.storage else { continue };
+                let report = storage.collect_storage().await;
+                source_log.observe(&report);
+                ReportBody::Storage(report)
             }
+        };
+        let kind = match &body {
+            ReportBody::HostFacts(_) => "host facts",
+            ReportBody::Storage(_) => "storage",
+        };
+        match session.send(now_ms(), body).await {
+            Ok(ReportReply::Ack { seq, duplicate }) => {
+                tracing::debug!(seq, duplicate, kind, "report acknowledged");
+            }
+            Ok(ReportReply::Rejected { .. }) => {}
+            Err(SessionError::Rejected { seq, detail }) => {
+                // The controller will never take this report; the next one is fresh.
+                tracing::error!(seq, kind, %detail, "controller rejected a report");
+            }
+            Err(error) => return error.into(),
+        }
+    }
+}
+
+/// Logs a storage source's status when it changes — not every round — so a host without
+/// ZFS says so once, and a smartctl that breaks says so the moment it does.
+#[derive(Debug, Default)]
+struct SourceLog {
+    last: [Option<SourceStatus>; 3],
+}
+
+impl SourceLog {
+    fn observe(&mut self, report: &StorageReport) {
+        let sources = [
+            ("smart", &report.smart),
+            ("zfs", &report.zfs),
+            ("mdraid", &report.mdraid),
+        ];
+        for ((name, status), last) in sources.into_iter().zip(self.last.iter_mut()) {
+            if last.as_ref() == Some(status) {
+                continue;
+            }
+            match status.state {
+                SourceState::Ok => tracing::info!(source = name, "storage source readable"),
+                SourceState::NotPresent => {
+                    tracing::info!(source = name, detail = %status.detail, "storage source not present on this host")
+                }
+                _ => tracing::warn!(source = name, state = ?status.state, detail = %status.detail,
+                    "storage source unavailable"),
+            }
+            *last = Some(status.clone());
         }
     }
 }

@@ -87,6 +87,57 @@ impl CommandRunner for SystemRunner {
     }
 }
 
+/// Replays **recorded real outputs** instead of running programs: for tests and for
+/// reproducing an operator's report. Not a mock of behaviour — every reply is what the real
+/// tool printed (keep the recordings' provenance beside them); a command with no recording
+/// answers like a missing program, so a collector under test sees the same error it would on
+/// a host without that tool.
+#[derive(Debug, Clone, Default)]
+pub struct RecordedRunner {
+    replies: std::collections::HashMap<String, CommandOutput>,
+}
+
+impl RecordedRunner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `command` (program and arguments joined by single spaces, e.g.
+    /// `"smartctl -x -n standby -d sat /dev/sda"`) printed `stdout`/`stderr` and exited `code`.
+    pub fn record(mut self, command: &str, code: i32, stdout: &str, stderr: &str) -> Self {
+        self.replies.insert(
+            command.to_owned(),
+            CommandOutput {
+                exit_code: Some(code),
+                stdout: stdout.to_owned(),
+                stderr: stderr.to_owned(),
+            },
+        );
+        self
+    }
+}
+
+impl CommandRunner for RecordedRunner {
+    async fn run(
+        &self,
+        program: &str,
+        args: &[&str],
+        _timeout: Duration,
+    ) -> Result<CommandOutput, RunError> {
+        let mut key = program.to_owned();
+        for arg in args {
+            key.push(' ');
+            key.push_str(arg);
+        }
+        self.replies
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| RunError::NotFound {
+                program: program.to_owned(),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +158,21 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, RunError::TimedOut { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn recorded_runner_replays_exact_commands_only() {
+        let runner = RecordedRunner::new().record("zpool list -H", 0, "tank\n", "");
+        let out = runner
+            .run("zpool", &["list", "-H"], Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout, "tank\n");
+        let err = runner
+            .run("zpool", &["list"], Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RunError::NotFound { .. }));
     }
 
     #[tokio::test]

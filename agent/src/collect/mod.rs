@@ -3,3 +3,4 @@
 //! stack.
 
 pub mod host;
+pub mod storage;
