@@ -13,6 +13,7 @@ pub mod link;
 pub mod parse;
 pub mod run;
 pub mod state;
+pub mod testing;
 
 /// This build's version, sent in Hello and in every facts report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -446,86 +446,17 @@ fn array_report(array: &MdArray, assessment: Option<&Assessment>) -> ArrayReport
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use unity_collect::runner::RecordedRunner;
 
     use super::*;
 
-    fn fixture(path: &str) -> String {
-        let full = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/").to_owned() + path;
-        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
-    }
-
-    /// Real outputs: a real `--scan-open`, real drives behind it, a real zfs-fuse pool with an
-    /// offlined disk (which rejects `-j`/`-p` like the real zfs-fuse), a real degraded mdstat.
-    fn recorded_host(dir: &std::path::Path) -> StorageSources<RecordedRunner> {
-        let zfs_fixture = |name: &str| {
-            std::fs::read_to_string(
-                concat!(env!("CARGO_MANIFEST_DIR"), "/collect/fixtures/zfs/").to_owned() + name,
-            )
-            .unwrap()
-        };
-        let runner = RecordedRunner::new()
-            .record(
-                "smartctl --scan-open",
-                0,
-                &fixture("smartctl-text/scan-open-linux-nvme-and-megaraid.txt"),
-                "",
-            )
-            .record(
-                "smartctl -x -n standby -d nvme /dev/nvme0",
-                8,
-                &fixture("smartctl-text/nvme-crucial-p1-failed-crit-0x04-114pct-used.txt"),
-                "",
-            )
-            .record(
-                "smartctl -x -n standby -d nvme /dev/nvme1",
-                0,
-                &fixture("smartctl-text/nvme-samsung-970-evo-plus-proxmox.txt"),
-                "",
-            )
-            .record("zpool status -j --json-int", 2, "", "invalid option 'j'\nusage:\n")
-            .record("zpool status -p", 2, "", "invalid option 'p'\nusage:\n")
-            .record(
-                "zpool status",
-                0,
-                &zfs_fixture("zpool-status-zfsfuse-offline-degraded.txt"),
-                "",
-            )
-            .record(
-                "zpool list -Hp -o name,health,size,allocated,free,fragmentation,capacity,dedupratio",
-                2,
-                "",
-                "invalid option 'p'\nusage:\n",
-            )
-            .record(
-                "zpool list -H",
-                0,
-                &zfs_fixture("zpool-list-H-zfsfuse-solaris-columns.txt"),
-                "",
-            );
-        let mdstat = dir.join("mdstat");
-        std::fs::write(
-            &mdstat,
-            fixture("mdstat/raid5-degraded-4-3-UUU_-old-metadata-5space-indent.txt"),
-        )
-        .unwrap();
-        StorageSources {
-            runner,
-            smart: SmartRunConfig {
-                device_timeout: Duration::from_secs(5),
-                ..SmartRunConfig::default()
-            },
-            mdstat_path: mdstat,
-            sysfs_root: dir.join("sys"),
-        }
-    }
-
     #[tokio::test]
     async fn recorded_host_maps_to_a_storage_report() {
         let dir = tempfile::tempdir().unwrap();
-        let report = recorded_host(dir.path()).collect().await;
+        let report = crate::testing::recorded_storage(dir.path())
+            .unwrap()
+            .collect()
+            .await;
 
         assert_eq!(report.smart.state, SourceState::Ok, "{:?}", report.smart);
         let failing = report
