@@ -4,32 +4,13 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
-use unity_controller::api::{self, ApiState, PUBLIC_ROUTES, TENANT_ROUTES};
-use uuid::Uuid;
+use std::collections::HashMap;
 
-async fn get(
-    app: &axum::Router,
-    path: &str,
-    token: Option<&str>,
-) -> (StatusCode, serde_json::Value) {
-    let mut request = Request::get(path);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    (status, json)
-}
+use axum::http::StatusCode;
+use common::get;
+use unity_controller::api::{self, ApiState, PUBLIC_ROUTES, TENANT_ROUTES};
+use unity_protocol::latest::{Health, ReportReply};
+use uuid::Uuid;
 
 #[tokio::test]
 async fn tenant_routes_need_a_valid_token() {
@@ -46,7 +27,9 @@ async fn tenant_routes_need_a_valid_token() {
 }
 
 /// The omicron-style table: for every tenant-scoped route, tenant B asking for tenant A's
-/// objects gets 404 (or an empty list) — the same as for objects that do not exist.
+/// objects gets 404 (or an empty list) — the same as for objects that do not exist. Each
+/// `{id}` route gets an id of its own kind from tenant A's fixtures; a new `{id}` route
+/// without one fails here.
 #[tokio::test]
 async fn another_tenants_objects_are_not_found_on_every_route() {
     let (_pg, store) = common::database().await;
@@ -55,10 +38,63 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
     let host_a = common::add_host(&store, &a, "nas-a").await;
     let token_a = store.create_api_token(a.id, "t").await.unwrap();
     let token_b = store.create_api_token(b.id, "t").await.unwrap();
+    // A failing disk, a degraded pool and array: rows in every storage table and alerts.
+    let mut broken = common::fixtures::pool("tank", "DEGRADED", Health::Critical);
+    broken.scan_errors = Some(1);
+    let reply = common::send_storage(
+        &store,
+        &a,
+        host_a,
+        Uuid::new_v4(),
+        1,
+        common::fixtures::report(
+            vec![common::fixtures::disk(
+                "/dev/sdb",
+                Some("5000c500a1b2c3d4"),
+                "S1",
+                Health::Critical,
+            )],
+            vec![broken],
+            vec![common::fixtures::array("md0", true, Health::Critical)],
+        ),
+    )
+    .await;
+    assert!(
+        matches!(
+            reply,
+            ReportReply::Ack {
+                duplicate: false,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
     let app = api::router(ApiState { store });
+    let first_id = |list: &'static str| {
+        let app = app.clone();
+        let token = token_a.clone();
+        async move {
+            let (_, body) = get(&app, list, Some(&token)).await;
+            body[0]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let fixture_ids: HashMap<&str, String> = HashMap::from([
+        ("/api/v1/hosts/{id}", host_a.to_string()),
+        ("/api/v1/hosts/{id}/storage", host_a.to_string()),
+        ("/api/v1/disks/{id}", first_id("/api/v1/disks").await),
+        ("/api/v1/pools/{id}", first_id("/api/v1/pools").await),
+        ("/api/v1/arrays/{id}", first_id("/api/v1/arrays").await),
+    ]);
 
     for route in TENANT_ROUTES {
-        let path = route.replace("{id}", &host_a.to_string());
+        let path = if route.contains("{id}") {
+            let id = fixture_ids
+                .get(route)
+                .unwrap_or_else(|| panic!("{route} has no fixture id in this test"));
+            route.replace("{id}", id)
+        } else {
+            (*route).to_owned()
+        };
         let (status, body) = get(&app, &path, Some(&token_a)).await;
         assert_eq!(status, StatusCode::OK, "owner reads {path}");
         assert_ne!(body, serde_json::json!([]), "owner sees data at {path}");

@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod hosts;
 mod openapi;
+mod storage;
 
 use axum::Json;
 use axum::Router;
@@ -32,13 +33,32 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/hosts", get(hosts::list_hosts))
         .route("/api/v1/hosts/{id}", get(hosts::get_host))
+        .route("/api/v1/hosts/{id}/storage", get(storage::host_storage))
+        .route("/api/v1/disks", get(storage::list_disks))
+        .route("/api/v1/disks/{id}", get(storage::get_disk))
+        .route("/api/v1/pools", get(storage::list_pools))
+        .route("/api/v1/pools/{id}", get(storage::get_pool))
+        .route("/api/v1/arrays", get(storage::list_arrays))
+        .route("/api/v1/arrays/{id}", get(storage::get_array))
+        .route("/api/v1/alerts", get(storage::list_alerts))
         .with_state(state)
 }
 
 /// Tenant-scoped routes, with `{id}` standing for an object id of that route's kind. The
 /// isolation test requests each one with another tenant's ids and expects 404 (or an empty
 /// list); a new route missing here fails `every_routed_path_is_classified`.
-pub const TENANT_ROUTES: &[&str] = &["/api/v1/hosts", "/api/v1/hosts/{id}"];
+pub const TENANT_ROUTES: &[&str] = &[
+    "/api/v1/hosts",
+    "/api/v1/hosts/{id}",
+    "/api/v1/hosts/{id}/storage",
+    "/api/v1/disks",
+    "/api/v1/disks/{id}",
+    "/api/v1/pools",
+    "/api/v1/pools/{id}",
+    "/api/v1/arrays",
+    "/api/v1/arrays/{id}",
+    "/api/v1/alerts",
+];
 /// Routes that need no token.
 pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/api/v1/openapi.json"];
 

@@ -7,7 +7,19 @@ use utoipa::{Modify, OpenApi};
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "Unity Fleet controller API", description = "Hosts, disks, pools and containers of one tenant. Authenticate with `Authorization: Bearer <tenant API token>`."),
-    paths(super::healthz, super::hosts::list_hosts, super::hosts::get_host),
+    paths(
+        super::healthz,
+        super::hosts::list_hosts,
+        super::hosts::get_host,
+        super::storage::host_storage,
+        super::storage::list_disks,
+        super::storage::get_disk,
+        super::storage::list_pools,
+        super::storage::get_pool,
+        super::storage::list_arrays,
+        super::storage::get_array,
+        super::storage::list_alerts,
+    ),
     components(schemas(super::ErrorBody, super::Health)),
     modifiers(&BearerAuth),
 )]

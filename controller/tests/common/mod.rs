@@ -33,3 +33,179 @@ pub async fn add_host(store: &Store, tenant: &Tenant, hostname: &str) -> Uuid {
     tx.commit().await.unwrap();
     id
 }
+
+/// GET `path` through the real router; returns the status and the JSON body (null if none).
+pub async fn get(
+    app: &axum::Router,
+    path: &str,
+    token: Option<&str>,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::get(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// Storage report fixtures, built directly from the wire types.
+pub mod fixtures {
+    use unity_protocol::latest::{
+        ArrayReport, DiskReport, Health, Metric, PoolReport, SourceState, SourceStatus,
+        StorageReport,
+    };
+
+    pub fn ok() -> SourceStatus {
+        SourceStatus {
+            state: SourceState::Ok,
+            detail: String::new(),
+        }
+    }
+
+    pub fn failed(detail: &str) -> SourceStatus {
+        SourceStatus {
+            state: SourceState::Failed,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn disk(device: &str, wwn: Option<&str>, serial: &str, health: Health) -> DiskReport {
+        DiskReport {
+            device: device.into(),
+            device_type: "sat".into(),
+            protocol: "ata".into(),
+            model: Some("WDC WD40EFRX".into()),
+            serial: Some(serial.into()),
+            wwn: wwn.map(Into::into),
+            firmware: Some("82.00A82".into()),
+            capacity_bytes: Some(4_000_787_030_016),
+            rotation_rpm: Some(5400),
+            read_status: "ok".into(),
+            read_detail: String::new(),
+            health,
+            reasons: match health {
+                Health::Critical => vec!["SMART overall-health self-assessment: FAILED".into()],
+                _ => Vec::new(),
+            },
+            temperature_c: Some(38),
+            power_on_hours: Some(41_000),
+            metrics: vec![Metric {
+                name: "ata.5.reallocated_sector_ct".into(),
+                value: if health == Health::Ok { 0 } else { 1200 },
+            }],
+            detail_json: format!(
+                r#"{{"device":"{device}","smart_passed":{}}}"#,
+                health == Health::Ok
+            ),
+        }
+    }
+
+    pub fn pool(name: &str, state: &str, health: Health) -> PoolReport {
+        PoolReport {
+            name: name.into(),
+            state: state.into(),
+            health,
+            reasons: if state == "ONLINE" {
+                Vec::new()
+            } else {
+                vec![format!("pool {name} is {state}")]
+            },
+            size_bytes: Some(8_000_000_000_000),
+            allocated_bytes: Some(2_000_000_000_000),
+            free_bytes: Some(6_000_000_000_000),
+            capacity_percent: Some(25),
+            fragmentation_percent: Some(3),
+            scan_function: Some("scrub".into()),
+            scan_state: Some("finished".into()),
+            scan_progress_percent: None,
+            scan_errors: Some(0),
+            data_errors: Some(0),
+            detail_json: format!(r#"{{"name":"{name}","vdevs":[]}}"#),
+        }
+    }
+
+    pub fn array(name: &str, degraded: bool, health: Health) -> ArrayReport {
+        ArrayReport {
+            name: name.into(),
+            level: "raid1".into(),
+            state: "active".into(),
+            health,
+            reasons: if degraded {
+                vec!["1 of 2 members missing".into()]
+            } else {
+                Vec::new()
+            },
+            raid_disks: Some(2),
+            active_disks: Some(if degraded { 1 } else { 2 }),
+            degraded,
+            sync_action: None,
+            sync_progress_percent: None,
+            detail_json: format!(r#"{{"name":"{name}"}}"#),
+        }
+    }
+
+    pub fn report(
+        disks: Vec<DiskReport>,
+        pools: Vec<PoolReport>,
+        arrays: Vec<ArrayReport>,
+    ) -> StorageReport {
+        StorageReport {
+            smart: ok(),
+            disks,
+            zfs: ok(),
+            pools,
+            mdraid: ok(),
+            arrays,
+        }
+    }
+}
+
+/// Applies a storage report for `host` of `tenant` through the real ingest path.
+pub async fn send_storage(
+    store: &Store,
+    tenant: &Tenant,
+    host: Uuid,
+    stream_id: Uuid,
+    seq: u64,
+    report: unity_protocol::latest::StorageReport,
+) -> unity_protocol::latest::ReportReply {
+    let collected_at_ms =
+        i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap()
+            + i64::try_from(seq).unwrap();
+    send_storage_at(store, tenant, host, stream_id, seq, collected_at_ms, report).await
+}
+
+pub async fn send_storage_at(
+    store: &Store,
+    tenant: &Tenant,
+    host: Uuid,
+    stream_id: Uuid,
+    seq: u64,
+    collected_at_ms: i64,
+    report: unity_protocol::latest::StorageReport,
+) -> unity_protocol::latest::ReportReply {
+    unity_controller::ingest::apply(
+        store,
+        unity_pki::HostIdentity {
+            tenant_id: tenant.id,
+            host_id: host,
+        },
+        &unity_protocol::latest::Report {
+            stream_id,
+            seq,
+            collected_at_ms,
+            body: unity_protocol::latest::ReportBody::Storage(report),
+        },
+    )
+    .await
+    .unwrap()
+}
