@@ -189,6 +189,8 @@ async fn connect_and_report(
 #[derive(Debug, Default)]
 struct SourceLog {
     last: [Option<SourceStatus>; 3],
+    /// Device path → last read status, so one unreadable disk is logged once, not every round.
+    disks: std::collections::HashMap<String, String>,
 }
 
 impl SourceLog {
@@ -211,6 +213,20 @@ impl SourceLog {
                     "storage source unavailable"),
             }
             *last = Some(status.clone());
+        }
+        for disk in &report.disks {
+            let previous = self
+                .disks
+                .insert(disk.device.clone(), disk.read_status.clone());
+            if previous.as_deref() == Some(disk.read_status.as_str()) {
+                continue;
+            }
+            if disk.read_status == "ok" || disk.read_status == "in_standby" {
+                tracing::info!(device = %disk.device, status = %disk.read_status, "disk readable");
+            } else {
+                tracing::warn!(device = %disk.device, status = %disk.read_status,
+                    detail = %disk.read_detail, "disk could not be read");
+            }
         }
     }
 }

@@ -62,7 +62,7 @@ pub fn collect(mdstat_path: &Path, sysfs_root: &Path) -> MdReport {
     let mdstat = match parse_mdstat(&text) {
         Ok(m) => m,
         Err(e) => {
-            tracing::warn!(error = %e, "/proc/mdstat could not be parsed; report it with the file");
+            tracing::debug!(error = %e, "/proc/mdstat could not be parsed; report it with the file");
             return MdReport {
                 outcome: CollectorStatus::Unparseable {
                     program: mdstat_path.display().to_string(),

@@ -145,7 +145,8 @@ pub async fn collect<R: CommandRunner>(runner: &R, config: &SmartRunConfig) -> S
                     detail: error_chain(&error),
                 },
             };
-            tracing::warn!(error = %error_chain(&error), "smartctl scan failed");
+            // Debug only: the status travels in the report and the agent logs it once per change.
+            tracing::debug!(error = %error_chain(&error), "smartctl scan failed");
             return SmartCollection {
                 status,
                 devices: Vec::new(),
@@ -220,7 +221,7 @@ pub async fn read_device<R: CommandRunner>(
     {
         Ok(output) => output,
         Err(RunError::TimedOut { timeout, .. }) => {
-            tracing::warn!(device = %entry.device, ?timeout, "smartctl timed out; device skipped");
+            tracing::debug!(device = %entry.device, ?timeout, "smartctl timed out; device skipped");
             let after_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
             return result(DeviceStatus::TimedOut { after_ms }, None, None, None);
         }
@@ -237,7 +238,7 @@ pub async fn read_device<R: CommandRunner>(
     let (report, exit) = match parse_output(&output, config.format) {
         Ok(parsed) => parsed,
         Err(error) => {
-            tracing::warn!(device = %entry.device, error = %error, "smartctl output unparseable");
+            tracing::debug!(device = %entry.device, error = %error, "smartctl output unparseable");
             return result(
                 DeviceStatus::Unparseable { error },
                 None,

@@ -182,7 +182,7 @@ fn failed(out: &CommandOutput) -> CollectorStatus {
 }
 
 fn unparseable(e: &ParseError) -> CollectorStatus {
-    tracing::warn!(error = %chain(e), "zpool output could not be parsed; report it with the output");
+    tracing::debug!(error = %chain(e), "zpool output could not be parsed; report it with the output");
     CollectorStatus::Unparseable {
         program: ZPOOL.to_owned(),
         error: chain(e),
