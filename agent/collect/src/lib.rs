@@ -9,6 +9,8 @@
 //! This crate knows nothing about the network: the agent maps these records onto
 //! `unity-protocol` messages.
 
+pub mod containers;
+pub mod databases;
 pub mod mdraid;
 pub mod runner;
 pub mod smart;

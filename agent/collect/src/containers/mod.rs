@@ -1,0 +1,1 @@
+//! Container inventory (being written).

@@ -1,0 +1,1 @@
+//! Database discovery (being written).
