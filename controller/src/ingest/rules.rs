@@ -141,7 +141,8 @@ pub fn vanished(kind: ObjectKind, object: &Vanished) -> NewAlert {
     let alert_kind = match kind {
         ObjectKind::Disk => "disk_presence",
         ObjectKind::Pool => "pool_presence",
-        ObjectKind::Array | ObjectKind::Collector => "array_presence",
+        ObjectKind::Array => "array_presence",
+        ObjectKind::Collector => "collector_presence",
     };
     NewAlert {
         object_kind: kind,

@@ -151,7 +151,8 @@ pub async fn mark_absent(
     sqlx::query_as::<_, Vanished>(
         "UPDATE disks SET present = false, updated_at = now() \
          WHERE host_id = $1 AND present AND NOT (id = ANY($2)) \
-         RETURNING id, concat_ws(' ', device, '(' || concat_ws(', ', model, serial) || ')') AS name",
+         RETURNING id, CASE WHEN coalesce(model, serial) IS NULL THEN device \
+             ELSE device || ' (' || concat_ws(', ', model, serial) || ')' END AS name",
     )
     .bind(host_id)
     .bind(seen)
