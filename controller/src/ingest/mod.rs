@@ -67,6 +67,14 @@ pub async fn apply(
             };
             storage::apply(&mut tx, scope, storage_report, collected_at).await?
         }
+        ReportBody::Containers(_) | ReportBody::Databases(_) => {
+            // Inventory ingest is being built (issue 4): refuse explicitly rather than ack and
+            // drop; the agent logs the refusal and sends fresh data next round.
+            return Ok(ReportReply::Rejected {
+                seq: report.seq,
+                detail: "this controller does not store container or database reports yet".into(),
+            });
+        }
     };
     if !applied {
         return Err(IngestError::HostGone);

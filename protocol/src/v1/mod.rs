@@ -9,9 +9,14 @@
 //!   bidirectional stream of its own: [`Report`] → [`ReportReply`].
 
 mod facts;
+mod inventory;
 mod storage;
 
 pub use facts::{Filesystem, HostFacts};
+pub use inventory::{
+    ContainerInfo, ContainerReport, DatabaseInfo, DatabaseReport, EngineInfo, ImageInfo,
+    ImageUpdate, UpdateState,
+};
 pub use storage::{
     ArrayReport, DiskReport, Health, Metric, PoolReport, SourceState, SourceStatus, StorageReport,
 };
@@ -121,6 +126,8 @@ pub struct Report {
 pub enum ReportBody {
     HostFacts(HostFacts),
     Storage(StorageReport),
+    Containers(ContainerReport),
+    Databases(DatabaseReport),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

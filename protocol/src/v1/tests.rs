@@ -275,3 +275,100 @@ fn golden_report_body_storage_is_variant_one_and_health_positions_hold() {
         assert_eq!(postcard::to_allocvec(&state).unwrap(), [index as u8]);
     }
 }
+
+#[test]
+fn inventory_reports_round_trip_and_keep_their_variant_positions() {
+    let containers = ReportBody::Containers(ContainerReport {
+        status: SourceStatus {
+            state: SourceState::Ok,
+            detail: String::new(),
+        },
+        engine: Some(EngineInfo {
+            kind: "docker".into(),
+            version: "20.10.24".into(),
+            api_version: "1.41".into(),
+            storage_driver: "overlay2".into(),
+            rootless: false,
+            endpoint: "unix:///var/run/docker.sock".into(),
+        }),
+        containers: vec![ContainerInfo {
+            id: "abc".into(),
+            name: "web".into(),
+            image: "nginx:1.27".into(),
+            image_id: "sha256:1".into(),
+            repo_digest: Some("nginx@sha256:2".into()),
+            state: "running".into(),
+            health: Some("healthy".into()),
+            exit_code: Some(0),
+            restart_count: Some(0),
+            created_at_ms: Some(1),
+            started_at_ms: None,
+            ports: vec!["0.0.0.0:80->80/tcp".into()],
+            compose_project: Some("site".into()),
+            compose_service: Some("web".into()),
+            update: ImageUpdate {
+                state: UpdateState::UpdateAvailable,
+                new_digest: Some("sha256:3".into()),
+                reason: String::new(),
+            },
+            detail_json: "{}".into(),
+        }],
+        images: vec![ImageInfo {
+            id: "sha256:1".into(),
+            tags: vec!["nginx:1.27".into()],
+            digests: vec![],
+            size_bytes: Some(1),
+            created_at_ms: None,
+        }],
+    });
+    let databases = ReportBody::Databases(DatabaseReport {
+        status: SourceStatus {
+            state: SourceState::Ok,
+            detail: String::new(),
+        },
+        databases: vec![DatabaseInfo {
+            kind: "redis".into(),
+            version: Some("7.0.15".into()),
+            listen: vec!["127.0.0.1:6379".into()],
+            pid: Some(42),
+            process: Some("redis-server".into()),
+            container_id: None,
+            data_dir: None,
+            found_by: vec!["socket".into(), "process".into()],
+            probe: "confirmed".into(),
+            probe_detail: String::new(),
+            detail_json: "{}".into(),
+        }],
+    });
+    for body in [containers, databases] {
+        let report = Report {
+            stream_id: Uuid::from_u128(1),
+            seq: 1,
+            collected_at_ms: 1,
+            body,
+        };
+        assert_eq!(round_trip(&report), report);
+    }
+    let containers = postcard::to_allocvec(&ReportBody::Containers(ContainerReport {
+        status: SourceStatus {
+            state: SourceState::NotPresent,
+            detail: String::new(),
+        },
+        engine: None,
+        containers: vec![],
+        images: vec![],
+    }))
+    .unwrap();
+    assert_eq!(containers, [2, 1, 0, 0, 0, 0]);
+    for (index, state) in [
+        UpdateState::UpToDate,
+        UpdateState::UpdateAvailable,
+        UpdateState::Unknown,
+        UpdateState::NotChecked,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(postcard::to_allocvec(&state).unwrap(), [index as u8]);
+    }
+}
