@@ -169,6 +169,8 @@ async fn connect_and_report(
         let kind = match &body {
             ReportBody::HostFacts(_) => "host facts",
             ReportBody::Storage(_) => "storage",
+            ReportBody::Containers(_) => "containers",
+            ReportBody::Databases(_) => "databases",
         };
         match session.send(now_ms(), body).await {
             Ok(ReportReply::Ack { seq, duplicate }) => {
