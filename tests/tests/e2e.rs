@@ -144,6 +144,7 @@ fn run_agent(
             report_interval: Some(Duration::from_millis(500)),
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(1),
+            ..RunOptions::default()
         };
         run(&state, &options, async {
             let _ = stopped.await;
