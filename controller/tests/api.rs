@@ -69,6 +69,28 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         ),
         "{reply:?}"
     );
+    // A container, an image and a database: rows in every inventory table.
+    let stream = Uuid::new_v4();
+    for (seq, body) in [
+        (
+            1,
+            common::inventory::containers(
+                vec![common::inventory::container("c1", "web", "running")],
+                vec![common::inventory::image("sha256:i1", "nginx:1.27")],
+            ),
+        ),
+        (
+            2,
+            common::inventory::databases(vec![common::inventory::database(
+                "postgresql",
+                "127.0.0.1:5432",
+                "16.4",
+            )]),
+        ),
+    ] {
+        let reply = common::send_body(&store, &a, host_a, stream, seq, body).await;
+        assert!(matches!(reply, ReportReply::Ack { .. }), "{reply:?}");
+    }
     let app = api::router(ApiState { store });
     let first_id = |list: &'static str| {
         let app = app.clone();
@@ -84,6 +106,15 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         ("/api/v1/disks/{id}", first_id("/api/v1/disks").await),
         ("/api/v1/pools/{id}", first_id("/api/v1/pools").await),
         ("/api/v1/arrays/{id}", first_id("/api/v1/arrays").await),
+        ("/api/v1/hosts/{id}/inventory", host_a.to_string()),
+        (
+            "/api/v1/containers/{id}",
+            first_id("/api/v1/containers").await,
+        ),
+        (
+            "/api/v1/databases/{id}",
+            first_id("/api/v1/databases").await,
+        ),
     ]);
 
     for route in TENANT_ROUTES {

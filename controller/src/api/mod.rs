@@ -5,6 +5,7 @@
 mod auth;
 mod error;
 mod hosts;
+mod inventory;
 mod openapi;
 mod storage;
 
@@ -41,6 +42,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/arrays", get(storage::list_arrays))
         .route("/api/v1/arrays/{id}", get(storage::get_array))
         .route("/api/v1/alerts", get(storage::list_alerts))
+        .route(
+            "/api/v1/hosts/{id}/inventory",
+            get(inventory::host_inventory),
+        )
+        .route("/api/v1/containers", get(inventory::list_containers))
+        .route("/api/v1/containers/{id}", get(inventory::get_container))
+        .route("/api/v1/images", get(inventory::list_images))
+        .route("/api/v1/databases", get(inventory::list_databases))
+        .route("/api/v1/databases/{id}", get(inventory::get_database))
         .with_state(state)
 }
 
@@ -58,6 +68,12 @@ pub const TENANT_ROUTES: &[&str] = &[
     "/api/v1/arrays",
     "/api/v1/arrays/{id}",
     "/api/v1/alerts",
+    "/api/v1/hosts/{id}/inventory",
+    "/api/v1/containers",
+    "/api/v1/containers/{id}",
+    "/api/v1/images",
+    "/api/v1/databases",
+    "/api/v1/databases/{id}",
 ];
 /// Routes that need no token.
 pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/api/v1/openapi.json"];

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "Unity Fleet controller API", description = "Hosts, disks, pools and containers of one tenant. Authenticate with `Authorization: Bearer <tenant API token>`."),
+    info(title = "Unity Fleet controller API", description = "Hosts, disks, pools, arrays, containers, images and databases of one tenant. Authenticate with `Authorization: Bearer <tenant API token>`."),
     paths(
         super::healthz,
         super::hosts::list_hosts,
@@ -19,6 +19,12 @@ use utoipa::{Modify, OpenApi};
         super::storage::list_arrays,
         super::storage::get_array,
         super::storage::list_alerts,
+        super::inventory::host_inventory,
+        super::inventory::list_containers,
+        super::inventory::get_container,
+        super::inventory::list_images,
+        super::inventory::list_databases,
+        super::inventory::get_database,
     ),
     components(schemas(super::ErrorBody, super::Health)),
     modifiers(&BearerAuth),

@@ -53,13 +53,13 @@ pub struct AlertQuery {
     limit: Option<String>,
 }
 
-fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(super) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query.map(|Query(q)| q).map_err(|rejection| {
         ApiError::BadRequest(format!("query string: {}", rejection.body_text()))
     })
 }
 
-fn host_filter(raw: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+pub(super) fn host_filter(raw: Option<&str>) -> Result<Option<Uuid>, ApiError> {
     raw.map(|raw| {
         Uuid::try_parse(raw)
             .map_err(|_| ApiError::BadRequest(format!("host_id `{raw}` is not a uuid")))

@@ -1,8 +1,11 @@
 //! Applying agent reports to the store, exactly once per `(host, stream, seq)`.
 //!
 //! * [`storage`] — disks, pools, arrays, collector states and their alerts.
-//! * [`rules`] — when a change raises an alert (pure).
+//! * [`inventory`] — container engines, containers, images, databases and their alerts.
+//! * [`rules`], [`inventory_rules`] — when a change raises an alert (pure).
 
+pub mod inventory;
+pub mod inventory_rules;
 pub mod rules;
 pub mod storage;
 
@@ -67,13 +70,19 @@ pub async fn apply(
             };
             storage::apply(&mut tx, scope, storage_report, collected_at).await?
         }
-        ReportBody::Containers(_) | ReportBody::Databases(_) => {
-            // Inventory ingest is being built (issue 4): refuse explicitly rather than ack and
-            // drop; the agent logs the refusal and sends fresh data next round.
-            return Ok(ReportReply::Rejected {
-                seq: report.seq,
-                detail: "this controller does not store container or database reports yet".into(),
-            });
+        ReportBody::Containers(containers) => {
+            let scope = store::storage::HostScope {
+                tenant_id: identity.tenant_id,
+                host_id: identity.host_id,
+            };
+            inventory::apply_containers(&mut tx, scope, containers, collected_at).await?
+        }
+        ReportBody::Databases(databases) => {
+            let scope = store::storage::HostScope {
+                tenant_id: identity.tenant_id,
+                host_id: identity.host_id,
+            };
+            inventory::apply_databases(&mut tx, scope, databases, collected_at).await?
         }
     };
     if !applied {

@@ -22,7 +22,7 @@ pub struct Subject {
 }
 
 impl Subject {
-    fn alert(
+    pub(crate) fn alert(
         &self,
         kind: &'static str,
         previous: Option<String>,
@@ -143,6 +143,8 @@ pub fn vanished(kind: ObjectKind, object: &Vanished) -> NewAlert {
         ObjectKind::Pool => "pool_presence",
         ObjectKind::Array => "array_presence",
         ObjectKind::Collector => "collector_presence",
+        ObjectKind::Container => "container_presence",
+        ObjectKind::Database => "database_presence",
     };
     NewAlert {
         object_kind: kind,

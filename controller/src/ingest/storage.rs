@@ -61,7 +61,7 @@ pub async fn apply(
 /// Whether a source's object list is the whole truth, so that an object missing from it is
 /// really gone. `not_present` counts: "no md driver" means there are no arrays. A source
 /// that could not run says nothing about its objects.
-fn authoritative(status: &SourceStatus) -> bool {
+pub(crate) fn authoritative(status: &SourceStatus) -> bool {
     matches!(status.state, SourceState::Ok | SourceState::NotPresent)
 }
 
@@ -102,7 +102,12 @@ fn metrics_json(disk: &DiskReport) -> serde_json::Value {
 }
 
 /// Parses an object's detail, logging (not refusing) text that is not JSON.
-fn detail(scope: HostScope, what: &'static str, name: &str, raw: &str) -> serde_json::Value {
+pub(crate) fn detail(
+    scope: HostScope,
+    what: &'static str,
+    name: &str,
+    raw: &str,
+) -> serde_json::Value {
     let (value, valid) = detail_value(raw);
     if !valid {
         tracing::warn!(tenant_id = %scope.tenant_id, host_id = %scope.host_id, object = what,
@@ -268,7 +273,7 @@ async fn apply_arrays(
     Ok(())
 }
 
-fn log_alert(scope: HostScope, alert: &NewAlert) {
+pub(crate) fn log_alert(scope: HostScope, alert: &NewAlert) {
     let (tenant_id, host_id) = (scope.tenant_id, scope.host_id);
     let (kind, object) = (alert.kind, alert.object_name.as_str());
     match alert.severity {

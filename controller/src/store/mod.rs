@@ -14,6 +14,7 @@
 
 pub mod embedded;
 pub mod hosts;
+pub mod inventory;
 pub mod storage;
 pub mod tenants;
 

@@ -209,3 +209,122 @@ pub async fn send_storage_at(
     .await
     .unwrap()
 }
+
+/// Applies any report body for `host` of `tenant` through the real ingest path.
+pub async fn send_body(
+    store: &Store,
+    tenant: &Tenant,
+    host: Uuid,
+    stream_id: Uuid,
+    seq: u64,
+    body: unity_protocol::latest::ReportBody,
+) -> unity_protocol::latest::ReportReply {
+    let collected_at_ms =
+        i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap()
+            + i64::try_from(seq).unwrap();
+    unity_controller::ingest::apply(
+        store,
+        unity_pki::HostIdentity {
+            tenant_id: tenant.id,
+            host_id: host,
+        },
+        &unity_protocol::latest::Report {
+            stream_id,
+            seq,
+            collected_at_ms,
+            body,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Container and database report fixtures, built directly from the wire types.
+pub mod inventory {
+    use unity_protocol::latest::{
+        ContainerInfo, ContainerReport, DatabaseInfo, DatabaseReport, EngineInfo, ImageInfo,
+        ImageUpdate, ReportBody, UpdateState,
+    };
+
+    use super::fixtures::ok;
+
+    pub fn engine() -> EngineInfo {
+        EngineInfo {
+            kind: "docker".into(),
+            version: "27.3.1".into(),
+            api_version: "1.47".into(),
+            storage_driver: "overlay2".into(),
+            rootless: false,
+            endpoint: "unix:///var/run/docker.sock".into(),
+        }
+    }
+
+    pub fn container(id: &str, name: &str, state: &str) -> ContainerInfo {
+        ContainerInfo {
+            id: id.into(),
+            name: format!("/{name}"),
+            image: format!("ghcr.io/example/{name}:latest"),
+            image_id: format!("sha256:{id}img"),
+            repo_digest: Some(format!("ghcr.io/example/{name}@sha256:old")),
+            state: state.into(),
+            health: None,
+            exit_code: if state == "running" { None } else { Some(0) },
+            restart_count: Some(0),
+            created_at_ms: Some(1_700_000_000_000),
+            started_at_ms: Some(1_700_000_100_000),
+            ports: vec!["0.0.0.0:8080->80/tcp".into()],
+            compose_project: Some("homelab".into()),
+            compose_service: Some(name.into()),
+            update: ImageUpdate {
+                state: UpdateState::UpToDate,
+                new_digest: None,
+                reason: String::new(),
+            },
+            detail_json: format!(
+                r#"{{"id":"{id}","labels":{{"com.docker.compose.service":"{name}"}}}}"#
+            ),
+        }
+    }
+
+    pub fn image(id: &str, tag: &str) -> ImageInfo {
+        ImageInfo {
+            id: id.into(),
+            tags: vec![tag.into()],
+            digests: vec![format!("{tag}@sha256:old")],
+            size_bytes: Some(187_000_000),
+            created_at_ms: Some(1_690_000_000_000),
+        }
+    }
+
+    pub fn containers(list: Vec<ContainerInfo>, images: Vec<ImageInfo>) -> ReportBody {
+        ReportBody::Containers(ContainerReport {
+            status: ok(),
+            engine: Some(engine()),
+            containers: list,
+            images,
+        })
+    }
+
+    pub fn database(kind: &str, listen: &str, version: &str) -> DatabaseInfo {
+        DatabaseInfo {
+            kind: kind.into(),
+            version: Some(version.into()),
+            listen: vec![listen.into()],
+            pid: Some(1234),
+            process: Some(kind.into()),
+            container_id: None,
+            data_dir: Some(format!("/var/lib/{kind}")),
+            found_by: vec!["socket".into(), "process".into()],
+            probe: "confirmed".into(),
+            probe_detail: String::new(),
+            detail_json: format!(r#"{{"kind":"{kind}"}}"#),
+        }
+    }
+
+    pub fn databases(list: Vec<DatabaseInfo>) -> ReportBody {
+        ReportBody::Databases(DatabaseReport {
+            status: ok(),
+            databases: list,
+        })
+    }
+}

@@ -31,6 +31,8 @@ pub enum ObjectKind {
     Pool,
     Array,
     Collector,
+    Container,
+    Database,
 }
 
 impl ObjectKind {
@@ -40,6 +42,8 @@ impl ObjectKind {
             ObjectKind::Pool => "pool",
             ObjectKind::Array => "array",
             ObjectKind::Collector => "collector",
+            ObjectKind::Container => "container",
+            ObjectKind::Database => "database",
         }
     }
 }
@@ -94,9 +98,9 @@ pub async fn insert(
 pub struct Alert {
     pub id: Uuid,
     pub host_id: Uuid,
-    /// `disk`, `pool`, `array` or `collector`.
+    /// `disk`, `pool`, `array`, `collector`, `container` or `database`.
     pub object_kind: String,
-    /// The disk, pool or array id; null for collectors.
+    /// The disk, pool, array, container or database id; null for collectors.
     pub object_id: Option<Uuid>,
     pub object_name: String,
     pub kind: String,

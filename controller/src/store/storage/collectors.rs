@@ -1,4 +1,5 @@
-//! Whether each storage collector (smart, zfs, mdraid) of a host worked in its last round.
+//! Whether each collector of a host (storage: smart, zfs, mdraid; inventory: containers,
+//! databases) worked in its last round.
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -10,7 +11,7 @@ use crate::store::{StoreError, TenantTx, query_error};
 /// One collector of one host.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct CollectorStatus {
-    /// `smart`, `zfs` or `mdraid`.
+    /// `smart`, `zfs`, `mdraid`, `containers` or `databases`.
     pub source: String,
     /// `ok`, `not_present`, `tool_missing`, `permission_denied` or `failed`.
     pub state: String,
@@ -61,15 +62,18 @@ pub async fn record(
     Ok(previous)
 }
 
+/// The states of `sources` on `host_id`, by source name.
 pub async fn list_for_host(
     tx: &mut TenantTx,
     host_id: Uuid,
+    sources: &[&str],
 ) -> Result<Vec<CollectorStatus>, StoreError> {
     sqlx::query_as::<_, CollectorStatus>(
         "SELECT source, state, detail, changed_at, updated_at FROM collector_status \
-         WHERE host_id = $1 ORDER BY source",
+         WHERE host_id = $1 AND source = ANY($2) ORDER BY source",
     )
     .bind(host_id)
+    .bind(sources)
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing collector states"))

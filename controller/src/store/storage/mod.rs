@@ -32,6 +32,9 @@ pub struct Vanished {
     pub name: String,
 }
 
+/// The collector sources storage reports use in `collector_status`.
+pub const SOURCES: &[&str] = &["smart", "zfs", "mdraid"];
+
 /// Samples older than this many days (by the controller's clock) are deleted.
 pub const SAMPLE_RETENTION_DAYS: i32 = 90;
 
@@ -169,7 +172,7 @@ pub async fn host_storage(
         disks,
         pools,
         arrays,
-        collectors: collectors::list_for_host(tx, host_id).await?,
+        collectors: collectors::list_for_host(tx, host_id, SOURCES).await?,
     }))
 }
 
