@@ -782,3 +782,46 @@ async fn odd_agent_text_is_stored_not_refused() {
     .await;
     assert_eq!(detail["detail"]["banner"], "x\u{FFFD}y");
 }
+
+/// Every table with a `tenant_id` (the inventory tables included) has row-level security
+/// with the `tenant_isolation` policy, and the application role cannot delete inventory.
+#[tokio::test]
+async fn every_tenant_table_is_isolated_and_inventory_is_never_deleted() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let mut tx = store.tenant_tx(a.id).await.unwrap();
+    let tables: Vec<(String, bool, bool)> = sqlx::query_as(
+        "SELECT c.relname, c.relrowsecurity, EXISTS (SELECT 1 FROM pg_policies p \
+             WHERE p.tablename = c.relname AND p.policyname = 'tenant_isolation' \
+             AND p.cmd = 'ALL') \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind = 'r' AND EXISTS (SELECT 1 FROM pg_attribute t \
+             WHERE t.attrelid = c.oid AND t.attname = 'tenant_id' AND NOT t.attisdropped) \
+         ORDER BY 1",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    let names: Vec<&str> = tables.iter().map(|(n, _, _)| n.as_str()).collect();
+    for table in [
+        "container_engines",
+        "containers",
+        "container_images",
+        "databases",
+    ] {
+        assert!(names.contains(&table), "{table} in {names:?}");
+        let can_delete: bool =
+            sqlx::query_scalar("SELECT has_table_privilege('unity_app', $1, 'DELETE')")
+                .bind(table)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+        assert!(!can_delete, "unity_app may delete from {table}");
+    }
+    for (table, rls, policy) in &tables {
+        assert!(
+            *rls && *policy,
+            "{table}: rls {rls}, tenant_isolation policy {policy}"
+        );
+    }
+}
