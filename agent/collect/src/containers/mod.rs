@@ -1,1 +1,164 @@
-//! Container inventory (being written).
+//! Container inventory and update detection, for Docker and Podman engines.
+//!
+//! Pure parts, tested over real API responses and fuzzed: [`map`] (bollard's API types and
+//! raw engine JSON → [`model`]), [`reference`] (image references), [`auth`]
+//! (`WWW-Authenticate`), [`update`] (what to check, how answers compare, cache and pacing).
+//! Thin parts: [`engine`] (discovery + bollard calls, each under a timeout) and [`registry`]
+//! (one `HEAD` per tag over the OCI distribution API, with the anonymous token flow).
+//! `docs/containers.md` describes the discovery order, what is collected and the exchange
+//! with registries.
+
+pub mod auth;
+pub mod config;
+pub mod engine;
+pub mod map;
+pub mod model;
+pub mod reference;
+pub mod registry;
+pub mod update;
+
+use std::time::Instant;
+
+pub use config::{ContainerConfig, RegistryCredential, UpdateCheckConfig};
+pub use model::*;
+pub use reference::{ImageReference, ReferenceError};
+
+use registry::RegistryClient;
+use update::{CheckPlan, CheckState, Pace};
+
+/// One collection with fresh state (no cache from earlier rounds). The agent keeps a
+/// [`ContainerCollector`] instead, so registry answers are reused across rounds.
+pub async fn collect(config: &ContainerConfig) -> ContainerInventory {
+    ContainerCollector::new(config.clone()).collect().await
+}
+
+/// Collects container inventories round after round, remembering registry answers
+/// (per reference) and request times (per registry) between rounds.
+#[derive(Debug)]
+pub struct ContainerCollector {
+    config: ContainerConfig,
+    state: CheckState,
+    client: Result<RegistryClient, String>,
+}
+
+impl ContainerCollector {
+    pub fn new(config: ContainerConfig) -> Self {
+        let client = RegistryClient::new(&config.updates).map_err(|e| registry::chain(&e));
+        Self {
+            config,
+            state: CheckState::default(),
+            client,
+        }
+    }
+
+    /// Engines, containers, images and update status of running containers.
+    pub async fn collect(&mut self) -> ContainerInventory {
+        let docker_host = std::env::var("DOCKER_HOST").ok();
+        let endpoints = engine::discover(&self.config, docker_host.as_deref(), |p| p.exists());
+        if endpoints.is_empty() {
+            tracing::debug!("no container engine socket found");
+            return ContainerInventory {
+                status: CollectorStatus::NoEngine,
+                engines: Vec::new(),
+            };
+        }
+        let mut engines = Vec::new();
+        for endpoint in &endpoints {
+            let mut inventory = engine::collect_engine(endpoint, self.config.api_timeout).await;
+            self.check_updates(&mut inventory).await;
+            engines.push(inventory);
+        }
+        let any_ok = engines.iter().any(|e| e.engine.is_some());
+        ContainerInventory {
+            status: if any_ok {
+                CollectorStatus::Ok
+            } else {
+                CollectorStatus::AllEnginesFailed
+            },
+            engines,
+        }
+    }
+
+    async fn check_updates(&mut self, inventory: &mut EngineInventory) {
+        let mut asked = 0usize;
+        for report in &mut inventory.containers {
+            if report.container.state != ContainerState::Running {
+                continue;
+            }
+            report.update = Some(if self.config.updates.enabled {
+                self.check_one(&report.container, &mut asked).await
+            } else {
+                UpdateStatus::Unknown {
+                    reason: UnknownReason::Disabled,
+                }
+            });
+        }
+    }
+
+    async fn check_one(&mut self, container: &Container, asked: &mut usize) -> UpdateStatus {
+        let cfg = &self.config.updates;
+        let reference = match update::plan(&container.image_reference, &container.repo_digests) {
+            CheckPlan::Decided(status) => return status,
+            CheckPlan::Query(r) => r,
+        };
+        let now = Instant::now();
+        if let Some(answer) =
+            self.state
+                .cached(&reference, now, cfg.recheck_after, cfg.recheck_failed_after)
+        {
+            return outcome(&reference, &container.repo_digests, answer.result.clone());
+        }
+        let registry_name = reference.registry.clone();
+        if *asked >= cfg.max_checks_per_round {
+            return UpdateStatus::Unknown {
+                reason: UnknownReason::Deferred {
+                    registry: registry_name,
+                },
+            };
+        }
+        match self
+            .state
+            .pace(&registry_name, now, cfg.min_registry_interval)
+        {
+            Pace::Blocked => {
+                return UpdateStatus::Unknown {
+                    reason: UnknownReason::RateLimited {
+                        registry: registry_name,
+                        retry_after_s: None,
+                    },
+                };
+            }
+            Pace::After(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            Pace::After(_) => {}
+        }
+        *asked += 1;
+        let result = match &self.client {
+            Ok(client) => client.manifest_digest(&reference).await,
+            Err(e) => Err(UnknownReason::RegistryUnreachable {
+                registry: registry_name.clone(),
+                detail: e.clone(),
+            }),
+        };
+        let now = Instant::now();
+        self.state.record_request(&registry_name, now);
+        if let Err(reason) = &result {
+            tracing::debug!(reference = %reference, ?reason, "update check failed");
+            if let Some(backoff) = registry::backoff_for(reason, cfg.rate_limited_backoff) {
+                self.state.block(&registry_name, now, backoff);
+            }
+        }
+        self.state.remember(&reference, result.clone(), now);
+        outcome(&reference, &container.repo_digests, result)
+    }
+}
+
+fn outcome(
+    reference: &ImageReference,
+    repo_digests: &[String],
+    result: registry::DigestResult,
+) -> UpdateStatus {
+    match result {
+        Ok(remote) => update::compare(reference, repo_digests, &remote),
+        Err(reason) => UpdateStatus::Unknown { reason },
+    }
+}
