@@ -46,6 +46,11 @@ pub enum EmbeddedError {
         code: Option<i32>,
         output: String,
     },
+    #[error(
+        "PostgreSQL runs as `{user}`, which cannot enter {path}: put the data directory where \
+         `{user}` can reach it (e.g. under /var/lib) or make {path} traversable (chmod o+x)"
+    )]
+    NotReachable { user: String, path: PathBuf },
     #[error("socket directory {path} is {len} bytes long; unix sockets allow at most 100")]
     SocketPathTooLong { path: PathBuf, len: usize },
 }
@@ -101,6 +106,7 @@ impl EmbeddedPostgres {
             started_here: false,
         };
         pg.prepare_dirs(root).await?;
+        pg.check_reachable().await?;
         if !pg.data_dir.join("PG_VERSION").exists() {
             pg.initdb().await?;
         }
@@ -211,6 +217,37 @@ impl EmbeddedPostgres {
             }
         }
         Ok(())
+    }
+
+    /// When the server runs as another user, every directory above the cluster must be
+    /// traversable by that user; find the first one that is not and say so, instead of letting
+    /// `initdb` fail with a bare "permission denied".
+    async fn check_reachable(&self) -> Result<(), EmbeddedError> {
+        let Some(user) = &self.run_as else {
+            return Ok(());
+        };
+        let can_enter = |dir: PathBuf| {
+            let mut test = Command::new("runuser");
+            test.args(["-u", user, "--", "test", "-x"]).arg(dir);
+            test.stdout(Stdio::null()).stderr(Stdio::null());
+            async move { test.status().await.is_ok_and(|s| s.success()) }
+        };
+        if can_enter(self.data_dir.clone()).await {
+            return Ok(());
+        }
+        let ancestors: Vec<PathBuf> = self.data_dir.ancestors().map(Path::to_path_buf).collect();
+        for dir in ancestors.into_iter().rev() {
+            if !can_enter(dir.clone()).await {
+                return Err(EmbeddedError::NotReachable {
+                    user: user.clone(),
+                    path: dir,
+                });
+            }
+        }
+        Err(EmbeddedError::NotReachable {
+            user: user.clone(),
+            path: self.data_dir.clone(),
+        })
     }
 
     async fn initdb(&self) -> Result<(), EmbeddedError> {
