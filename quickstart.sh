@@ -16,6 +16,12 @@ check_only=false
 [[ "${1:-}" == "--check" ]] && check_only=true
 
 demo_dir=${UNITY_DEMO_DIR:-$PWD/.unity-demo}
+# As root the embedded PostgreSQL runs as `postgres`, which may not be able to enter this
+# checkout (e.g. under /root): keep the demo state where it can.
+if [[ -z "${UNITY_DEMO_DIR:-}" && $EUID -eq 0 ]] && id postgres >/dev/null 2>&1 &&
+   ! runuser -u postgres -- test -x "$PWD" 2>/dev/null; then
+  demo_dir=/var/tmp/unity-demo
+fi
 profile=${UNITY_DEMO_PROFILE:-release}
 export UNITY_DATA_DIR="$demo_dir/controller"
 export UNITY_QUIC_LISTEN=${UNITY_QUIC_LISTEN:-127.0.0.1:7443}
