@@ -117,7 +117,7 @@ pub fn map_container_summary(c: &ContainerSummary) -> Result<ListedContainer, Ma
         field: "Id",
     })?;
     let state = match c.state {
-        Some(s) => map_state_str(&s.to_string()),
+        Some(s) => map_state_str(s.as_ref()),
         None => ContainerState::Unknown,
     };
     Ok(ListedContainer {
