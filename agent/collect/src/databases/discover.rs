@@ -328,24 +328,25 @@ async fn finish(
         .as_ref()
         .and_then(|p| p.version())
         .map(|v| (v.to_owned(), VersionSource::Probe));
-    if version.is_none() && options.run_version_commands {
-        if let Some(program) = d.process.as_ref().and_then(|p| safe_to_run(procfs_root, p)) {
-            match runner
-                .run(&program, &["--version"], options.version_command_timeout)
-                .await
-            {
-                Ok(out) if out.exit_code == Some(0) => {
-                    version = parse_version_output(d.kind, &out.stdout)
-                        .map(|v| (v, VersionSource::Executable));
-                    if version.is_none() {
-                        tracing::debug!(program, stdout = %out.stdout, "unrecognised --version output");
-                    }
+    if version.is_none()
+        && options.run_version_commands
+        && let Some(program) = d.process.as_ref().and_then(|p| safe_to_run(procfs_root, p))
+    {
+        match runner
+            .run(&program, &["--version"], options.version_command_timeout)
+            .await
+        {
+            Ok(out) if out.exit_code == Some(0) => {
+                version = parse_version_output(d.kind, &out.stdout)
+                    .map(|v| (v, VersionSource::Executable));
+                if version.is_none() {
+                    tracing::debug!(program, stdout = %out.stdout, "unrecognised --version output");
                 }
-                Ok(out) => {
-                    tracing::debug!(program, code = ?out.exit_code, stderr = %out.stderr, "--version failed");
-                }
-                Err(e) => tracing::debug!(program, error = %e, "--version could not run"),
             }
+            Ok(out) => {
+                tracing::debug!(program, code = ?out.exit_code, stderr = %out.stderr, "--version failed");
+            }
+            Err(e) => tracing::debug!(program, error = %e, "--version could not run"),
         }
     }
     if version.is_none() {

@@ -163,10 +163,10 @@ pub fn parse_reply(bytes: &[u8], request_id: i32) -> Parse<CommandReply> {
     if !(21..=MAX_MESSAGE).contains(&len) {
         return Parse::NotThisProtocol(describe_bytes(bytes));
     }
-    if let Some(op) = bytes.get(12..16) {
-        if i32::from_le_bytes([op[0], op[1], op[2], op[3]]) != OP_MSG {
-            return Parse::NotThisProtocol(describe_bytes(bytes));
-        }
+    if let Some(op) = bytes.get(12..16)
+        && i32::from_le_bytes([op[0], op[1], op[2], op[3]]) != OP_MSG
+    {
+        return Parse::NotThisProtocol(describe_bytes(bytes));
     }
     let Some(msg) = bytes.get(..len) else {
         return Parse::Incomplete;
