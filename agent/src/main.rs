@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
+use unity_agent::collect::inventory::{HostInventory, InventoryCollector};
 use unity_agent::collect::storage::{StorageCollector, StorageSources};
 use unity_agent::enroll::{EnrollOptions, enroll};
 use unity_agent::parse;
@@ -56,11 +57,23 @@ enum Command {
         /// Do not read or report storage health.
         #[arg(long, env = "UNITY_AGENT_NO_STORAGE")]
         no_storage: bool,
+        /// How often containers and databases are inventoried, in seconds.
+        #[arg(
+            long,
+            env = "UNITY_AGENT_INVENTORY_INTERVAL_SECS",
+            default_value_t = 300
+        )]
+        inventory_interval_secs: u64,
+        /// Do not inventory containers and databases.
+        #[arg(long, env = "UNITY_AGENT_NO_INVENTORY")]
+        no_inventory: bool,
     },
     /// Print this host's facts as JSON, as the agent would report them.
     Facts,
     /// Print what the agent would report about storage on this host, as JSON.
     Storage,
+    /// Print what the agent would report about containers and databases, as JSON.
+    Inventory,
     /// Parse a saved tool output and print the normalized record (with verdict) as JSON.
     /// Exits non-zero with the parse error when the file cannot be read. Attach the output
     /// to bug reports.
@@ -141,6 +154,8 @@ fn real_main() -> Result<()> {
                 report_interval_secs,
                 storage_interval_secs,
                 no_storage,
+                inventory_interval_secs,
+                no_inventory,
             } => {
                 let state = AgentState::load(&state_dir)
                     .map_err(|e| anyhow::anyhow!(unity_agent::error_chain(&e)))?;
@@ -149,10 +164,17 @@ fn real_main() -> Result<()> {
                 } else {
                     Some(Arc::new(StorageSources::system(SystemRunner)))
                 };
+                let inventory: Option<Arc<dyn InventoryCollector>> = if no_inventory {
+                    None
+                } else {
+                    Some(Arc::new(HostInventory::system(SystemRunner)))
+                };
                 let options = RunOptions {
                     report_interval: report_interval_secs.map(Duration::from_secs),
                     storage_interval: Duration::from_secs(storage_interval_secs.max(10)),
                     storage,
+                    inventory_interval: Duration::from_secs(inventory_interval_secs.max(10)),
+                    inventory,
                     ..RunOptions::default()
                 };
                 run(&state, &options, shutdown_signal())
@@ -169,6 +191,12 @@ fn real_main() -> Result<()> {
             Command::Storage => {
                 let report = StorageSources::system(SystemRunner).collect().await;
                 println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(())
+            }
+            Command::Inventory => {
+                let (containers, databases) = HostInventory::system(SystemRunner).collect().await;
+                let both = serde_json::json!({ "containers": containers, "databases": databases });
+                println!("{}", serde_json::to_string_pretty(&both)?);
                 Ok(())
             }
             Command::Parse { format, file } => {

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use unity_protocol::latest::{ReportBody, ReportReply, SourceState, SourceStatus, StorageReport};
 
 use crate::collect;
+use crate::collect::inventory::InventoryCollector;
 use crate::collect::storage::StorageCollector;
 use crate::error_chain;
 use crate::link::backoff::{Backoff, random_unit};
@@ -26,6 +27,10 @@ pub struct RunOptions {
     pub storage_interval: Duration,
     /// Where storage facts come from; `None` disables storage reports.
     pub storage: Option<Arc<dyn StorageCollector>>,
+    /// How often containers and databases are inventoried.
+    pub inventory_interval: Duration,
+    /// Where the inventory comes from; `None` disables container and database reports.
+    pub inventory: Option<Arc<dyn InventoryCollector>>,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
 }
@@ -36,6 +41,8 @@ impl std::fmt::Debug for RunOptions {
             .field("report_interval", &self.report_interval)
             .field("storage_interval", &self.storage_interval)
             .field("storage", &self.storage.is_some())
+            .field("inventory_interval", &self.inventory_interval)
+            .field("inventory", &self.inventory.is_some())
             .field("backoff_base", &self.backoff_base)
             .field("backoff_max", &self.backoff_max)
             .finish()
@@ -48,6 +55,8 @@ impl Default for RunOptions {
             report_interval: None,
             storage_interval: Duration::from_secs(300),
             storage: None,
+            inventory_interval: Duration::from_secs(300),
+            inventory: None,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
         }
@@ -155,67 +164,67 @@ async fn connect_and_report(
     facts_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut storage_ticker = tokio::time::interval(options.storage_interval);
     storage_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut inventory_ticker = tokio::time::interval(options.inventory_interval);
+    inventory_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let body = tokio::select! {
+        let bodies = tokio::select! {
             error = session.closed() => return SessionError::Closed(error).into(),
-            _ = facts_ticker.tick() => ReportBody::HostFacts(collect::host::collect()),
+            _ = facts_ticker.tick() => vec![ReportBody::HostFacts(collect::host::collect())],
             _ = storage_ticker.tick(), if options.storage.is_some() => {
                 let Some(storage) = &options.storage else { continue };
                 let report = storage.collect_storage().await;
-                source_log.observe(&report);
-                ReportBody::Storage(report)
+                source_log.observe_storage(&report);
+                vec![ReportBody::Storage(report)]
+            }
+            _ = inventory_ticker.tick(), if options.inventory.is_some() => {
+                let Some(inventory) = &options.inventory else { continue };
+                let (containers, databases) = inventory.collect_inventory().await;
+                source_log.observe_inventory(&containers.status, &databases.status);
+                vec![ReportBody::Containers(containers), ReportBody::Databases(databases)]
             }
         };
-        let kind = match &body {
-            ReportBody::HostFacts(_) => "host facts",
-            ReportBody::Storage(_) => "storage",
-            ReportBody::Containers(_) => "containers",
-            ReportBody::Databases(_) => "databases",
-        };
-        match session.send(now_ms(), body).await {
-            Ok(ReportReply::Ack { seq, duplicate }) => {
-                tracing::debug!(seq, duplicate, kind, "report acknowledged");
+        for body in bodies {
+            let kind = match &body {
+                ReportBody::HostFacts(_) => "host facts",
+                ReportBody::Storage(_) => "storage",
+                ReportBody::Containers(_) => "containers",
+                ReportBody::Databases(_) => "databases",
+            };
+            match session.send(now_ms(), body).await {
+                Ok(ReportReply::Ack { seq, duplicate }) => {
+                    tracing::debug!(seq, duplicate, kind, "report acknowledged");
+                }
+                Ok(ReportReply::Rejected { .. }) => {}
+                Err(SessionError::Rejected { seq, detail }) => {
+                    // The controller will never take this report; the next one is fresh.
+                    tracing::error!(seq, kind, %detail, "controller rejected a report");
+                }
+                Err(error) => return error.into(),
             }
-            Ok(ReportReply::Rejected { .. }) => {}
-            Err(SessionError::Rejected { seq, detail }) => {
-                // The controller will never take this report; the next one is fresh.
-                tracing::error!(seq, kind, %detail, "controller rejected a report");
-            }
-            Err(error) => return error.into(),
         }
     }
 }
 
-/// Logs a storage source's status when it changes — not every round — so a host without
-/// ZFS says so once, and a smartctl that breaks says so the moment it does.
+/// Logs a source's status when it changes — not every round — so a host without ZFS or
+/// Docker says so once, and a smartctl that breaks says so the moment it does.
 #[derive(Debug, Default)]
 struct SourceLog {
-    last: [Option<SourceStatus>; 3],
+    /// smart, zfs, mdraid, containers, databases.
+    last: [Option<SourceStatus>; 5],
     /// Device path → last read status, so one unreadable disk is logged once, not every round.
     disks: std::collections::HashMap<String, String>,
 }
 
 impl SourceLog {
-    fn observe(&mut self, report: &StorageReport) {
-        let sources = [
-            ("smart", &report.smart),
-            ("zfs", &report.zfs),
-            ("mdraid", &report.mdraid),
-        ];
-        for ((name, status), last) in sources.into_iter().zip(self.last.iter_mut()) {
-            if last.as_ref() == Some(status) {
-                continue;
-            }
-            match status.state {
-                SourceState::Ok => tracing::info!(source = name, "storage source readable"),
-                SourceState::NotPresent => {
-                    tracing::info!(source = name, detail = %status.detail, "storage source not present on this host")
-                }
-                _ => tracing::warn!(source = name, state = ?status.state, detail = %status.detail,
-                    "storage source unavailable"),
-            }
-            *last = Some(status.clone());
-        }
+    fn observe_storage(&mut self, report: &StorageReport) {
+        self.observe_sources(
+            0,
+            [
+                ("smart", &report.smart),
+                ("zfs", &report.zfs),
+                ("mdraid", &report.mdraid),
+            ],
+        );
         for disk in &report.disks {
             let previous = self
                 .disks
@@ -229,6 +238,33 @@ impl SourceLog {
                 tracing::warn!(device = %disk.device, status = %disk.read_status,
                     detail = %disk.read_detail, "disk could not be read");
             }
+        }
+    }
+
+    fn observe_inventory(&mut self, containers: &SourceStatus, databases: &SourceStatus) {
+        self.observe_sources(3, [("containers", containers), ("databases", databases)]);
+    }
+
+    fn observe_sources<const N: usize>(
+        &mut self,
+        offset: usize,
+        sources: [(&'static str, &SourceStatus); N],
+    ) {
+        for ((name, status), last) in sources.into_iter().zip(self.last[offset..].iter_mut()) {
+            if last.as_ref() == Some(status) {
+                continue;
+            }
+            match status.state {
+                SourceState::Ok => {
+                    tracing::info!(source = name, detail = %status.detail, "source readable")
+                }
+                SourceState::NotPresent => {
+                    tracing::info!(source = name, detail = %status.detail, "source not present on this host")
+                }
+                _ => tracing::warn!(source = name, state = ?status.state, detail = %status.detail,
+                    "source unavailable"),
+            }
+            *last = Some(status.clone());
         }
     }
 }

@@ -3,4 +3,5 @@
 //! stack.
 
 pub mod host;
+pub mod inventory;
 pub mod storage;
