@@ -59,10 +59,11 @@ fn all_parsers(bytes: &[u8]) {
 fn truncations_and_bit_flips_never_panic() {
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
     for f in fixtures() {
-        for cut in 0..=f.len() {
+        // Every cut of small files; of larger ones every 5th and the last 32 (keeps this fast).
+        for cut in (0..=f.len()).filter(|c| f.len() <= 256 || c % 5 == 0 || c + 32 >= f.len()) {
             all_parsers(&f[..cut]);
         }
-        for _ in 0..60 {
+        for _ in 0..40 {
             let mut m = f.clone();
             for _ in 0..4 {
                 seed ^= seed << 13;
