@@ -11,6 +11,10 @@ use tracing::Instrument;
 use unity_protocol::latest::{ReportBody, ReportReply, SourceState, SourceStatus, StorageReport};
 
 use crate::collect;
+use rustls::pki_types::CertificateDer;
+use unity_pki::HostIdentity;
+use unity_pki::rotation::Validity;
+
 use crate::collect::inventory::InventoryCollector;
 use crate::collect::storage::StorageCollector;
 use crate::error_chain;
@@ -75,31 +79,46 @@ pub async fn run(
     options: &RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let tls = unity_pki::tls::agent_client_config(
-        &state.ca,
-        vec![state.certificate.clone()],
-        state.private_key_der(),
-    )?;
+    // Fail early on a stored enrollment rustls cannot use.
+    tls_config(state, &state.certificate)?;
     let span = tracing::info_span!("agent", tenant_id = %state.enrollment.tenant_id,
         host_id = %state.enrollment.host_id, controller = %state.enrollment.controller);
-    reconnect_forever(state, options, tls, shutdown)
+    reconnect_forever(state, options, shutdown)
         .instrument(span)
         .await;
     Ok(())
 }
 
+fn tls_config(
+    state: &AgentState,
+    certificate: &CertificateDer<'static>,
+) -> Result<rustls::ClientConfig, unity_pki::tls::TlsConfigError> {
+    unity_pki::tls::agent_client_config(
+        &state.ca,
+        vec![certificate.clone()],
+        state.private_key_der(),
+    )
+}
+
 async fn reconnect_forever(
     state: &AgentState,
     options: &RunOptions,
-    tls: rustls::ClientConfig,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut backoff = Backoff::new(options.backoff_base, options.backoff_max);
     let mut source_log = SourceLog::default();
+    // The certificate in use; replaced in place when the session renews it, so the next
+    // connection presents the new one.
+    let mut certificate = state.certificate.clone();
     tokio::pin!(shutdown);
     loop {
-        let attempt =
-            connect_and_report(state, options, tls.clone(), &mut backoff, &mut source_log);
+        let attempt = connect_and_report(
+            state,
+            options,
+            &mut certificate,
+            &mut backoff,
+            &mut source_log,
+        );
         tokio::select! {
             () = &mut shutdown => return,
             error = attempt => {
@@ -127,6 +146,8 @@ enum AttemptError {
     Connect(#[from] link::ConnectError),
     #[error(transparent)]
     Session(#[from] SessionError),
+    #[error("could not build the TLS configuration")]
+    Tls(#[from] unity_pki::tls::TlsConfigError),
 }
 
 impl AttemptError {
@@ -139,10 +160,14 @@ impl AttemptError {
 async fn connect_and_report(
     state: &AgentState,
     options: &RunOptions,
-    tls: rustls::ClientConfig,
+    certificate: &mut CertificateDer<'static>,
     backoff: &mut Backoff,
     source_log: &mut SourceLog,
 ) -> AttemptError {
+    let tls = match tls_config(state, certificate) {
+        Ok(tls) => tls,
+        Err(error) => return error.into(),
+    };
     let addr = match link::resolve(&state.enrollment.controller).await {
         Ok(addr) => addr,
         Err(error) => return error.into(),
@@ -169,7 +194,10 @@ async fn connect_and_report(
     loop {
         let bodies = tokio::select! {
             error = session.closed() => return SessionError::Closed(error).into(),
-            _ = facts_ticker.tick() => vec![ReportBody::HostFacts(collect::host::collect())],
+            _ = facts_ticker.tick() => {
+                renew_if_due(&mut session, state, certificate).await;
+                vec![ReportBody::HostFacts(collect::host::collect())]
+            }
             _ = storage_ticker.tick(), if options.storage.is_some() => {
                 let Some(storage) = &options.storage else { continue };
                 let report = storage.collect_storage().await;
@@ -203,6 +231,62 @@ async fn connect_and_report(
             }
         }
     }
+}
+
+/// Renews the host certificate over the session once it is two thirds through its life.
+/// Checked on every facts tick (a certificate parse: microseconds); a failure is logged and
+/// retried on the next tick, with a third of the lifetime left to succeed.
+async fn renew_if_due(
+    session: &mut Session,
+    state: &AgentState,
+    certificate: &mut CertificateDer<'static>,
+) {
+    let validity = match Validity::of_der(certificate) {
+        Ok(validity) => validity,
+        Err(error) => {
+            tracing::error!(%error, "the host certificate in use cannot be read");
+            return;
+        }
+    };
+    if !validity.renewal_due(OffsetDateTime::now_utc()) {
+        return;
+    }
+    let csr = match state.key.csr_der(&state.enrollment.host_id.to_string()) {
+        Ok(csr) => csr,
+        Err(error) => {
+            tracing::error!(error = %error_chain(&error), "could not build a renewal CSR");
+            return;
+        }
+    };
+    let grant = match session.renew(csr).await {
+        Ok(grant) => grant,
+        Err(error) => {
+            tracing::warn!(error = %error_chain(&error), not_after = %validity.not_after,
+                "certificate renewal failed; retrying on the next report");
+            return;
+        }
+    };
+    let expected = HostIdentity {
+        tenant_id: state.enrollment.tenant_id,
+        host_id: state.enrollment.host_id,
+    };
+    match HostIdentity::from_certificate_der(&grant.certificate_der) {
+        Ok(identity) if identity == expected => {}
+        other => {
+            tracing::error!(
+                ?other,
+                "controller sent a certificate for another identity; ignored"
+            );
+            return;
+        }
+    }
+    if let Err(error) = AgentState::save_certificate(&state.dir, &grant.certificate_der) {
+        tracing::error!(error = %error_chain(&error), "could not store the renewed certificate");
+        return;
+    }
+    *certificate = CertificateDer::from(grant.certificate_der);
+    let not_after = Validity::of_der(certificate).map(|v| v.not_after).ok();
+    tracing::info!(?not_after, "host certificate renewed");
 }
 
 /// Logs a source's status when it changes — not every round — so a host without ZFS or

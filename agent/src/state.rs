@@ -118,6 +118,12 @@ impl AgentState {
         Ok(())
     }
 
+    /// Replaces the stored host certificate (after renewal), atomically.
+    pub fn save_certificate(dir: &Path, certificate: &[u8]) -> Result<(), StateError> {
+        files::write_public(&dir.join(CERT_FILE), der_to_pem(certificate).as_bytes())?;
+        Ok(())
+    }
+
     pub fn private_key_der(&self) -> PrivateKeyDer<'static> {
         self.key.private_key_der()
     }

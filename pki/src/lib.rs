@@ -9,6 +9,7 @@
 //!   certificate from our CA on agent sessions; agents pin the CA.
 //! * [`fingerprint`] — SHA-256 fingerprints an operator copies from the controller to the agent.
 //! * [`job_key`] — the Ed25519 job-signing key, which is deliberately *not* a TLS key.
+//! * [`rotation`] — when a certificate is due for renewal (two thirds of its life).
 //! * [`files`] — writing key material with 0600 permissions, atomically.
 
 pub mod agent_key;
@@ -17,6 +18,7 @@ pub mod files;
 pub mod fingerprint;
 pub mod identity;
 pub mod job_key;
+pub mod rotation;
 pub mod tls;
 
 pub use ca::{CaError, CertificateAuthority, IssuedCertificate};

@@ -535,3 +535,95 @@ async fn agent_reconnects_after_the_controller_restarts() {
     stop.send(()).unwrap();
     task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_renews_its_certificate_before_expiry_and_keeps_working_after() {
+    let pg = ThrowawayPostgres::start().await.unwrap();
+    let store = pg.fresh_store().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Three-second certificates: due for renewal at once (two thirds of a window that
+    // includes the CA's five-minute backdating), expired three seconds after issuance.
+    let controller = app::start(
+        ControllerOptions {
+            quic_listen: "127.0.0.1:0".parse().unwrap(),
+            api_listen: "127.0.0.1:0".parse().unwrap(),
+            state_dir: dir.path().join("controller"),
+            report_interval: Duration::from_secs(1),
+            host_cert_validity: Duration::from_secs(3),
+        },
+        store.clone(),
+    )
+    .await
+    .unwrap();
+    let a = store.create_tenant("alpha").await.unwrap();
+    let token = store.create_api_token(a.id, "t").await.unwrap();
+    let (enroll_token, _) = store
+        .create_enrollment_token(a.id, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let state_dir = dir.path().join("agent");
+    enroll(&EnrollOptions {
+        controller: controller.quic_addr.to_string(),
+        token: enroll_token,
+        ca_fingerprint: controller.ca_fingerprint,
+        state_dir: state_dir.clone(),
+        hostname: "renewer".into(),
+        force: false,
+    })
+    .await
+    .unwrap();
+    let original = AgentState::load(&state_dir).unwrap();
+    let original_not_after = unity_pki::rotation::Validity::of_der(&original.certificate)
+        .unwrap()
+        .not_after;
+    let host = original.enrollment.host_id;
+    let (task, stop) = run_agent(AgentState::load(&state_dir).unwrap());
+
+    let http = reqwest::Client::new();
+    let mut renewed = false;
+    for _ in 0..100 {
+        let response = http
+            .get(format!(
+                "http://{}/api/v1/hosts/{host}",
+                controller.api_addr
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let detail: serde_json::Value = response.json().await.unwrap();
+        let not_after = time::OffsetDateTime::parse(
+            detail["cert_not_after"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        if not_after > original_not_after {
+            renewed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        renewed,
+        "the controller never recorded a renewed certificate"
+    );
+    // Let the enrollment certificate expire.
+    let wait = original_not_after - time::OffsetDateTime::now_utc() + time::Duration::seconds(1);
+    if wait.is_positive() {
+        tokio::time::sleep(Duration::try_from(wait).unwrap()).await;
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap();
+
+    // The expired enrollment certificate is refused at the handshake…
+    assert!(matches!(
+        open_session(&original).await,
+        Err(SessionError::Closed(_))
+    ));
+    // …the renewed one the agent stored works.
+    let stored = AgentState::load(&state_dir).unwrap();
+    assert_ne!(stored.certificate, original.certificate);
+    let session = open_session(&stored).await.unwrap();
+    assert_eq!(session.welcome.host_id, host);
+    controller.shutdown().await;
+}

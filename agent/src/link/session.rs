@@ -2,7 +2,8 @@
 
 use unity_protocol::io::{FrameIoError, read_frame, write_frame};
 use unity_protocol::latest::{
-    Hello, HelloReply, Refusal, Report, ReportBody, ReportReply, Welcome, close_code,
+    ControlReply, ControlRequest, Hello, HelloReply, Refusal, RenewGrant, RenewRequest, Report,
+    ReportBody, ReportReply, Welcome, close_code,
 };
 use unity_protocol::{MAX_FRAME_LEN, PROTOCOL_VERSION};
 use uuid::Uuid;
@@ -43,8 +44,8 @@ impl SessionError {
 #[derive(Debug)]
 pub struct Session {
     connection: quinn::Connection,
-    /// Kept open for controller-initiated messages (jobs).
-    _control: (quinn::SendStream, quinn::RecvStream),
+    /// The control stream: renewal requests now, controller-initiated messages (jobs) later.
+    control: (quinn::SendStream, quinn::RecvStream),
     pub welcome: Welcome,
     stream_id: Uuid,
     next_seq: u64,
@@ -86,7 +87,7 @@ impl Session {
         match reply {
             HelloReply::Welcome(welcome) => Ok(Self {
                 connection,
-                _control: (send, recv),
+                control: (send, recv),
                 welcome,
                 stream_id: Uuid::new_v4(),
                 next_seq: 1,
@@ -129,6 +130,24 @@ impl Session {
         };
         match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
             Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(error)) => Err(match self.connection.close_reason() {
+                Some(reason) => SessionError::Closed(reason),
+                None => error,
+            }),
+            Err(_) => Err(SessionError::Timeout(REPLY_TIMEOUT)),
+        }
+    }
+
+    /// Asks for a new certificate for the key in `csr_der` (control stream).
+    pub async fn renew(&mut self, csr_der: Vec<u8>) -> Result<RenewGrant, SessionError> {
+        let (send, recv) = &mut self.control;
+        let exchange = async {
+            write_frame(send, &ControlRequest::Renew(RenewRequest { csr_der })).await?;
+            Ok::<_, SessionError>(read_frame::<_, ControlReply>(recv, MAX_FRAME_LEN).await?)
+        };
+        match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
+            Ok(Ok(ControlReply::Renewed(grant))) => Ok(grant),
+            Ok(Ok(ControlReply::Refused(refusal))) => Err(SessionError::Refused(refusal)),
             Ok(Err(error)) => Err(match self.connection.close_reason() {
                 Some(reason) => SessionError::Closed(reason),
                 None => error,

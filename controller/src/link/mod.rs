@@ -6,6 +6,7 @@
 //! oversized or undecodable frame — close that connection with a code and a logged reason; they
 //! never affect other connections.
 
+mod control;
 mod enroll;
 mod session;
 
@@ -93,7 +94,7 @@ async fn handle_incoming(incoming: quinn::Incoming, ctx: Arc<LinkContext>) {
         .and_then(|data| data.protocol);
     match alpn.as_deref() {
         Some(ALPN_ENROLL) => enroll::handle(connection, &ctx).await,
-        Some(ALPN_AGENT) => session::handle(connection, &ctx).await,
+        Some(ALPN_AGENT) => session::handle(connection, ctx).await,
         _ => close(
             &connection,
             close_code::PROTOCOL_VIOLATION,

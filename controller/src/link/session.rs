@@ -8,12 +8,14 @@ use unity_protocol::latest::{
 };
 use unity_protocol::{MAX_FRAME_LEN, PROTOCOL_VERSION};
 
-use super::{FIRST_MESSAGE_TIMEOUT, LinkContext, close};
+use std::sync::Arc;
+
+use super::{FIRST_MESSAGE_TIMEOUT, LinkContext, close, control};
 use crate::error_chain;
 use crate::ingest::{self, IngestError};
 use crate::store::hosts::{self, HostStanding};
 
-pub(super) async fn handle(connection: quinn::Connection, ctx: &LinkContext) {
+pub(super) async fn handle(connection: quinn::Connection, ctx: Arc<LinkContext>) {
     let remote = connection.remote_address();
     let Some(identity) = peer_identity(&connection) else {
         tracing::warn!(%remote, "agent session without a valid host certificate refused");
@@ -45,22 +47,23 @@ fn peer_identity(connection: &quinn::Connection) -> Option<HostIdentity> {
     }
 }
 
-async fn run(connection: quinn::Connection, ctx: &LinkContext, identity: HostIdentity) {
+async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, identity: HostIdentity) {
     let hello = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, async {
         let (send, mut recv) = connection.accept_bi().await.ok()?;
-        Some((send, read_frame::<_, Hello>(&mut recv, MAX_FRAME_LEN).await))
+        let hello = read_frame::<_, Hello>(&mut recv, MAX_FRAME_LEN).await;
+        Some((send, recv, hello))
     })
     .await;
-    let (mut control, hello) = match hello {
+    let (mut control, control_recv, hello) = match hello {
         Err(_) => {
             tracing::warn!("no Hello in time; closing");
             return close(&connection, close_code::TIMEOUT, "no Hello in time");
         }
         Ok(None) => return,
-        Ok(Some((_, Err(error)))) => return protocol_violation(&connection, &error),
-        Ok(Some((send, Ok(hello)))) => (send, hello),
+        Ok(Some((_, _, Err(error)))) => return protocol_violation(&connection, &error),
+        Ok(Some((send, recv, Ok(hello)))) => (send, recv, hello),
     };
-    let reply = match welcome(ctx, identity, &hello).await {
+    let reply = match welcome(&ctx, identity, &hello).await {
         Ok(welcome) => HelloReply::Welcome(welcome),
         Err(refusal) => {
             tracing::warn!(reason = ?refusal.reason, detail = %refusal.detail, "session refused");
@@ -80,6 +83,16 @@ async fn run(connection: quinn::Connection, ctx: &LinkContext, identity: HostIde
         return;
     }
     tracing::info!(agent_version = %hello.agent_version, "agent session established");
+    tokio::spawn(
+        control::serve(
+            connection.clone(),
+            control,
+            control_recv,
+            ctx.clone(),
+            identity,
+        )
+        .in_current_span(),
+    );
     loop {
         let (mut send, mut recv) = match connection.accept_bi().await {
             Ok(streams) => streams,

@@ -200,6 +200,28 @@ pub async fn get_host(tx: &mut TenantTx, host_id: Uuid) -> Result<Option<HostDet
     }))
 }
 
+/// Records a renewed certificate on an active host. Returns false if the host is revoked or
+/// unknown (the caller must then refuse the renewal).
+pub async fn record_certificate(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+    serial: &str,
+    not_after: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let updated = sqlx::query(
+        "UPDATE hosts SET cert_serial = $2, cert_not_after = $3 \
+         WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(host_id)
+    .bind(serial)
+    .bind(not_after)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("recording a renewed certificate"))?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
 /// Marks a host revoked; its sessions are refused from then on. Administrative.
 pub async fn revoke_host(tx: &mut TenantTx, host_id: Uuid) -> Result<bool, StoreError> {
     let updated =

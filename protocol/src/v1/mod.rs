@@ -6,7 +6,9 @@
 //!   bidirectional stream, sends [`EnrollRequest`], reads [`EnrollResponse`].
 //! * **Session** (ALPN [`crate::ALPN_AGENT`], mutual TLS): the agent opens the control stream
 //!   and sends [`Hello`]; the controller answers [`HelloReply`]. Each report then travels on a
-//!   bidirectional stream of its own: [`Report`] → [`ReportReply`].
+//!   bidirectional stream of its own: [`Report`] → [`ReportReply`]. On the control stream the
+//!   agent may later send [`ControlRequest`]s (certificate renewal), answered by
+//!   [`ControlReply`]s in order.
 
 mod facts;
 mod inventory;
@@ -136,6 +138,32 @@ pub enum ReportReply {
     Ack { seq: u64, duplicate: bool },
     /// The controller will never accept this report; the agent drops it and logs why.
     Rejected { seq: u64, detail: String },
+}
+
+/// Sent by the agent on the control stream after [`Welcome`]. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlRequest {
+    /// Renew the host certificate for the key in this CSR. The identity of the new certificate
+    /// is the session's — whatever the CSR says.
+    Renew(RenewRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewRequest {
+    /// DER PKCS#10 CSR.
+    pub csr_der: Vec<u8>,
+}
+
+/// The controller's answer to a [`ControlRequest`], on the control stream. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlReply {
+    Renewed(RenewGrant),
+    Refused(Refusal),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewGrant {
+    pub certificate_der: Vec<u8>,
 }
 
 /// QUIC application close codes. A peer that closes with one of these also sends a short

@@ -372,3 +372,21 @@ fn inventory_reports_round_trip_and_keep_their_variant_positions() {
         assert_eq!(postcard::to_allocvec(&state).unwrap(), [index as u8]);
     }
 }
+
+#[test]
+fn control_messages_round_trip_and_keep_positions() {
+    let request = ControlRequest::Renew(RenewRequest {
+        csr_der: vec![1, 2],
+    });
+    assert_eq!(round_trip(&request), request);
+    assert_eq!(postcard::to_allocvec(&request).unwrap(), [0, 2, 1, 2]);
+    let granted = ControlReply::Renewed(RenewGrant {
+        certificate_der: vec![9],
+    });
+    assert_eq!(postcard::to_allocvec(&granted).unwrap(), [0, 1, 9]);
+    let refused = ControlReply::Refused(Refusal {
+        reason: RefusalReason::HostRevoked,
+        detail: String::new(),
+    });
+    assert_eq!(postcard::to_allocvec(&refused).unwrap(), [1, 2, 0]);
+}
