@@ -79,6 +79,7 @@ async fn failing_disk_degraded_pool_and_array_reach_only_their_tenant_with_one_a
             storage: Some(Arc::new(storage)),
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(1),
+            ..RunOptions::default()
         };
         run(&state, &options, async {
             let _ = stopped.await;
