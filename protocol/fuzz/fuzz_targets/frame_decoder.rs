@@ -4,7 +4,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use unity_protocol::latest::{EnrollRequest, EnrollResponse, Hello, HelloReply, Report, ReportReply};
+use unity_protocol::latest::{
+    ControlReply, ControlRequest, EnrollRequest, EnrollResponse, Hello, HelloReply, Report,
+    ReportReply,
+};
 use unity_protocol::{FrameDecoder, decode_payload};
 
 fuzz_target!(|data: &[u8]| {
@@ -19,6 +22,8 @@ fuzz_target!(|data: &[u8]| {
         let _ = decode_payload::<EnrollResponse>(&payload);
         let _ = decode_payload::<Report>(&payload);
         let _ = decode_payload::<ReportReply>(&payload);
+        let _ = decode_payload::<ControlRequest>(&payload);
+        let _ = decode_payload::<ControlReply>(&payload);
     }
     let _ = decoder.finish();
 });
