@@ -1,1 +1,160 @@
-//! End-to-end tests live in `tests/`; see the crate description.
+//! Shared harness for the end-to-end tests in `tests/` and the `fleet-bench` binary: a real
+//! throwaway PostgreSQL, a real controller on loopback, real enrollment, and the HTTP API.
+//!
+//! This crate exists only to test; a failing set-up step panics with what failed, which is
+//! what a test wants (hence the allowed `unwrap`/`expect`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use unity_agent::enroll::{EnrollOptions, enroll};
+use unity_agent::run::{RunOptions, run};
+use unity_agent::state::AgentState;
+use unity_controller::app::{self, ControllerOptions, RunningController};
+use unity_controller::store::Store;
+use unity_controller::testing::ThrowawayPostgres;
+use unity_pki::CertificateAuthority;
+use uuid::Uuid;
+
+/// A controller on a fresh database, with a scratch directory for agents' state.
+#[derive(Debug)]
+pub struct Harness {
+    _pg: ThrowawayPostgres,
+    pub store: Store,
+    pub controller: Option<RunningController>,
+    pub dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl Harness {
+    /// Reports every second, 30-day host certificates.
+    pub async fn start() -> Self {
+        Self::start_with(Duration::from_secs(1), Duration::from_secs(30 * 24 * 3600)).await
+    }
+
+    pub async fn start_with(report_interval: Duration, host_cert_validity: Duration) -> Self {
+        let pg = ThrowawayPostgres::start().await.expect("start PostgreSQL");
+        let store = pg.fresh_store().await.expect("create a database");
+        let dir = tempfile::tempdir().unwrap();
+        let controller = app::start(
+            ControllerOptions {
+                quic_listen: "127.0.0.1:0".parse().unwrap(),
+                api_listen: "127.0.0.1:0".parse().unwrap(),
+                state_dir: dir.path().join("controller"),
+                report_interval,
+                host_cert_validity,
+            },
+            store.clone(),
+        )
+        .await
+        .expect("start controller");
+        Self {
+            _pg: pg,
+            store,
+            controller: Some(controller),
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn controller(&self) -> &RunningController {
+        self.controller.as_ref().expect("controller running")
+    }
+
+    /// The controller's CA, loaded from its state directory (to forge or expire certificates).
+    pub fn ca(&self) -> CertificateAuthority {
+        CertificateAuthority::load(&self.dir.path().join("controller/ca")).unwrap()
+    }
+
+    pub async fn enrollment_token(&self, tenant: Uuid) -> String {
+        self.store
+            .create_enrollment_token(tenant, Duration::from_secs(600))
+            .await
+            .unwrap()
+            .0
+    }
+
+    pub fn enroll_options(&self, name: &str, token: String) -> EnrollOptions {
+        EnrollOptions {
+            controller: self.controller().quic_addr.to_string(),
+            token,
+            ca_fingerprint: self.controller().ca_fingerprint,
+            state_dir: self.dir.path().join(name),
+            hostname: name.into(),
+            force: false,
+        }
+    }
+
+    /// Enrolls an agent named `name` into `tenant` and loads its state.
+    pub async fn enroll(&self, name: &str, tenant: Uuid) -> AgentState {
+        let token = self.enrollment_token(tenant).await;
+        enroll(&self.enroll_options(name, token))
+            .await
+            .expect("enroll");
+        AgentState::load(&self.dir.path().join(name)).unwrap()
+    }
+
+    /// `GET path` with a bearer token: status and JSON body (`null` when not JSON).
+    pub async fn api(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(format!("http://{}{path}", self.controller().api_addr))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Waits until the tenant of `token` sees facts for `host_id`.
+    pub async fn wait_for_facts(&self, token: &str, host_id: Uuid) -> serde_json::Value {
+        for _ in 0..150 {
+            let (status, host) = self.api(&format!("/api/v1/hosts/{host_id}"), token).await;
+            if status == 200 && !host["facts"].is_null() {
+                return host;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("host {host_id} never reported facts");
+    }
+}
+
+/// An agent's run loop in a task, stopped by [`AgentTask::stop`].
+#[derive(Debug)]
+pub struct AgentTask {
+    task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl AgentTask {
+    /// Runs `state` with `options`; fast backoff so tests recover quickly.
+    pub fn spawn(state: AgentState, options: RunOptions) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            run(&state, &options, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("agent run");
+        });
+        Self { task, stop }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("agent task");
+    }
+}
+
+/// Options with a fast backoff for tests.
+pub fn fast_options() -> RunOptions {
+    RunOptions {
+        backoff_base: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(1),
+        ..RunOptions::default()
+    }
+}

@@ -5,116 +5,17 @@
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use unity_agent::enroll::{EnrollError, EnrollOptions, enroll};
+use unity_agent::enroll::{EnrollError, enroll};
 use unity_agent::link::{self, Session, SessionError};
-use unity_agent::run::{RunOptions, run};
+use unity_agent::run::RunOptions;
 use unity_agent::state::AgentState;
-use unity_controller::app::{self, ControllerOptions, RunningController};
-use unity_controller::store::{Store, hosts};
-use unity_controller::testing::ThrowawayPostgres;
+use unity_controller::app::{self, ControllerOptions};
+use unity_controller::store::hosts;
+use unity_e2e::{AgentTask, Harness, fast_options};
 use unity_pki::agent_key::AgentKey;
 use unity_pki::{CertificateAuthority, Fingerprint, HostIdentity};
 use unity_protocol::latest::{RefusalReason, Report, ReportBody, ReportReply, close_code};
 use uuid::Uuid;
-
-struct Harness {
-    _pg: ThrowawayPostgres,
-    store: Store,
-    controller: Option<RunningController>,
-    dir: tempfile::TempDir,
-    http: reqwest::Client,
-}
-
-impl Harness {
-    async fn start() -> Self {
-        let pg = ThrowawayPostgres::start().await.expect("start PostgreSQL");
-        let store = pg.fresh_store().await.expect("database");
-        let dir = tempfile::tempdir().unwrap();
-        let controller = app::start(
-            ControllerOptions {
-                quic_listen: "127.0.0.1:0".parse().unwrap(),
-                api_listen: "127.0.0.1:0".parse().unwrap(),
-                state_dir: dir.path().join("controller"),
-                report_interval: Duration::from_secs(1),
-                host_cert_validity: Duration::from_secs(30 * 24 * 3600),
-            },
-            store.clone(),
-        )
-        .await
-        .expect("start controller");
-        Self {
-            _pg: pg,
-            store,
-            controller: Some(controller),
-            dir,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn controller(&self) -> &RunningController {
-        self.controller.as_ref().unwrap()
-    }
-
-    fn ca(&self) -> CertificateAuthority {
-        CertificateAuthority::load(&self.dir.path().join("controller/ca")).unwrap()
-    }
-
-    async fn enrollment_token(&self, tenant: Uuid) -> String {
-        self.store
-            .create_enrollment_token(tenant, Duration::from_secs(600))
-            .await
-            .unwrap()
-            .0
-    }
-
-    fn enroll_options(&self, name: &str, token: String) -> EnrollOptions {
-        EnrollOptions {
-            controller: self.controller().quic_addr.to_string(),
-            token,
-            ca_fingerprint: self.controller().ca_fingerprint,
-            state_dir: self.dir.path().join(name),
-            hostname: name.into(),
-            force: false,
-        }
-    }
-
-    async fn enroll(&self, name: &str, tenant: Uuid) -> AgentState {
-        let token = self.enrollment_token(tenant).await;
-        enroll(&self.enroll_options(name, token))
-            .await
-            .expect("enroll");
-        AgentState::load(&self.dir.path().join(name)).unwrap()
-    }
-
-    async fn api(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .http
-            .get(format!("http://{}{path}", self.controller().api_addr))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
-    }
-
-    /// Waits until `tenant_token` sees a host named `hostname` with facts.
-    async fn wait_for_facts(&self, tenant_token: &str, host_id: Uuid) -> serde_json::Value {
-        for _ in 0..150 {
-            let (status, host) = self
-                .api(&format!("/api/v1/hosts/{host_id}"), tenant_token)
-                .await;
-            if status == 200 && !host["facts"].is_null() {
-                return host;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("host {host_id} never reported facts");
-    }
-}
 
 /// Opens an agent session with `state` (no reporting loop).
 async fn open_session(state: &AgentState) -> Result<Session, SessionError> {
@@ -132,27 +33,15 @@ async fn open_session(state: &AgentState) -> Result<Session, SessionError> {
     }
 }
 
-fn run_agent(
-    state: AgentState,
-) -> (
-    tokio::task::JoinHandle<()>,
-    tokio::sync::oneshot::Sender<()>,
-) {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let options = RunOptions {
+/// The agent's real run loop, reporting every 500 ms.
+fn run_agent(state: AgentState) -> AgentTask {
+    AgentTask::spawn(
+        state,
+        RunOptions {
             report_interval: Some(Duration::from_millis(500)),
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(1),
-            ..RunOptions::default()
-        };
-        run(&state, &options, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (task, stop)
+            ..fast_options()
+        },
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,8 +64,8 @@ async fn two_tenants_each_see_only_their_own_host_with_real_facts() {
         0o600
     );
 
-    let (task_a, stop_a) = run_agent(agent_a);
-    let (task_b, stop_b) = run_agent(agent_b);
+    let agent_a = run_agent(agent_a);
+    let agent_b = run_agent(agent_b);
 
     let detail = h.wait_for_facts(&token_a, host_a).await;
     h.wait_for_facts(&token_b, host_b).await;
@@ -201,10 +90,8 @@ async fn two_tenants_each_see_only_their_own_host_with_real_facts() {
     let (status, _) = h.api(&format!("/api/v1/hosts/{host_a}"), &token_b).await;
     assert_eq!(status, 404);
 
-    stop_a.send(()).unwrap();
-    stop_b.send(()).unwrap();
-    task_a.await.unwrap();
-    task_b.await.unwrap();
+    agent_a.stop().await;
+    agent_b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,7 +372,7 @@ async fn agent_reconnects_after_the_controller_restarts() {
     let state = h.enroll("host", a.id).await;
     let host = state.enrollment.host_id;
     let quic_addr = h.controller().quic_addr;
-    let (task, stop) = run_agent(state);
+    let agent = run_agent(state);
     h.wait_for_facts(&token, host).await;
 
     h.controller.take().unwrap().shutdown().await;
@@ -532,66 +419,28 @@ async fn agent_reconnects_after_the_controller_restarts() {
         advanced,
         "agent did not report again after the controller restarted"
     );
-    stop.send(()).unwrap();
-    task.await.unwrap();
+    agent.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_renews_its_certificate_before_expiry_and_keeps_working_after() {
-    let pg = ThrowawayPostgres::start().await.unwrap();
-    let store = pg.fresh_store().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
     // Three-second certificates: due for renewal at once (two thirds of a window that
     // includes the CA's five-minute backdating), expired three seconds after issuance.
-    let controller = app::start(
-        ControllerOptions {
-            quic_listen: "127.0.0.1:0".parse().unwrap(),
-            api_listen: "127.0.0.1:0".parse().unwrap(),
-            state_dir: dir.path().join("controller"),
-            report_interval: Duration::from_secs(1),
-            host_cert_validity: Duration::from_secs(3),
-        },
-        store.clone(),
-    )
-    .await
-    .unwrap();
-    let a = store.create_tenant("alpha").await.unwrap();
-    let token = store.create_api_token(a.id, "t").await.unwrap();
-    let (enroll_token, _) = store
-        .create_enrollment_token(a.id, Duration::from_secs(600))
-        .await
-        .unwrap();
-    let state_dir = dir.path().join("agent");
-    enroll(&EnrollOptions {
-        controller: controller.quic_addr.to_string(),
-        token: enroll_token,
-        ca_fingerprint: controller.ca_fingerprint,
-        state_dir: state_dir.clone(),
-        hostname: "renewer".into(),
-        force: false,
-    })
-    .await
-    .unwrap();
+    let h = Harness::start_with(Duration::from_secs(1), Duration::from_secs(3)).await;
+    let a = h.store.create_tenant("alpha").await.unwrap();
+    let token = h.store.create_api_token(a.id, "t").await.unwrap();
+    let state_dir = h.dir.path().join("agent");
+    h.enroll("agent", a.id).await;
     let original = AgentState::load(&state_dir).unwrap();
     let original_not_after = unity_pki::rotation::Validity::of_der(&original.certificate)
         .unwrap()
         .not_after;
     let host = original.enrollment.host_id;
-    let (task, stop) = run_agent(AgentState::load(&state_dir).unwrap());
+    let agent = run_agent(AgentState::load(&state_dir).unwrap());
 
-    let http = reqwest::Client::new();
     let mut renewed = false;
     for _ in 0..100 {
-        let response = http
-            .get(format!(
-                "http://{}/api/v1/hosts/{host}",
-                controller.api_addr
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        let detail: serde_json::Value = response.json().await.unwrap();
+        let (_, detail) = h.api(&format!("/api/v1/hosts/{host}"), &token).await;
         let not_after = time::OffsetDateTime::parse(
             detail["cert_not_after"].as_str().unwrap(),
             &time::format_description::well_known::Rfc3339,
@@ -612,8 +461,7 @@ async fn agent_renews_its_certificate_before_expiry_and_keeps_working_after() {
     if wait.is_positive() {
         tokio::time::sleep(Duration::try_from(wait).unwrap()).await;
     }
-    stop.send(()).unwrap();
-    task.await.unwrap();
+    agent.stop().await;
 
     // The expired enrollment certificate is refused at the handshake…
     assert!(matches!(
@@ -625,5 +473,4 @@ async fn agent_renews_its_certificate_before_expiry_and_keeps_working_after() {
     assert_ne!(stored.certificate, original.certificate);
     let session = open_session(&stored).await.unwrap();
     assert_eq!(session.welcome.host_id, host);
-    controller.shutdown().await;
 }

@@ -11,14 +11,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 use unity_agent::collect::inventory::HostInventory;
-use unity_agent::enroll::{EnrollOptions, enroll};
-use unity_agent::run::{RunOptions, run};
-use unity_agent::state::AgentState;
+use unity_agent::run::RunOptions;
 use unity_collect::containers::ContainerConfig;
 use unity_collect::databases::DiscoveryOptions;
 use unity_collect::runner::SystemRunner;
-use unity_controller::app::{self, ControllerOptions};
-use unity_controller::testing::ThrowawayPostgres;
+use unity_e2e::{AgentTask, Harness, fast_options};
 
 fn redis_server() -> Option<PathBuf> {
     let found = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
@@ -50,17 +47,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-async fn api(http: &reqwest::Client, base: &str, path: &str, token: &str) -> (u16, Value) {
-    let response = http
-        .get(format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,42 +83,12 @@ async fn a_real_redis_on_this_host_reaches_its_tenant_api() {
             .to_owned()
     };
 
-    let pg = ThrowawayPostgres::start().await.unwrap();
-    let store = pg.fresh_store().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let controller = app::start(
-        ControllerOptions {
-            quic_listen: "127.0.0.1:0".parse().unwrap(),
-            api_listen: "127.0.0.1:0".parse().unwrap(),
-            state_dir: dir.path().join("controller"),
-            report_interval: Duration::from_secs(5),
-            host_cert_validity: Duration::from_secs(3600),
-        },
-        store.clone(),
-    )
-    .await
-    .unwrap();
-    let base = format!("http://{}", controller.api_addr);
-    let a = store.create_tenant("alpha").await.unwrap();
-    let b = store.create_tenant("beta").await.unwrap();
-    let token_a = store.create_api_token(a.id, "t").await.unwrap();
-    let token_b = store.create_api_token(b.id, "t").await.unwrap();
-    let (enroll_token, _) = store
-        .create_enrollment_token(a.id, Duration::from_secs(600))
-        .await
-        .unwrap();
-    let state_dir = dir.path().join("agent");
-    enroll(&EnrollOptions {
-        controller: controller.quic_addr.to_string(),
-        token: enroll_token,
-        ca_fingerprint: controller.ca_fingerprint,
-        state_dir: state_dir.clone(),
-        hostname: "db-host".into(),
-        force: false,
-    })
-    .await
-    .unwrap();
-    let state = AgentState::load(&state_dir).unwrap();
+    let h = Harness::start_with(Duration::from_secs(5), Duration::from_secs(3600)).await;
+    let a = h.store.create_tenant("alpha").await.unwrap();
+    let b = h.store.create_tenant("beta").await.unwrap();
+    let token_a = h.store.create_api_token(a.id, "t").await.unwrap();
+    let token_b = h.store.create_api_token(b.id, "t").await.unwrap();
+    let state = h.enroll("db-host", a.id).await;
     let host_id = state.enrollment.host_id;
     let inventory = HostInventory::new(
         ContainerConfig {
@@ -144,27 +100,19 @@ async fn a_real_redis_on_this_host_reaches_its_tenant_api() {
         PathBuf::from("/proc"),
         DiscoveryOptions::default(),
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(async move {
-        let options = RunOptions {
+    let agent = AgentTask::spawn(
+        state,
+        RunOptions {
             inventory_interval: Duration::from_millis(500),
             inventory: Some(Arc::new(inventory)),
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(1),
-            ..RunOptions::default()
-        };
-        run(&state, &options, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
+            ..fast_options()
+        },
+    );
 
-    let http = reqwest::Client::new();
     let listen = format!("127.0.0.1:{port}");
     let mut found = Value::Null;
     for _ in 0..150 {
-        let (status, body) = api(&http, &base, "/api/v1/databases?kind=redis", &token_a).await;
+        let (status, body) = h.api("/api/v1/databases?kind=redis", &token_a).await;
         if status == 200
             && let Some(db) = body.as_array().and_then(|dbs| {
                 dbs.iter()
@@ -182,19 +130,15 @@ async fn a_real_redis_on_this_host_reaches_its_tenant_api() {
     assert_eq!(found["probe"], "confirmed", "{found}");
     let db_id = found["id"].as_str().unwrap().to_owned();
 
-    let (status, summary) = api(
-        &http,
-        &base,
-        &format!("/api/v1/hosts/{host_id}/inventory"),
-        &token_a,
-    )
-    .await;
+    let (status, summary) = h
+        .api(&format!("/api/v1/hosts/{host_id}/inventory"), &token_a)
+        .await;
     assert_eq!(status, 200, "{summary}");
-    let (_, containers) = api(&http, &base, "/api/v1/containers", &token_a).await;
+    let (_, containers) = h.api("/api/v1/containers", &token_a).await;
     assert_eq!(containers, serde_json::json!([]));
 
     for path in ["/api/v1/databases", "/api/v1/containers", "/api/v1/images"] {
-        let (status, body) = api(&http, &base, path, &token_b).await;
+        let (status, body) = h.api(path, &token_b).await;
         assert_eq!(status, 200, "{path}");
         assert_eq!(
             body,
@@ -206,11 +150,9 @@ async fn a_real_redis_on_this_host_reaches_its_tenant_api() {
         format!("/api/v1/databases/{db_id}"),
         format!("/api/v1/hosts/{host_id}/inventory"),
     ] {
-        let (status, _) = api(&http, &base, &path, &token_b).await;
+        let (status, _) = h.api(&path, &token_b).await;
         assert_eq!(status, 404, "{path}");
     }
 
-    stop.send(()).unwrap();
-    agent.await.unwrap();
-    controller.shutdown().await;
+    agent.stop().await;
 }

@@ -8,22 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use unity_agent::enroll::{EnrollOptions, enroll};
-use unity_agent::run::{RunOptions, run};
-use unity_agent::state::AgentState;
-use unity_controller::app::{self, ControllerOptions};
-use unity_controller::testing::ThrowawayPostgres;
-
-async fn api(http: &reqwest::Client, base: &str, path: &str, token: &str) -> (u16, Value) {
-    let response = http
-        .get(format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use unity_agent::run::RunOptions;
+use unity_e2e::{AgentTask, Harness, fast_options};
 
 fn array(value: &Value) -> &Vec<Value> {
     value
@@ -33,65 +19,27 @@ fn array(value: &Value) -> &Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_disk_degraded_pool_and_array_reach_only_their_tenant_with_one_alert_each() {
-    let pg = ThrowawayPostgres::start().await.unwrap();
-    let store = pg.fresh_store().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let controller = app::start(
-        ControllerOptions {
-            quic_listen: "127.0.0.1:0".parse().unwrap(),
-            api_listen: "127.0.0.1:0".parse().unwrap(),
-            state_dir: dir.path().join("controller"),
-            report_interval: Duration::from_secs(1),
-            host_cert_validity: Duration::from_secs(3600),
-        },
-        store.clone(),
-    )
-    .await
-    .unwrap();
-    let base = format!("http://{}", controller.api_addr);
-    let a = store.create_tenant("alpha").await.unwrap();
-    let b = store.create_tenant("beta").await.unwrap();
-    let token_a = store.create_api_token(a.id, "t").await.unwrap();
-    let token_b = store.create_api_token(b.id, "t").await.unwrap();
-    let (enroll_token, _) = store
-        .create_enrollment_token(a.id, Duration::from_secs(600))
-        .await
-        .unwrap();
-    let state_dir = dir.path().join("agent");
-    enroll(&EnrollOptions {
-        controller: controller.quic_addr.to_string(),
-        token: enroll_token,
-        ca_fingerprint: controller.ca_fingerprint,
-        state_dir: state_dir.clone(),
-        hostname: "nas".into(),
-        force: false,
-    })
-    .await
-    .unwrap();
-    let state = AgentState::load(&state_dir).unwrap();
+    let h = Harness::start().await;
+    let a = h.store.create_tenant("alpha").await.unwrap();
+    let b = h.store.create_tenant("beta").await.unwrap();
+    let token_a = h.store.create_api_token(a.id, "t").await.unwrap();
+    let token_b = h.store.create_api_token(b.id, "t").await.unwrap();
+    let state = h.enroll("nas", a.id).await;
     let host_id = state.enrollment.host_id;
-    let storage = unity_agent::testing::recorded_storage(dir.path()).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(async move {
-        let options = RunOptions {
+    let storage = unity_agent::testing::recorded_storage(h.dir.path()).unwrap();
+    let agent = AgentTask::spawn(
+        state,
+        RunOptions {
             report_interval: Some(Duration::from_secs(5)),
             storage_interval: Duration::from_millis(300),
             storage: Some(Arc::new(storage)),
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(1),
-            ..RunOptions::default()
-        };
-        run(&state, &options, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
+            ..fast_options()
+        },
+    );
 
-    let http = reqwest::Client::new();
     let mut disks = Value::Null;
     for _ in 0..150 {
-        let (status, body) = api(&http, &base, "/api/v1/disks", &token_a).await;
+        let (status, body) = h.api("/api/v1/disks", &token_a).await;
         if status == 200 && !array(&body).is_empty() {
             disks = body;
             break;
@@ -111,33 +59,29 @@ async fn failing_disk_degraded_pool_and_array_reach_only_their_tenant_with_one_a
     );
     let disk_id = failing["id"].as_str().unwrap().to_owned();
 
-    let (status, detail) = api(&http, &base, &format!("/api/v1/disks/{disk_id}"), &token_a).await;
+    let (status, detail) = h.api(&format!("/api/v1/disks/{disk_id}"), &token_a).await;
     assert_eq!(status, 200, "{detail}");
     assert!(!array(&detail["history"]).is_empty(), "{detail}");
 
-    let (_, pools) = api(&http, &base, "/api/v1/pools", &token_a).await;
+    let (_, pools) = h.api("/api/v1/pools", &token_a).await;
     let pool = &array(&pools)[0];
     assert_eq!(pool["state"], "DEGRADED", "{pool}");
     assert_eq!(pool["health"], "critical", "{pool}");
 
-    let (_, arrays) = api(&http, &base, "/api/v1/arrays", &token_a).await;
+    let (_, arrays) = h.api("/api/v1/arrays", &token_a).await;
     let md = &array(&arrays)[0];
     assert_eq!(md["degraded"], true, "{md}");
     assert_eq!(md["level"], "raid5", "{md}");
 
-    let (status, summary) = api(
-        &http,
-        &base,
-        &format!("/api/v1/hosts/{host_id}/storage"),
-        &token_a,
-    )
-    .await;
+    let (status, summary) = h
+        .api(&format!("/api/v1/hosts/{host_id}/storage"), &token_a)
+        .await;
     assert_eq!(status, 200, "{summary}");
 
     // Let several more identical rounds arrive: alerts must not repeat.
-    let (_, first_alerts) = api(&http, &base, "/api/v1/alerts", &token_a).await;
+    let (_, first_alerts) = h.api("/api/v1/alerts", &token_a).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (_, alerts) = api(&http, &base, "/api/v1/alerts", &token_a).await;
+    let (_, alerts) = h.api("/api/v1/alerts", &token_a).await;
     let alerts = array(&alerts);
     assert_eq!(
         alerts.len(),
@@ -164,7 +108,7 @@ async fn failing_disk_degraded_pool_and_array_reach_only_their_tenant_with_one_a
         "/api/v1/arrays",
         "/api/v1/alerts",
     ] {
-        let (status, body) = api(&http, &base, path, &token_b).await;
+        let (status, body) = h.api(path, &token_b).await;
         assert_eq!(status, 200, "{path}");
         assert!(array(&body).is_empty(), "{path} leaks: {body}");
     }
@@ -174,11 +118,9 @@ async fn failing_disk_degraded_pool_and_array_reach_only_their_tenant_with_one_a
         format!("/api/v1/arrays/{}", md["id"].as_str().unwrap()),
         format!("/api/v1/hosts/{host_id}/storage"),
     ] {
-        let (status, _) = api(&http, &base, &path, &token_b).await;
+        let (status, _) = h.api(&path, &token_b).await;
         assert_eq!(status, 404, "{path}");
     }
 
-    stop.send(()).unwrap();
-    agent.await.unwrap();
-    controller.shutdown().await;
+    agent.stop().await;
 }
