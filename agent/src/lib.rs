@@ -1,5 +1,6 @@
 //! The Unity Fleet agent.
 //!
+//! * [`config`] — the optional, root-only config file (registry credentials).
 //! * [`state`] — what enrollment leaves on disk (key 0600, certificates, identity).
 //! * [`enroll`] — token + CSR → certificate, pinning the controller's CA by fingerprint.
 //! * [`link`] — the QUIC session with the controller: connect, Hello, reports, backoff.
@@ -8,6 +9,7 @@
 //! * [`run`] — the service loop `unity-agent run` drives.
 
 pub mod collect;
+pub mod config;
 pub mod enroll;
 pub mod link;
 pub mod parse;

@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use unity_agent::collect::inventory::{HostInventory, InventoryCollector};
 use unity_agent::collect::storage::{StorageCollector, StorageSources};
+use unity_agent::config::AgentConfig;
 use unity_agent::enroll::{EnrollOptions, enroll};
 use unity_agent::parse;
 use unity_agent::run::{RunOptions, run};
 use unity_agent::state::{AgentState, default_state_dir};
+use unity_collect::databases::DiscoveryOptions;
 use unity_collect::runner::SystemRunner;
 use unity_pki::Fingerprint;
 
@@ -22,6 +24,10 @@ struct Cli {
     /// Where the host key, certificates and enrollment live.
     #[arg(long, global = true, env = "UNITY_AGENT_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Config file (default: /etc/unity-agent/agent.toml if it exists); must be 0600 when it
+    /// holds registry credentials.
+    #[arg(long, global = true, env = "UNITY_AGENT_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -121,6 +127,19 @@ fn real_main() -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let state_dir = cli.state_dir.unwrap_or_else(default_state_dir);
+    let config = AgentConfig::load(cli.config.as_deref())
+        .map_err(|e| anyhow::anyhow!(unity_agent::error_chain(&e)))?;
+    let container_config = config
+        .container_config()
+        .map_err(|e| anyhow::anyhow!(unity_agent::error_chain(&e)))?;
+    let host_inventory = move || {
+        HostInventory::new(
+            container_config.clone(),
+            SystemRunner,
+            PathBuf::from("/proc"),
+            DiscoveryOptions::default(),
+        )
+    };
     runtime.block_on(async move {
         match cli.command {
             Command::Enroll {
@@ -167,7 +186,7 @@ fn real_main() -> Result<()> {
                 let inventory: Option<Arc<dyn InventoryCollector>> = if no_inventory {
                     None
                 } else {
-                    Some(Arc::new(HostInventory::system(SystemRunner)))
+                    Some(Arc::new(host_inventory()))
                 };
                 let options = RunOptions {
                     report_interval: report_interval_secs.map(Duration::from_secs),
@@ -194,7 +213,7 @@ fn real_main() -> Result<()> {
                 Ok(())
             }
             Command::Inventory => {
-                let (containers, databases) = HostInventory::system(SystemRunner).collect().await;
+                let (containers, databases) = host_inventory().collect().await;
                 let both = serde_json::json!({ "containers": containers, "databases": databases });
                 println!("{}", serde_json::to_string_pretty(&both)?);
                 Ok(())

@@ -1,0 +1,219 @@
+//! The agent's optional config file, `/etc/unity-agent/agent.toml` (or `--config`).
+//!
+//! It holds what must never come from the controller: registry credentials for image update
+//! checks. A file that carries credentials must be readable by its owner only (0600 or 0400);
+//! anything looser is refused with the exact `chmod` to run, rather than used. Every key is in
+//! `docs/configuration.md`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use unity_collect::containers::{ContainerConfig, RegistryCredential};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/unity-agent/agent.toml";
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    pub containers: ContainersSection,
+    /// `[[registry]]` entries.
+    #[serde(rename = "registry")]
+    pub registries: Vec<RegistryEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContainersSection {
+    /// Engine endpoints to try instead of the defaults (`unix:///path`, `tcp://host:port`).
+    pub endpoints: Option<Vec<String>>,
+    /// Ask registries whether running containers' tags moved (never pulls).
+    pub update_checks: bool,
+    /// Registries (`host:port`) spoken to over plain HTTP (loopback always is).
+    pub plain_http_registries: Vec<String>,
+}
+
+impl Default for ContainersSection {
+    fn default() -> Self {
+        Self {
+            endpoints: None,
+            update_checks: true,
+            plain_http_registries: Vec::new(),
+        }
+    }
+}
+
+/// Credentials for one registry: `username` + `password`, or `token`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryEntry {
+    /// `docker.io`, `ghcr.io`, `registry.lan:5000`.
+    pub host: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryEntry")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is invalid")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error(
+        "{path} holds registry credentials but is readable by others (mode {mode:o}): \
+         run `chmod 600 {path}`"
+    )]
+    TooOpen { path: PathBuf, mode: u32 },
+    #[error("registry {host}: give either username and password, or token")]
+    Credential { host: String },
+}
+
+impl AgentConfig {
+    /// Reads `path`, or the default path if it exists, or returns the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = match path {
+            Some(path) => path.to_owned(),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => PathBuf::from(DEFAULT_CONFIG_PATH),
+            None => return Ok(Self::default()),
+        };
+        let read = |source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        };
+        let text = std::fs::read_to_string(&path).map_err(read)?;
+        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        if !config.registries.is_empty() {
+            let mode = std::fs::metadata(&path).map_err(read)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(ConfigError::TooOpen { path, mode });
+            }
+        }
+        config.container_config()?;
+        Ok(config)
+    }
+
+    /// The container collector's settings, credentials included.
+    pub fn container_config(&self) -> Result<ContainerConfig, ConfigError> {
+        let mut config = ContainerConfig::default();
+        if let Some(endpoints) = &self.containers.endpoints {
+            config.endpoints = endpoints.clone();
+        }
+        config.updates.enabled = self.containers.update_checks;
+        config.updates.plain_http_registries = self.containers.plain_http_registries.clone();
+        for entry in &self.registries {
+            let credential = match (&entry.username, &entry.password, &entry.token) {
+                (Some(username), Some(password), None) => RegistryCredential::Basic {
+                    username: username.clone(),
+                    password: password.clone(),
+                },
+                (None, None, Some(token)) => RegistryCredential::Token {
+                    token: token.clone(),
+                },
+                _ => {
+                    return Err(ConfigError::Credential {
+                        host: entry.host.clone(),
+                    });
+                }
+            };
+            config
+                .updates
+                .credentials
+                .insert(entry.host.clone(), credential);
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+[containers]
+plain_http_registries = ["registry.lan:5000"]
+
+[[registry]]
+host = "ghcr.io"
+username = "me"
+password = "hunter2-secret"
+
+[[registry]]
+host = "registry.lan:5000"
+token = "tok-secret"
+"#;
+
+    fn write(mode: u32) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, SAMPLE).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn credentials_load_from_a_private_file_and_never_print() {
+        let (_dir, path) = write(0o600);
+        let config = AgentConfig::load(Some(&path)).unwrap();
+        let containers = config.container_config().unwrap();
+        assert_eq!(containers.updates.credentials.len(), 2);
+        assert_eq!(
+            containers.updates.plain_http_registries,
+            ["registry.lan:5000"]
+        );
+        let printed = format!("{config:?} {containers:?}");
+        assert!(
+            !printed.contains("hunter2-secret") && !printed.contains("tok-secret"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn a_readable_credentials_file_is_refused_with_the_fix() {
+        let (_dir, path) = write(0o644);
+        let err = AgentConfig::load(Some(&path)).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::TooOpen { mode: 0o644, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn half_given_credentials_and_unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "[[registry]]\nhost = \"x\"\nusername = \"u\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(
+            AgentConfig::load(Some(&path)),
+            Err(ConfigError::Credential { .. })
+        ));
+        std::fs::write(&path, "[containers]\nupdate_check = false\n").unwrap();
+        assert!(matches!(
+            AgentConfig::load(Some(&path)),
+            Err(ConfigError::Parse { .. })
+        ));
+    }
+}
