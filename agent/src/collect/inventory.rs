@@ -421,3 +421,150 @@ fn database_info(instance: &DatabaseInstance) -> DatabaseInfo {
         detail_json: to_json(instance),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use unity_collect::containers::map::{
+        parse_container_inspect, parse_engine, parse_image_inspect,
+    };
+    use unity_collect::containers::{ContainerReport as Collected, EngineInventory, EngineStatus};
+
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/fixtures/docker-api/"
+        )
+        .to_owned()
+            + name;
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Real Docker API answers (shared fixtures) through the collector's mapping and ours.
+    fn inventory() -> ContainerInventory {
+        let running =
+            parse_container_inspect(&fixture("container-inspect-running-portainer.json")).unwrap();
+        let exited =
+            parse_container_inspect(&fixture("container-inspect-restarting-exited-code1.json"))
+                .unwrap();
+        let engine = parse_engine(
+            "unix:///var/run/docker.sock",
+            &fixture("info-linux-devicemapper-api122.json"),
+            None,
+        )
+        .unwrap();
+        let image = parse_image_inspect(&fixture("image-inspect-watchtower.json")).unwrap();
+        ContainerInventory {
+            status: ContainerStatus::Ok,
+            engines: vec![EngineInventory {
+                endpoint: "unix:///var/run/docker.sock".into(),
+                status: EngineStatus::Ok,
+                engine: Some(engine),
+                containers: vec![
+                    Collected {
+                        container: running,
+                        update: Some(UpdateStatus::UpdateAvailable {
+                            new_digest: "sha256:feed".into(),
+                        }),
+                    },
+                    Collected {
+                        container: exited,
+                        update: None,
+                    },
+                ],
+                images: vec![image.clone(), image],
+            }],
+        }
+    }
+
+    #[test]
+    fn real_docker_answers_map_to_the_wire() {
+        let inventory = inventory();
+        let report = map_containers(&inventory);
+        assert_eq!(report.status.state, SourceState::Ok, "{:?}", report.status);
+        let engine = report.engine.as_ref().unwrap();
+        assert_eq!(engine.kind, "docker");
+        assert_eq!(engine.storage_driver, "devicemapper");
+        let running = report
+            .containers
+            .iter()
+            .find(|c| c.state == "running")
+            .unwrap();
+        assert!(running.name.contains("portainer"), "{running:?}");
+        assert_eq!(running.update.state, UpdateState::UpdateAvailable);
+        assert_eq!(running.update.new_digest.as_deref(), Some("sha256:feed"));
+        assert!(
+            running
+                .started_at_ms
+                .is_some_and(|ms| ms > 1_400_000_000_000)
+        );
+        let detail: serde_json::Value = serde_json::from_str(&running.detail_json).unwrap();
+        assert!(detail["container"]["mounts"].is_array(), "{detail}");
+        let other = report
+            .containers
+            .iter()
+            .find(|c| c.state != "running")
+            .unwrap();
+        assert_eq!(other.exit_code, Some(1), "{other:?}");
+        assert_eq!(other.update.state, UpdateState::NotChecked);
+        assert_eq!(
+            report.images.len(),
+            1,
+            "the same image from two engines is listed once"
+        );
+        // Running containers become hints for database discovery.
+        let hints = container_hints(&inventory);
+        assert!(hints.iter().all(|h| h.container_id == running.id));
+    }
+
+    #[test]
+    fn no_engine_and_failed_engines_say_why() {
+        let none = map_containers(&ContainerInventory {
+            status: ContainerStatus::NoEngine,
+            engines: vec![],
+        });
+        assert_eq!(none.status.state, SourceState::NotPresent);
+        let failed = map_containers(&ContainerInventory {
+            status: ContainerStatus::AllEnginesFailed,
+            engines: vec![EngineInventory {
+                endpoint: "unix:///run/podman/podman.sock".into(),
+                status: EngineStatus::PermissionDenied {
+                    detail: "EACCES".into(),
+                },
+                engine: None,
+                containers: vec![],
+                images: vec![],
+            }],
+        });
+        assert_eq!(failed.status.state, SourceState::PermissionDenied);
+        assert!(
+            failed.status.detail.contains("podman.sock"),
+            "{:?}",
+            failed.status
+        );
+    }
+
+    #[test]
+    fn update_reasons_split_into_unknown_and_not_checked() {
+        let running = ContainerState::Running;
+        let rate_limited = map_update(
+            Some(&UpdateStatus::Unknown {
+                reason: UnknownReason::RateLimited {
+                    registry: "docker.io".into(),
+                    retry_after_s: Some(60),
+                },
+            }),
+            &running,
+        );
+        assert_eq!(rate_limited.state, UpdateState::Unknown);
+        assert!(rate_limited.reason.contains("60"), "{rate_limited:?}");
+        let local = map_update(
+            Some(&UpdateStatus::Unknown {
+                reason: UnknownReason::NoRepoDigest,
+            }),
+            &running,
+        );
+        assert_eq!(local.state, UpdateState::NotChecked);
+    }
+}
