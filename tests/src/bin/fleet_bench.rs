@@ -10,6 +10,8 @@
 //! 2. Enrolls `--agents` simulated agents (real keys, real enrollment over QUIC).
 //! 3. Ingest: every agent opens a session and sends `--reports` host-facts reports back to back;
 //!    prints reports/s, latency percentiles and the controller's CPU time per 1000 reports.
+//!    Then storage: every agent sends a real storage round (recorded real tool outputs: three
+//!    disks with attribute metrics, a degraded pool, a degraded array); prints reports/s.
 //! 4. Agents per controller: holds all sessions open (keep-alives only) for `--idle-secs`;
 //!    prints the controller's RSS per connected agent and its idle CPU.
 //! 5. Agent footprint: runs the **release-agent binary** enrolled for real, reporting every 60 s,
@@ -246,6 +248,41 @@ async fn main() -> Result<()> {
     latencies.sort();
     let total = args.agents * args.reports;
 
+    // Storage ingest: every agent sends the same real storage round (3 disks with their
+    // attribute metrics, a degraded pool, a degraded array, recorded real outputs) a few
+    // times; each report upserts every object and writes history samples.
+    let scratch = tempfile::tempdir()?;
+    let storage = unity_agent::testing::recorded_storage(scratch.path())?
+        .collect()
+        .await;
+    let storage_bytes = unity_protocol::encode_frame(&ReportBody::Storage(storage.clone()))?.len();
+    let storage_rounds = args.reports.div_ceil(4).max(1);
+    let storage_before = sample(pid)?;
+    let started = Instant::now();
+    let storage = Arc::new(storage);
+    let mut set = tokio::task::JoinSet::new();
+    for mut session in sessions {
+        let storage = storage.clone();
+        set.spawn(async move {
+            for i in 0..storage_rounds {
+                session
+                    .send(
+                        1_700_000_100_000 + i as i64,
+                        ReportBody::Storage((*storage).clone()),
+                    )
+                    .await?;
+            }
+            Ok::<_, anyhow::Error>(session)
+        });
+    }
+    let mut sessions = Vec::new();
+    while let Some(result) = set.join_next().await {
+        sessions.push(result??);
+    }
+    let storage_elapsed = started.elapsed();
+    let storage_cpu = sample(pid)?.cpu.saturating_sub(storage_before.cpu);
+    let storage_total = args.agents * storage_rounds;
+
     // Idle sessions.
     let idle_before = sample(pid)?;
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
@@ -299,6 +336,10 @@ async fn main() -> Result<()> {
         total,
         latencies: &latencies,
         ingest_cpu: after.cpu.saturating_sub(before.cpu),
+        storage_bytes,
+        storage_total,
+        storage_elapsed,
+        storage_cpu,
         baseline,
         connected,
         idle_cpu: idle_after.cpu.saturating_sub(idle_before.cpu),
@@ -321,6 +362,10 @@ struct Results<'a> {
     total: usize,
     latencies: &'a [Duration],
     ingest_cpu: Duration,
+    storage_bytes: usize,
+    storage_total: usize,
+    storage_elapsed: Duration,
+    storage_cpu: Duration,
     baseline: ProcSample,
     connected: ProcSample,
     idle_cpu: Duration,
@@ -363,6 +408,14 @@ fn print_results(r: &Results<'_>) {
     println!(
         "| controller CPU per 1000 reports | {:.0} ms |",
         r.ingest_cpu.as_secs_f64() * 1e3 * 1000.0 / r.total as f64
+    );
+    println!(
+        "| storage ingest | {} reports ({} B each: 3 disks, 1 pool, 1 array) in {:.2} s = **{:.0} reports/s**, controller CPU {:.0} ms per 1000 |",
+        r.storage_total,
+        r.storage_bytes,
+        r.storage_elapsed.as_secs_f64(),
+        r.storage_total as f64 / r.storage_elapsed.as_secs_f64(),
+        r.storage_cpu.as_secs_f64() * 1e3 * 1000.0 / r.storage_total as f64
     );
     println!(
         "| controller RSS | {} KiB idle with no agents → {} KiB with {} sessions (**{:.1} KiB per agent**); peak {} KiB |",
