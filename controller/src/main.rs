@@ -236,11 +236,8 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
             }
             println!("revoked {host_id}");
         }
-        Command::Serve | Command::Ca(_) => unreachable_command(),
+        // `run` handles these before opening the database for administration.
+        Command::Serve | Command::Ca(_) => bail!("not an administrative command"),
     }
     Ok(())
-}
-
-fn unreachable_command() {
-    tracing::error!("command dispatched to the wrong handler");
 }
