@@ -77,7 +77,7 @@ say "starting the agent (log $demo_dir/agent.log)"
 pids+=($!)
 
 pretty() { if command -v python3 >/dev/null; then python3 -m json.tool; else cat; echo; fi; }
-host_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["host_id"])' "$agent_dir/enrollment.json")
+host_id=$(sed -n 's/.*"host_id": *"\([0-9a-f-]*\)".*/\1/p' "$agent_dir/enrollment.json")
 for _ in $(seq 1 150); do
   detail=$(curl -fsS -H "Authorization: Bearer $api_token" "$api/api/v1/hosts/$host_id" 2>/dev/null || true)
   [[ "$detail" == *'"kernel_version"'* ]] && break
