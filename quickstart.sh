@@ -90,6 +90,20 @@ curl -fsS -H "Authorization: Bearer $api_token" "$api/api/v1/hosts" | pretty
 say "GET $api/api/v1/hosts/$host_id"
 printf '%s' "$detail" | pretty
 
+# Storage and inventory are collected at connect too; show what this host has (or why not).
+for what in storage inventory; do
+  summary=""
+  for _ in $(seq 1 50); do
+    summary=$(curl -fsS -H "Authorization: Bearer $api_token" "$api/api/v1/hosts/$host_id/$what" 2>/dev/null || true)
+    [[ "$summary" == *'"source"'* ]] && break
+    sleep 0.2
+  done
+  if [[ -n "$summary" ]]; then
+    say "GET $api/api/v1/hosts/$host_id/$what"
+    printf '%s' "$summary" | pretty
+  fi
+done
+
 $check_only && { say "quickstart check passed"; exit 0; }
 
 cat <<MSG
