@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error_chain;
 use crate::runner::{CommandOutput, CommandRunner, RunError};
 use crate::smart::exit_status::ExitStatus;
 use crate::smart::model::{DeviceProblem, SmartReport};
@@ -109,17 +110,6 @@ pub struct DeviceResult {
 pub struct SmartCollection {
     pub status: CollectorStatus,
     pub devices: Vec<DeviceResult>,
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Scans for devices and reads each one.

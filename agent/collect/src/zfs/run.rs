@@ -182,23 +182,11 @@ fn failed(out: &CommandOutput) -> CollectorStatus {
 }
 
 fn unparseable(e: &ParseError) -> CollectorStatus {
-    tracing::debug!(error = %chain(e), "zpool output could not be parsed; report it with the output");
+    tracing::debug!(error = %crate::error_chain(e), "zpool output could not be parsed; report it with the output");
     CollectorStatus::Unparseable {
         program: ZPOOL.to_owned(),
-        error: chain(e),
+        error: crate::error_chain(e),
     }
-}
-
-/// The error and all its sources, `: `-joined (each `Display` says only its own part).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        s.push_str(": ");
-        s.push_str(&src.to_string());
-        cur = src.source();
-    }
-    s
 }
 
 fn describe(s: &CollectorStatus) -> String {
