@@ -73,15 +73,7 @@ pub enum ConfigError {
 
 /// `/var/lib/unity-controller` for root (the packaged service), a per-user directory otherwise.
 fn default_data_dir() -> PathBuf {
-    let is_root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|ids| ids.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    if is_root {
+    if crate::store::embedded::is_root() {
         return PathBuf::from("/var/lib/unity-controller");
     }
     std::env::var_os("XDG_DATA_HOME")

@@ -384,7 +384,8 @@ async fn run(mut command: Command, name: &str) -> Result<String, EmbeddedError> 
     }
 }
 
-fn is_root() -> bool {
+/// Whether this process runs with effective uid 0.
+pub(crate) fn is_root() -> bool {
     // The effective uid of a process is in /proc/self/status ("Uid: real effective ...").
     std::fs::read_to_string("/proc/self/status")
         .ok()
