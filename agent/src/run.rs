@@ -217,6 +217,8 @@ async fn connect_and_report(
                 ReportBody::Storage(_) => "storage",
                 ReportBody::Containers(_) => "containers",
                 ReportBody::Databases(_) => "databases",
+                ReportBody::JobEvent(_) => "job event",
+                ReportBody::JobResult(_) => "job result",
             };
             match session.send(now_ms(), body).await {
                 Ok(ReportReply::Ack { seq, duplicate }) => {

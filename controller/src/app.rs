@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use unity_pki::job_key::{JobKeyError, JobSigningKey};
+use unity_pki::job_key::JobKeyError;
 use unity_pki::tls::TlsConfigError;
 use unity_pki::{CaError, CertificateAuthority, Fingerprint};
 
 use crate::api::{self, ApiState};
+use crate::jobs::keys::RotateError;
+use crate::jobs::{Dispatcher, JobKeys};
 use crate::link::{self, LinkContext, LinkError};
 use crate::store::Store;
 
@@ -34,6 +36,8 @@ pub enum StartError {
     Ca(#[from] CaError),
     #[error("could not load or create the job-signing key")]
     JobKey(#[from] JobKeyError),
+    #[error("could not finish an interrupted job-key rotation")]
+    Rotation(#[from] RotateError),
     #[error("could not build the TLS configuration")]
     Tls(#[from] TlsConfigError),
     #[error(transparent)]
@@ -80,7 +84,10 @@ pub async fn start(
     store: Store,
 ) -> Result<RunningController, StartError> {
     let ca = Arc::new(load_ca(&options.state_dir)?);
-    let job_key = JobSigningKey::load_or_create(&options.state_dir.join("job-signing.pk8"))?;
+    let job_keys = JobKeys::new(&options.state_dir);
+    job_keys.load_or_create()?;
+    job_keys.finish_interrupted_rotation(&store).await?;
+    let dispatcher = Dispatcher::new(store.clone());
     let endpoint = link::bind(options.quic_listen, server_config(&ca)?)?;
     let quic_addr = endpoint.local_addr().map_err(|source| LinkError::Bind {
         addr: options.quic_listen,
@@ -89,11 +96,13 @@ pub async fn start(
     let ctx = Arc::new(LinkContext {
         store: store.clone(),
         ca: ca.clone(),
-        job_signing_public_key: job_key.public_key(),
+        job_keys: job_keys.clone(),
+        dispatcher: dispatcher.clone(),
         host_cert_validity: options.host_cert_validity,
         report_interval: options.report_interval,
     });
-    let mut tasks = vec![tokio::spawn(link::serve(endpoint.clone(), ctx))];
+    let mut tasks = dispatcher.start();
+    tasks.push(tokio::spawn(link::serve(endpoint.clone(), ctx)));
     tasks.push(tokio::spawn(rotate_server_certificate(
         endpoint.clone(),
         ca.clone(),
@@ -112,7 +121,7 @@ pub async fn start(
             source,
         })?;
     let (api_shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
-    let app = api::router(ApiState { store });
+    let app = api::router(ApiState { store, job_keys });
     tasks.push(tokio::spawn(async move {
         let shutdown = async move {
             let _ = shutdown_rx.wait_for(|stop| *stop).await;

@@ -2,6 +2,7 @@
 //!
 //! * [`link`] — the QUIC server agents enroll with and report to.
 //! * [`ingest`] — applying reports to the store exactly once.
+//! * [`jobs`] — signed jobs: create, sign, dispatch (across replicas), results.
 //! * [`store`] — PostgreSQL with row-level tenant isolation; [`store::embedded`] runs the
 //!   controller's own cluster when no `DATABASE_URL` is given.
 //! * [`api`] — the HTTP API (axum) and its OpenAPI document.
@@ -14,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod database;
 pub mod ingest;
+pub mod jobs;
 pub mod link;
 pub mod store;
 

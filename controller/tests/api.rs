@@ -7,20 +7,25 @@ mod common;
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
-use common::get;
-use unity_controller::api::{self, ApiState, PUBLIC_ROUTES, TENANT_ROUTES};
+use common::{get, request};
+use unity_controller::api::{self, PUBLIC_ROUTES, TENANT_ROUTES};
+use unity_controller::auth::Scope;
 use unity_protocol::latest::{Health, ReportReply};
 use uuid::Uuid;
 
 #[tokio::test]
 async fn tenant_routes_need_a_valid_token() {
     let (_pg, store) = common::database().await;
-    let app = api::router(ApiState { store });
-    for route in TENANT_ROUTES {
+    let (app, _keys) = common::app(store);
+    for (method, route) in TENANT_ROUTES {
         let path = route.replace("{id}", &Uuid::new_v4().to_string());
         for token in [None, Some("ufa_wrong"), Some("")] {
-            let (status, body) = get(&app, &path, token).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} with {token:?}");
+            let (status, body) = request(&app, method, &path, token, None).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {token:?}"
+            );
             assert_eq!(body["code"], "unauthorized");
         }
     }
@@ -36,8 +41,15 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
     let a = store.create_tenant("alpha").await.unwrap();
     let b = store.create_tenant("beta").await.unwrap();
     let host_a = common::add_host(&store, &a, "nas-a").await;
-    let token_a = store.create_api_token(a.id, "t").await.unwrap();
-    let token_b = store.create_api_token(b.id, "t").await.unwrap();
+    // Operate tokens, so the job routes that change things are reached too.
+    let token_a = store
+        .create_scoped_api_token(a.id, "t", Scope::Operate)
+        .await
+        .unwrap();
+    let token_b = store
+        .create_scoped_api_token(b.id, "t", Scope::Operate)
+        .await
+        .unwrap();
     // A failing disk, a degraded pool and array: rows in every storage table and alerts.
     let mut broken = common::fixtures::pool("tank", "DEGRADED", Health::Critical);
     broken.scan_errors = Some(1);
@@ -91,7 +103,18 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         let reply = common::send_body(&store, &a, host_a, stream, seq, body).await;
         assert!(matches!(reply, ReportReply::Ack { .. }), "{reply:?}");
     }
-    let app = api::router(ApiState { store });
+    let (app, _keys) = common::app(store);
+    // A job of tenant A.
+    let (status, job) = request(
+        &app,
+        "POST",
+        "/api/v1/jobs",
+        Some(&token_a),
+        Some(serde_json::json!({ "host_id": host_a, "kind": "ping" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let job_id = job["id"].as_str().unwrap().to_owned();
     let first_id = |list: &'static str| {
         let app = app.clone();
         let token = token_a.clone();
@@ -115,9 +138,15 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
             "/api/v1/databases/{id}",
             first_id("/api/v1/databases").await,
         ),
+        ("/api/v1/jobs/{id}", job_id.clone()),
+        ("/api/v1/jobs/{id}/cancel", job_id.clone()),
     ]);
+    // What each POST route is sent: tenant B names tenant A's host.
+    let post_body = |route: &str| {
+        (route == "/api/v1/jobs").then(|| serde_json::json!({ "host_id": host_a, "kind": "ping" }))
+    };
 
-    for route in TENANT_ROUTES {
+    for (method, route) in TENANT_ROUTES {
         let path = if route.contains("{id}") {
             let id = fixture_ids
                 .get(route)
@@ -126,11 +155,14 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         } else {
             (*route).to_owned()
         };
-        let (status, body) = get(&app, &path, Some(&token_a)).await;
-        assert_eq!(status, StatusCode::OK, "owner reads {path}");
+        let (status, body) = request(&app, method, &path, Some(&token_a), post_body(route)).await;
+        assert!(
+            status == StatusCode::OK || status == StatusCode::CREATED,
+            "owner: {method} {path} → {status} {body}"
+        );
         assert_ne!(body, serde_json::json!([]), "owner sees data at {path}");
-        let (status, body) = get(&app, &path, Some(&token_b)).await;
-        if route.contains("{id}") {
+        let (status, body) = request(&app, method, &path, Some(&token_b), post_body(route)).await;
+        if route.contains("{id}") || *method == "POST" {
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
             assert_eq!(body["code"], "not_found");
         } else {
@@ -149,7 +181,7 @@ async fn malformed_ids_are_not_found_not_errors() {
     let (_pg, store) = common::database().await;
     let a = store.create_tenant("alpha").await.unwrap();
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState { store });
+    let (app, _keys) = common::app(store);
     for id in ["not-a-uuid", "1", "%00"] {
         let (status, _) = get(&app, &format!("/api/v1/hosts/{id}"), Some(&token)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{id}");
@@ -162,7 +194,7 @@ async fn host_list_and_detail_show_the_tenants_host() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "nas-a").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState { store });
+    let (app, _keys) = common::app(store);
     let (status, list) = get(&app, "/api/v1/hosts", Some(&token)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list[0]["id"], host.to_string());
@@ -176,7 +208,7 @@ async fn host_list_and_detail_show_the_tenants_host() {
 #[tokio::test]
 async fn public_routes_answer_without_a_token() {
     let (_pg, store) = common::database().await;
-    let app = api::router(ApiState { store });
+    let (app, _keys) = common::app(store);
     let (status, health) = get(&app, "/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(health["status"], "ok");
@@ -195,13 +227,36 @@ async fn public_routes_answer_without_a_token() {
 fn every_routed_path_is_classified() {
     use utoipa::OpenApi;
     let doc = api::ApiDoc::openapi();
-    for path in doc.paths.paths.keys() {
-        assert!(
-            TENANT_ROUTES.contains(&path.as_str()) || PUBLIC_ROUTES.contains(&path.as_str()),
-            "route {path} is in neither TENANT_ROUTES nor PUBLIC_ROUTES"
-        );
+    for (path, item) in &doc.paths.paths {
+        let methods = [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PUT", item.put.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+        ];
+        for (method, _) in methods.iter().filter(|(_, present)| *present) {
+            assert!(
+                TENANT_ROUTES.contains(&(method, path.as_str()))
+                    || (*method == "GET" && PUBLIC_ROUTES.contains(&path.as_str())),
+                "route {method} {path} is in neither TENANT_ROUTES nor PUBLIC_ROUTES"
+            );
+        }
     }
-    for route in TENANT_ROUTES.iter().chain(PUBLIC_ROUTES) {
+    for (method, route) in TENANT_ROUTES {
+        let item = doc
+            .paths
+            .paths
+            .get(*route)
+            .unwrap_or_else(|| panic!("{route} missing from OpenAPI"));
+        let documented = match *method {
+            "GET" => item.get.is_some(),
+            "POST" => item.post.is_some(),
+            _ => false,
+        };
+        assert!(documented, "{method} {route} missing from OpenAPI");
+    }
+    for route in PUBLIC_ROUTES {
         // The document does not describe itself.
         if *route != "/api/v1/openapi.json" {
             assert!(

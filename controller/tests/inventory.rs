@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use common::inventory::{container, containers, database, databases, engine, image};
 use common::{get, send_body};
 use serde_json::Value;
-use unity_controller::api::{self, ApiState};
 use unity_protocol::latest::{
     ContainerReport, DatabaseReport, ReportBody, ReportReply, SourceState, SourceStatus,
     UpdateState,
@@ -84,9 +83,7 @@ async fn containers_are_stored_and_each_change_alerts_once() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "docker-1").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
 
     let mut web = container("c-web", "web", "running");
@@ -305,9 +302,7 @@ async fn databases_alert_on_appearing_disappearing_and_version_changes() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "db-1").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
     let pg = database("postgresql", "127.0.0.1:5432", "16.4");
     let redis = database("redis", "[::]:6379", "7.2.5");
@@ -430,9 +425,7 @@ async fn missing_objects_go_absent_only_when_their_source_worked() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "box").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
     let web = container("c-web", "web", "running");
     acked(
@@ -586,9 +579,7 @@ async fn bad_filters_are_400s_and_another_tenant_sees_nothing() {
     let host = common::add_host(&store, &a, "box").await;
     let token_a = store.create_api_token(a.id, "t").await.unwrap();
     let token_b = store.create_api_token(b.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
     acked(
         &send_body(
@@ -681,9 +672,7 @@ async fn a_redelivered_report_changes_nothing() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "box").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
     let running = containers(vec![container("c-web", "web", "running")], vec![]);
     let mut crashed = container("c-web", "web", "exited");
@@ -738,9 +727,7 @@ async fn odd_agent_text_is_stored_not_refused() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "box").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
     let mut odd = container("c-odd\0", "we\0b", "running");
     odd.detail_json = "not json \0 at all".into();

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use common::fixtures::{array, disk, failed, pool, report};
 use common::{get, send_storage, send_storage_at};
 use serde_json::Value;
-use unity_controller::api::{self, ApiState};
 use unity_protocol::latest::{Health, ReportReply};
 use uuid::Uuid;
 
@@ -58,9 +57,7 @@ async fn unhealthy_objects_are_stored_and_alerted_once() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "nas").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
     for seq in 1..=3 {
         let reply = send_storage(&store, &a, host, stream, seq, trouble()).await;
@@ -189,9 +186,7 @@ async fn a_redelivered_report_adds_no_samples_or_alerts() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "nas").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
     // Recent, or retention would prune the sample at once.
     let at =
@@ -231,9 +226,7 @@ async fn a_disk_keeps_its_identity_across_device_renames_and_hosts() {
     let nas = common::add_host(&store, &a, "nas").await;
     let other = common::add_host(&store, &a, "other").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
     let as_device = |device: &str| {
         report(
@@ -285,9 +278,7 @@ async fn changes_alert_once_and_recoveries_are_info() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "nas").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
     let state = |h: Health, pool_state: &str, degraded: bool| {
         report(
@@ -452,9 +443,7 @@ async fn missing_objects_go_absent_only_when_their_source_worked() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "nas").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
     send_storage(
         &store,
@@ -534,9 +523,7 @@ async fn another_tenant_sees_none_of_it() {
     let host = common::add_host(&store, &a, "nas").await;
     let token_a = store.create_api_token(a.id, "t").await.unwrap();
     let token_b = store.create_api_token(b.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     send_storage(&store, &a, host, Uuid::new_v4(), 1, trouble()).await;
     let mut ids = Vec::new();
     for list in ["disks", "pools", "arrays"] {
@@ -599,9 +586,7 @@ async fn bad_filters_are_clear_400s_and_bad_ids_404s() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "nas").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     send_storage(&store, &a, host, Uuid::new_v4(), 1, trouble()).await;
     for (path, needle) in [
         ("/api/v1/disks?health=bogus", "health `bogus`"),
@@ -673,9 +658,7 @@ async fn odd_agent_text_is_stored_not_refused() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "nas").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let mut d = disk("/dev/sdb", None, "S\0N", Health::Unknown);
     d.detail_json = "smartctl said: <not json>".into();
     d.model = Some("Model\0X".into());
@@ -722,9 +705,7 @@ async fn samples_older_than_retention_are_pruned() {
     let a = store.create_tenant("alpha").await.unwrap();
     let host = common::add_host(&store, &a, "nas").await;
     let token = store.create_api_token(a.id, "t").await.unwrap();
-    let app = api::router(ApiState {
-        store: store.clone(),
-    });
+    let (app, _keys) = common::app(store.clone());
     let stream = Uuid::new_v4();
     let now_ms =
         i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap();
@@ -767,9 +748,12 @@ async fn a_revoked_host_cannot_report_storage() {
     tx.commit().await.unwrap();
     let result = unity_controller::ingest::apply(
         &store,
-        unity_pki::HostIdentity {
-            tenant_id: a.id,
-            host_id: host,
+        &unity_controller::jobs::outcome::Peer {
+            identity: unity_pki::HostIdentity {
+                tenant_id: a.id,
+                host_id: host,
+            },
+            host_key: Vec::new(),
         },
         &unity_protocol::latest::Report {
             stream_id: Uuid::new_v4(),

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SigningKey as _};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +14,8 @@ pub enum AgentKeyError {
     Parse(#[source] rcgen::Error),
     #[error("could not build the certificate signing request")]
     Csr(#[source] rcgen::Error),
+    #[error("could not sign a job receipt with the host key")]
+    Sign(#[source] rcgen::Error),
 }
 
 /// An ECDSA P-256 key pair. `Debug` never shows key material.
@@ -48,6 +50,14 @@ impl AgentKey {
     /// The key in the form rustls takes for client authentication.
     pub fn private_key_der(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.serialize_der()))
+    }
+
+    /// Signs a job outcome (the bytes of `unity_protocol::envelope::receipt_signed_bytes`):
+    /// ECDSA P-256 with SHA-256, ASN.1 DER — what [`crate::receipt::verify`] checks against
+    /// the host certificate's key.
+    pub fn sign_receipt(&self, outcome: &[u8]) -> Result<Vec<u8>, AgentKeyError> {
+        let bytes = unity_protocol::envelope::receipt_signed_bytes(outcome);
+        self.key.sign(&bytes).map_err(AgentKeyError::Sign)
     }
 
     /// A DER CSR. The subject is informational (the CA decides the real identity).

@@ -52,11 +52,7 @@ impl JobSigningKey {
     /// Loads the key from `path`, creating it (0600) if the file does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, JobKeyError> {
         match std::fs::read(path) {
-            Ok(bytes) => Ed25519KeyPair::from_pkcs8(&bytes)
-                .map(|pair| Self { pair })
-                .map_err(|_| JobKeyError::Corrupt {
-                    path: path.display().to_string(),
-                }),
+            Ok(bytes) => Self::from_pkcs8(&bytes, path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let (key, pkcs8) = Self::generate()?;
                 files::write_private(path, &pkcs8)?;
@@ -67,6 +63,29 @@ impl JobSigningKey {
                 source,
             }),
         }
+    }
+
+    /// Parses a PKCS#8 Ed25519 key (as `generate` returns and the key file holds).
+    pub fn from_pkcs8(bytes: &[u8], path: &Path) -> Result<Self, JobKeyError> {
+        Ed25519KeyPair::from_pkcs8(bytes)
+            .map(|pair| Self { pair })
+            .map_err(|_| JobKeyError::Corrupt {
+                path: path.display().to_string(),
+            })
+    }
+
+    /// Reads an existing key file (no creation).
+    pub fn load(path: &Path) -> Result<Self, JobKeyError> {
+        let bytes = std::fs::read(path).map_err(|source| JobKeyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_pkcs8(&bytes, path)
+    }
+
+    /// SHA-256 of the public key: the id signed envelopes carry.
+    pub fn key_id(&self) -> [u8; 32] {
+        unity_protocol::envelope::key_id(&self.public_key())
     }
 
     pub fn public_key(&self) -> [u8; 32] {

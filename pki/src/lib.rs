@@ -9,6 +9,7 @@
 //!   certificate from our CA on agent sessions; agents pin the CA.
 //! * [`fingerprint`] — SHA-256 fingerprints an operator copies from the controller to the agent.
 //! * [`job_key`] — the Ed25519 job-signing key, which is deliberately *not* a TLS key.
+//! * [`receipt`] — checking a job receipt against the host certificate's key.
 //! * [`rotation`] — when a certificate is due for renewal (two thirds of its life).
 //! * [`files`] — writing key material with 0600 permissions, atomically.
 
@@ -18,6 +19,7 @@ pub mod files;
 pub mod fingerprint;
 pub mod identity;
 pub mod job_key;
+pub mod receipt;
 pub mod rotation;
 pub mod tls;
 

@@ -14,6 +14,7 @@
 //! A frame is a 4-byte big-endian payload length followed by a postcard payload. The length is
 //! checked against a maximum **before** any buffer is allocated (see [`frame`]).
 
+pub mod envelope;
 pub mod frame;
 pub mod v1;
 

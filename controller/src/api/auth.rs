@@ -7,11 +7,29 @@ use axum::http::request::Parts;
 use uuid::Uuid;
 
 use super::{ApiError, ApiState};
+use crate::auth::Scope;
 
-/// The authenticated tenant of a request.
-#[derive(Debug, Clone, Copy)]
+/// The authenticated tenant of a request, with what the token may do.
+#[derive(Debug, Clone)]
 pub struct TenantAuth {
     pub tenant_id: Uuid,
+    pub scope: Scope,
+    /// The token's name (the audit trail of jobs).
+    pub token_name: String,
+}
+
+impl TenantAuth {
+    /// `403` unless the token has `needed` (or a wider scope).
+    pub fn require(&self, needed: Scope) -> Result<(), ApiError> {
+        if self.scope >= needed {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this token has scope `{}`; `{needed}` is needed (api-token create --scope {needed})",
+                self.scope
+            )))
+        }
+    }
 }
 
 impl FromRequestParts<ApiState> for TenantAuth {
@@ -28,8 +46,12 @@ impl FromRequestParts<ApiState> for TenantAuth {
             })
             .filter(|token| !token.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        match state.store.authenticate_api_token(token).await? {
-            Some(tenant_id) => Ok(TenantAuth { tenant_id }),
+        match state.store.authenticate_api_caller(token).await? {
+            Some(caller) => Ok(TenantAuth {
+                tenant_id: caller.tenant_id,
+                scope: caller.scope,
+                token_name: caller.name,
+            }),
             None => {
                 tracing::info!(path = %parts.uri.path(), "API request with unknown or revoked token");
                 Err(ApiError::Unauthorized)

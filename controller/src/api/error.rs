@@ -17,14 +17,24 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("invalid request: {0}")]
     BadRequest(String),
+    /// Authenticated, but the token's scope does not allow this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Valid, but not possible in the object's current state.
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("internal error")]
     Store(#[from] StoreError),
+    /// Failed inside the controller; already logged with its cause.
+    #[error("internal error")]
+    Internal,
 }
 
 /// The JSON error body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// Stable machine-readable code: `unauthorized`, `not_found`, `bad_request`, `internal`.
+    /// Stable machine-readable code: `unauthorized`, `forbidden`, `not_found`, `bad_request`,
+    /// `conflict`, `internal`.
     pub code: &'static str,
     pub message: String,
 }
@@ -35,6 +45,9 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Store(error) => {
                 tracing::error!(error = %crate::error_chain(error), "API request failed in the store");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")

@@ -6,13 +6,14 @@ mod auth;
 mod error;
 mod hosts;
 mod inventory;
+mod jobs;
 mod openapi;
 mod storage;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -25,6 +26,8 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub store: Store,
+    /// Signs the jobs the API creates.
+    pub job_keys: crate::jobs::JobKeys,
 }
 
 /// Every route of the API. Tests walk [`TENANT_ROUTES`] to prove isolation on each.
@@ -51,29 +54,36 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/images", get(inventory::list_images))
         .route("/api/v1/databases", get(inventory::list_databases))
         .route("/api/v1/databases/{id}", get(inventory::get_database))
+        .route("/api/v1/jobs", get(jobs::list_jobs).post(jobs::create_job))
+        .route("/api/v1/jobs/{id}", get(jobs::get_job))
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel_job))
         .with_state(state)
 }
 
-/// Tenant-scoped routes, with `{id}` standing for an object id of that route's kind. The
-/// isolation test requests each one with another tenant's ids and expects 404 (or an empty
-/// list); a new route missing here fails `every_routed_path_is_classified`.
-pub const TENANT_ROUTES: &[&str] = &[
-    "/api/v1/hosts",
-    "/api/v1/hosts/{id}",
-    "/api/v1/hosts/{id}/storage",
-    "/api/v1/disks",
-    "/api/v1/disks/{id}",
-    "/api/v1/pools",
-    "/api/v1/pools/{id}",
-    "/api/v1/arrays",
-    "/api/v1/arrays/{id}",
-    "/api/v1/alerts",
-    "/api/v1/hosts/{id}/inventory",
-    "/api/v1/containers",
-    "/api/v1/containers/{id}",
-    "/api/v1/images",
-    "/api/v1/databases",
-    "/api/v1/databases/{id}",
+/// Tenant-scoped routes as (method, path), with `{id}` standing for an object id of that
+/// route's kind. The isolation test requests each one with another tenant's ids and expects
+/// 404 (or an empty list); a new route missing here fails `every_routed_path_is_classified`.
+pub const TENANT_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/hosts"),
+    ("GET", "/api/v1/hosts/{id}"),
+    ("GET", "/api/v1/hosts/{id}/storage"),
+    ("GET", "/api/v1/disks"),
+    ("GET", "/api/v1/disks/{id}"),
+    ("GET", "/api/v1/pools"),
+    ("GET", "/api/v1/pools/{id}"),
+    ("GET", "/api/v1/arrays"),
+    ("GET", "/api/v1/arrays/{id}"),
+    ("GET", "/api/v1/alerts"),
+    ("GET", "/api/v1/hosts/{id}/inventory"),
+    ("GET", "/api/v1/containers"),
+    ("GET", "/api/v1/containers/{id}"),
+    ("GET", "/api/v1/images"),
+    ("GET", "/api/v1/databases"),
+    ("GET", "/api/v1/databases/{id}"),
+    ("GET", "/api/v1/jobs"),
+    ("POST", "/api/v1/jobs"),
+    ("GET", "/api/v1/jobs/{id}"),
+    ("POST", "/api/v1/jobs/{id}/cancel"),
 ];
 /// Routes that need no token.
 pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/api/v1/openapi.json"];

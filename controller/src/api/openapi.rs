@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "Unity Fleet controller API", description = "Hosts, disks, pools, arrays, containers, images and databases of one tenant. Authenticate with `Authorization: Bearer <tenant API token>`."),
+    info(title = "Unity Fleet controller API", description = "Hosts, disks, pools, arrays, containers, images and databases of one tenant, and the signed jobs that act on them. Authenticate with `Authorization: Bearer <tenant API token>`."),
     paths(
         super::healthz,
         super::hosts::list_hosts,
@@ -25,6 +25,10 @@ use utoipa::{Modify, OpenApi};
         super::inventory::list_images,
         super::inventory::list_databases,
         super::inventory::get_database,
+        super::jobs::create_job,
+        super::jobs::list_jobs,
+        super::jobs::get_job,
+        super::jobs::cancel_job,
     ),
     components(schemas(super::ErrorBody, super::Health)),
     modifiers(&BearerAuth),

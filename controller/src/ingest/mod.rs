@@ -10,10 +10,22 @@ pub mod rules;
 pub mod storage;
 
 use time::OffsetDateTime;
-use unity_pki::HostIdentity;
 use unity_protocol::latest::{Report, ReportBody, ReportReply};
 
-use crate::store::{self, Store, StoreError};
+use crate::jobs::outcome::{self, Applied, Peer};
+use crate::store::{self, Store, StoreError, hosts};
+
+/// A job answer that can never be accepted is rejected (the transaction, cursor included,
+/// rolls back, so nothing of it is kept); anything else is applied and acknowledged.
+fn job_reply(seq: u64, applied: Applied) -> Option<ReportReply> {
+    match applied {
+        Applied::Rejected(detail) => {
+            tracing::warn!(seq, %detail, "job report rejected");
+            Some(ReportReply::Rejected { seq, detail })
+        }
+        Applied::Moved(_) | Applied::Duplicate => None,
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -29,9 +41,10 @@ pub enum IngestError {
 /// applied twice, and a crash between the two cannot happen.
 pub async fn apply(
     store: &Store,
-    identity: HostIdentity,
+    peer: &Peer,
     report: &Report,
 ) -> Result<ReportReply, IngestError> {
+    let identity = peer.identity;
     let Some(collected_at) = i128::from(report.collected_at_ms)
         .checked_mul(1_000_000)
         .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
@@ -83,6 +96,21 @@ pub async fn apply(
                 host_id: identity.host_id,
             };
             inventory::apply_databases(&mut tx, scope, databases, collected_at).await?
+        }
+        ReportBody::JobEvent(event) => {
+            let applied = outcome::event(&mut tx, peer, event, OffsetDateTime::now_utc()).await?;
+            if let Some(reply) = job_reply(report.seq, applied) {
+                return Ok(reply);
+            }
+            hosts::touch_active(&mut tx, identity.host_id).await?
+        }
+        ReportBody::JobResult(receipt) => {
+            let applied =
+                outcome::receipt(&mut tx, peer, receipt, OffsetDateTime::now_utc()).await?;
+            if let Some(reply) = job_reply(report.seq, applied) {
+                return Ok(reply);
+            }
+            hosts::touch_active(&mut tx, identity.host_id).await?
         }
     };
     if !applied {

@@ -115,6 +115,14 @@ async fn enroll(request: &EnrollRequest, ctx: &LinkContext) -> Result<EnrollGran
             "controller database error; try again",
         )
     };
+    // Read before the token is spent: a broken key file must not burn a token.
+    let job_key = ctx.job_keys.current().map_err(|error| {
+        tracing::error!(error = %error_chain(&error), "enrollment failed: no job-signing key");
+        refusal(
+            RefusalReason::Internal,
+            "controller cannot read its job-signing key; try again",
+        )
+    })?;
     let host_id = Uuid::new_v4();
     let mut tx = ctx.store.begin().await.map_err(internal)?;
     let tenant_id = match store::tenants::consume_enrollment_token(&mut tx, &request.token, host_id)
@@ -183,6 +191,6 @@ async fn enroll(request: &EnrollRequest, ctx: &LinkContext) -> Result<EnrollGran
         host_id,
         certificate_der: issued.der.to_vec(),
         ca_certificate_der: ctx.ca.certificate_der().to_vec(),
-        job_signing_keys: vec![ctx.job_signing_public_key.to_vec()],
+        job_signing_keys: vec![job_key.public_key().to_vec()],
     })
 }

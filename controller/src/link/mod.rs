@@ -32,7 +32,10 @@ const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct LinkContext {
     pub store: Store,
     pub ca: Arc<CertificateAuthority>,
-    pub job_signing_public_key: [u8; 32],
+    /// The job-signing key files; enrollment hands out the current public key.
+    pub job_keys: crate::jobs::JobKeys,
+    /// Delivers jobs to the sessions this process holds.
+    pub dispatcher: Arc<crate::jobs::Dispatcher>,
     pub host_cert_validity: Duration,
     pub report_interval: Duration,
 }

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use super::{FIRST_MESSAGE_TIMEOUT, LinkContext, close, control};
 use crate::error_chain;
 use crate::ingest::{self, IngestError};
+use crate::jobs::outcome::Peer;
 use crate::store::hosts::{self, HostStanding};
 
 pub(super) async fn handle(connection: quinn::Connection, ctx: Arc<LinkContext>) {
     let remote = connection.remote_address();
-    let Some(identity) = peer_identity(&connection) else {
+    let Some((identity, host_key)) = peer_identity(&connection) else {
         tracing::warn!(%remote, "agent session without a valid host certificate refused");
         close(
             &connection,
@@ -28,26 +29,37 @@ pub(super) async fn handle(connection: quinn::Connection, ctx: Arc<LinkContext>)
     };
     let span = tracing::info_span!("session", tenant_id = %identity.tenant_id,
         host_id = %identity.host_id, %remote);
-    run(connection, ctx, identity).instrument(span).await;
+    run(connection, ctx, Peer { identity, host_key })
+        .instrument(span)
+        .await;
 }
 
-/// Reads the identity from the client certificate rustls already verified.
-fn peer_identity(connection: &quinn::Connection) -> Option<HostIdentity> {
+/// Reads the identity (and the key receipts are checked with) from the client certificate
+/// rustls already verified.
+fn peer_identity(connection: &quinn::Connection) -> Option<(HostIdentity, Vec<u8>)> {
     let certs = connection
         .peer_identity()?
         .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
         .ok()?;
     let leaf = certs.first()?;
-    match HostIdentity::from_certificate_der(leaf) {
-        Ok(identity) => Some(identity),
+    let identity = match HostIdentity::from_certificate_der(leaf) {
+        Ok(identity) => identity,
         Err(error) => {
             tracing::warn!(%error, "client certificate carries no usable host identity");
+            return None;
+        }
+    };
+    match unity_pki::receipt::certificate_public_key(leaf) {
+        Ok(key) => Some((identity, key)),
+        Err(error) => {
+            tracing::warn!(%error, "client certificate key cannot verify job receipts");
             None
         }
     }
 }
 
-async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, identity: HostIdentity) {
+async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer) {
+    let identity = peer.identity;
     let hello = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, async {
         let (send, mut recv) = connection.accept_bi().await.ok()?;
         let hello = read_frame::<_, Hello>(&mut recv, MAX_FRAME_LEN).await;
@@ -83,6 +95,8 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, identity: Hos
         return;
     }
     tracing::info!(agent_version = %hello.agent_version, "agent session established");
+    // Jobs for this host reach it through this session from now on (dropped with it).
+    let _dispatch = ctx.dispatcher.attach(connection.clone(), peer.clone());
     tokio::spawn(
         control::serve(
             connection.clone(),
@@ -105,7 +119,7 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, identity: Hos
             Ok(report) => report,
             Err(error) => return protocol_violation(&connection, &error),
         };
-        let reply = match ingest::apply(&ctx.store, identity, &report).await {
+        let reply = match ingest::apply(&ctx.store, &peer, &report).await {
             Ok(reply) => reply,
             Err(IngestError::HostGone) => {
                 tracing::warn!("host was revoked; closing its session");

@@ -15,6 +15,7 @@
 pub mod embedded;
 pub mod hosts;
 pub mod inventory;
+pub mod jobs;
 pub mod storage;
 pub mod tenants;
 

@@ -5,7 +5,16 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Store, StoreError, query_error};
-use crate::auth;
+use crate::auth::{self, Scope};
+
+/// The holder of an API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiCaller {
+    pub tenant_id: Uuid,
+    pub scope: Scope,
+    /// The token's name, recorded as who asked for a job.
+    pub name: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Tenant {
@@ -73,20 +82,34 @@ impl Store {
             })
     }
 
-    /// Creates an API token for `tenant_id`; returns the token, which is not stored anywhere.
+    /// Creates a read-only API token for `tenant_id`; returns the token, which is not stored
+    /// anywhere.
     pub async fn create_api_token(
         &self,
         tenant_id: Uuid,
         name: &str,
     ) -> Result<String, StoreError> {
+        self.create_scoped_api_token(tenant_id, name, Scope::Read)
+            .await
+    }
+
+    /// Creates an API token with `scope`.
+    pub async fn create_scoped_api_token(
+        &self,
+        tenant_id: Uuid,
+        name: &str,
+        scope: Scope,
+    ) -> Result<String, StoreError> {
         let token = auth::generate_token(auth::API_TOKEN_PREFIX)?;
         sqlx::query(
-            "INSERT INTO api_tokens (id, tenant_id, name, token_hash) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO api_tokens (id, tenant_id, name, token_hash, scope) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(Uuid::new_v4())
         .bind(tenant_id)
         .bind(name)
         .bind(auth::hash_token(&token))
+        .bind(scope.as_str())
         .execute(self.admin())
         .await
         .map_err(query_error("creating an API token"))?;
@@ -118,11 +141,30 @@ impl Store {
 
     /// The tenant of a live API token, if any.
     pub async fn authenticate_api_token(&self, token: &str) -> Result<Option<Uuid>, StoreError> {
-        sqlx::query_scalar::<_, Option<Uuid>>("SELECT unity_authenticate_api_token($1)")
-            .bind(auth::hash_token(token))
-            .fetch_one(self.app())
-            .await
-            .map_err(query_error("authenticating an API token"))
+        Ok(self
+            .authenticate_api_caller(token)
+            .await?
+            .map(|c| c.tenant_id))
+    }
+
+    /// Who a live API token is: tenant, scope and name.
+    pub async fn authenticate_api_caller(
+        &self,
+        token: &str,
+    ) -> Result<Option<ApiCaller>, StoreError> {
+        let row: Option<(Uuid, String, String)> = sqlx::query_as(
+            "SELECT tenant, scope, name FROM unity_authenticate_api_token_scoped($1)",
+        )
+        .bind(auth::hash_token(token))
+        .fetch_optional(self.app())
+        .await
+        .map_err(query_error("authenticating an API token"))?;
+        Ok(row.map(|(tenant_id, scope, name)| ApiCaller {
+            tenant_id,
+            // The column's CHECK allows only known scopes; anything else reads as the least.
+            scope: scope.parse().unwrap_or(Scope::Read),
+            name,
+        }))
     }
 }
 

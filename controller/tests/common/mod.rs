@@ -13,6 +13,18 @@ pub async fn database() -> (ThrowawayPostgres, Store) {
     (pg, store)
 }
 
+/// The real router over `store`, with a job-signing key in a temporary directory (kept
+/// alive by the returned guard).
+pub fn app(store: Store) -> (axum::Router, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let job_keys = unity_controller::jobs::JobKeys::new(dir.path());
+    job_keys.load_or_create().unwrap();
+    (
+        unity_controller::api::router(unity_controller::api::ApiState { store, job_keys }),
+        dir,
+    )
+}
+
 /// Inserts a host for `tenant` through a tenant-scoped transaction.
 pub async fn add_host(store: &Store, tenant: &Tenant, hostname: &str) -> Uuid {
     let id = Uuid::new_v4();
@@ -40,15 +52,33 @@ pub async fn get(
     path: &str,
     token: Option<&str>,
 ) -> (axum::http::StatusCode, serde_json::Value) {
+    request(app, "GET", path, token, None).await
+}
+
+/// `method path` with an optional JSON body through the real router.
+pub async fn request(
+    app: &axum::Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (axum::http::StatusCode, serde_json::Value) {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
-    let mut request = axum::http::Request::get(path);
+    let mut request = axum::http::Request::builder().method(method).uri(path);
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
+    let body = match body {
+        Some(json) => {
+            request = request.header("content-type", "application/json");
+            axum::body::Body::from(json.to_string())
+        }
+        None => axum::body::Body::empty(),
+    };
     let response = app
         .clone()
-        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .oneshot(request.body(body).unwrap())
         .await
         .unwrap();
     let status = response.status();
@@ -195,9 +225,12 @@ pub async fn send_storage_at(
 ) -> unity_protocol::latest::ReportReply {
     unity_controller::ingest::apply(
         store,
-        unity_pki::HostIdentity {
-            tenant_id: tenant.id,
-            host_id: host,
+        &unity_controller::jobs::outcome::Peer {
+            identity: unity_pki::HostIdentity {
+                tenant_id: tenant.id,
+                host_id: host,
+            },
+            host_key: Vec::new(),
         },
         &unity_protocol::latest::Report {
             stream_id,
@@ -224,9 +257,12 @@ pub async fn send_body(
             + i64::try_from(seq).unwrap();
     unity_controller::ingest::apply(
         store,
-        unity_pki::HostIdentity {
-            tenant_id: tenant.id,
-            host_id: host,
+        &unity_controller::jobs::outcome::Peer {
+            identity: unity_pki::HostIdentity {
+                tenant_id: tenant.id,
+                host_id: host,
+            },
+            host_key: Vec::new(),
         },
         &unity_protocol::latest::Report {
             stream_id,

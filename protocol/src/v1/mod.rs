@@ -9,15 +9,24 @@
 //!   bidirectional stream of its own: [`Report`] → [`ReportReply`]. On the control stream the
 //!   agent may later send [`ControlRequest`]s (certificate renewal), answered by
 //!   [`ControlReply`]s in order.
+//! * **Jobs** ([`jobs`]): the controller opens a stream with a [`Push`] (a signed job or the
+//!   job-key statements), the agent answers a [`PushReply`]; progress and results come back as
+//!   reports.
 
 mod facts;
 mod inventory;
+pub mod jobs;
 mod storage;
 
 pub use facts::{Filesystem, HostFacts};
 pub use inventory::{
     ContainerInfo, ContainerReport, DatabaseInfo, DatabaseReport, EngineInfo, ImageInfo,
     ImageUpdate, UpdateState,
+};
+pub use jobs::{
+    ContainerUpdateParams, JobEnd, JobEvent, JobEventKind, JobKind, JobOutcome, JobReceipt,
+    JobRefusalReason, JobSpec, KeyId, KeyStatement, PingParams, Push, PushReply, SignedJob,
+    SignedKeyStatement,
 };
 pub use storage::{
     ArrayReport, DiskReport, Health, Metric, PoolReport, SourceState, SourceStatus, StorageReport,
@@ -130,6 +139,10 @@ pub enum ReportBody {
     Storage(StorageReport),
     Containers(ContainerReport),
     Databases(DatabaseReport),
+    /// Progress of a job this host runs.
+    JobEvent(JobEvent),
+    /// The signed final result of a job (or of its refusal, when no stream could carry it).
+    JobResult(JobReceipt),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -390,3 +390,154 @@ fn control_messages_round_trip_and_keep_positions() {
     });
     assert_eq!(postcard::to_allocvec(&refused).unwrap(), [1, 2, 0]);
 }
+
+fn sample_job_spec() -> JobSpec {
+    JobSpec {
+        job_id: Uuid::from_u128(1),
+        tenant_id: Uuid::from_u128(2),
+        host_id: Uuid::from_u128(3),
+        issued_at_ms: 1,
+        not_before_ms: 1,
+        expires_at_ms: 2,
+        requested_by: "ops".into(),
+        kind: JobKind::ContainerUpdate(ContainerUpdateParams {
+            container: "web".into(),
+            expected_image_id: "sha256:a".into(),
+            image: "nginx@sha256:b".into(),
+            health_timeout_secs: 120,
+            settle_secs: 10,
+            stop_timeout_secs: 10,
+        }),
+    }
+}
+
+#[test]
+fn job_messages_round_trip() {
+    let spec = sample_job_spec();
+    assert_eq!(round_trip(&spec), spec);
+    let push = Push::Job(SignedJob {
+        key_id: [7; 32],
+        spec: postcard::to_allocvec(&spec).unwrap(),
+        signature: vec![1; 64],
+    });
+    assert_eq!(round_trip(&push), push);
+    let keys = Push::JobKeys(vec![SignedKeyStatement {
+        signer: [1; 32],
+        statement: vec![1, 2],
+        signature: vec![3; 64],
+    }]);
+    assert_eq!(round_trip(&keys), keys);
+    let outcome = JobOutcome {
+        job_id: Uuid::from_u128(1),
+        spec_sha256: [9; 32],
+        tenant_id: Uuid::from_u128(2),
+        host_id: Uuid::from_u128(3),
+        end: JobEnd::Refused,
+        refusal: Some(JobRefusalReason::Replay),
+        summary: "seen".into(),
+        detail_json: "{}".into(),
+        started_at_ms: None,
+        finished_at_ms: 5,
+    };
+    assert_eq!(round_trip(&outcome), outcome);
+    for reply in [
+        PushReply::JobAccepted {
+            job_id: Uuid::from_u128(1),
+            already_known: true,
+        },
+        PushReply::JobRefused(JobReceipt {
+            outcome: postcard::to_allocvec(&outcome).unwrap(),
+            signature: vec![4; 70],
+        }),
+        PushReply::JobKeysApplied { version: 3 },
+        PushReply::JobKeysRefused {
+            detail: "no".into(),
+        },
+    ] {
+        assert_eq!(round_trip(&reply), reply);
+    }
+    let event = Report {
+        stream_id: Uuid::from_u128(1),
+        seq: 1,
+        collected_at_ms: 1,
+        body: ReportBody::JobEvent(JobEvent {
+            job_id: Uuid::from_u128(1),
+            seq: 1,
+            at_ms: 1,
+            kind: JobEventKind::Started,
+            message: "pulling".into(),
+            detail_json: "{}".into(),
+        }),
+    };
+    assert_eq!(round_trip(&event), event);
+}
+
+#[test]
+fn golden_job_spec_and_positions() {
+    let bytes = postcard::to_allocvec(&JobSpec {
+        kind: JobKind::Ping(PingParams {
+            message: "x".into(),
+        }),
+        ..sample_job_spec()
+    })
+    .unwrap();
+    let mut expected = Vec::new();
+    for id in 1u128..=3 {
+        expected.push(16);
+        expected.extend_from_slice(&Uuid::from_u128(id).into_bytes()[..]);
+    }
+    // issued 1, not_before 1, expires 2 (zig-zag varints), "ops", Ping("x").
+    expected.extend_from_slice(&[2, 2, 4, 3, b'o', b'p', b's', 0, 1, b'x']);
+    assert_eq!(bytes, expected);
+    // Report bodies 4 and 5 are job events and results.
+    let result = postcard::to_allocvec(&ReportBody::JobResult(JobReceipt {
+        outcome: vec![1],
+        signature: vec![2],
+    }))
+    .unwrap();
+    assert_eq!(result, [5, 1, 1, 1, 2]);
+    let event_kind: Vec<u8> = [
+        JobEventKind::Started,
+        JobEventKind::Progress,
+        JobEventKind::Warning,
+    ]
+    .iter()
+    .map(|k| postcard::to_allocvec(k).unwrap()[0])
+    .collect();
+    assert_eq!(event_kind, [0, 1, 2]);
+    let ends: Vec<u8> = [
+        JobEnd::Succeeded,
+        JobEnd::Failed,
+        JobEnd::RolledBack,
+        JobEnd::Refused,
+    ]
+    .iter()
+    .map(|k| postcard::to_allocvec(k).unwrap()[0])
+    .collect();
+    assert_eq!(ends, [0, 1, 2, 3]);
+    let reasons: Vec<u8> = [
+        JobRefusalReason::BadSignature,
+        JobRefusalReason::UnknownKey,
+        JobRefusalReason::Malformed,
+        JobRefusalReason::NotYetValid,
+        JobRefusalReason::Expired,
+        JobRefusalReason::WrongTenant,
+        JobRefusalReason::WrongHost,
+        JobRefusalReason::Replay,
+        JobRefusalReason::KindNotAllowed,
+        JobRefusalReason::InvalidParameters,
+    ]
+    .iter()
+    .map(|k| postcard::to_allocvec(k).unwrap()[0])
+    .collect();
+    assert_eq!(reasons, (0..10).collect::<Vec<u8>>());
+    // Key id: 32 raw bytes, no length prefix.
+    let signed = postcard::to_allocvec(&SignedJob {
+        key_id: [7; 32],
+        spec: vec![1],
+        signature: vec![2],
+    })
+    .unwrap();
+    assert_eq!(&signed[..32], &[7; 32]);
+    assert_eq!(&signed[32..], &[1, 1, 1, 2]);
+}

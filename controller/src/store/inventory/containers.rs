@@ -231,3 +231,29 @@ pub async fn get(tx: &mut TenantTx, id: Uuid) -> Result<Option<ContainerDetail>,
         detail: row.detail.0,
     }))
 }
+
+/// A present container of `host_id` named by its name, its engine id (or a prefix of at least
+/// 12 characters, as `docker ps` shows it) or its API id. Used to make a job for it.
+pub async fn find_present(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+    reference: &str,
+) -> Result<Option<ContainerSummary>, StoreError> {
+    let api_id = Uuid::try_parse(reference).ok();
+    let prefix = (reference.len() >= 12 && reference.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| format!("{}%", reference.to_ascii_lowercase()));
+    // Built only from constants; the reference is a bind.
+    sqlx::query_as::<_, ContainerSummary>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SUMMARY_COLUMNS} FROM containers \
+         WHERE host_id = $1 AND present \
+             AND (name = $2 OR engine_id = $2 OR id = $3 OR ($4::text IS NOT NULL AND engine_id LIKE $4)) \
+         ORDER BY (name = $2) DESC, last_seen_at DESC LIMIT 1"
+    )))
+    .bind(host_id)
+    .bind(reference.trim_start_matches('/'))
+    .bind(api_id)
+    .bind(prefix)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query_error("finding a container for a job"))
+}

@@ -1,0 +1,344 @@
+//! Turning a request (API or CLI) into a signed, queued job.
+//!
+//! The controller fills in what it knows and the requester should not have to: the image the
+//! container runs now (the agent refuses to act on a container that drifted from it) and, by
+//! default, the newer digest the update check found. Everything the agent acts on goes into
+//! the signed [`JobSpec`]; the row's `params` JSON is a copy for people.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+use unity_pki::job_key::JobKeyError;
+use unity_protocol::latest::{ContainerUpdateParams, JobKind, JobSpec, PingParams, SignedJob};
+use uuid::Uuid;
+
+use super::keys::{JobKeys, unix_ms};
+use crate::store::inventory::containers;
+use crate::store::jobs::{self as job_store, InsertJobError, NewJob};
+use crate::store::{StoreError, TenantTx, hosts};
+
+/// Default job lifetime: long enough for a host rebooting or a short outage, short enough
+/// that a forgotten job does not run days later.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+pub const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Defaults of the container update's health gate (docs/jobs.md).
+pub const DEFAULT_HEALTH_TIMEOUT_SECS: u32 = 180;
+pub const DEFAULT_SETTLE_SECS: u32 = 20;
+pub const DEFAULT_STOP_TIMEOUT_SECS: u32 = 30;
+
+/// `POST /api/v1/jobs` body, also what `unity-controller job create` builds.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    pub host_id: Uuid,
+    /// `ping` or `container_update`.
+    pub kind: String,
+    /// Parameters of the kind (docs/jobs.md). `container_update`: `container` (name or id,
+    /// required), `image` (`repo[:tag]@sha256:…`; default: the newer digest the update check
+    /// found), `health_timeout_secs` (180), `settle_secs` (20), `stop_timeout_secs` (30).
+    /// `ping`: `message`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// How long the job stays valid, in seconds (default 3600, at most 604800).
+    pub expires_in_secs: Option<u64>,
+    /// Not before this time (RFC 3339; default now).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub not_before: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PingRequest {
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContainerUpdateRequest {
+    container: String,
+    image: Option<String>,
+    health_timeout_secs: Option<u32>,
+    settle_secs: Option<u32>,
+    stop_timeout_secs: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateJobError {
+    #[error("host not found")]
+    HostNotFound,
+    #[error("invalid job: {0}")]
+    Invalid(String),
+    /// The request is valid but cannot be acted on now.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("could not read the job-signing key")]
+    Key(#[from] JobKeyError),
+    #[error("could not encode the job")]
+    Encode(#[source] postcard::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<InsertJobError> for CreateJobError {
+    fn from(error: InsertJobError) -> Self {
+        match error {
+            InsertJobError::TargetBusy { .. } => CreateJobError::Conflict(error.to_string()),
+            InsertJobError::Store(e) => CreateJobError::Store(e),
+        }
+    }
+}
+
+/// The job as queued.
+#[derive(Debug, Clone)]
+pub struct CreatedJob {
+    pub id: Uuid,
+    pub spec: JobSpec,
+}
+
+/// Validates, signs and queues `request` for `tenant_id` inside `tx` (the caller commits;
+/// the commit is what notifies the replica holding the host's session).
+pub async fn create_job(
+    tx: &mut TenantTx,
+    keys: &JobKeys,
+    tenant_id: Uuid,
+    request: &JobRequest,
+    requested_by: &str,
+    now: OffsetDateTime,
+) -> Result<CreatedJob, CreateJobError> {
+    let host = hosts::get_host(tx, request.host_id)
+        .await?
+        .ok_or(CreateJobError::HostNotFound)?;
+    if host.summary.revoked_at.is_some() {
+        return Err(CreateJobError::Conflict(
+            "the host is revoked; it will never run a job".into(),
+        ));
+    }
+    let lifetime = request
+        .expires_in_secs
+        .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+    if lifetime.is_zero() || lifetime > MAX_LIFETIME {
+        return Err(CreateJobError::Invalid(format!(
+            "expires_in_secs must be between 1 and {}",
+            MAX_LIFETIME.as_secs()
+        )));
+    }
+    let not_before = request.not_before.unwrap_or(now).max(now);
+    let expires_at = not_before + lifetime;
+    let (kind, target) = kind_from_request(tx, request).await?;
+    let spec = JobSpec {
+        job_id: Uuid::new_v4(),
+        tenant_id,
+        host_id: request.host_id,
+        issued_at_ms: unix_ms(now),
+        not_before_ms: unix_ms(not_before),
+        expires_at_ms: unix_ms(expires_at),
+        requested_by: requested_by.to_owned(),
+        kind,
+    };
+    let key = keys.current()?;
+    let signed = SignedJob::seal(&spec, key.key_id(), |bytes| key.sign(bytes))
+        .map_err(CreateJobError::Encode)?;
+    let params = params_json(&spec.kind);
+    job_store::insert(
+        tx,
+        &NewJob {
+            id: spec.job_id,
+            tenant_id,
+            host_id: spec.host_id,
+            kind: spec.kind.name(),
+            params: &params,
+            target: target.as_deref(),
+            requested_by,
+            key_id: &signed.key_id,
+            spec: &signed.spec,
+            signature: &signed.signature,
+            spec_sha256: &signed.spec_sha256(),
+            created_at: now,
+            not_before,
+            expires_at,
+        },
+    )
+    .await?;
+    tracing::info!(job_id = %spec.job_id, %tenant_id, host_id = %spec.host_id,
+        kind = spec.kind.name(), requested_by, "job queued");
+    Ok(CreatedJob {
+        id: spec.job_id,
+        spec,
+    })
+}
+
+/// The kind with its parameters, and what it acts on.
+async fn kind_from_request(
+    tx: &mut TenantTx,
+    request: &JobRequest,
+) -> Result<(JobKind, Option<String>), CreateJobError> {
+    let params = if request.params.is_null() {
+        serde_json::json!({})
+    } else {
+        request.params.clone()
+    };
+    let invalid = |e: serde_json::Error| {
+        CreateJobError::Invalid(format!("params for `{}`: {e}", request.kind))
+    };
+    match request.kind.as_str() {
+        "ping" => {
+            let p: PingRequest = serde_json::from_value(params).map_err(invalid)?;
+            if p.message.len() > 1024 {
+                return Err(CreateJobError::Invalid(
+                    "ping message is longer than 1024 bytes".into(),
+                ));
+            }
+            Ok((JobKind::Ping(PingParams { message: p.message }), None))
+        }
+        "container_update" => {
+            let p: ContainerUpdateRequest = serde_json::from_value(params).map_err(invalid)?;
+            let update = container_update(tx, request.host_id, p).await?;
+            let target = format!("container:{}", update.container);
+            Ok((JobKind::ContainerUpdate(update), Some(target)))
+        }
+        other => Err(CreateJobError::Invalid(format!(
+            "kind `{other}` is not one of ping, container_update"
+        ))),
+    }
+}
+
+async fn container_update(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+    p: ContainerUpdateRequest,
+) -> Result<ContainerUpdateParams, CreateJobError> {
+    let container = containers::find_present(tx, host_id, &p.container)
+        .await?
+        .ok_or_else(|| {
+            CreateJobError::Invalid(format!(
+                "no container `{}` in this host's inventory",
+                p.container
+            ))
+        })?;
+    let image = match p.image {
+        Some(image) => {
+            check_pinned(&image).map_err(CreateJobError::Invalid)?;
+            image
+        }
+        None => match (
+            container.update_state.as_str(),
+            &container.update_new_digest,
+        ) {
+            ("update_available", Some(digest)) => pinned(&container.image, digest),
+            _ => {
+                return Err(CreateJobError::Conflict(format!(
+                    "no newer image is known for container `{}` (update state `{}`); give \
+                     params.image as repo[:tag]@sha256:…",
+                    container.name, container.update_state
+                )));
+            }
+        },
+    };
+    let ranged = |name: &str, value: Option<u32>, default: u32, max: u32, min: u32| {
+        let value = value.unwrap_or(default);
+        if (min..=max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(CreateJobError::Invalid(format!(
+                "{name} must be between {min} and {max}"
+            )))
+        }
+    };
+    Ok(ContainerUpdateParams {
+        health_timeout_secs: ranged(
+            "health_timeout_secs",
+            p.health_timeout_secs,
+            DEFAULT_HEALTH_TIMEOUT_SECS,
+            3600,
+            1,
+        )?,
+        settle_secs: ranged("settle_secs", p.settle_secs, DEFAULT_SETTLE_SECS, 3600, 0)?,
+        stop_timeout_secs: ranged(
+            "stop_timeout_secs",
+            p.stop_timeout_secs,
+            DEFAULT_STOP_TIMEOUT_SECS,
+            600,
+            1,
+        )?,
+        container: container.name,
+        expected_image_id: container.image_id,
+        image,
+    })
+}
+
+/// `image` with its tag kept and its digest replaced by `digest`.
+pub fn pinned(image: &str, digest: &str) -> String {
+    let base = image.split_once('@').map_or(image, |(name, _)| name);
+    format!("{base}@{digest}")
+}
+
+/// A reference pinned by a SHA-256 digest: `name[:tag]@sha256:<64 hex>`.
+pub fn check_pinned(image: &str) -> Result<(), String> {
+    let Some((name, digest)) = image.rsplit_once('@') else {
+        return Err(format!(
+            "image `{image}` is not pinned by digest (repo[:tag]@sha256:…)"
+        ));
+    };
+    let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+    let name_ok = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b));
+    if !name_ok {
+        return Err(format!("image name `{name}` is not a valid reference"));
+    }
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(format!(
+            "image digest `{digest}` is not sha256: followed by 64 lower-case hex digits"
+        ));
+    }
+    Ok(())
+}
+
+/// The parameters as stored for people (`params`).
+pub fn params_json(kind: &JobKind) -> serde_json::Value {
+    match kind {
+        JobKind::Ping(p) => serde_json::json!({ "message": p.message }),
+        JobKind::ContainerUpdate(p) => serde_json::json!({
+            "container": p.container,
+            "expected_image_id": p.expected_image_id,
+            "image": p.image,
+            "health_timeout_secs": p.health_timeout_secs,
+            "settle_secs": p.settle_secs,
+            "stop_timeout_secs": p.stop_timeout_secs,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pinned_references() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            pinned("registry.lan:5000/app:1.2", &digest),
+            format!("registry.lan:5000/app:1.2@{digest}")
+        );
+        assert_eq!(
+            pinned(&format!("app:1@sha256:{}", "b".repeat(64)), &digest),
+            format!("app:1@{digest}")
+        );
+        assert_eq!(check_pinned(&format!("app:1@{digest}")), Ok(()));
+        assert!(check_pinned("app:1").is_err());
+        assert!(check_pinned("app@sha256:abc").is_err());
+        assert!(check_pinned(&format!("app@sha256:{}", "A".repeat(64))).is_err());
+        assert!(check_pinned(&format!("ap p@{digest}")).is_err());
+        assert!(check_pinned(&format!("@{digest}")).is_err());
+    }
+}

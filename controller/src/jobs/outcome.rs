@@ -1,0 +1,202 @@
+//! What agents say about jobs — acceptance, progress, signed results and refusals — applied to
+//! the job rows through the state machine.
+//!
+//! A result counts only with a receipt that verifies with the key of the host certificate the
+//! session presented, names this host and tenant, and is bound (by SHA-256) to the exact
+//! spec bytes the job row holds. Anything else is rejected with a reason and changes nothing.
+
+use time::OffsetDateTime;
+use unity_pki::HostIdentity;
+use unity_protocol::latest::{JobEnd, JobEvent, JobEventKind, JobOutcome, JobReceipt};
+use uuid::Uuid;
+
+use super::state::{Input, JobState, Outcome, transition};
+use crate::store::jobs::{self as job_store, JobUpdate, NewEvent, ReceiptWrite};
+use crate::store::storage::{detail_value, strip_nul};
+use crate::store::{StoreError, TenantTx};
+
+/// The session's peer, as job answers need it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub identity: HostIdentity,
+    /// SEC1 public key of the host certificate the session presented.
+    pub host_key: Vec<u8>,
+}
+
+/// What became of an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The job moved to (or stayed in) this state.
+    Moved(JobState),
+    /// Already known: nothing changed. The agent may forget it.
+    Duplicate,
+    /// Never acceptable; the reason goes back to the agent and into the log.
+    Rejected(String),
+}
+
+fn ms_time(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms).checked_mul(1_000_000)?).ok()
+}
+
+/// The agent journaled job `job_id`.
+pub async fn accepted(
+    tx: &mut TenantTx,
+    peer: &Peer,
+    job_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Applied, StoreError> {
+    let Some(row) = job_store::lock(tx, job_id).await? else {
+        return Ok(Applied::Rejected(format!("no job {job_id} for this host")));
+    };
+    if row.host_id != peer.identity.host_id {
+        return Ok(Applied::Rejected(format!("no job {job_id} for this host")));
+    }
+    match transition(row.facts(), Input::Accepted, now) {
+        Outcome::Move(state) => {
+            job_store::update(tx, job_id, &JobUpdate::Accepted).await?;
+            Ok(Applied::Moved(state))
+        }
+        Outcome::Ignore | Outcome::Refuse(_) => Ok(Applied::Duplicate),
+    }
+}
+
+/// A progress event.
+pub async fn event(
+    tx: &mut TenantTx,
+    peer: &Peer,
+    event: &JobEvent,
+    now: OffsetDateTime,
+) -> Result<Applied, StoreError> {
+    let Some(row) = job_store::lock(tx, event.job_id).await? else {
+        return Ok(Applied::Rejected(format!(
+            "no job {} for this host",
+            event.job_id
+        )));
+    };
+    if row.host_id != peer.identity.host_id {
+        return Ok(Applied::Rejected(format!(
+            "no job {} for this host",
+            event.job_id
+        )));
+    }
+    let Ok(seq) = i32::try_from(event.seq) else {
+        return Ok(Applied::Rejected(format!(
+            "event seq {} is out of range",
+            event.seq
+        )));
+    };
+    if seq < 1 {
+        return Ok(Applied::Rejected("event seq must start at 1".into()));
+    }
+    let at = ms_time(event.at_ms).unwrap_or(now);
+    let (detail, _) = detail_value(&event.detail_json);
+    let kind = match event.kind {
+        JobEventKind::Started => "started",
+        JobEventKind::Progress => "progress",
+        JobEventKind::Warning => "warning",
+    };
+    let message = strip_nul(&event.message);
+    let fresh = job_store::insert_event(
+        tx,
+        peer.identity.tenant_id,
+        &NewEvent {
+            job_id: event.job_id,
+            seq,
+            at,
+            kind,
+            message: &message,
+            detail: &detail,
+        },
+    )
+    .await?;
+    if event.kind == JobEventKind::Started
+        && let Outcome::Move(state) = transition(row.facts(), Input::Started, now)
+    {
+        job_store::update(tx, event.job_id, &JobUpdate::Started { at }).await?;
+        return Ok(Applied::Moved(state));
+    }
+    Ok(if fresh {
+        Applied::Moved(row.facts().state)
+    } else {
+        Applied::Duplicate
+    })
+}
+
+/// A signed result or refusal.
+pub async fn receipt(
+    tx: &mut TenantTx,
+    peer: &Peer,
+    receipt: &JobReceipt,
+    now: OffsetDateTime,
+) -> Result<Applied, StoreError> {
+    if let Err(error) =
+        unity_pki::receipt::verify(&peer.host_key, &receipt.outcome, &receipt.signature)
+    {
+        return Ok(Applied::Rejected(error.to_string()));
+    }
+    let outcome: JobOutcome = match unity_protocol::decode_payload(&receipt.outcome) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            return Ok(Applied::Rejected(format!(
+                "receipt does not decode: {error}"
+            )));
+        }
+    };
+    if outcome.host_id != peer.identity.host_id || outcome.tenant_id != peer.identity.tenant_id {
+        return Ok(Applied::Rejected(
+            "receipt names another host or tenant than this session".into(),
+        ));
+    }
+    let Some(row) = job_store::lock(tx, outcome.job_id).await? else {
+        return Ok(Applied::Rejected(format!(
+            "no job {} for this host",
+            outcome.job_id
+        )));
+    };
+    if row.host_id != peer.identity.host_id {
+        return Ok(Applied::Rejected(format!(
+            "no job {} for this host",
+            outcome.job_id
+        )));
+    }
+    if row.spec_sha256 != outcome.spec_sha256 {
+        return Ok(Applied::Rejected(format!(
+            "receipt for job {} covers other bytes than the job this controller queued",
+            outcome.job_id
+        )));
+    }
+    let state = match transition(row.facts(), Input::Finished(outcome.end), now) {
+        Outcome::Move(state) => state,
+        Outcome::Ignore | Outcome::Refuse(_) => return Ok(Applied::Duplicate),
+    };
+    let summary = strip_nul(&outcome.summary);
+    let refusal = outcome.refusal.map(|r| r.as_str());
+    let detail = match (outcome.end, refusal) {
+        (JobEnd::Refused, Some(reason)) => format!("refused by the host ({reason}): {summary}"),
+        _ => summary.clone(),
+    };
+    let (result_detail, _) = detail_value(&outcome.detail_json);
+    job_store::update(
+        tx,
+        outcome.job_id,
+        &JobUpdate::Ended {
+            state,
+            detail: &detail,
+            refusal,
+            summary: &summary,
+            result_detail: &result_detail,
+            started_at: outcome.started_at_ms.and_then(ms_time),
+            finished_at: ms_time(outcome.finished_at_ms).unwrap_or(now),
+            receipt: ReceiptWrite {
+                outcome: &receipt.outcome,
+                signature: &receipt.signature,
+                public_key: &peer.host_key,
+                verified: true,
+            },
+        },
+    )
+    .await?;
+    tracing::info!(job_id = %outcome.job_id, tenant_id = %peer.identity.tenant_id,
+        host_id = %peer.identity.host_id, %state, refusal, %summary, "job ended");
+    Ok(Applied::Moved(state))
+}
