@@ -17,6 +17,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/unity-agent/agent.toml";
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfig {
     pub containers: ContainersSection,
+    pub jobs: JobsSection,
     /// `[[registry]]` entries.
     #[serde(rename = "registry")]
     pub registries: Vec<RegistryEntry>,
@@ -39,6 +40,37 @@ impl Default for ContainersSection {
             endpoints: None,
             update_checks: true,
             plain_http_registries: Vec::new(),
+        }
+    }
+}
+
+/// `[jobs]`: what this host lets the controller do. Checked by the agent itself, so a
+/// compromised controller (or its signing key) can do no more than this file allows.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsSection {
+    /// Job kinds this host runs: `ping`, `container_update`. Default: both.
+    pub allow: Vec<String>,
+    /// How far this host's clock may be from the controller's when checking a job's
+    /// validity window, in seconds.
+    pub clock_skew_secs: u32,
+    /// Whether `container_update` may move a container to an image of another repository
+    /// (not just another version of its own image).
+    pub allow_repository_change: bool,
+    /// Longest an image pull may take before the update gives up (nothing changed yet).
+    pub pull_timeout_secs: u32,
+}
+
+/// Kind names a `[jobs] allow` list may hold.
+pub const JOB_KINDS: &[&str] = &["ping", "container_update"];
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        Self {
+            allow: vec!["ping".into(), "container_update".into()],
+            clock_skew_secs: 300,
+            allow_repository_change: false,
+            pull_timeout_secs: 900,
         }
     }
 }
@@ -85,6 +117,10 @@ pub enum ConfigError {
     TooOpen { path: PathBuf, mode: u32 },
     #[error("registry {host}: give either username and password, or token")]
     Credential { host: String },
+    #[error("[jobs] allow names `{kind}`, which is not a job kind (known: {known})")]
+    UnknownJobKind { kind: String, known: String },
+    #[error("[jobs] clock_skew_secs must be at most 3600")]
+    ClockSkew,
 }
 
 impl AgentConfig {
@@ -111,7 +147,26 @@ impl AgentConfig {
             }
         }
         config.container_config()?;
+        config.check_jobs()?;
         Ok(config)
+    }
+
+    fn check_jobs(&self) -> Result<(), ConfigError> {
+        if let Some(kind) = self
+            .jobs
+            .allow
+            .iter()
+            .find(|k| !JOB_KINDS.contains(&k.as_str()))
+        {
+            return Err(ConfigError::UnknownJobKind {
+                kind: kind.clone(),
+                known: JOB_KINDS.join(", "),
+            });
+        }
+        if self.jobs.clock_skew_secs > 3600 {
+            return Err(ConfigError::ClockSkew);
+        }
+        Ok(())
     }
 
     /// The container collector's settings, credentials included.
@@ -215,5 +270,26 @@ token = "tok-secret"
             AgentConfig::load(Some(&path)),
             Err(ConfigError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn jobs_section_defaults_and_typos() {
+        assert_eq!(
+            AgentConfig::default().jobs.allow,
+            ["ping", "container_update"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "[jobs]\nallow = []\n").unwrap();
+        assert!(
+            AgentConfig::load(Some(&path))
+                .unwrap()
+                .jobs
+                .allow
+                .is_empty()
+        );
+        std::fs::write(&path, "[jobs]\nallow = [\"container_updates\"]\n").unwrap();
+        let err = AgentConfig::load(Some(&path)).unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownJobKind { .. }), "{err}");
     }
 }

@@ -18,9 +18,12 @@ use unity_pki::rotation::Validity;
 use crate::collect::inventory::InventoryCollector;
 use crate::collect::storage::StorageCollector;
 use crate::error_chain;
+use crate::jobs::{JobHost, JobOptions, JobsError, Outgoing};
 use crate::link::backoff::{Backoff, random_unit};
 use crate::link::{self, Session, SessionError};
 use crate::state::AgentState;
+use unity_protocol::io::{FrameIoError, read_frame, write_frame};
+use unity_protocol::latest::{JobReceipt, Push};
 
 #[derive(Clone)]
 pub struct RunOptions {
@@ -37,6 +40,8 @@ pub struct RunOptions {
     pub inventory: Option<Arc<dyn InventoryCollector>>,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// What jobs this host runs, and how.
+    pub jobs: JobOptions,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -49,6 +54,7 @@ impl std::fmt::Debug for RunOptions {
             .field("inventory", &self.inventory.is_some())
             .field("backoff_base", &self.backoff_base)
             .field("backoff_max", &self.backoff_max)
+            .field("jobs", &self.jobs.allow)
             .finish()
     }
 }
@@ -63,6 +69,7 @@ impl Default for RunOptions {
             inventory: None,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
+            jobs: JobOptions::default(),
         }
     }
 }
@@ -71,6 +78,8 @@ impl Default for RunOptions {
 pub enum RunError {
     #[error("could not build the TLS configuration from the stored enrollment")]
     Tls(#[from] unity_pki::tls::TlsConfigError),
+    #[error("could not open the job journal or keys")]
+    Jobs(#[from] JobsError),
 }
 
 /// Runs until `shutdown` resolves.
@@ -83,9 +92,15 @@ pub async fn run(
     tls_config(state, &state.certificate)?;
     let span = tracing::info_span!("agent", tenant_id = %state.enrollment.tenant_id,
         host_id = %state.enrollment.host_id, controller = %state.enrollment.controller);
-    reconnect_forever(state, options, shutdown)
-        .instrument(span)
-        .await;
+    let (jobs, outgoing) = JobHost::open(state, options.jobs.clone())?;
+    let mut link = Link { jobs, outgoing };
+    async {
+        // Finish what a crash interrupted before anything new arrives.
+        link.jobs.recover();
+        reconnect_forever(state, options, &mut link, shutdown).await;
+    }
+    .instrument(span)
+    .await;
     Ok(())
 }
 
@@ -100,9 +115,16 @@ fn tls_config(
     )
 }
 
+/// What outlives a connection: the job host and the queue of its events and results.
+struct Link {
+    jobs: Arc<JobHost>,
+    outgoing: tokio::sync::mpsc::UnboundedReceiver<Outgoing>,
+}
+
 async fn reconnect_forever(
     state: &AgentState,
     options: &RunOptions,
+    link: &mut Link,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut backoff = Backoff::new(options.backoff_base, options.backoff_max);
@@ -115,6 +137,7 @@ async fn reconnect_forever(
         let attempt = connect_and_report(
             state,
             options,
+            link,
             &mut certificate,
             &mut backoff,
             &mut source_log,
@@ -160,6 +183,7 @@ impl AttemptError {
 async fn connect_and_report(
     state: &AgentState,
     options: &RunOptions,
+    link: &mut Link,
     certificate: &mut CertificateDer<'static>,
     backoff: &mut Backoff,
     source_log: &mut SourceLog,
@@ -191,25 +215,51 @@ async fn connect_and_report(
     storage_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut inventory_ticker = tokio::time::interval(options.inventory_interval);
     inventory_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Results the controller has not stored yet (from before a restart or a lost session).
+    for (job_id, receipt) in link.jobs.unacked_results() {
+        if let Err(error) = send_job_result(&mut session, &link.jobs, job_id, receipt).await {
+            return error.into();
+        }
+    }
     loop {
-        let bodies = tokio::select! {
+        let next = tokio::select! {
             error = session.closed() => return SessionError::Closed(error).into(),
+            pushed = session.accept_push() => match pushed {
+                Ok(streams) => Next::Push(streams),
+                Err(error) => return SessionError::Closed(error).into(),
+            },
+            Some(out) = link.outgoing.recv() => Next::Job(out),
             _ = facts_ticker.tick() => {
                 renew_if_due(&mut session, state, certificate).await;
-                vec![ReportBody::HostFacts(collect::host::collect())]
+                Next::Reports(vec![ReportBody::HostFacts(collect::host::collect())])
             }
             _ = storage_ticker.tick(), if options.storage.is_some() => {
                 let Some(storage) = &options.storage else { continue };
                 let report = storage.collect_storage().await;
                 source_log.observe_storage(&report);
-                vec![ReportBody::Storage(report)]
+                Next::Reports(vec![ReportBody::Storage(report)])
             }
             _ = inventory_ticker.tick(), if options.inventory.is_some() => {
                 let Some(inventory) = &options.inventory else { continue };
                 let (containers, databases) = inventory.collect_inventory().await;
                 source_log.observe_inventory(&containers.status, &databases.status);
-                vec![ReportBody::Containers(containers), ReportBody::Databases(databases)]
+                Next::Reports(vec![ReportBody::Containers(containers), ReportBody::Databases(databases)])
             }
+        };
+        let bodies = match next {
+            Next::Push((send, recv)) => {
+                answer_push(&link.jobs, send, recv).await;
+                continue;
+            }
+            Next::Job(Outgoing::Result { job_id, receipt }) => {
+                if let Err(error) = send_job_result(&mut session, &link.jobs, job_id, receipt).await
+                {
+                    return error.into();
+                }
+                continue;
+            }
+            Next::Job(Outgoing::Event(event)) => vec![ReportBody::JobEvent(event)],
+            Next::Reports(bodies) => bodies,
         };
         for body in bodies {
             let kind = match &body {
@@ -232,6 +282,62 @@ async fn connect_and_report(
                 Err(error) => return error.into(),
             }
         }
+    }
+}
+
+/// What woke the session loop.
+enum Next {
+    Push((quinn::SendStream, quinn::RecvStream)),
+    Job(Outgoing),
+    Reports(Vec<ReportBody>),
+}
+
+/// Pushes are small (a signed job, key statements).
+const MAX_PUSH_FRAME: u32 = 1024 * 1024;
+
+/// Reads one push from the controller, answers it. A broken push is logged and its stream
+/// dropped; it never ends the session.
+async fn answer_push(
+    jobs: &Arc<JobHost>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let exchange = async {
+        let push = read_frame::<_, Push>(&mut recv, MAX_PUSH_FRAME).await?;
+        let reply = jobs.handle_push(push);
+        write_frame(&mut send, &reply).await?;
+        let _ = send.finish();
+        Ok::<_, FrameIoError>(())
+    };
+    match tokio::time::timeout(link::REPLY_TIMEOUT, exchange).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error_chain(&error), "unreadable push from the controller");
+        }
+        Err(_) => tracing::warn!("push from the controller timed out"),
+    }
+}
+
+/// Sends a job's signed result; the journal forgets it once the controller stored it (or
+/// said it never will).
+async fn send_job_result(
+    session: &mut Session,
+    jobs: &JobHost,
+    job_id: uuid::Uuid,
+    receipt: JobReceipt,
+) -> Result<(), SessionError> {
+    match session.send(now_ms(), ReportBody::JobResult(receipt)).await {
+        Ok(_) => {
+            tracing::info!(%job_id, "job result delivered");
+            jobs.result_delivered(job_id);
+            Ok(())
+        }
+        Err(SessionError::Rejected { detail, .. }) => {
+            tracing::error!(%job_id, %detail, "controller refuses this job result for good");
+            jobs.result_delivered(job_id);
+            Ok(())
+        }
+        Err(error) => Err(error),
     }
 }
 

@@ -43,7 +43,17 @@ fn write_with_mode(path: &Path, contents: &[u8], mode: u32) -> Result<(), WriteE
     file.sync_all().map_err(wrap)?;
     drop(file);
     fs::rename(&tmp, path).map_err(wrap)?;
+    sync_parent(path).map_err(wrap)?;
     Ok(())
+}
+
+/// Makes a rename or a new file in `path`'s directory durable: until the directory itself is
+/// synced, a power loss can forget that the name exists.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => fs::File::open(dir)?.sync_all(),
+        _ => fs::File::open(".")?.sync_all(),
+    }
 }
 
 /// Creates a directory (and parents) readable only by its owner.

@@ -156,6 +156,13 @@ impl Session {
         }
     }
 
+    /// The next stream the controller opens (a job or key statements).
+    pub async fn accept_push(
+        &self,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), quinn::ConnectionError> {
+        self.connection.accept_bi().await
+    }
+
     /// Resolves when the controller closes the connection.
     pub async fn closed(&self) -> quinn::ConnectionError {
         self.connection.closed().await

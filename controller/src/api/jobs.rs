@@ -13,9 +13,9 @@ use time::OffsetDateTime;
 use super::storage::{host_filter, query};
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, parse_id};
 use crate::auth::Scope;
-use crate::jobs::state::{Input, JobState, Outcome, transition};
-use crate::jobs::{CreateJobError, JobRequest, create_job as queue_job};
-use crate::store::jobs::{self as job_store, JobDetail, JobFilter, JobSummary, JobUpdate};
+use crate::jobs::state::JobState;
+use crate::jobs::{Cancelled, CreateJobError, JobRequest, cancel, create_job as queue_job};
+use crate::store::jobs::{self as job_store, JobDetail, JobFilter, JobSummary};
 use crate::store::{StoreError, TenantTx};
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -198,30 +198,13 @@ pub async fn cancel_job(
     let id = parse_id(&id, "job")?;
     auth.require(Scope::Operate)?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    let row = job_store::lock(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("job"))?;
-    match transition(row.facts(), Input::Cancel, OffsetDateTime::now_utc()) {
-        Outcome::Move(state) => {
-            let detail = format!("cancelled by token:{}", auth.token_name);
-            job_store::update(
-                &mut tx,
-                id,
-                &JobUpdate::Closed {
-                    state,
-                    detail: &detail,
-                },
-            )
-            .await?;
-            tracing::info!(job_id = %id, tenant_id = %auth.tenant_id, "job cancelled");
+    let by = format!("token:{}", auth.token_name);
+    match cancel(&mut tx, id, &by, OffsetDateTime::now_utc()).await? {
+        Cancelled::Done => {}
+        Cancelled::NotFound => return Err(ApiError::NotFound("job")),
+        Cancelled::Refused { state, reason } => {
+            return Err(ApiError::Conflict(format!("job is `{state}`: {reason}")));
         }
-        Outcome::Refuse(reason) => {
-            return Err(ApiError::Conflict(format!(
-                "job is `{}`: {reason}",
-                row.state
-            )));
-        }
-        Outcome::Ignore => {}
     }
     let detail = job_store::get(&mut tx, id)
         .await?

@@ -226,6 +226,11 @@ pub enum JobRefusalReason {
     KindNotAllowed,
     /// The parameters cannot be acted on (e.g. an image not pinned by digest).
     InvalidParameters,
+    /// What the job acts on is not what the job expected (a container that drifted to
+    /// another image, or is not running); nothing was changed.
+    TargetChanged,
+    /// The agent could not record the job safely (journal unwritable, disk full).
+    Internal,
 }
 
 impl JobRefusalReason {
@@ -241,6 +246,8 @@ impl JobRefusalReason {
             JobRefusalReason::Replay => "replay",
             JobRefusalReason::KindNotAllowed => "kind_not_allowed",
             JobRefusalReason::InvalidParameters => "invalid_parameters",
+            JobRefusalReason::TargetChanged => "target_changed",
+            JobRefusalReason::Internal => "internal",
         }
     }
 }

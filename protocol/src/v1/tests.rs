@@ -526,11 +526,13 @@ fn golden_job_spec_and_positions() {
         JobRefusalReason::Replay,
         JobRefusalReason::KindNotAllowed,
         JobRefusalReason::InvalidParameters,
+        JobRefusalReason::TargetChanged,
+        JobRefusalReason::Internal,
     ]
     .iter()
     .map(|k| postcard::to_allocvec(k).unwrap()[0])
     .collect();
-    assert_eq!(reasons, (0..10).collect::<Vec<u8>>());
+    assert_eq!(reasons, (0..12).collect::<Vec<u8>>());
     // Key id: 32 raw bytes, no length prefix.
     let signed = postcard::to_allocvec(&SignedJob {
         key_id: [7; 32],

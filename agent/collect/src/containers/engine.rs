@@ -202,7 +202,8 @@ pub async fn collect_engine(endpoint: &str, timeout: Duration) -> EngineInventor
     inventory
 }
 
-fn connect(endpoint: &str, timeout: Duration) -> Result<Docker, EngineStatus> {
+/// A client for `endpoint` (`unix://…` or `tcp://…`) whose calls time out after `timeout`.
+pub fn connect(endpoint: &str, timeout: Duration) -> Result<Docker, EngineStatus> {
     let secs = timeout.as_secs().max(1);
     let connected = if endpoint.starts_with("unix://") {
         Docker::connect_with_unix(endpoint, secs, bollard::API_DEFAULT_VERSION)
@@ -213,7 +214,7 @@ fn connect(endpoint: &str, timeout: Duration) -> Result<Docker, EngineStatus> {
 }
 
 /// Runs one engine call under `timeout`.
-async fn timed<T>(
+pub async fn timed<T>(
     call: &str,
     timeout: Duration,
     fut: impl Future<Output = Result<T, bollard::errors::Error>>,
@@ -231,7 +232,8 @@ async fn timed<T>(
     }
 }
 
-fn status_of(call: &str, e: &bollard::errors::Error) -> EngineStatus {
+/// What a bollard error means for the engine.
+pub fn status_of(call: &str, e: &bollard::errors::Error) -> EngineStatus {
     use bollard::errors::Error as E;
     match e {
         E::DockerResponseServerError {

@@ -1,0 +1,288 @@
+//! `unity-agent`: enroll this host, run the agent service, or inspect what it would report.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+use crate::collect::inventory::{HostInventory, InventoryCollector};
+use crate::collect::storage::{StorageCollector, StorageSources};
+use crate::config::AgentConfig;
+use crate::enroll::{EnrollOptions, enroll};
+use crate::jobs::JobOptions;
+use crate::parse;
+use crate::run::{RunOptions, run};
+use crate::state::{AgentState, default_state_dir};
+use unity_collect::databases::DiscoveryOptions;
+use unity_collect::runner::SystemRunner;
+use unity_pki::Fingerprint;
+
+#[derive(Debug, Parser)]
+#[command(name = "unity-agent", version, about = "Unity Fleet agent")]
+struct Cli {
+    /// Where the host key, certificates and enrollment live.
+    #[arg(long, global = true, env = "UNITY_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Config file (default: /etc/unity-agent/agent.toml if it exists); must be 0600 when it
+    /// holds registry credentials.
+    #[arg(long, global = true, env = "UNITY_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Enroll this host with a controller using a single-use token.
+    Enroll {
+        /// The controller's QUIC address, HOST:PORT.
+        #[arg(long)]
+        controller: String,
+        /// Enrollment token from `unity-controller enroll-token create`.
+        #[arg(long, env = "UNITY_ENROLL_TOKEN")]
+        token: String,
+        /// SHA-256 fingerprint of the controller's CA (`unity-controller ca fingerprint`).
+        #[arg(long)]
+        ca_fingerprint: Fingerprint,
+        /// Name to show for this host (default: the system hostname).
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Replace an existing enrollment.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the agent (the systemd service's command).
+    Run {
+        /// Report interval override in seconds (default: what the controller asks for).
+        #[arg(long, env = "UNITY_AGENT_REPORT_INTERVAL_SECS")]
+        report_interval_secs: Option<u64>,
+        /// How often disks (SMART), ZFS pools and md arrays are read, in seconds.
+        #[arg(long, env = "UNITY_AGENT_STORAGE_INTERVAL_SECS", default_value_t = 300)]
+        storage_interval_secs: u64,
+        /// Do not read or report storage health.
+        #[arg(long, env = "UNITY_AGENT_NO_STORAGE")]
+        no_storage: bool,
+        /// How often containers and databases are inventoried, in seconds.
+        #[arg(
+            long,
+            env = "UNITY_AGENT_INVENTORY_INTERVAL_SECS",
+            default_value_t = 300
+        )]
+        inventory_interval_secs: u64,
+        /// Do not inventory containers and databases.
+        #[arg(long, env = "UNITY_AGENT_NO_INVENTORY")]
+        no_inventory: bool,
+    },
+    /// Print this host's facts as JSON, as the agent would report them.
+    Facts,
+    /// Print what the agent would report about storage on this host, as JSON.
+    Storage,
+    /// Print what the agent would report about containers and databases, as JSON.
+    Inventory,
+    /// Parse a saved tool output and print the normalized record (with verdict) as JSON.
+    /// Exits non-zero with the parse error when the file cannot be read. Attach the output
+    /// to bug reports.
+    Parse {
+        #[arg(value_enum)]
+        format: ParseFormat,
+        /// The file holding the tool's output (`-` for standard input).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ParseFormat {
+    /// `smartctl -x` (or -a, -H, -A, -i) text
+    Smartctl,
+    /// `smartctl -j -x` JSON
+    SmartctlJson,
+    /// `zpool status` text or `zpool status -j` JSON
+    ZpoolStatus,
+    /// `zpool list -H[p]` text or `zpool list -j` JSON
+    ZpoolList,
+    /// `/proc/mdstat`
+    Mdstat,
+    /// `mdadm --detail` text
+    MdadmDetail,
+}
+
+/// The command line: parses arguments, runs the command, prints the error chain (not a
+/// backtrace) and exits non-zero on failure — operators read these. `main.rs` is this call,
+/// and so are the end-to-end tests' process wrappers (`tests/src/bin/`).
+pub fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    // One thread is plenty for an agent that mostly sleeps, and keeps its footprint small.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let state_dir = cli.state_dir.unwrap_or_else(default_state_dir);
+    let config = AgentConfig::load(cli.config.as_deref())
+        .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
+    let container_config = config
+        .container_config()
+        .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
+    let job_options = JobOptions {
+        allow: config.jobs.allow.clone(),
+        clock_skew: Duration::from_secs(u64::from(config.jobs.clock_skew_secs)),
+        allow_repository_change: config.jobs.allow_repository_change,
+        pull_timeout: Duration::from_secs(u64::from(config.jobs.pull_timeout_secs)),
+        containers: container_config.clone(),
+    };
+    let host_inventory = move || {
+        HostInventory::new(
+            container_config.clone(),
+            SystemRunner,
+            PathBuf::from("/proc"),
+            DiscoveryOptions::default(),
+        )
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Enroll {
+                controller,
+                token,
+                ca_fingerprint,
+                hostname,
+                force,
+            } => {
+                let hostname = hostname.unwrap_or_else(|| crate::collect::host::collect().hostname);
+                let enrollment = enroll(&EnrollOptions {
+                    controller,
+                    token,
+                    ca_fingerprint,
+                    state_dir: state_dir.clone(),
+                    hostname,
+                    force,
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
+                println!(
+                    "enrolled: tenant {} host {} (state in {})",
+                    enrollment.tenant_id,
+                    enrollment.host_id,
+                    state_dir.display()
+                );
+                Ok(())
+            }
+            Command::Run {
+                report_interval_secs,
+                storage_interval_secs,
+                no_storage,
+                inventory_interval_secs,
+                no_inventory,
+            } => {
+                let state = AgentState::load(&state_dir)
+                    .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
+                let storage: Option<Arc<dyn StorageCollector>> = if no_storage {
+                    None
+                } else {
+                    Some(Arc::new(StorageSources::system(SystemRunner)))
+                };
+                let inventory: Option<Arc<dyn InventoryCollector>> = if no_inventory {
+                    None
+                } else {
+                    Some(Arc::new(host_inventory()))
+                };
+                let options = RunOptions {
+                    report_interval: report_interval_secs.map(Duration::from_secs),
+                    storage_interval: Duration::from_secs(storage_interval_secs.max(10)),
+                    storage,
+                    inventory_interval: Duration::from_secs(inventory_interval_secs.max(10)),
+                    inventory,
+                    jobs: job_options,
+                    ..RunOptions::default()
+                };
+                run(&state, &options, shutdown_signal())
+                    .await
+                    .context("running the agent")?;
+                tracing::info!("agent stopped");
+                Ok(())
+            }
+            Command::Facts => {
+                let facts = crate::collect::host::collect();
+                println!("{}", serde_json::to_string_pretty(&facts)?);
+                Ok(())
+            }
+            Command::Storage => {
+                let report = StorageSources::system(SystemRunner).collect().await;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(())
+            }
+            Command::Inventory => {
+                let (containers, databases) = host_inventory().collect().await;
+                let both = serde_json::json!({ "containers": containers, "databases": databases });
+                println!("{}", serde_json::to_string_pretty(&both)?);
+                Ok(())
+            }
+            Command::Parse { format, file } => {
+                let text = if file.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+                } else {
+                    std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?
+                };
+                let value = parse::parse(format.into(), &text)
+                    .with_context(|| format!("parsing {}", file.display()))?;
+                println!("{}", serde_json::to_string_pretty(&value)?);
+                Ok(())
+            }
+        }
+    })
+}
+
+impl From<ParseFormat> for parse::Format {
+    fn from(format: ParseFormat) -> Self {
+        match format {
+            ParseFormat::Smartctl => parse::Format::Smartctl,
+            ParseFormat::SmartctlJson => parse::Format::SmartctlJson,
+            ParseFormat::ZpoolStatus => parse::Format::ZpoolStatus,
+            ParseFormat::ZpoolList => parse::Format::ZpoolList,
+            ParseFormat::Mdstat => parse::Format::Mdstat,
+            ParseFormat::MdadmDetail => parse::Format::MdadmDetail,
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("UNITY_LOG").unwrap_or_else(|_| EnvFilter::new("info,quinn=warn"));
+    let json = std::env::var("UNITY_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! `unity-controller`: the service (`serve`) and the operator's administrative commands.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::app::{self, ControllerOptions};
+use crate::auth::Scope;
+use crate::config::Config;
+use crate::database::Database;
+use crate::jobs::state::JobState;
+use crate::jobs::{Cancelled, JobKeys, JobRequest, cancel, create_job};
+use crate::store::jobs::{self as job_store, JobFilter};
+use crate::store::{Store, hosts};
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+#[command(name = "unity-controller", version, about = "Unity Fleet controller")]
+struct Cli {
+    /// Config file (default: /etc/unity-controller/controller.toml if it exists).
+    #[arg(long, global = true, env = "UNITY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the controller: QUIC link for agents and the HTTP API.
+    Serve,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage API tokens.
+    #[command(subcommand, name = "api-token")]
+    ApiToken(ApiTokenCommand),
+    /// Manage enrollment tokens.
+    #[command(subcommand, name = "enroll-token")]
+    EnrollToken(EnrollTokenCommand),
+    /// Show the built-in CA.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Manage enrolled hosts.
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Create, list, show and cancel signed jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// The job-signing key.
+    #[command(subcommand, name = "job-key")]
+    JobKey(JobKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Sign and queue a job for a host; prints the job as JSON.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        host: Uuid,
+        /// `ping` or `container_update`.
+        #[arg(long)]
+        kind: String,
+        /// The kind's parameters as JSON, e.g. '{"container": "web"}'.
+        #[arg(long, default_value = "{}")]
+        params: String,
+        /// How long the job stays valid, e.g. 30m, 1h (default 1h).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// List a tenant's jobs, newest first.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        host: Option<Uuid>,
+        /// Only jobs in this state (queued, dispatched, running, succeeded, failed,
+        /// rolled_back, refused, expired, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show one job with its events, result and receipt status, as JSON.
+    Show {
+        #[arg(long)]
+        tenant: String,
+        id: Uuid,
+    },
+    /// Cancel a job that was not sent to its host yet.
+    Cancel {
+        #[arg(long)]
+        tenant: String,
+        id: Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobKeyCommand {
+    /// Replace the job-signing key; agents learn the new key from a statement signed by the
+    /// old one. Queued jobs signed by the old key are cancelled.
+    Rotate,
+    /// Print the current job-signing key's id and public key.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant (lower-case letters, digits, '-', '_').
+    Create { name: String },
+    /// List tenants.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiTokenCommand {
+    /// Create an API token for a tenant; printed once, stored only as a hash.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// A label for the token, e.g. who or what uses it.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// `read` (default), `operate` (also create and cancel jobs) or `admin`.
+        #[arg(long, default_value = "read")]
+        scope: Scope,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EnrollTokenCommand {
+    /// Create a single-use enrollment token for a tenant.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// How long the token stays valid (e.g. 30m, 1h, 2d).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// Print only the token (for scripts).
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCommand {
+    /// Print the SHA-256 fingerprint agents pin with --ca-fingerprint.
+    Fingerprint,
+}
+
+#[derive(Debug, Subcommand)]
+enum HostCommand {
+    /// Revoke a host: its sessions are refused from now on.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        host_id: Uuid,
+    },
+}
+
+/// The command line: parses arguments, runs the command, prints the error chain (not a
+/// backtrace) and exits non-zero on failure — operators read these. `main.rs` is this call,
+/// and so are the end-to-end tests' process wrappers (`tests/src/bin/`).
+pub fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    // The service logs its life at info; one-shot admin commands only what went wrong.
+    init_logging(if matches!(cli.command, Command::Serve) {
+        "info,sqlx=warn,quinn=warn"
+    } else {
+        "warn"
+    });
+    let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli.command, config))
+}
+
+fn init_logging(default_filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("UNITY_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let json = std::env::var("UNITY_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<()> {
+    if let Command::Ca(CaCommand::Fingerprint) = command {
+        let ca = app::load_ca(&config.data_dir).context("loading the CA")?;
+        println!("{}", ca.fingerprint());
+        return Ok(());
+    }
+    let database = Database::open(
+        config.database_url.as_deref(),
+        config.app_database_url.as_deref(),
+        &config.data_dir,
+    )
+    .await
+    .context("opening the database")?;
+    let result = match command {
+        Command::Serve => serve(&config, &database.store).await,
+        other => admin(other, &config, &database.store).await,
+    };
+    database.close().await;
+    result
+}
+
+async fn serve(config: &Config, store: &Store) -> Result<()> {
+    let running = app::start(
+        ControllerOptions {
+            quic_listen: config.quic_listen,
+            api_listen: config.api_listen,
+            state_dir: config.data_dir.clone(),
+            report_interval: config.report_interval(),
+            host_cert_validity: config.host_cert_validity(),
+        },
+        store.clone(),
+    )
+    .await
+    .context("starting the controller")?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
+    match command {
+        Command::Tenant(TenantCommand::Create { name }) => {
+            let tenant = store.create_tenant(&name).await?;
+            println!("{}", tenant.id);
+        }
+        Command::Tenant(TenantCommand::List) => {
+            for tenant in store.list_tenants().await? {
+                println!("{}\t{}", tenant.id, tenant.name);
+            }
+        }
+        Command::ApiToken(ApiTokenCommand::Create {
+            tenant,
+            name,
+            scope,
+        }) => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            println!(
+                "{}",
+                store
+                    .create_scoped_api_token(tenant.id, &name, scope)
+                    .await?
+            );
+        }
+        Command::Job(command) => job_command(command, config, store).await?,
+        Command::JobKey(JobKeyCommand::Rotate) => {
+            let keys = JobKeys::new(&config.data_dir);
+            let rotation = keys
+                .rotate(store, OffsetDateTime::now_utc())
+                .await
+                .context("rotating the job-signing key")?;
+            println!(
+                "job-signing key rotated: statement {} names key {} (was {}); {} queued job(s) cancelled",
+                rotation.version,
+                hex::encode(rotation.new_key_id),
+                hex::encode(rotation.old_key_id),
+                rotation.cancelled_jobs
+            );
+            println!("connected agents receive the statement now; others when they reconnect");
+        }
+        Command::JobKey(JobKeyCommand::Show) => {
+            let key = JobKeys::new(&config.data_dir)
+                .current()
+                .context("reading the job-signing key")?;
+            println!("key id:     {}", hex::encode(key.key_id()));
+            println!("public key: {}", hex::encode(key.public_key()));
+        }
+        Command::EnrollToken(EnrollTokenCommand::Create { tenant, ttl, quiet }) => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let (token, expires_at) = store.create_enrollment_token(tenant.id, ttl).await?;
+            if quiet {
+                println!("{token}");
+            } else {
+                let fingerprint = app::load_ca(&config.data_dir)?.fingerprint();
+                println!("token:       {token}");
+                println!("expires at:  {expires_at}");
+                println!("fingerprint: {fingerprint}");
+                println!();
+                println!("On the host, run:");
+                println!(
+                    "  unity-agent enroll --controller <this-controller>:{} --token {token} --ca-fingerprint {fingerprint}",
+                    config.quic_listen.port()
+                );
+            }
+        }
+        Command::Host(HostCommand::Revoke { tenant, host_id }) => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let mut tx = store.tenant_tx(tenant.id).await?;
+            let revoked = hosts::revoke_host(&mut tx, host_id).await?;
+            tx.commit().await.context("committing the revocation")?;
+            if !revoked {
+                bail!(
+                    "host {host_id} is not an active host of tenant {}",
+                    tenant.name
+                );
+            }
+            println!("revoked {host_id}");
+        }
+        // `run` handles these before opening the database for administration.
+        Command::Serve | Command::Ca(_) => bail!("not an administrative command"),
+    }
+    Ok(())
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn job_command(command: JobCommand, config: &Config, store: &Store) -> Result<()> {
+    match command {
+        JobCommand::Create {
+            tenant,
+            host,
+            kind,
+            params,
+            expires_in,
+        } => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let params: serde_json::Value =
+                serde_json::from_str(&params).context("--params is not JSON")?;
+            let request = JobRequest {
+                host_id: host,
+                kind,
+                params,
+                expires_in_secs: expires_in.map(|d| d.as_secs()),
+                not_before: None,
+            };
+            let who = std::env::var("SUDO_USER")
+                .or_else(|_| std::env::var("USER"))
+                .unwrap_or_else(|_| "unknown".into());
+            let mut tx = store.tenant_tx(tenant.id).await?;
+            let created = create_job(
+                &mut tx,
+                &JobKeys::new(&config.data_dir),
+                tenant.id,
+                &request,
+                &format!("cli:{who}"),
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .context("creating the job")?;
+            let detail = job_store::get(&mut tx, created.id).await?;
+            tx.commit().await.context("committing the job")?;
+            print_json(&detail)?;
+        }
+        JobCommand::List {
+            tenant,
+            host,
+            state,
+        } => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let state = state
+                .map(|s| s.parse::<JobState>())
+                .transpose()
+                .context("--state")?;
+            let mut tx = store.tenant_tx(tenant.id).await?;
+            let jobs = job_store::list(
+                &mut tx,
+                &JobFilter {
+                    host_id: host,
+                    state,
+                    kind: None,
+                    limit: 1000,
+                },
+            )
+            .await?;
+            for job in jobs {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    job.id,
+                    job.created_at,
+                    job.host_id,
+                    job.kind,
+                    job.state,
+                    job.result_summary.as_deref().unwrap_or(&job.detail)
+                );
+            }
+        }
+        JobCommand::Show { tenant, id } => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let mut tx = store.tenant_tx(tenant.id).await?;
+            match job_store::get(&mut tx, id).await? {
+                Some(job) => print_json(&job)?,
+                None => bail!("no job {id} in tenant {}", tenant.name),
+            }
+        }
+        JobCommand::Cancel { tenant, id } => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let mut tx = store.tenant_tx(tenant.id).await?;
+            match cancel(&mut tx, id, "the command line", OffsetDateTime::now_utc()).await? {
+                Cancelled::Done => {
+                    tx.commit().await.context("committing the cancellation")?;
+                    println!("cancelled {id}");
+                }
+                Cancelled::Refused { state, reason } => bail!("job is `{state}`: {reason}"),
+                Cancelled::NotFound => bail!("no job {id} in tenant {}", tenant.name),
+            }
+        }
+    }
+    Ok(())
+}
