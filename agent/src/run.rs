@@ -215,6 +215,12 @@ async fn connect_and_report(
     storage_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut inventory_ticker = tokio::time::interval(options.inventory_interval);
     inventory_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Jobs and key statements are answered by a task of their own, so a slow report never
+    // delays a job (and a slow job never delays a report). It ends with the connection.
+    let _pushes = AbortOnDrop(tokio::spawn(serve_pushes(
+        session.connection().clone(),
+        link.jobs.clone(),
+    )));
     // Results the controller has not stored yet (from before a restart or a lost session).
     for (job_id, receipt) in link.jobs.unacked_results() {
         if let Err(error) = send_job_result(&mut session, &link.jobs, job_id, receipt).await {
@@ -224,10 +230,6 @@ async fn connect_and_report(
     loop {
         let next = tokio::select! {
             error = session.closed() => return SessionError::Closed(error).into(),
-            pushed = session.accept_push() => match pushed {
-                Ok(streams) => Next::Push(streams),
-                Err(error) => return SessionError::Closed(error).into(),
-            },
             Some(out) = link.outgoing.recv() => Next::Job(out),
             _ = facts_ticker.tick() => {
                 renew_if_due(&mut session, state, certificate).await;
@@ -247,10 +249,6 @@ async fn connect_and_report(
             }
         };
         let bodies = match next {
-            Next::Push((send, recv)) => {
-                answer_push(&link.jobs, send, recv).await;
-                continue;
-            }
             Next::Job(Outgoing::Result { job_id, receipt }) => {
                 if let Err(error) = send_job_result(&mut session, &link.jobs, job_id, receipt).await
                 {
@@ -287,13 +285,28 @@ async fn connect_and_report(
 
 /// What woke the session loop.
 enum Next {
-    Push((quinn::SendStream, quinn::RecvStream)),
     Job(Outgoing),
     Reports(Vec<ReportBody>),
 }
 
 /// Pushes are small (a signed job, key statements).
 const MAX_PUSH_FRAME: u32 = 1024 * 1024;
+
+/// Aborts a task when dropped (the push server of a connection that ended).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Accepts the streams the controller opens and answers each, until the connection ends.
+async fn serve_pushes(connection: quinn::Connection, jobs: Arc<JobHost>) {
+    while let Ok((send, recv)) = connection.accept_bi().await {
+        answer_push(&jobs, send, recv).await;
+    }
+}
 
 /// Reads one push from the controller, answers it. A broken push is logged and its stream
 /// dropped; it never ends the session.

@@ -11,6 +11,7 @@ use unity_agent::enroll::{EnrollOptions, enroll};
 use unity_agent::run::{RunOptions, run};
 use unity_agent::state::AgentState;
 use unity_controller::app::{self, ControllerOptions, RunningController};
+pub use unity_controller::auth::Scope;
 use unity_controller::store::Store;
 use unity_controller::testing::ThrowawayPostgres;
 use unity_pki::CertificateAuthority;
@@ -19,8 +20,10 @@ use uuid::Uuid;
 /// A controller on a fresh database, with a scratch directory for agents' state.
 #[derive(Debug)]
 pub struct Harness {
-    _pg: ThrowawayPostgres,
+    pub pg: ThrowawayPostgres,
     pub store: Store,
+    /// `postgres://` URL of the database (for controller processes and raw SQL).
+    pub database_url: String,
     pub controller: Option<RunningController>,
     pub dir: tempfile::TempDir,
     http: reqwest::Client,
@@ -34,26 +37,133 @@ impl Harness {
 
     pub async fn start_with(report_interval: Duration, host_cert_validity: Duration) -> Self {
         let pg = ThrowawayPostgres::start().await.expect("start PostgreSQL");
-        let store = pg.fresh_store().await.expect("create a database");
+        let (store, database_url) = pg.fresh_database().await.expect("create a database");
         let dir = tempfile::tempdir().unwrap();
         let controller = app::start(
-            ControllerOptions {
-                quic_listen: "127.0.0.1:0".parse().unwrap(),
-                api_listen: "127.0.0.1:0".parse().unwrap(),
-                state_dir: dir.path().join("controller"),
-                report_interval,
-                host_cert_validity,
-            },
+            Self::controller_options(&dir, report_interval, host_cert_validity),
             store.clone(),
         )
         .await
         .expect("start controller");
         Self {
-            _pg: pg,
+            pg,
             store,
+            database_url,
             controller: Some(controller),
             dir,
             http: reqwest::Client::new(),
+        }
+    }
+
+    fn controller_options(
+        dir: &tempfile::TempDir,
+        report_interval: Duration,
+        host_cert_validity: Duration,
+    ) -> ControllerOptions {
+        ControllerOptions {
+            quic_listen: "127.0.0.1:0".parse().unwrap(),
+            api_listen: "127.0.0.1:0".parse().unwrap(),
+            state_dir: dir.path().join("controller"),
+            report_interval,
+            host_cert_validity,
+        }
+    }
+
+    /// Another controller on the same database and state directory (CA, job key), with its
+    /// own connection pools, sessions and dispatcher — a second replica.
+    pub async fn start_replica(&self) -> (Store, RunningController) {
+        let (store, _) = self.open_store().await;
+        let replica = app::start(
+            Self::controller_options(
+                &self.dir,
+                Duration::from_secs(1),
+                Duration::from_secs(30 * 24 * 3600),
+            ),
+            store.clone(),
+        )
+        .await
+        .expect("start a second controller");
+        (store, replica)
+    }
+
+    /// A second, independent store (own pools) on the harness database.
+    pub async fn open_store(&self) -> (Store, String) {
+        let name = self.database_name();
+        let options = self.pg.connect_options(&name);
+        let store = Store::open(
+            options.clone(),
+            unity_controller::store::AppLogin::Managed(options),
+        )
+        .await
+        .expect("open a second store");
+        (store, name)
+    }
+
+    /// The database's name, from its URL (`postgres://…/<name>?host=…`).
+    pub fn database_name(&self) -> String {
+        let path = self.database_url.split('?').next().unwrap();
+        path.rsplit('/').next().unwrap().to_owned()
+    }
+
+    /// A connection as the database owner: what someone with write access to the database
+    /// (but not the controller's files) could do.
+    pub async fn database_owner(&self) -> sqlx::PgConnection {
+        use sqlx::Connection;
+        let name = self.database_name();
+        sqlx::PgConnection::connect_with(&self.pg.connect_options(&name))
+            .await
+            .expect("connect as the owner")
+    }
+
+    /// `POST path` with a JSON body and a bearer token.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.post_to(self.controller().api_addr, path, token, body)
+            .await
+    }
+
+    pub async fn post_to(
+        &self,
+        api: std::net::SocketAddr,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("http://{api}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Waits until job `id` satisfies `done` (checked every 100 ms, up to `within`); returns
+    /// the last answer either way, so the caller's assertion shows it.
+    pub async fn wait_for_job(
+        &self,
+        token: &str,
+        id: &str,
+        within: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = std::time::Instant::now();
+        loop {
+            let (_, job) = self.api(&format!("/api/v1/jobs/{id}"), token).await;
+            if done(&job) || start.elapsed() > within {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

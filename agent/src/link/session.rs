@@ -156,11 +156,9 @@ impl Session {
         }
     }
 
-    /// The next stream the controller opens (a job or key statements).
-    pub async fn accept_push(
-        &self,
-    ) -> Result<(quinn::SendStream, quinn::RecvStream), quinn::ConnectionError> {
-        self.connection.accept_bi().await
+    /// The connection, for a task that answers the controller's pushes beside the reports.
+    pub fn connection(&self) -> &quinn::Connection {
+        &self.connection
     }
 
     /// Resolves when the controller closes the connection.
