@@ -5,6 +5,8 @@
 //! what a test wants (hence the allowed `unwrap`/`expect`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod engines;
+
 use std::time::Duration;
 
 use unity_agent::enroll::{EnrollOptions, enroll};
