@@ -257,6 +257,10 @@ async fn connect_and_report(
                 continue;
             }
             Next::Job(Outgoing::Event(event)) => vec![ReportBody::JobEvent(event)],
+            Next::Job(Outgoing::InventoryChanged) => {
+                inventory_ticker.reset_immediately();
+                continue;
+            }
             Next::Reports(bodies) => bodies,
         };
         for body in bodies {

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod engines;
+pub mod process;
 
 use std::time::Duration;
 

@@ -129,6 +129,7 @@ async fn run_job(
     loop {
         match tokio::time::timeout(Duration::from_secs(120), rx.recv()).await {
             Ok(Some(Outgoing::Event(event))) => events.push(event),
+            Ok(Some(Outgoing::InventoryChanged)) => {}
             Ok(Some(Outgoing::Result { receipt, .. })) => {
                 let outcome = unity_protocol::decode_payload(&receipt.outcome).unwrap();
                 return (outcome, events);
@@ -202,8 +203,10 @@ async fn an_update_keeps_the_configuration_and_bad_images_are_rolled_back() {
     assert_ne!(v2_id, v1_id);
     assert_eq!(d["new_image_id"], v2_id);
     assert_eq!(d["probe"]["kind"], "health_check", "{d}");
-    // Same name, new image, same configuration.
-    assert_eq!(e.inspect("{{.Config.Image}}", "web"), v2);
+    // Same name, new image, same configuration; it still follows its tag, which now names
+    // exactly the pulled digest.
+    assert_eq!(e.inspect("{{.Config.Image}}", "web"), tag);
+    assert_eq!(e.inspect("{{.Id}}", &tag), v2_id);
     assert_eq!(e.docker(&["exec", "web", "cat", "/marker"]), "v2");
     assert_eq!(
         e.docker(&["exec", "web", "cat", "/data/file"]),
@@ -285,6 +288,11 @@ async fn an_update_keeps_the_configuration_and_bad_images_are_rolled_back() {
             "{marker}: the new one is gone"
         );
         assert!(http_get(port).contains("v2"), "{marker}: still serving v2");
+        assert_eq!(
+            e.inspect("{{.Id}}", &tag),
+            v2_id,
+            "{marker}: the tag points back at v2"
+        );
         if behaviour == Behaviour::NeverHealthy {
             let log = &d["failed"]["health_log"];
             assert!(
@@ -479,7 +487,7 @@ fn an_agent_killed_during_the_health_gate_rolls_back_on_its_next_start() {
                 Ok(Some(Outgoing::Result { receipt, .. })) => {
                     break unity_protocol::decode_payload::<JobOutcome>(&receipt.outcome).unwrap();
                 }
-                Ok(Some(Outgoing::Event(_))) => {}
+                Ok(Some(Outgoing::Event(_) | Outgoing::InventoryChanged)) => {}
                 other => panic!("no result after recovery: {other:?}"),
             }
         };

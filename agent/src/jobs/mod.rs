@@ -76,6 +76,9 @@ pub enum Outgoing {
         job_id: Uuid,
         receipt: JobReceipt,
     },
+    /// A job changed what runs on the host: the inventory should be read again now, so the
+    /// controller does not act on the state from before the change.
+    InventoryChanged,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -657,4 +660,7 @@ fn finish(ctx: &mut JobContext, ending: Ending) {
         job_id: ctx.entry.job_id,
         receipt,
     });
+    if ctx.entry.kind == "container_update" && ending.end != JobEnd::Refused {
+        let _ = host.outgoing.send(Outgoing::InventoryChanged);
+    }
 }

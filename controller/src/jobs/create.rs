@@ -26,7 +26,7 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Defaults of the container update's health gate (docs/jobs.md).
 pub const DEFAULT_HEALTH_TIMEOUT_SECS: u32 = 180;
 pub const DEFAULT_SETTLE_SECS: u32 = 20;
-pub const DEFAULT_STOP_TIMEOUT_SECS: u32 = 30;
+pub const DEFAULT_STOP_TIMEOUT_SECS: u32 = 10;
 
 /// `POST /api/v1/jobs` body, also what `unity-controller job create` builds.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -37,7 +37,7 @@ pub struct JobRequest {
     pub kind: String,
     /// Parameters of the kind (docs/jobs.md). `container_update`: `container` (name or id,
     /// required), `image` (`repo[:tag]@sha256:…`; default: the newer digest the update check
-    /// found), `health_timeout_secs` (180), `settle_secs` (20), `stop_timeout_secs` (30).
+    /// found), `health_timeout_secs` (180), `settle_secs` (20), `stop_timeout_secs` (10, as `docker stop`).
     /// `ping`: `message`.
     #[serde(default)]
     #[schema(value_type = Object)]

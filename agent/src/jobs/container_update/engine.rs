@@ -12,13 +12,16 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, LogsOptions,
-    RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
+    RemoveContainerOptions, RenameContainerOptions, StopContainerOptions, TagImageOptions,
 };
 use futures_util::StreamExt;
 use unity_collect::containers::engine::{connect, describe, discover, status_of};
 use unity_collect::containers::{ContainerConfig, ImageReference, RegistryCredential};
 
 use super::gate::Observation;
+
+/// The client-level deadline; every call is bounded by a shorter one of its own.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(3600);
 
 /// One engine connection.
 #[derive(Debug, Clone)]
@@ -48,7 +51,9 @@ impl Engine {
         }
         let mut tried = Vec::new();
         for endpoint in endpoints {
-            let docker = match connect(&endpoint, config.api_timeout) {
+            // bollard's own deadline must outlast the longest call (a stop waits out the
+            // container's grace period, a pull its size); each call has its own below.
+            let docker = match connect(&endpoint, CLIENT_DEADLINE) {
                 Ok(docker) => docker,
                 Err(status) => {
                     tried.push(format!("{endpoint}: {}", describe(&status)));
@@ -187,6 +192,29 @@ impl Engine {
         tokio::time::timeout(timeout, pull)
             .await
             .map_err(|_| format!("image pull did not finish within {} s", timeout.as_secs()))?
+    }
+
+    /// Points the local reference `reference` (`repo:tag`) at `image_id`.
+    pub async fn tag(&self, image_id: &str, reference: &str) -> Result<(), String> {
+        let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
+        let (repo, tag) = match reference[last_slash..].rfind(':') {
+            Some(i) => (
+                &reference[..last_slash + i],
+                &reference[last_slash + i + 1..],
+            ),
+            None => (reference, "latest"),
+        };
+        self.call(
+            "image tag",
+            self.docker.tag_image(
+                image_id,
+                Some(TagImageOptions {
+                    repo: Some(repo.to_owned()),
+                    tag: Some(tag.to_owned()),
+                }),
+            ),
+        )
+        .await
     }
 
     pub async fn set_restart_policy(&self, id: &str, policy: RestartPolicy) -> Result<(), String> {

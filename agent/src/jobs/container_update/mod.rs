@@ -51,6 +51,9 @@ struct Checkpoint {
     restart_retries: Option<i64>,
     new_id: Option<String>,
     new_image_id: String,
+    /// The local tag moved to the new image (so the container keeps following its tag);
+    /// moved back on rollback.
+    retagged: Option<String>,
 }
 
 /// Phases, in order; the journal holds the last one begun.
@@ -121,7 +124,24 @@ pub async fn run(ctx: &mut JobContext, p: &ContainerUpdateParams) -> Ending {
         Ok(Lookup::Found(image)) => image.config,
         _ => None,
     };
-    let plan = match recreate::plan(&old, old_image.as_ref(), &p.image) {
+    let configured = old
+        .config
+        .as_ref()
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default();
+    // The new container names the tag, not the digest, so later update checks still follow
+    // the tag; the tag is pointed at exactly the pulled digest first.
+    let create_ref = tracking_reference(&p.image, &configured);
+    if create_ref != p.image
+        && let Err(detail) = engine.tag(&new_image_id, &create_ref).await
+    {
+        return Ending::new(
+            JobEnd::Failed,
+            format!("nothing changed: could not tag the pulled image as {create_ref}: {detail}"),
+            serde_json::json!({}),
+        );
+    }
+    let plan = match recreate::plan(&old, old_image.as_ref(), &create_ref) {
         Ok(plan) => plan,
         Err(e) => {
             return Ending::new(
@@ -152,6 +172,7 @@ pub async fn run(ctx: &mut JobContext, p: &ContainerUpdateParams) -> Ending {
         restart_retries: policy.as_ref().and_then(|p| p.maximum_retry_count),
         new_id: None,
         new_image_id: new_image_id.clone(),
+        retagged: (create_ref != p.image).then(|| create_ref.clone()),
     };
     if let Err(ending) = save(ctx, PHASE_REPLACING, &checkpoint) {
         return ending;
@@ -181,6 +202,21 @@ pub async fn run(ctx: &mut JobContext, p: &ContainerUpdateParams) -> Ending {
         // Without a journal we cannot promise recovery: undo now.
         let _ = rollback(&engine, p, &checkpoint).await;
         return ending;
+    }
+    match engine.inspect(&new_id).await {
+        Ok(Lookup::Found(created)) if created.image.as_deref() == Some(new_image_id.as_str()) => {}
+        Ok(Lookup::Found(created)) => {
+            let reason = format!(
+                "the new container got image {} instead of {new_image_id} ({create_ref} moved during \
+                 the update)",
+                created.image.unwrap_or_default()
+            );
+            return finish_failed_update(ctx, &engine, p, &checkpoint, None, &reason).await;
+        }
+        Ok(Lookup::Missing) | Err(_) => {
+            let reason = "the new container vanished right after it was created".to_owned();
+            return finish_failed_update(ctx, &engine, p, &checkpoint, None, &reason).await;
+        }
     }
     for (network, endpoint) in &plan.extra_networks {
         if let Err(detail) = engine
@@ -356,6 +392,29 @@ async fn replace_old(engine: &Engine, c: &Checkpoint, grace: Duration) -> Result
         .rename(&c.old_id, &c.backup_name)
         .await
         .map_err(|e| format!("could not rename the old container: {e}"))
+}
+
+/// The reference the new container is created with: the job's tag when it names one (the
+/// container keeps following its tag), the container's own untagged reference (`nginx`, i.e.
+/// `latest`) when the job pins that repository by digest alone, else the digest reference.
+fn tracking_reference(job_image: &str, configured: &str) -> String {
+    let base = job_image
+        .split_once('@')
+        .map_or(job_image, |(name, _)| name);
+    if ImageReference::parse(base).is_ok_and(|r| r.tag.is_some()) {
+        return base.to_owned();
+    }
+    match (
+        ImageReference::parse(configured),
+        ImageReference::parse(base),
+    ) {
+        (Ok(old), Ok(new))
+            if old.digest.is_none() && old.repository_key() == new.repository_key() =>
+        {
+            configured.to_owned()
+        }
+        _ => job_image.to_owned(),
+    }
 }
 
 enum GateResult {
@@ -570,6 +629,12 @@ async fn rollback(
             .await
             .map_err(|e| format!("could not give the old container its name back: {e}"))?;
     }
+    if let Some(reference) = &c.retagged
+        && let Err(detail) = engine.tag(&c.old_image_id, reference).await
+    {
+        tracing::warn!(container = %c.name, %reference, %detail,
+            "could not point the tag back at the previous image");
+    }
     if let Some(name) = &c.restart_policy {
         let policy = RestartPolicy {
             name: name.parse().ok(),
@@ -684,5 +749,37 @@ pub async fn recover(ctx: &mut JobContext, p: &ContainerUpdateParams) -> Ending 
                 serde_json::json!({ "interrupted": true, "phase": phase, "rollback_error": error }),
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tracking_reference;
+
+    #[test]
+    fn the_new_container_follows_the_tag_it_followed_before() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            tracking_reference(
+                &format!("registry.lan:5000/app:stable@{d}"),
+                "registry.lan:5000/app:stable"
+            ),
+            "registry.lan:5000/app:stable"
+        );
+        // No tag in the job: the container's own `nginx` (latest) is kept.
+        assert_eq!(tracking_reference(&format!("nginx@{d}"), "nginx"), "nginx");
+        // A container pinned by digest stays pinned.
+        assert_eq!(
+            tracking_reference(
+                &format!("nginx@{d}"),
+                &format!("nginx@sha256:{}", "b".repeat(64))
+            ),
+            format!("nginx@{d}")
+        );
+        // Another repository (allowed by the host's config): its digest reference.
+        assert_eq!(
+            tracking_reference(&format!("other@{d}"), "nginx"),
+            format!("other@{d}")
+        );
     }
 }

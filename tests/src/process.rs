@@ -1,0 +1,102 @@
+//! Controller and agent **processes** (the real command lines, see `src/bin/e2e_*.rs`), for
+//! tests that must kill one with SIGKILL or restart it — things a task in the test's own
+//! process cannot show.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A child process whose output goes to a log file; killed when dropped.
+#[derive(Debug)]
+pub struct Process {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Starts `program args` with `env`, logging to `log`.
+    pub fn spawn(
+        name: &str,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+        log: &Path,
+    ) -> Self {
+        let out = std::fs::File::create(log).unwrap();
+        let err = out.try_clone().unwrap();
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .env(
+                "UNITY_LOG",
+                "info,unity_agent=debug,unity_controller=debug,quinn=warn,sqlx=warn",
+            );
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Self {
+            name: name.to_owned(),
+            child: command.spawn().unwrap_or_else(|e| panic!("{program}: {e}")),
+            log: log.to_owned(),
+        }
+    }
+
+    /// SIGKILL: no clean-up runs, exactly like a crash or the OOM killer.
+    pub fn kill_9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait (what `systemctl stop` does).
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill_9();
+    }
+
+    /// The log so far (for assertion messages).
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+/// Runs a command line to completion; panics with its output when it fails.
+pub fn run_to_end(program: &str, args: &[&str], env: &[(&str, String)]) -> String {
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
