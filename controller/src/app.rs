@@ -28,6 +28,8 @@ pub struct ControllerOptions {
     pub state_dir: PathBuf,
     pub report_interval: Duration,
     pub host_cert_validity: Duration,
+    /// How often the automatic-update sweep runs.
+    pub auto_update_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +123,11 @@ pub async fn start(
             source,
         })?;
     let (api_shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    tasks.push(tokio::spawn(crate::jobs::auto::sweep_forever(
+        store.clone(),
+        job_keys.clone(),
+        options.auto_update_interval,
+    )));
     let app = api::router(ApiState { store, job_keys });
     tasks.push(tokio::spawn(async move {
         let shutdown = async move {

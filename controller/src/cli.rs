@@ -232,6 +232,7 @@ async fn serve(config: &Config, store: &Store) -> Result<()> {
             state_dir: config.data_dir.clone(),
             report_interval: config.report_interval(),
             host_cert_validity: config.host_cert_validity(),
+            auto_update_interval: config.auto_update_interval(),
         },
         store.clone(),
     )

@@ -28,6 +28,8 @@ pub struct Config {
     pub report_interval_secs: u32,
     /// Lifetime of host certificates.
     pub host_cert_validity_days: u32,
+    /// How often automatic container updates are looked for.
+    pub auto_update_interval_secs: u32,
 }
 
 impl Default for Config {
@@ -40,6 +42,7 @@ impl Default for Config {
             api_listen: SocketAddr::from(([127, 0, 0, 1], 7080)),
             report_interval_secs: 60,
             host_cert_validity_days: 30,
+            auto_update_interval_secs: 60,
         }
     }
 }
@@ -145,6 +148,9 @@ impl Config {
         if let Some(v) = lookup("UNITY_HOST_CERT_VALIDITY_DAYS") {
             self.host_cert_validity_days = parse("UNITY_HOST_CERT_VALIDITY_DAYS", v)?;
         }
+        if let Some(v) = lookup("UNITY_AUTO_UPDATE_INTERVAL_SECS") {
+            self.auto_update_interval_secs = parse("UNITY_AUTO_UPDATE_INTERVAL_SECS", v)?;
+        }
         Ok(())
     }
 
@@ -161,7 +167,17 @@ impl Config {
                 reason: "between 1 and 365",
             });
         }
+        if !(1..=86_400).contains(&self.auto_update_interval_secs) {
+            return Err(ConfigError::Invalid {
+                key: "auto_update_interval_secs",
+                reason: "between 1 and 86400",
+            });
+        }
         Ok(())
+    }
+
+    pub fn auto_update_interval(&self) -> Duration {
+        Duration::from_secs(u64::from(self.auto_update_interval_secs))
     }
 
     pub fn report_interval(&self) -> Duration {

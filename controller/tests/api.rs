@@ -115,6 +115,21 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{job}");
     let job_id = job["id"].as_str().unwrap().to_owned();
+    // A maintenance window of tenant A.
+    let window_body = serde_json::json!({
+        "host_id": host_a, "days": ["sat"], "start": "02:00", "duration_minutes": 60,
+        "time_zone": "Europe/Berlin"
+    });
+    let (status, window) = request(
+        &app,
+        "POST",
+        "/api/v1/maintenance-windows",
+        Some(&token_a),
+        Some(window_body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{window}");
+    let window_id = window["id"].as_str().unwrap().to_owned();
     let first_id = |list: &'static str| {
         let app = app.clone();
         let token = token_a.clone();
@@ -140,10 +155,18 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         ),
         ("/api/v1/jobs/{id}", job_id.clone()),
         ("/api/v1/jobs/{id}/cancel", job_id.clone()),
+        (
+            "/api/v1/containers/{id}/policy",
+            first_id("/api/v1/containers").await,
+        ),
+        ("/api/v1/maintenance-windows/{id}", window_id.clone()),
     ]);
-    // What each POST route is sent: tenant B names tenant A's host.
-    let post_body = |route: &str| {
-        (route == "/api/v1/jobs").then(|| serde_json::json!({ "host_id": host_a, "kind": "ping" }))
+    // What each route that takes a body is sent: tenant B names tenant A's objects.
+    let post_body = |route: &str| match route {
+        "/api/v1/jobs" => Some(serde_json::json!({ "host_id": host_a, "kind": "ping" })),
+        "/api/v1/containers/{id}/policy" => Some(serde_json::json!({ "policy": "digest" })),
+        "/api/v1/maintenance-windows" => Some(window_body.clone()),
+        _ => None,
     };
 
     for (method, route) in TENANT_ROUTES {
@@ -157,12 +180,12 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         };
         let (status, body) = request(&app, method, &path, Some(&token_a), post_body(route)).await;
         assert!(
-            status == StatusCode::OK || status == StatusCode::CREATED,
+            [StatusCode::OK, StatusCode::CREATED, StatusCode::NO_CONTENT].contains(&status),
             "owner: {method} {path} → {status} {body}"
         );
         assert_ne!(body, serde_json::json!([]), "owner sees data at {path}");
         let (status, body) = request(&app, method, &path, Some(&token_b), post_body(route)).await;
-        if route.contains("{id}") || *method == "POST" {
+        if route.contains("{id}") || *method != "GET" {
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
             assert_eq!(body["code"], "not_found");
         } else {
@@ -252,6 +275,8 @@ fn every_routed_path_is_classified() {
         let documented = match *method {
             "GET" => item.get.is_some(),
             "POST" => item.post.is_some(),
+            "PUT" => item.put.is_some(),
+            "DELETE" => item.delete.is_some(),
             _ => false,
         };
         assert!(documented, "{method} {route} missing from OpenAPI");

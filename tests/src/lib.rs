@@ -69,6 +69,7 @@ impl Harness {
             state_dir: dir.path().join("controller"),
             report_interval,
             host_cert_validity,
+            auto_update_interval: Duration::from_secs(1),
         }
     }
 

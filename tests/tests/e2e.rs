@@ -387,6 +387,7 @@ async fn agent_reconnects_after_the_controller_restarts() {
                 state_dir: h.dir.path().join("controller"),
                 report_interval: Duration::from_secs(1),
                 host_cert_validity: Duration::from_secs(3600),
+                auto_update_interval: Duration::from_secs(60),
             },
             h.store.clone(),
         )

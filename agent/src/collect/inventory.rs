@@ -467,10 +467,14 @@ mod tests {
                         update: Some(UpdateStatus::UpdateAvailable {
                             new_digest: "sha256:feed".into(),
                         }),
+                        policy: Default::default(),
+                        candidate: None,
                     },
                     Collected {
                         container: exited,
                         update: None,
+                        policy: Default::default(),
+                        candidate: None,
                     },
                 ],
                 images: vec![image.clone(), image],

@@ -8,6 +8,7 @@ mod hosts;
 mod inventory;
 mod jobs;
 mod openapi;
+mod policies;
 mod storage;
 
 use axum::Json;
@@ -57,6 +58,20 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/jobs", get(jobs::list_jobs).post(jobs::create_job))
         .route("/api/v1/jobs/{id}", get(jobs::get_job))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route(
+            "/api/v1/containers/{id}/policy",
+            get(policies::get_policy)
+                .put(policies::put_policy)
+                .delete(policies::delete_policy),
+        )
+        .route(
+            "/api/v1/maintenance-windows",
+            get(policies::list_windows).post(policies::create_window),
+        )
+        .route(
+            "/api/v1/maintenance-windows/{id}",
+            get(policies::get_window).delete(policies::delete_window),
+        )
         .with_state(state)
 }
 
@@ -84,6 +99,13 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/jobs"),
     ("GET", "/api/v1/jobs/{id}"),
     ("POST", "/api/v1/jobs/{id}/cancel"),
+    ("GET", "/api/v1/containers/{id}/policy"),
+    ("PUT", "/api/v1/containers/{id}/policy"),
+    ("DELETE", "/api/v1/containers/{id}/policy"),
+    ("GET", "/api/v1/maintenance-windows"),
+    ("POST", "/api/v1/maintenance-windows"),
+    ("GET", "/api/v1/maintenance-windows/{id}"),
+    ("DELETE", "/api/v1/maintenance-windows/{id}"),
 ];
 /// Routes that need no token.
 pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/api/v1/openapi.json"];

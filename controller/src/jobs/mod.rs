@@ -2,12 +2,14 @@
 //!
 //! * [`state`] — a job's life as a pure function of (state, input, now).
 //! * [`keys`] — the job-signing key on disk and its rotation (statements agents verify).
+//! * [`auto`] — automatic updates where a container's policy and its windows allow.
 //! * [`create`] — a request (API or CLI) → a signed, queued job.
 //! * [`dispatch`] — from the queue to the agent's session, across replicas (LISTEN/NOTIFY).
 //! * [`outcome`] — acceptance, progress and signed receipts from agents → job rows.
 //!
 //! `docs/jobs.md` describes the envelope, what the agent checks, the states and the API.
 
+pub mod auto;
 pub mod create;
 pub mod dispatch;
 pub mod keys;

@@ -13,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod map;
 pub mod model;
+pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod update;
@@ -21,6 +22,7 @@ use std::time::Instant;
 
 pub use config::{ContainerConfig, RegistryCredential, UpdateCheckConfig};
 pub use model::*;
+pub use policy::{UpdateCandidate, UpdatePolicy};
 pub use reference::{ImageReference, ReferenceError};
 
 use registry::RegistryClient;
@@ -39,6 +41,8 @@ pub struct ContainerCollector {
     config: ContainerConfig,
     state: CheckState,
     client: Result<RegistryClient, String>,
+    /// Tag lists by repository, with when they were fetched (reused like digest answers).
+    tag_lists: std::collections::HashMap<String, (Instant, Vec<String>)>,
 }
 
 impl ContainerCollector {
@@ -48,6 +52,7 @@ impl ContainerCollector {
             config,
             state: CheckState::default(),
             client,
+            tag_lists: std::collections::HashMap::new(),
         }
     }
 
@@ -92,7 +97,67 @@ impl ContainerCollector {
                     reason: UnknownReason::Disabled,
                 }
             });
+            if self.config.updates.enabled && report.policy.follows_versions() {
+                report.candidate = self
+                    .find_candidate(&report.container, report.policy, &mut asked)
+                    .await;
+            }
         }
+    }
+
+    /// For a `patch`/`minor`/`major` container: the newest tag its policy allows and that
+    /// tag's digest. Failures (registry down, no version-like tag) are `None`: the container
+    /// is simply not moved, and its digest check above still says what it can.
+    async fn find_candidate(
+        &mut self,
+        container: &Container,
+        policy: UpdatePolicy,
+        asked: &mut usize,
+    ) -> Option<UpdateCandidate> {
+        let reference = ImageReference::parse(&container.image_reference).ok()?;
+        let current = reference.tag.clone()?;
+        let key = reference.repository_key();
+        let now = Instant::now();
+        let fresh = self
+            .tag_lists
+            .get(&key)
+            .filter(|(at, _)| now.duration_since(*at) < self.config.updates.recheck_after)
+            .map(|(_, tags)| tags.clone());
+        let tags = match fresh {
+            Some(tags) => tags,
+            None => {
+                if *asked >= self.config.updates.max_checks_per_round {
+                    return None;
+                }
+                *asked += 1;
+                let client = self.client.as_ref().ok()?;
+                match client.tags(&reference).await {
+                    Ok(tags) => {
+                        self.tag_lists.insert(key, (now, tags.clone()));
+                        tags
+                    }
+                    Err(reason) => {
+                        tracing::debug!(reference = %reference, ?reason, "tag list failed");
+                        return None;
+                    }
+                }
+            }
+        };
+        let tag = policy::best_tag(&current, &tags, policy)?;
+        let mut target = reference.clone();
+        target.tag = Some(tag.clone());
+        target.digest = None;
+        let client = self.client.as_ref().ok()?;
+        *asked += 1;
+        let digest = client.manifest_digest(&target).await.ok()?;
+        Some(UpdateCandidate {
+            reference: format!(
+                "{}@{digest}",
+                policy::with_tag(&container.image_reference, &tag)
+            ),
+            tag,
+            digest,
+        })
     }
 
     async fn check_one(&mut self, container: &Container, asked: &mut usize) -> UpdateStatus {

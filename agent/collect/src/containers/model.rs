@@ -251,6 +251,12 @@ pub struct ContainerReport {
     pub container: Container,
     /// `None` for containers that are not running (no check is made for them).
     pub update: Option<UpdateStatus>,
+    /// From the `unity.update` label (`notify` without one).
+    #[serde(default)]
+    pub policy: super::policy::UpdatePolicy,
+    /// For `patch`/`minor`/`major` policies: the newest tag the policy allows, if newer.
+    #[serde(default)]
+    pub candidate: Option<super::policy::UpdateCandidate>,
 }
 
 /// How the whole collection went.

@@ -25,6 +25,11 @@ application/vnd.docker.distribution.manifest.v2+json";
 pub const DIGEST_HEADER: &str = "docker-content-digest";
 /// Largest token response we read.
 const MAX_TOKEN_BODY: usize = 64 * 1024;
+/// Largest tag-list page we read (a page of 1000 long tags is well under this).
+const MAX_TAGS_BODY: usize = 4 * 1024 * 1024;
+/// Tag-list pages followed at most (repositories with more tags than this are rare; the
+/// newest tags are usually on the last page, so they would be missed — said in the docs).
+pub const MAX_TAG_PAGES: usize = 20;
 
 /// Why the HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +122,91 @@ impl RegistryClient {
                 },
             }),
         }
+    }
+
+    /// The registry's tags of `reference`'s repository (`GET /v2/<name>/tags/list`,
+    /// following `Link: <…>; rel="next"` for up to [`MAX_TAG_PAGES`] pages), with the same
+    /// token flow as the digest check.
+    pub async fn tags(&self, reference: &ImageReference) -> Result<Vec<String>, UnknownReason> {
+        let registry = reference.registry.as_str();
+        let base = format!("{}://{}", self.scheme(reference), reference.api_host());
+        let mut url = format!("{base}/v2/{}/tags/list?n=1000", reference.repository);
+        let credential = self.credentials.get(registry);
+        let mut token: Option<String> = match credential {
+            Some(RegistryCredential::Token { token }) => Some(token.clone()),
+            _ => None,
+        };
+        let mut all = Vec::new();
+        for _ in 0..MAX_TAG_PAGES {
+            let auth = match (&token, credential) {
+                (Some(t), _) => Auth::Bearer(t),
+                (None, Some(RegistryCredential::Basic { username, password })) => {
+                    Auth::Basic(username, password)
+                }
+                _ => Auth::None,
+            };
+            let mut response = self.get(registry, &url, auth).await?;
+            if response.status() == StatusCode::UNAUTHORIZED && token.is_none() {
+                let challenges = challenges(response.headers());
+                let Some(challenge) = bearer(&challenges) else {
+                    return Err(status_reason(
+                        registry,
+                        response.status(),
+                        response.headers(),
+                    ));
+                };
+                let fresh = self
+                    .token(registry, reference, &challenge, credential)
+                    .await?;
+                response = self.get(registry, &url, Auth::Bearer(&fresh)).await?;
+                token = Some(fresh);
+            }
+            if !response.status().is_success() {
+                return Err(status_reason(
+                    registry,
+                    response.status(),
+                    response.headers(),
+                ));
+            }
+            let next = next_link(response.headers()).map(|link| {
+                if link.starts_with('/') {
+                    format!("{base}{link}")
+                } else {
+                    link
+                }
+            });
+            let body = read_capped(registry, &mut response, MAX_TAGS_BODY).await?;
+            #[derive(serde::Deserialize)]
+            struct TagList {
+                tags: Option<Vec<String>>,
+            }
+            let list: TagList =
+                serde_json::from_slice(&body).map_err(|e| UnknownReason::BadResponse {
+                    registry: registry.to_owned(),
+                    detail: format!("tag list is not JSON: {e}"),
+                })?;
+            all.extend(list.tags.unwrap_or_default());
+            match next {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        Ok(all)
+    }
+
+    async fn get(
+        &self,
+        registry: &str,
+        url: &str,
+        auth: Auth<'_>,
+    ) -> Result<reqwest::Response, UnknownReason> {
+        let mut request = self.http.get(url);
+        request = match auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::Basic(user, password) => request.basic_auth(user, Some(password)),
+        };
+        request.send().await.map_err(|e| unreachable(registry, &e))
     }
 
     async fn head(
@@ -229,6 +319,51 @@ impl RegistryClient {
     }
 }
 
+/// `Link: </v2/x/tags/list?last=y&n=1000>; rel="next"` → the URL.
+pub fn next_link(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .find_map(|value| {
+            let text = value.to_str().ok()?;
+            text.split(',').find_map(|part| {
+                let (target, params) = part.split_once(';')?;
+                params
+                    .split(';')
+                    .any(|p| p.trim().replace(' ', "") == "rel=\"next\"")
+                    .then(|| {
+                        target
+                            .trim()
+                            .trim_start_matches('<')
+                            .trim_end_matches('>')
+                            .to_owned()
+                    })
+            })
+        })
+}
+
+async fn read_capped(
+    registry: &str,
+    response: &mut reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, UnknownReason> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| unreachable(registry, &e))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > max {
+            return Err(UnknownReason::BadResponse {
+                registry: registry.to_owned(),
+                detail: format!("response larger than {max} bytes"),
+            });
+        }
+    }
+    Ok(body)
+}
+
 fn challenges(headers: &HeaderMap) -> Vec<Challenge> {
     let mut all = Vec::new();
     for value in headers.get_all(WWW_AUTHENTICATE) {
@@ -336,5 +471,32 @@ pub fn backoff_for(reason: &UnknownReason, default: Duration) -> Option<Duration
             Some(retry_after_s.map_or(default, Duration::from_secs))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_links_are_read_from_link_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::LINK,
+            "</v2/library/nginx/tags/list?last=1.25&n=1000>; rel=\"next\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            next_link(&headers).as_deref(),
+            Some("/v2/library/nginx/tags/list?last=1.25&n=1000")
+        );
+        let mut other = HeaderMap::new();
+        other.insert(
+            reqwest::header::LINK,
+            "<https://x/y>; rel=\"prev\"".parse().unwrap(),
+        );
+        assert_eq!(next_link(&other), None);
+        assert_eq!(next_link(&HeaderMap::new()), None);
     }
 }

@@ -1,0 +1,338 @@
+//! `/api/v1/containers/{id}/policy` and `/api/v1/maintenance-windows`: when the controller
+//! may update containers by itself. Reading needs any token; changing needs `operate`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{ApiError, ApiState, ErrorBody, TenantAuth, parse_id};
+use crate::auth::Scope;
+use crate::jobs::auto::{Policy, effective};
+use crate::store::inventory::containers;
+use crate::store::policies::{self, NewWindow, Window};
+use crate::store::{StoreError, TenantTx, hosts};
+
+async fn commit(tx: TenantTx, action: &'static str) -> Result<(), ApiError> {
+    tx.commit()
+        .await
+        .map_err(|source| ApiError::Store(StoreError::Query { action, source }))
+}
+
+/// A container's update policy.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyView {
+    pub container_id: Uuid,
+    pub host_id: Uuid,
+    pub container: String,
+    /// What the container's `unity.update` label says (as the agent read it).
+    pub label: Option<String>,
+    /// What the API set, overriding the label.
+    pub override_policy: Option<String>,
+    pub override_by: Option<String>,
+    /// The policy in force: `off`, `notify`, `digest`, `patch`, `minor`, `major`.
+    pub effective: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRequest {
+    /// `off`, `notify`, `digest`, `patch`, `minor` or `major`.
+    pub policy: String,
+}
+
+async fn view(tx: &mut TenantTx, id: Uuid) -> Result<PolicyView, ApiError> {
+    let container = containers::get(tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("container"))?;
+    let host_id = container.summary.host_id;
+    let name = container.summary.name.clone();
+    let label = container.detail["policy"].as_str().map(str::to_owned);
+    let current = policies::policy_override(tx, host_id, &name).await?;
+    let (override_policy, override_by) = match current {
+        Some((policy, by, _)) => (Some(policy), Some(by)),
+        None => (None, None),
+    };
+    Ok(PolicyView {
+        container_id: id,
+        host_id,
+        effective: effective(override_policy.as_deref(), label.as_deref()).to_string(),
+        container: name,
+        label,
+        override_policy,
+        override_by,
+    })
+}
+
+/// The update policy of a container: its label, the API's override, and the one in force.
+#[utoipa::path(
+    get, path = "/api/v1/containers/{id}/policy", tag = "jobs",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Container id (the controller's)")),
+    responses(
+        (status = 200, description = "The policy", body = PolicyView),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such container in this tenant", body = ErrorBody),
+    )
+)]
+pub async fn get_policy(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<PolicyView>, ApiError> {
+    let id = parse_id(&id, "container")?;
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    Ok(Json(view(&mut tx, id).await?))
+}
+
+/// Override a container's update policy (kept by host and container name, so it outlives
+/// the container being recreated).
+#[utoipa::path(
+    put, path = "/api/v1/containers/{id}/policy", tag = "jobs",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Container id (the controller's)")),
+    request_body = PolicyRequest,
+    responses(
+        (status = 200, description = "The policy now", body = PolicyView),
+        (status = 400, description = "Not a policy", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `operate` scope", body = ErrorBody),
+        (status = 404, description = "No such container in this tenant", body = ErrorBody),
+    )
+)]
+pub async fn put_policy(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+    body: Result<Json<PolicyRequest>, JsonRejection>,
+) -> Result<Json<PolicyView>, ApiError> {
+    let id = parse_id(&id, "container")?;
+    auth.require(Scope::Operate)?;
+    let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let policy: Policy = request
+        .policy
+        .parse()
+        .map_err(|e: crate::jobs::auto::UnknownPolicy| ApiError::BadRequest(e.to_string()))?;
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    let container = containers::get(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("container"))?;
+    policies::set_policy(
+        &mut tx,
+        auth.tenant_id,
+        container.summary.host_id,
+        &container.summary.name,
+        policy.as_str(),
+        &format!("token:{}", auth.token_name),
+    )
+    .await?;
+    let view = view(&mut tx, id).await?;
+    commit(tx, "setting an update policy").await?;
+    Ok(Json(view))
+}
+
+/// Remove the override: the container's label decides again.
+#[utoipa::path(
+    delete, path = "/api/v1/containers/{id}/policy", tag = "jobs",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Container id (the controller's)")),
+    responses(
+        (status = 200, description = "The policy now", body = PolicyView),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `operate` scope", body = ErrorBody),
+        (status = 404, description = "No such container in this tenant", body = ErrorBody),
+    )
+)]
+pub async fn delete_policy(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<PolicyView>, ApiError> {
+    let id = parse_id(&id, "container")?;
+    auth.require(Scope::Operate)?;
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    let container = containers::get(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("container"))?;
+    policies::clear_policy(&mut tx, container.summary.host_id, &container.summary.name).await?;
+    let view = view(&mut tx, id).await?;
+    commit(tx, "clearing an update policy").await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowRequest {
+    /// Only this host; absent: every host of the tenant.
+    pub host_id: Option<Uuid>,
+    /// Weekdays: `mon` … `sun` (or `daily`).
+    pub days: Vec<String>,
+    /// Local start time, `HH:MM`.
+    pub start: String,
+    pub duration_minutes: i32,
+    /// IANA time zone (default `UTC`).
+    pub time_zone: Option<String>,
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn parse_days(days: &[String]) -> Result<Vec<i16>, ApiError> {
+    let mut out = Vec::new();
+    for day in days {
+        let day = day.trim().to_ascii_lowercase();
+        if day == "daily" {
+            return Ok((1..=7).collect());
+        }
+        let n = DAYS.iter().position(|d| *d == day).ok_or_else(|| {
+            ApiError::BadRequest(format!("day `{day}` is not one of mon … sun, daily"))
+        })?;
+        let n = i16::try_from(n + 1).unwrap_or(1);
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    if out.is_empty() {
+        return Err(ApiError::BadRequest(
+            "days must name at least one day".into(),
+        ));
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+fn parse_start(start: &str) -> Result<i32, ApiError> {
+    let bad = || ApiError::BadRequest(format!("start `{start}` is not HH:MM"));
+    let (h, m) = start.split_once(':').ok_or_else(bad)?;
+    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(0..24).contains(&h) || !(0..60).contains(&m) {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+/// The tenant's maintenance windows.
+#[utoipa::path(
+    get, path = "/api/v1/maintenance-windows", tag = "jobs",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Windows", body = [Window]),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+    )
+)]
+pub async fn list_windows(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+) -> Result<Json<Vec<Window>>, ApiError> {
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    Ok(Json(policies::list_windows(&mut tx).await?))
+}
+
+/// Add a maintenance window: automatic updates start only inside one (when any exists for
+/// the host or its tenant).
+#[utoipa::path(
+    post, path = "/api/v1/maintenance-windows", tag = "jobs",
+    security(("bearer" = [])),
+    request_body = WindowRequest,
+    responses(
+        (status = 201, description = "Created", body = Window),
+        (status = 400, description = "Invalid days, time, duration or time zone", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `operate` scope", body = ErrorBody),
+        (status = 404, description = "No such host in this tenant", body = ErrorBody),
+    )
+)]
+pub async fn create_window(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+    body: Result<Json<WindowRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Window>), ApiError> {
+    auth.require(Scope::Operate)?;
+    let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let days = parse_days(&request.days)?;
+    let start_minute = parse_start(&request.start)?;
+    if !(1..=10080).contains(&request.duration_minutes) {
+        return Err(ApiError::BadRequest(
+            "duration_minutes must be between 1 and 10080 (a week)".into(),
+        ));
+    }
+    let time_zone = request.time_zone.unwrap_or_else(|| "UTC".into());
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    if !policies::time_zone_exists(&mut tx, &time_zone).await? {
+        return Err(ApiError::BadRequest(format!(
+            "time zone `{time_zone}` is not known (IANA names such as Europe/Berlin)"
+        )));
+    }
+    if let Some(host_id) = request.host_id
+        && hosts::get_host(&mut tx, host_id).await?.is_none()
+    {
+        return Err(ApiError::NotFound("host"));
+    }
+    let window = policies::insert_window(
+        &mut tx,
+        &NewWindow {
+            tenant_id: auth.tenant_id,
+            host_id: request.host_id,
+            days: &days,
+            start_minute,
+            duration_minutes: request.duration_minutes,
+            time_zone: &time_zone,
+            created_by: &format!("token:{}", auth.token_name),
+        },
+    )
+    .await?;
+    commit(tx, "creating a maintenance window").await?;
+    Ok((StatusCode::CREATED, Json(window)))
+}
+
+/// One maintenance window.
+#[utoipa::path(
+    get, path = "/api/v1/maintenance-windows/{id}", tag = "jobs",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Window id")),
+    responses(
+        (status = 200, description = "The window", body = Window),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such window in this tenant", body = ErrorBody),
+    )
+)]
+pub async fn get_window(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Window>, ApiError> {
+    let id = parse_id(&id, "maintenance window")?;
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    policies::get_window(&mut tx, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("maintenance window"))
+}
+
+/// Delete a maintenance window.
+#[utoipa::path(
+    delete, path = "/api/v1/maintenance-windows/{id}", tag = "jobs",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Window id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "The token lacks the `operate` scope", body = ErrorBody),
+        (status = 404, description = "No such window in this tenant", body = ErrorBody),
+    )
+)]
+pub async fn delete_window(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id, "maintenance window")?;
+    auth.require(Scope::Operate)?;
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    if !policies::delete_window(&mut tx, id).await? {
+        return Err(ApiError::NotFound("maintenance window"));
+    }
+    commit(tx, "deleting a maintenance window").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
