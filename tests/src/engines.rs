@@ -23,6 +23,11 @@ pub fn present(what: &str, paths: &[&str]) -> Option<String> {
     None
 }
 
+/// Whether any of `paths` exists (for tools that measure only when they can).
+pub fn present_quietly(paths: &[&str]) -> bool {
+    paths.iter().any(|p| Path::new(p).is_file())
+}
+
 /// Runs a command, panicking with its output when it fails.
 pub fn run(program: &str, args: &[&str], env: &[(&str, &Path)]) -> String {
     let mut cmd = Command::new(program);
@@ -102,6 +107,23 @@ pub enum Behaviour {
     CannotStart,
     /// `httpd` on 8080 and no HEALTHCHECK: proven by a TCP connect.
     NoHealthcheck,
+    /// The machine's real `redis-server` (with its shared libraries) on 6379, no HEALTHCHECK:
+    /// proven by the Redis protocol probe.
+    Redis,
+}
+
+/// The shared libraries `binary` needs, as `ldd` lists them (absolute paths).
+fn shared_libraries(binary: &str) -> Vec<String> {
+    run("ldd", &[binary], &[])
+        .lines()
+        .filter_map(|line| {
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| path.to_owned())
+        })
+        .collect()
 }
 
 /// Writes a Dockerfile context for `behaviour` under `dir/<marker>` and returns its path.
@@ -119,6 +141,16 @@ pub fn image_context(dir: &Path, busybox: &str, behaviour: Behaviour, marker: &s
     }
     std::fs::write(root.join("marker"), marker).unwrap();
     std::fs::write(root.join("www/index.html"), marker).unwrap();
+    if behaviour == Behaviour::Redis {
+        let redis = std::fs::canonicalize("/usr/bin/redis-server").unwrap();
+        let redis = redis.to_str().unwrap();
+        std::fs::copy(redis, root.join("redis-server")).unwrap();
+        for lib in shared_libraries(redis) {
+            let target = root.join(lib.trim_start_matches('/'));
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(&lib, &target).unwrap();
+        }
+    }
     run(
         "tar",
         &[
@@ -144,6 +176,7 @@ pub fn image_context(dir: &Path, busybox: &str, behaviour: Behaviour, marker: &s
         }
         Behaviour::CannotStart => "ENTRYPOINT [\"/bin/does-not-exist\"]\n".to_owned(),
         Behaviour::NoHealthcheck => format!("{serve}\n"),
+        Behaviour::Redis => "EXPOSE 6379/tcp\nCMD [\"/redis-server\", \"--port\", \"6379\", \"--save\", \"\", \"--protected-mode\", \"no\"]\n".to_owned(),
     };
     std::fs::write(
         ctx.join("Dockerfile"),
@@ -353,5 +386,108 @@ impl SilentRegistry {
             addr,
             _thread: thread,
         }
+    }
+}
+
+/// The Podman API service (`podman system service`) with private storage, runc, cgroupfs,
+/// no network namespace (none can be made here) and `registry` as an insecure registry.
+#[derive(Debug)]
+pub struct Podman {
+    pub dir: tempfile::TempDir,
+    child: Child,
+    pub socket: PathBuf,
+    program: String,
+}
+
+impl Podman {
+    pub fn start(registry: &str) -> Option<Self> {
+        let program = present("podman", &["/usr/bin/podman"])?;
+        present("runc", &["/usr/sbin/runc", "/usr/bin/runc"])?;
+        let dir = short_tempdir();
+        let d = dir.path();
+        std::fs::write(
+            d.join("containers.conf"),
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
+             netns = \"none\"\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n\
+             events_logger = \"file\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("registries.conf"),
+            format!("[[registry]]\nlocation = \"{registry}\"\ninsecure = true\n"),
+        )
+        .unwrap();
+        let socket = d.join("p.sock");
+        let child = Command::new(&program)
+            .args(Self::storage_args(d))
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .envs(Self::env(d))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(d.join("podman.log")).unwrap())
+            .stderr(std::fs::File::create(d.join("podman.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let me = Self {
+            dir,
+            child,
+            socket,
+            program,
+        };
+        wait_for("podman service", Duration::from_secs(30), || {
+            me.socket.exists()
+        });
+        Some(me)
+    }
+
+    fn env(d: &Path) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("CONTAINERS_CONF", d.join("containers.conf")),
+            ("CONTAINERS_REGISTRIES_CONF", d.join("registries.conf")),
+        ]
+    }
+
+    fn storage_args(d: &Path) -> Vec<String> {
+        vec![
+            "--root".to_owned(),
+            d.join("root").display().to_string(),
+            "--runroot".to_owned(),
+            d.join("run").display().to_string(),
+            "--storage-driver".to_owned(),
+            "vfs".to_owned(),
+        ]
+    }
+
+    pub fn podman(&self, args: &[&str]) -> String {
+        let storage = Self::storage_args(self.dir.path());
+        let mut all: Vec<&str> = storage.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        let env = Self::env(self.dir.path());
+        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+        run(&self.program, &all, &env)
+    }
+
+    pub fn config(&self) -> unity_collect::containers::ContainerConfig {
+        unity_collect::containers::ContainerConfig {
+            honour_docker_host: false,
+            endpoints: vec![format!("unix://{}", self.socket.display())],
+            api_timeout: Duration::from_secs(20),
+            ..unity_collect::containers::ContainerConfig::default()
+        }
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let storage = Self::storage_args(self.dir.path());
+        let _ = Command::new(&self.program)
+            .args(&storage)
+            .args(["rm", "-f", "-a", "-t", "0"])
+            .envs(Self::env(self.dir.path()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        terminate(&mut self.child);
+        unmount_under(self.dir.path());
     }
 }

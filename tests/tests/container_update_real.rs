@@ -527,3 +527,135 @@ fn an_agent_killed_during_the_health_gate_rolls_back_on_its_next_start() {
         "the half-updated container is gone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_container_is_proven_by_its_protocol_probe_not_by_an_open_port() {
+    let Some(rig) = Rig::start() else { return };
+    if present(
+        "redis-server (.ci/setup-databases.sh)",
+        &["/usr/bin/redis-server"],
+    )
+    .is_none()
+    {
+        return;
+    }
+    let e = &rig.engine;
+    let tag = rig.tag("redis:7.0");
+    rig.push(Behaviour::Redis, "r1", "redis:7.0");
+    e.docker(&["network", "create", "dbnet"]);
+    let port = free_port();
+    e.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "cache",
+        "--network",
+        "dbnet",
+        "-p",
+        &format!("127.0.0.1:{port}:6379"),
+        &tag,
+    ]);
+    let (host, mut rx) = rig.host();
+    // A new build of the same server: the Redis probe confirms it.
+    let id = rig.image_id("cache");
+    let target = rig.push(Behaviour::Redis, "r2", "redis:7.0");
+    let (outcome, _) = run_job(&host, &mut rx, rig.job("cache", &target, &id)).await;
+    assert_eq!(outcome.end, JobEnd::Succeeded, "{outcome:#?}");
+    let d = detail(&outcome);
+    assert_eq!(d["probe"]["kind"], "database", "{d}");
+    assert_eq!(d["probe"]["database"], "redis", "{d}");
+    // An "update" that listens on the port but does not speak Redis (an HTTP server):
+    // a TCP connect would pass it; the protocol probe does not.
+    let id = rig.image_id("cache");
+    let impostor = rig.push(Behaviour::NoHealthcheck, "http", "redis:7.0");
+    let mut job = rig.job("cache", &impostor, &id);
+    // Shorter gate for the failing case.
+    let mut spec: JobSpec = unity_protocol::decode_payload(&job.spec).unwrap();
+    if let JobKind::ContainerUpdate(p) = &mut spec.kind {
+        p.health_timeout_secs = 8;
+    }
+    job = SignedJob::seal(&spec, rig.signer.key_id(), |b| rig.signer.sign(b)).unwrap();
+    let (outcome, _) = run_job(&host, &mut rx, job).await;
+    assert_eq!(outcome.end, JobEnd::RolledBack, "{outcome:#?}");
+    assert!(
+        outcome.summary.contains("redis probe"),
+        "{}",
+        outcome.summary
+    );
+    assert_eq!(
+        e.inspect("{{.Image}}", "cache"),
+        id,
+        "the real Redis is back"
+    );
+}
+
+/// The same job through Podman's Docker-compatible API (Podman 4.3 from Debian). Podman runs
+/// health checks from systemd timers, which this machine has not, and makes no network
+/// namespaces here: the gate is "running, and still running after the settle period".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_containers_are_updated_and_rolled_back_too() {
+    let Some(rig) = Rig::start() else { return };
+    let Some(podman) = unity_e2e::engines::Podman::start(&rig.registry.addr) else {
+        return;
+    };
+    let tag = rig.tag("pod:stable");
+    rig.push(Behaviour::NoHealthcheck, "p1", "pod:stable");
+    podman.podman(&["pull", &tag]);
+    podman.podman(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "-e",
+        "EXTRA=1",
+        "--label",
+        "com.docker.compose.project=pods",
+        "--restart",
+        "on-failure:3",
+        &tag,
+    ]);
+    let id = podman.podman(&["inspect", "-f", "{{.Image}}", "svc"]);
+    let id = if id.starts_with("sha256:") {
+        id
+    } else {
+        format!("sha256:{id}")
+    };
+    let target = rig.push(Behaviour::NoHealthcheck, "p2", "pod:stable");
+    let options = JobOptions {
+        containers: podman.config(),
+        ..rig.options()
+    };
+    let (host, mut rx) =
+        JobHost::open(&agent_state(rig.state_dir.path(), &rig.signer), options).unwrap();
+    let (outcome, events) = run_job(&host, &mut rx, rig.job("svc", &target, &id)).await;
+    assert_eq!(outcome.end, JobEnd::Succeeded, "{outcome:#?} {events:#?}");
+    assert_eq!(podman.podman(&["exec", "svc", "cat", "/marker"]), "p2");
+    let env = podman.podman(&["inspect", "-f", "{{json .Config.Env}}", "svc"]);
+    assert!(env.contains("EXTRA=1"), "{env}");
+    assert_eq!(
+        podman.podman(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"com.docker.compose.project\"}}",
+            "svc"
+        ]),
+        "pods"
+    );
+    assert_eq!(
+        podman.podman(&["ps", "-aq"]).lines().count(),
+        1,
+        "old container removed"
+    );
+    // A crashing image: rolled back to p2.
+    let new_id = podman.podman(&["inspect", "-f", "{{.Image}}", "svc"]);
+    let new_id = if new_id.starts_with("sha256:") {
+        new_id
+    } else {
+        format!("sha256:{new_id}")
+    };
+    let crash = rig.push(Behaviour::Crashes, "pc", "pod:stable");
+    let (outcome, events) = run_job(&host, &mut rx, rig.job("svc", &crash, &new_id)).await;
+    assert_eq!(outcome.end, JobEnd::RolledBack, "{outcome:#?} {events:#?}");
+    assert_eq!(podman.podman(&["exec", "svc", "cat", "/marker"]), "p2");
+    assert_eq!(podman.podman(&["ps", "-aq"]).lines().count(), 1);
+}

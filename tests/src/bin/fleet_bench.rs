@@ -28,6 +28,7 @@ use unity_agent::enroll::{EnrollOptions, enroll};
 use unity_agent::link::{self, Session};
 use unity_agent::state::AgentState;
 use unity_controller::testing::ThrowawayPostgres;
+use unity_e2e::bench::{Child, ProcSample, free_port, percentile, sample};
 use unity_pki::Fingerprint;
 use unity_protocol::latest::ReportBody;
 
@@ -43,70 +44,6 @@ struct Args {
     controller_bin: PathBuf,
     #[arg(long, default_value = "target/release-agent/unity-agent")]
     agent_bin: PathBuf,
-}
-
-/// CPU time (user + system) and RSS of a process, from procfs.
-#[derive(Debug, Clone, Copy)]
-struct ProcSample {
-    cpu: Duration,
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-fn sample(pid: u32) -> Result<ProcSample> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("odd /proc/pid/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib = |key: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok(ProcSample {
-        cpu: Duration::from_millis(ticks * 1000 / clock_ticks()),
-        rss_kib: kib("VmRSS:"),
-        hwm_kib: kib("VmHWM:"),
-    })
-}
-
-fn clock_ticks() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100)
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index]
-}
-
-struct Child(tokio::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.start_kill();
-    }
 }
 
 #[tokio::main]

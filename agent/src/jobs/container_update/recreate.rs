@@ -121,6 +121,7 @@ pub fn plan(
         .filter(|h| Some(h) != image.healthcheck.as_ref());
 
     reattach_anonymous_volumes(old, &mut host_config);
+    normalize_ulimits(&mut host_config);
 
     let (endpoints, extra_networks) = networks(old, &network_mode, &short_id);
     let body = ContainerCreateBody {
@@ -169,6 +170,20 @@ pub fn plan(
         body,
         extra_networks,
     })
+}
+
+/// Podman's compatible API reports ulimits as `RLIMIT_NOFILE` but accepts only `nofile` when
+/// creating (Docker uses `nofile` both ways): names are written the way both accept.
+fn normalize_ulimits(host_config: &mut bollard::models::HostConfig) {
+    for ulimit in host_config.ulimits.iter_mut().flatten() {
+        if let Some(name) = &ulimit.name {
+            let short = name
+                .strip_prefix("RLIMIT_")
+                .or_else(|| name.strip_prefix("rlimit_"))
+                .unwrap_or(name);
+            ulimit.name = Some(short.to_ascii_lowercase());
+        }
+    }
 }
 
 /// Volumes the engine created for the container (an image `VOLUME`, or `-v /path`) are not in
@@ -418,6 +433,20 @@ mod tests {
         assert!(plan.body.networking_config.is_none());
         assert!(plan.extra_networks.is_empty());
         assert_eq!(plan.body.hostname, None);
+    }
+
+    #[test]
+    fn podman_ulimit_names_are_written_as_both_engines_accept() {
+        let mut old: ContainerInspectResponse =
+            fixture("docker-20.10-inspect-web-two-networks.json");
+        old.host_config.as_mut().unwrap().ulimits = Some(vec![bollard::models::ResourcesUlimits {
+            name: Some("RLIMIT_NOFILE".into()),
+            soft: Some(1024),
+            hard: Some(1024),
+        }]);
+        let plan = plan(&old, None, NEW).unwrap();
+        let ulimits = plan.body.host_config.unwrap().ulimits.unwrap();
+        assert_eq!(ulimits[0].name.as_deref(), Some("nofile"));
     }
 
     #[test]
