@@ -55,6 +55,11 @@ say "preparing tenant 'homelab' and an API token"
 token_file="$demo_dir/api-token"
 [[ -s "$token_file" ]] || "$controller" api-token create --tenant homelab --name quickstart >"$token_file"
 api_token=$(cat "$token_file")
+# A second token that may act (create jobs): kept apart so the read token stays read-only.
+operate_file="$demo_dir/api-token-operate"
+[[ -s "$operate_file" ]] ||
+  "$controller" api-token create --tenant homelab --name quickstart-ops --scope operate >"$operate_file"
+operate_token=$(cat "$operate_file")
 
 say "starting the controller (QUIC $UNITY_QUIC_LISTEN, API $api; log $demo_dir/controller.log)"
 "$controller" serve >>"$demo_dir/controller.log" 2>&1 &
@@ -104,13 +109,35 @@ for what in storage inventory; do
   fi
 done
 
+# The job path: a signed `ping` (changes nothing) comes back with a receipt signed by this
+# host's key.
+say "POST $api/api/v1/jobs  (a signed 'ping' job for this host)"
+job=$(curl -fsS -H "Authorization: Bearer $operate_token" -H 'content-type: application/json' \
+  -d "{\"host_id\": \"$host_id\", \"kind\": \"ping\", \"params\": {\"message\": \"hello from the quickstart\"}}" \
+  "$api/api/v1/jobs")
+job_id=$(printf '%s' "$job" | sed -n 's/.*"id": *"\([0-9a-f-]*\)".*/\1/p' | head -1)
+for _ in $(seq 1 100); do
+  job=$(curl -fsS -H "Authorization: Bearer $api_token" "$api/api/v1/jobs/$job_id" 2>/dev/null || true)
+  [[ "$job" == *'"finished_at":"'* ]] && break
+  sleep 0.2
+done
+say "GET $api/api/v1/jobs/$job_id"
+printf '%s' "$job" | pretty
+[[ "$job" == *'"state":"succeeded"'* && "$job" == *'"status":"verified"'* ]] ||
+  { say "the ping job did not come back verified"; tail -20 "$demo_dir"/*.log; exit 1; }
+
 $check_only && { say "quickstart check passed"; exit 0; }
 
 cat <<MSG
 
 Your controller is running with this host enrolled. Try:
   curl -H "Authorization: Bearer $api_token" $api/api/v1/hosts
+  curl -H "Authorization: Bearer $api_token" $api/api/v1/containers
+  curl -H "Authorization: Bearer $api_token" $api/api/v1/jobs
   curl $api/api/v1/openapi.json
+Update a container (the newer digest the update check found), health-gated, rolled back if it fails:
+  curl -H "Authorization: Bearer $operate_token" -H 'content-type: application/json' \\
+    -d '{"host_id": "$host_id", "kind": "container_update", "params": {"container": "NAME"}}' $api/api/v1/jobs
 State lives in $demo_dir (delete it to start over). Press Ctrl-C to stop.
 MSG
 wait
