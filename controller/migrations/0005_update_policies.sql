@@ -72,3 +72,8 @@ CREATE FUNCTION unity_tenant_ids() RETURNS SETOF uuid
     AS $$ SELECT id FROM tenants $$;
 REVOKE ALL ON FUNCTION unity_tenant_ids() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION unity_tenant_ids() TO unity_app;
+
+-- Jobs that fail, roll back or are refused raise alerts (docs/alerts.md, "Jobs").
+ALTER TABLE alerts DROP CONSTRAINT alerts_object_kind_check;
+ALTER TABLE alerts ADD CONSTRAINT alerts_object_kind_check
+    CHECK (object_kind IN ('disk', 'pool', 'array', 'collector', 'container', 'database', 'job'));

@@ -340,6 +340,15 @@ async fn a_user_updates_a_container_through_the_api_and_nothing_survives_a_crash
         "{job}"
     );
     assert_eq!(engine.docker(&["exec", "web", "cat", "/marker"]), "v2");
+    let (_, alerts) = fleet.get("/api/v1/alerts").await;
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "job_rolled_back" && a["severity"] == "warning"),
+        "{alerts}"
+    );
 
     // 3. The agent is killed (SIGKILL) while the new container is in its health gate.
     let web_container = engine.inspect("{{.Id}}", "web");

@@ -264,6 +264,26 @@ async fn a_database_writer_without_the_signing_key_cannot_make_an_agent_run_anyt
         );
     }
 
+    // Each is an alert: critical where it looks like tampering, a warning for the expired one
+    // (a host's clock can do that on its own).
+    let (_, alerts) = h.api("/api/v1/alerts", &ops).await;
+    let refused: Vec<&serde_json::Value> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "job_refused")
+        .collect();
+    assert_eq!(refused.len(), cases.len(), "{alerts}");
+    for alert in refused {
+        let expected = if alert["current"] == "refused (expired)" {
+            "warning"
+        } else {
+            "critical"
+        };
+        assert_eq!(alert["severity"], expected, "{alert}");
+        assert_eq!(alert["object_kind"], "job");
+    }
+
     // 6. Replay: a job that ran, put back in the queue by rewriting its row.
     let (_, job) = h
         .post(

@@ -145,6 +145,8 @@ pub fn vanished(kind: ObjectKind, object: &Vanished) -> NewAlert {
         ObjectKind::Collector => "collector_presence",
         ObjectKind::Container => "container_presence",
         ObjectKind::Database => "database_presence",
+        // Jobs are not inventoried objects; their alerts come from `jobs::outcome`.
+        ObjectKind::Job => "job_presence",
     };
     NewAlert {
         object_kind: kind,

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use super::state::{Input, JobState, Outcome, transition};
 use crate::store::jobs::{self as job_store, JobUpdate, NewEvent, ReceiptWrite};
-use crate::store::storage::{detail_value, strip_nul};
+use crate::store::storage::alerts::{self, NewAlert, ObjectKind, Severity};
+use crate::store::storage::{HostScope, detail_value, strip_nul};
 use crate::store::{StoreError, TenantTx};
 
 /// The session's peer, as job answers need it.
@@ -198,5 +199,55 @@ pub async fn receipt(
     .await?;
     tracing::info!(job_id = %outcome.job_id, tenant_id = %peer.identity.tenant_id,
         host_id = %peer.identity.host_id, %state, refusal, %summary, "job ended");
+    if let Some(alert) = job_alert(&row, state, refusal, &summary) {
+        let scope = HostScope {
+            tenant_id: peer.identity.tenant_id,
+            host_id: peer.identity.host_id,
+        };
+        alerts::insert(tx, scope, &alert, now).await?;
+    }
     Ok(Applied::Moved(state))
+}
+
+/// Refusals that mean someone tampered with or misdirected a job (not a host's own limits).
+const SUSPICIOUS: &[&str] = &[
+    "bad_signature",
+    "unknown_key",
+    "malformed",
+    "wrong_tenant",
+    "wrong_host",
+    "replay",
+];
+
+/// The alert a job's end raises (docs/alerts.md, "Jobs"): a failed job (critical: it may have
+/// left something down — a failed rollback is one), a rolled-back one (warning: the previous
+/// state runs), a refused one (critical when it looks like tampering).
+fn job_alert(
+    row: &job_store::JobRow,
+    state: JobState,
+    refusal: Option<&str>,
+    summary: &str,
+) -> Option<NewAlert> {
+    let (kind, severity) = match state {
+        JobState::Failed => ("job_failed", Severity::Critical),
+        JobState::RolledBack => ("job_rolled_back", Severity::Warning),
+        JobState::Refused if refusal.is_some_and(|r| SUSPICIOUS.contains(&r)) => {
+            ("job_refused", Severity::Critical)
+        }
+        JobState::Refused => ("job_refused", Severity::Warning),
+        _ => return None,
+    };
+    Some(NewAlert {
+        object_kind: ObjectKind::Job,
+        object_id: Some(row.id),
+        object_name: format!("{} job", row.kind),
+        kind,
+        previous: None,
+        current: match refusal {
+            Some(reason) => format!("refused ({reason})"),
+            None => state.as_str().to_owned(),
+        },
+        severity,
+        message: summary.to_owned(),
+    })
 }

@@ -33,6 +33,7 @@ pub enum ObjectKind {
     Collector,
     Container,
     Database,
+    Job,
 }
 
 impl ObjectKind {
@@ -44,6 +45,7 @@ impl ObjectKind {
             ObjectKind::Collector => "collector",
             ObjectKind::Container => "container",
             ObjectKind::Database => "database",
+            ObjectKind::Job => "job",
         }
     }
 }
@@ -98,7 +100,7 @@ pub async fn insert(
 pub struct Alert {
     pub id: Uuid,
     pub host_id: Uuid,
-    /// `disk`, `pool`, `array`, `collector`, `container` or `database`.
+    /// `disk`, `pool`, `array`, `collector`, `container`, `database` or `job`.
     pub object_kind: String,
     /// The disk, pool, array, container or database id; null for collectors.
     pub object_id: Option<Uuid>,
