@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Container engines and an OCI registry for agent/collect/tests/containers_real.rs.
+# Container engines and an OCI registry for tests/tests/collect_containers_real.rs and the
+# container-update tests (tests/tests/container_update_*.rs, auto_update_e2e.rs).
 # The tests start their own dockerd, podman API service and registry on private sockets and
 # ports (nothing here starts a service or touches the host's own engine); this script only
 # installs the Debian packages they run:

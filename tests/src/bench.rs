@@ -70,3 +70,106 @@ impl Drop for Child {
         let _ = self.0.start_kill();
     }
 }
+
+/// The release controller binary running as a child process on `database_url`.
+#[derive(Debug)]
+pub struct BenchController {
+    pub child: Child,
+    pub pid: u32,
+    pub quic_addr: String,
+    pub api_base: String,
+    pub fingerprint: unity_pki::Fingerprint,
+}
+
+impl BenchController {
+    /// Starts `bin serve` with its state in `dir`, waits for `/healthz`, reads the CA
+    /// fingerprint agents pin.
+    pub async fn start(
+        bin: &std::path::Path,
+        database_url: &str,
+        dir: &std::path::Path,
+    ) -> Result<Self> {
+        let quic_port = free_port()?;
+        let api_port = free_port()?;
+        let child = Child(
+            tokio::process::Command::new(bin)
+                .arg("serve")
+                .env("DATABASE_URL", database_url)
+                .env("UNITY_DATA_DIR", dir)
+                .env("UNITY_QUIC_LISTEN", format!("127.0.0.1:{quic_port}"))
+                .env("UNITY_API_LISTEN", format!("127.0.0.1:{api_port}"))
+                .env("UNITY_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .context("starting the controller")?,
+        );
+        let pid = child.0.id().context("controller pid")?;
+        let api_base = format!("http://127.0.0.1:{api_port}");
+        let http = reqwest::Client::new();
+        let mut ready = false;
+        for _ in 0..100 {
+            if http
+                .get(format!("{api_base}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !ready {
+            anyhow::bail!("controller did not become healthy");
+        }
+        let out = std::process::Command::new(bin)
+            .args(["ca", "fingerprint"])
+            .env("UNITY_DATA_DIR", dir)
+            .output()?;
+        let fingerprint = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+        Ok(Self {
+            child,
+            pid,
+            quic_addr: format!("127.0.0.1:{quic_port}"),
+            api_base,
+            fingerprint,
+        })
+    }
+
+    /// Enrolls `n` agents for real (16 at a time), with state under `dir/agent-<i>`.
+    pub async fn enroll_many(
+        &self,
+        store: &unity_controller::store::Store,
+        tenant: uuid::Uuid,
+        n: usize,
+        dir: &std::path::Path,
+    ) -> Result<Vec<unity_agent::state::AgentState>> {
+        use unity_agent::enroll::{EnrollOptions, enroll};
+        let mut states = Vec::with_capacity(n);
+        for chunk in (0..n).collect::<Vec<_>>().chunks(16) {
+            let mut set = tokio::task::JoinSet::new();
+            for &i in chunk {
+                let (token, _) = store
+                    .create_enrollment_token(tenant, Duration::from_secs(600))
+                    .await?;
+                let options = EnrollOptions {
+                    controller: self.quic_addr.clone(),
+                    token,
+                    ca_fingerprint: self.fingerprint,
+                    state_dir: dir.join(format!("agent-{i}")),
+                    hostname: format!("bench-{i}"),
+                    force: false,
+                };
+                set.spawn(async move {
+                    enroll(&options).await?;
+                    unity_agent::state::AgentState::load(&options.state_dir)
+                        .map_err(anyhow::Error::from)
+                });
+            }
+            while let Some(state) = set.join_next().await {
+                states.push(state??);
+            }
+        }
+        Ok(states)
+    }
+}

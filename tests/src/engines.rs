@@ -390,7 +390,8 @@ impl SilentRegistry {
 }
 
 /// The Podman API service (`podman system service`) with private storage, runc, cgroupfs,
-/// no network namespace (none can be made here) and `registry` as an insecure registry.
+/// no network namespace (none can be made here) and, when given, `registry` as an insecure
+/// registry.
 #[derive(Debug)]
 pub struct Podman {
     pub dir: tempfile::TempDir,
@@ -400,7 +401,7 @@ pub struct Podman {
 }
 
 impl Podman {
-    pub fn start(registry: &str) -> Option<Self> {
+    pub fn start(registry: Option<&str>) -> Option<Self> {
         let program = present("podman", &["/usr/bin/podman"])?;
         present("runc", &["/usr/sbin/runc", "/usr/bin/runc"])?;
         let dir = short_tempdir();
@@ -412,11 +413,10 @@ impl Podman {
              events_logger = \"file\"\n",
         )
         .unwrap();
-        std::fs::write(
-            d.join("registries.conf"),
-            format!("[[registry]]\nlocation = \"{registry}\"\ninsecure = true\n"),
-        )
-        .unwrap();
+        let registries = registry
+            .map(|r| format!("[[registry]]\nlocation = \"{r}\"\ninsecure = true\n"))
+            .unwrap_or_default();
+        std::fs::write(d.join("registries.conf"), registries).unwrap();
         let socket = d.join("p.sock");
         let child = Command::new(&program)
             .args(Self::storage_args(d))
@@ -465,6 +465,18 @@ impl Podman {
         let env = Self::env(self.dir.path());
         let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
         run(&self.program, &all, &env)
+    }
+
+    /// Like [`Self::podman`] but tolerating a non-zero exit (health checks that fail).
+    pub fn podman_status(&self, args: &[&str]) -> bool {
+        Command::new(&self.program)
+            .args(Self::storage_args(self.dir.path()))
+            .args(args)
+            .envs(Self::env(self.dir.path()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     pub fn config(&self) -> unity_collect::containers::ContainerConfig {

@@ -181,6 +181,14 @@ impl Harness {
         CertificateAuthority::load(&self.dir.path().join("controller/ca")).unwrap()
     }
 
+    /// A token of `tenant` that may create and cancel jobs.
+    pub async fn operate_token(&self, tenant: Uuid) -> String {
+        self.store
+            .create_scoped_api_token(tenant, "ops", Scope::Operate)
+            .await
+            .unwrap()
+    }
+
     pub async fn enrollment_token(&self, tenant: Uuid) -> String {
         self.store
             .create_enrollment_token(tenant, Duration::from_secs(600))

@@ -13,7 +13,7 @@ use unity_agent::run::RunOptions;
 use unity_collect::databases::DiscoveryOptions;
 use unity_collect::runner::SystemRunner;
 use unity_e2e::engines::{Behaviour, Dockerd, Registry, present};
-use unity_e2e::{AgentTask, Harness, Scope, fast_options};
+use unity_e2e::{AgentTask, Harness, fast_options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minor_policy_moves_a_container_to_the_newest_minor_tag_by_itself() {
@@ -58,11 +58,7 @@ async fn a_minor_policy_moves_a_container_to_the_newest_minor_tag_by_itself() {
 
     let h = Harness::start().await;
     let tenant = h.store.create_tenant("homelab").await.unwrap();
-    let token = h
-        .store
-        .create_scoped_api_token(tenant.id, "ops", Scope::Operate)
-        .await
-        .unwrap();
+    let token = h.operate_token(tenant.id).await;
     let state = h.enroll("docker-host", tenant.id).await;
     let host = state.enrollment.host_id;
     let containers = engine.config();

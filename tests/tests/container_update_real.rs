@@ -595,7 +595,7 @@ async fn a_database_container_is_proven_by_its_protocol_probe_not_by_an_open_por
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn podman_containers_are_updated_and_rolled_back_too() {
     let Some(rig) = Rig::start() else { return };
-    let Some(podman) = unity_e2e::engines::Podman::start(&rig.registry.addr) else {
+    let Some(podman) = unity_e2e::engines::Podman::start(Some(&rig.registry.addr)) else {
         return;
     };
     let tag = rig.tag("pod:stable");

@@ -95,11 +95,7 @@ async fn ping_runs_end_to_end_with_a_verified_receipt_and_tenants_stay_apart() {
     let a = h.store.create_tenant("alpha").await.unwrap();
     let b = h.store.create_tenant("beta").await.unwrap();
     let read = h.store.create_api_token(a.id, "viewer").await.unwrap();
-    let ops = h
-        .store
-        .create_scoped_api_token(a.id, "ops", Scope::Operate)
-        .await
-        .unwrap();
+    let ops = h.operate_token(a.id).await;
     let ops_b = h
         .store
         .create_scoped_api_token(b.id, "ops-b", Scope::Operate)
@@ -211,11 +207,7 @@ fn hex_bytes(value: &serde_json::Value) -> Vec<u8> {
 async fn a_database_writer_without_the_signing_key_cannot_make_an_agent_run_anything() {
     let h = Harness::start().await;
     let a = h.store.create_tenant("alpha").await.unwrap();
-    let ops = h
-        .store
-        .create_scoped_api_token(a.id, "ops", Scope::Operate)
-        .await
-        .unwrap();
+    let ops = h.operate_token(a.id).await;
     let state = h.enroll("nas", a.id).await;
     let other = h.enroll("other", a.id).await;
     let host = state.enrollment.host_id;
@@ -318,11 +310,7 @@ async fn a_database_writer_without_the_signing_key_cannot_make_an_agent_run_anyt
 async fn a_kind_the_host_does_not_allow_is_refused_by_the_host() {
     let h = Harness::start().await;
     let a = h.store.create_tenant("alpha").await.unwrap();
-    let ops = h
-        .store
-        .create_scoped_api_token(a.id, "ops", Scope::Operate)
-        .await
-        .unwrap();
+    let ops = h.operate_token(a.id).await;
     let state = h.enroll("locked", a.id).await;
     let host = state.enrollment.host_id;
     let mut options = RunOptions {
@@ -354,11 +342,7 @@ async fn a_kind_the_host_does_not_allow_is_refused_by_the_host() {
 async fn an_offline_host_gets_its_job_when_it_returns_unless_the_job_expired() {
     let h = Harness::start().await;
     let a = h.store.create_tenant("alpha").await.unwrap();
-    let ops = h
-        .store
-        .create_scoped_api_token(a.id, "ops", Scope::Operate)
-        .await
-        .unwrap();
+    let ops = h.operate_token(a.id).await;
     let state = h.enroll("laptop", a.id).await;
     let host = state.enrollment.host_id;
     let state_dir = state.dir.clone();
@@ -401,11 +385,7 @@ async fn a_job_created_on_one_controller_reaches_an_agent_connected_to_another()
     let h = Harness::start().await;
     let (_replica_store, replica) = h.start_replica().await;
     let a = h.store.create_tenant("alpha").await.unwrap();
-    let ops = h
-        .store
-        .create_scoped_api_token(a.id, "ops", Scope::Operate)
-        .await
-        .unwrap();
+    let ops = h.operate_token(a.id).await;
     let mut state = h.enroll("far", a.id).await;
     let host = state.enrollment.host_id;
     // The agent holds its session with the replica, the job is made on the first controller.
@@ -569,11 +549,7 @@ async fn a_controller_impostor_with_a_valid_tls_certificate_cannot_run_anything(
 async fn a_rotated_key_reaches_connected_and_returning_agents_and_retires_old_jobs() {
     let h = Harness::start().await;
     let a = h.store.create_tenant("alpha").await.unwrap();
-    let ops = h
-        .store
-        .create_scoped_api_token(a.id, "ops", Scope::Operate)
-        .await
-        .unwrap();
+    let ops = h.operate_token(a.id).await;
     let online = h.enroll("online", a.id).await;
     let offline = h.enroll("offline", a.id).await;
     let (online_host, offline_host) = (online.enrollment.host_id, offline.enrollment.host_id);

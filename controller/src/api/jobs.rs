@@ -11,12 +11,11 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::storage::{host_filter, query};
-use super::{ApiError, ApiState, ErrorBody, TenantAuth, parse_id};
+use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
 use crate::jobs::state::JobState;
 use crate::jobs::{Cancelled, CreateJobError, JobRequest, cancel, create_job as queue_job};
 use crate::store::jobs::{self as job_store, JobDetail, JobFilter, JobSummary};
-use crate::store::{StoreError, TenantTx};
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -47,12 +46,6 @@ impl From<CreateJobError> for ApiError {
             }
         }
     }
-}
-
-async fn commit(tx: TenantTx, action: &'static str) -> Result<(), ApiError> {
-    tx.commit()
-        .await
-        .map_err(|source| ApiError::Store(StoreError::Query { action, source }))
 }
 
 /// Queue a signed job for one of the tenant's hosts.

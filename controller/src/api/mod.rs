@@ -110,6 +110,13 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
 /// Routes that need no token.
 pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/api/v1/openapi.json"];
 
+/// Commits a handler's transaction; a failure is a store error naming `action`.
+async fn commit(tx: crate::store::TenantTx, action: &'static str) -> Result<(), ApiError> {
+    tx.commit()
+        .await
+        .map_err(|source| ApiError::Store(crate::store::StoreError::Query { action, source }))
+}
+
 fn parse_id(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
     // A malformed id cannot name anything: same answer as an id of another tenant.
     Uuid::try_parse(raw).map_err(|_| ApiError::NotFound(what))

@@ -8,18 +8,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{ApiError, ApiState, ErrorBody, TenantAuth, parse_id};
+use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
 use crate::jobs::auto::{Policy, effective};
 use crate::store::inventory::containers;
 use crate::store::policies::{self, NewWindow, Window};
-use crate::store::{StoreError, TenantTx, hosts};
-
-async fn commit(tx: TenantTx, action: &'static str) -> Result<(), ApiError> {
-    tx.commit()
-        .await
-        .map_err(|source| ApiError::Store(StoreError::Query { action, source }))
-}
+use crate::store::{TenantTx, hosts};
 
 /// A container's update policy.
 #[derive(Debug, Serialize, utoipa::ToSchema)]

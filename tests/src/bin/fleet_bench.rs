@@ -24,12 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use unity_agent::enroll::{EnrollOptions, enroll};
 use unity_agent::link::{self, Session};
-use unity_agent::state::AgentState;
 use unity_controller::testing::ThrowawayPostgres;
-use unity_e2e::bench::{Child, ProcSample, free_port, percentile, sample};
-use unity_pki::Fingerprint;
+use unity_e2e::bench::{BenchController, Child, ProcSample, percentile, sample};
 use unity_protocol::latest::ReportBody;
 
 #[derive(Debug, Parser)]
@@ -62,75 +59,19 @@ async fn main() -> Result<()> {
     let (store, database_url) = pg.fresh_database().await?;
     let tenant = store.create_tenant("bench").await?;
 
-    let quic_port = free_port()?;
-    let api_port = free_port()?;
     let controller_dir = work.path().join("controller");
-    let controller = Child(
-        tokio::process::Command::new(&args.controller_bin)
-            .arg("serve")
-            .env("DATABASE_URL", &database_url)
-            .env("UNITY_DATA_DIR", &controller_dir)
-            .env("UNITY_QUIC_LISTEN", format!("127.0.0.1:{quic_port}"))
-            .env("UNITY_API_LISTEN", format!("127.0.0.1:{api_port}"))
-            .env("UNITY_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting the controller")?,
-    );
-    let pid = controller.0.id().context("controller pid")?;
-    let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..100 {
-        if http
-            .get(format!("http://127.0.0.1:{api_port}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if !ready {
-        bail!("controller did not become healthy");
-    }
-    let fingerprint: Fingerprint = {
-        let out = std::process::Command::new(&args.controller_bin)
-            .args(["ca", "fingerprint"])
-            .env("UNITY_DATA_DIR", &controller_dir)
-            .output()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse()?
-    };
-    let controller_addr = format!("127.0.0.1:{quic_port}");
+    let bench =
+        BenchController::start(&args.controller_bin, &database_url, &controller_dir).await?;
+    let pid = bench.pid;
+    let fingerprint = bench.fingerprint;
+    let controller_addr = bench.quic_addr.clone();
     let baseline = sample(pid)?;
 
     // Enrollment.
     let started = Instant::now();
-    let mut states = Vec::with_capacity(args.agents);
-    for chunk in (0..args.agents).collect::<Vec<_>>().chunks(16) {
-        let mut set = tokio::task::JoinSet::new();
-        for &i in chunk {
-            let (token, _) = store
-                .create_enrollment_token(tenant.id, Duration::from_secs(600))
-                .await?;
-            let options = EnrollOptions {
-                controller: controller_addr.clone(),
-                token,
-                ca_fingerprint: fingerprint,
-                state_dir: work.path().join(format!("agent-{i}")),
-                hostname: format!("bench-{i}"),
-                force: false,
-            };
-            set.spawn(async move {
-                enroll(&options).await?;
-                AgentState::load(&options.state_dir).map_err(anyhow::Error::from)
-            });
-        }
-        while let Some(state) = set.join_next().await {
-            states.push(state??);
-        }
-    }
+    let states = bench
+        .enroll_many(&store, tenant.id, args.agents, work.path())
+        .await?;
     let enroll_elapsed = started.elapsed();
 
     // Sessions over one shared client endpoint.
@@ -287,7 +228,7 @@ async fn main() -> Result<()> {
         agent_bin: &args.agent_bin,
     });
     drop(agent);
-    drop(controller);
+    drop(bench);
     Ok(())
 }
 

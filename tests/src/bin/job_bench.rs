@@ -26,13 +26,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use time::OffsetDateTime;
-use unity_agent::enroll::{EnrollOptions, enroll};
 use unity_agent::run::RunOptions;
-use unity_agent::state::AgentState;
 use unity_controller::testing::ThrowawayPostgres;
-use unity_e2e::bench::{Child, free_port, percentile, sample};
+use unity_e2e::bench::{BenchController, Child, percentile, sample};
 use unity_e2e::{AgentTask, Scope};
-use unity_pki::Fingerprint;
 use unity_pki::job_key::JobSigningKey;
 use unity_protocol::latest::{JobKind, JobSpec, PingParams, SignedJob};
 use uuid::Uuid;
@@ -126,73 +123,22 @@ async fn main() -> Result<()> {
     let token = store
         .create_scoped_api_token(tenant.id, "bench", Scope::Operate)
         .await?;
-    let quic_port = free_port()?;
-    let api_port = free_port()?;
     let controller_dir = work.path().join("controller");
-    let controller = Child(
-        tokio::process::Command::new(&args.controller_bin)
-            .arg("serve")
-            .env("DATABASE_URL", &database_url)
-            .env("UNITY_DATA_DIR", &controller_dir)
-            .env("UNITY_QUIC_LISTEN", format!("127.0.0.1:{quic_port}"))
-            .env("UNITY_API_LISTEN", format!("127.0.0.1:{api_port}"))
-            .env("UNITY_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting the controller")?,
-    );
-    let controller_pid = controller.0.id().context("controller pid")?;
+    let bench =
+        BenchController::start(&args.controller_bin, &database_url, &controller_dir).await?;
+    let controller_pid = bench.pid;
+    let fingerprint = bench.fingerprint;
     let api = Api {
         http: reqwest::Client::new(),
-        base: format!("http://127.0.0.1:{api_port}"),
+        base: bench.api_base.clone(),
         token,
     };
-    for _ in 0..100 {
-        if api
-            .http
-            .get(format!("{}/healthz", api.base))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let fingerprint: Fingerprint = {
-        let out = std::process::Command::new(&args.controller_bin)
-            .args(["ca", "fingerprint"])
-            .env("UNITY_DATA_DIR", &controller_dir)
-            .output()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse()?
-    };
-    let controller_addr = format!("127.0.0.1:{quic_port}");
+    let controller_addr = bench.quic_addr.clone();
 
     // 1. Agents: enrolled for real, each running the real loop and job host.
-    let mut states = Vec::with_capacity(args.agents);
-    for chunk in (0..args.agents).collect::<Vec<_>>().chunks(16) {
-        let mut set = tokio::task::JoinSet::new();
-        for &i in chunk {
-            let (token, _) = store
-                .create_enrollment_token(tenant.id, Duration::from_secs(600))
-                .await?;
-            let options = EnrollOptions {
-                controller: controller_addr.clone(),
-                token,
-                ca_fingerprint: fingerprint,
-                state_dir: work.path().join(format!("agent-{i}")),
-                hostname: format!("bench-{i}"),
-                force: false,
-            };
-            set.spawn(async move {
-                enroll(&options).await?;
-                AgentState::load(&options.state_dir).map_err(anyhow::Error::from)
-            });
-        }
-        while let Some(state) = set.join_next().await {
-            states.push(state??);
-        }
-    }
+    let states = bench
+        .enroll_many(&store, tenant.id, args.agents, work.path())
+        .await?;
     let hosts: Vec<Uuid> = states.iter().map(|s| s.enrollment.host_id).collect();
     let mut agents = Vec::with_capacity(states.len());
     for state in states {
@@ -466,7 +412,7 @@ async fn main() -> Result<()> {
         }
     }
     drop(agent);
-    drop(controller);
+    drop(bench);
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(

@@ -200,13 +200,7 @@ impl RegistryClient {
         url: &str,
         auth: Auth<'_>,
     ) -> Result<reqwest::Response, UnknownReason> {
-        let mut request = self.http.get(url);
-        request = match auth {
-            Auth::None => request,
-            Auth::Bearer(token) => request.bearer_auth(token),
-            Auth::Basic(user, password) => request.basic_auth(user, Some(password)),
-        };
-        request.send().await.map_err(|e| unreachable(registry, &e))
+        self.send(registry, self.http.get(url), auth).await
     }
 
     async fn head(
@@ -215,8 +209,17 @@ impl RegistryClient {
         url: &str,
         auth: Auth<'_>,
     ) -> Result<reqwest::Response, UnknownReason> {
-        let mut request = self.http.head(url).header(ACCEPT, MANIFEST_ACCEPT);
-        request = match auth {
+        let request = self.http.head(url).header(ACCEPT, MANIFEST_ACCEPT);
+        self.send(registry, request, auth).await
+    }
+
+    async fn send(
+        &self,
+        registry: &str,
+        request: reqwest::RequestBuilder,
+        auth: Auth<'_>,
+    ) -> Result<reqwest::Response, UnknownReason> {
+        let request = match auth {
             Auth::None => request,
             Auth::Bearer(token) => request.bearer_auth(token),
             Auth::Basic(user, password) => request.basic_auth(user, Some(password)),

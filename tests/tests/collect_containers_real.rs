@@ -1,4 +1,5 @@
-//! The container collector against **real** engines and a **real** registry on this machine
+//! The container collector (`unity-collect`) against **real** engines and a **real** registry
+//! on this machine, with the engines of `unity_e2e::engines`
 //! (Debian's docker.io, podman + runc, docker-registry and busybox-static, installed by
 //! `.ci/setup-containers.sh`). Each test starts its own `dockerd` / `podman system service` /
 //! registry with private sockets, state directories and ports, makes real containers from a
@@ -8,82 +9,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use unity_collect::containers::{
     CollectorStatus, ContainerCollector, ContainerConfig, ContainerInventory, ContainerReport,
     ContainerState, EngineKind, HealthStatus, UnknownReason, UpdateStatus,
 };
-
-fn present(what: &str, paths: &[&str]) -> Option<String> {
-    if let Some(p) = paths.iter().find(|p| Path::new(p).is_file()) {
-        return Some((*p).to_owned());
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "{what} must be installed in CI (.ci/setup-containers.sh installs it)"
-    );
-    eprintln!("skipped: {what} is not installed on this machine");
-    None
-}
-
-fn run(program: &str, args: &[&str], env: &[(&str, &Path)]) -> String {
-    let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn terminate(child: &mut Child) {
-    let _ = Command::new("kill")
-        .arg(child.id().to_string())
-        .stderr(Stdio::null())
-        .status();
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(15) {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Lazily unmounts anything an engine left mounted under `dir`.
-fn unmount_under(dir: &Path) {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return;
-    };
-    let prefix = dir.display().to_string();
-    let mut points: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(1))
-        .filter(|m| m.starts_with(&prefix))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let _ = Command::new("umount").args(["-l", p]).status();
-    }
-}
+use unity_e2e::engines::{Dockerd, Podman, Registry, present, run, wait_for};
 
 /// A root filesystem tarball with busybox-static and a marker file (different markers make
 /// different images).
@@ -108,104 +40,6 @@ fn image_tar(dir: &Path, busybox: &str, marker: &str) -> PathBuf {
         &[],
     );
     tar
-}
-
-fn short_tempdir() -> tempfile::TempDir {
-    // Unix socket paths must stay under ~108 bytes: keep the directory short.
-    tempfile::Builder::new()
-        .prefix("uc-")
-        .tempdir_in("/tmp")
-        .unwrap()
-}
-
-struct Dockerd {
-    dir: tempfile::TempDir,
-    child: Child,
-    socket: PathBuf,
-    cli: String,
-}
-
-impl Dockerd {
-    fn start() -> Option<Self> {
-        let dockerd = present(
-            "dockerd (docker.io)",
-            &["/usr/sbin/dockerd", "/usr/bin/dockerd"],
-        )?;
-        let cli = present("docker CLI (docker.io)", &["/usr/bin/docker"])?;
-        let dir = short_tempdir();
-        let d = dir.path();
-        let socket = d.join("d.sock");
-        let child = Command::new(dockerd)
-            .args(["-H", &format!("unix://{}", socket.display())])
-            .args(["--data-root", d.join("data").to_str().unwrap()])
-            .args(["--exec-root", d.join("x").to_str().unwrap()])
-            .args(["--pidfile", d.join("d.pid").to_str().unwrap()])
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
-            .args(["--default-ulimit", "nofile=1024:1024"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(d.join("dockerd.log")).unwrap())
-            .stderr(std::fs::File::create(d.join("dockerd.err")).unwrap())
-            .spawn()
-            .unwrap();
-        let me = Self {
-            dir,
-            child,
-            socket,
-            cli,
-        };
-        wait_for("dockerd", Duration::from_secs(30), || {
-            me.socket.exists()
-                && Command::new(&me.cli)
-                    .args(["-H", &me.host(), "version"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-        });
-        Some(me)
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    fn docker(&self, args: &[&str]) -> String {
-        let host = self.host();
-        let mut all = vec!["-H", host.as_str()];
-        all.extend_from_slice(args);
-        // DOCKER_CONFIG: a private client config (no credential helpers of the machine).
-        run(&self.cli, &all, &[("DOCKER_CONFIG", self.dir.path())])
-    }
-
-    fn config(&self) -> ContainerConfig {
-        ContainerConfig {
-            honour_docker_host: false,
-            endpoints: vec![self.host()],
-            api_timeout: Duration::from_secs(10),
-            ..ContainerConfig::default()
-        }
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let host = self.host();
-        if let Ok(out) = Command::new(&self.cli)
-            .args(["-H", &host, "ps", "-aq"])
-            .output()
-        {
-            let ids = String::from_utf8_lossy(&out.stdout).to_string();
-            let ids: Vec<&str> = ids.split_whitespace().collect();
-            if !ids.is_empty() {
-                let _ = Command::new(&self.cli)
-                    .args(["-H", &host, "rm", "-f"])
-                    .args(&ids)
-                    .output();
-            }
-        }
-        terminate(&mut self.child);
-        unmount_under(self.dir.path());
-    }
 }
 
 fn by_name<'a>(inv: &'a ContainerInventory, name: &str) -> &'a ContainerReport {
@@ -377,95 +211,12 @@ async fn docker_engine_real_containers() {
     assert!(image.size_bytes.unwrap() > 0 && image.created.is_some());
 }
 
-struct Podman {
-    dir: tempfile::TempDir,
-    child: Child,
-    socket: PathBuf,
-    program: String,
-}
-
-impl Podman {
-    fn start() -> Option<Self> {
-        let program = present("podman", &["/usr/bin/podman"])?;
-        present("runc", &["/usr/sbin/runc", "/usr/bin/runc"])?;
-        let dir = short_tempdir();
-        let d = dir.path();
-        std::fs::write(
-            d.join("containers.conf"),
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\
-             netns = \"none\"\n[engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n\
-             events_logger = \"file\"\n",
-        )
-        .unwrap();
-        let socket = d.join("p.sock");
-        let mut cmd = Command::new(&program);
-        cmd.args(Self::storage_args(d))
-            .args(["system", "service", "--time=0"])
-            .arg(format!("unix://{}", socket.display()))
-            .env("CONTAINERS_CONF", d.join("containers.conf"))
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(d.join("podman.log")).unwrap())
-            .stderr(std::fs::File::create(d.join("podman.err")).unwrap());
-        let child = cmd.spawn().unwrap();
-        let me = Self {
-            dir,
-            child,
-            socket,
-            program,
-        };
-        wait_for("podman service", Duration::from_secs(30), || {
-            me.socket.exists()
-        });
-        Some(me)
-    }
-
-    fn storage_args(d: &Path) -> Vec<String> {
-        vec![
-            "--root".to_owned(),
-            d.join("root").display().to_string(),
-            "--runroot".to_owned(),
-            d.join("run").display().to_string(),
-            "--storage-driver".to_owned(),
-            "vfs".to_owned(),
-        ]
-    }
-
-    fn podman(&self, args: &[&str]) -> String {
-        let storage = Self::storage_args(self.dir.path());
-        let mut all: Vec<&str> = storage.iter().map(String::as_str).collect();
-        all.extend_from_slice(args);
-        let conf = self.dir.path().join("containers.conf");
-        run(&self.program, &all, &[("CONTAINERS_CONF", &conf)])
-    }
-
-    /// Like [`Self::podman`] but tolerating a non-zero exit (health checks that fail).
-    fn podman_status(&self, args: &[&str]) -> bool {
-        let storage = Self::storage_args(self.dir.path());
-        Command::new(&self.program)
-            .args(&storage)
-            .args(args)
-            .env("CONTAINERS_CONF", self.dir.path().join("containers.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = self.podman_status(&["rm", "-f", "-a", "-t", "0"]);
-        terminate(&mut self.child);
-        unmount_under(self.dir.path());
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn podman_engine_real_containers() {
     let Some(busybox) = present("busybox-static", &["/bin/busybox", "/usr/bin/busybox"]) else {
         return;
     };
-    let Some(engine) = Podman::start() else {
+    let Some(engine) = Podman::start(None) else {
         return;
     };
     let d = engine.dir.path();
@@ -596,50 +347,6 @@ async fn podman_engine_real_containers() {
         "{:?}",
         e.images
     );
-}
-
-struct Registry {
-    child: Child,
-    addr: String,
-}
-
-impl Registry {
-    fn start(dir: &Path) -> Option<Self> {
-        let program = present("docker-registry", &["/usr/bin/docker-registry"])?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = dir.join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: {addr}\n",
-                dir.join("registry").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(program)
-            .args(["serve", config.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.join("registry.log")).unwrap())
-            .stderr(std::fs::File::create(dir.join("registry.err")).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for("registry", Duration::from_secs(20), || {
-            std::net::TcpStream::connect(&addr).is_ok()
-        });
-        Some(Self { child, addr })
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        terminate(&mut self.child);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
