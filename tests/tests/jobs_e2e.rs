@@ -69,6 +69,17 @@ fn seal_with(spec: &JobSpec, key: &JobSigningKey) -> SignedJob {
 async fn insert_row(h: &Harness, tenant: Uuid, host_column: Uuid, job: &SignedJob) -> Uuid {
     let spec: JobSpec =
         unity_protocol::decode_payload(&job.spec).unwrap_or(ping_spec(tenant, host_column));
+    insert_row_as(h, spec.job_id, tenant, host_column, job).await
+}
+
+/// The same with the row's own id (which may differ from the id inside the bytes).
+async fn insert_row_as(
+    h: &Harness,
+    row_id: Uuid,
+    tenant: Uuid,
+    host_column: Uuid,
+    job: &SignedJob,
+) -> Uuid {
     let mut db = h.database_owner().await;
     sqlx::query(
         "INSERT INTO jobs (id, tenant_id, host_id, kind, params, requested_by, state, key_id, \
@@ -76,7 +87,7 @@ async fn insert_row(h: &Harness, tenant: Uuid, host_column: Uuid, job: &SignedJo
          VALUES ($1, $2, $3, 'ping', '{}', 'attacker', 'queued', $4, $5, $6, $7, now(), now(), \
              now() + interval '1 hour')",
     )
-    .bind(spec.job_id)
+    .bind(row_id)
     .bind(tenant)
     .bind(host_column)
     .bind(&job.key_id[..])
@@ -86,7 +97,7 @@ async fn insert_row(h: &Harness, tenant: Uuid, host_column: Uuid, job: &SignedJo
     .execute(&mut db)
     .await
     .unwrap();
-    spec.job_id
+    row_id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,6 +314,24 @@ async fn a_database_writer_without_the_signing_key_cannot_make_an_agent_run_anyt
     assert_eq!(job["refusal"], "replay", "{job}");
     let summary = job["detail"].as_str().unwrap();
     assert!(summary.contains("never run twice"), "{summary}");
+    // 7. The bytes of that job copied into a new row: refused as a replay, on the new row.
+    let mut db = h.database_owner().await;
+    let (spec, signature, key): (Vec<u8>, Vec<u8>, Vec<u8>) =
+        sqlx::query_as("SELECT spec, signature, key_id FROM jobs WHERE id = $1")
+            .bind(id.parse::<Uuid>().unwrap())
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    let copied = SignedJob {
+        key_id: key.try_into().unwrap(),
+        spec,
+        signature,
+    };
+    let copy = insert_row_as(&h, Uuid::new_v4(), a.id, host, &copied).await;
+    let job = h
+        .wait_for_job(&ops, &copy.to_string(), WAIT, |j| j["state"] == "refused")
+        .await;
+    assert_eq!(job["refusal"], "replay", "{job}");
     task.stop().await;
 }
 

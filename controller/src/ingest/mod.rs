@@ -106,7 +106,7 @@ pub async fn apply(
         }
         ReportBody::JobResult(receipt) => {
             let applied =
-                outcome::receipt(&mut tx, peer, receipt, OffsetDateTime::now_utc()).await?;
+                outcome::receipt(&mut tx, peer, receipt, OffsetDateTime::now_utc(), None).await?;
             if let Some(reply) = job_reply(report.seq, applied) {
                 return Ok(reply);
             }

@@ -335,7 +335,9 @@ async fn deliver(
         PushReply::JobAccepted { job_id, .. } if *job_id == row.id => {
             outcome::accepted(&mut tx, peer, row.id, now).await?
         }
-        PushReply::JobRefused(receipt) => outcome::receipt(&mut tx, peer, receipt, now).await?,
+        PushReply::JobRefused(receipt) => {
+            outcome::receipt(&mut tx, peer, receipt, now, Some(row.id)).await?
+        }
         other => Applied::Rejected(format!("unexpected answer to a job: {other:?}")),
     };
     tx.commit().await.map_err(|source| StoreError::Query {

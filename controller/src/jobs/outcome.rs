@@ -123,12 +123,15 @@ pub async fn event(
     })
 }
 
-/// A signed result or refusal.
+/// A signed result or refusal. `delivered` is the row a delivery's answer belongs to: the
+/// receipt then applies to that row even if the bytes it carried claim another job id (a row
+/// someone filled with another job's bytes); a result report names its job itself.
 pub async fn receipt(
     tx: &mut TenantTx,
     peer: &Peer,
     receipt: &JobReceipt,
     now: OffsetDateTime,
+    delivered: Option<Uuid>,
 ) -> Result<Applied, StoreError> {
     if let Err(error) =
         unity_pki::receipt::verify(&peer.host_key, &receipt.outcome, &receipt.signature)
@@ -148,17 +151,12 @@ pub async fn receipt(
             "receipt names another host or tenant than this session".into(),
         ));
     }
-    let Some(row) = job_store::lock(tx, outcome.job_id).await? else {
-        return Ok(Applied::Rejected(format!(
-            "no job {} for this host",
-            outcome.job_id
-        )));
+    let job_id = delivered.unwrap_or(outcome.job_id);
+    let Some(row) = job_store::lock(tx, job_id).await? else {
+        return Ok(Applied::Rejected(format!("no job {job_id} for this host")));
     };
     if row.host_id != peer.identity.host_id {
-        return Ok(Applied::Rejected(format!(
-            "no job {} for this host",
-            outcome.job_id
-        )));
+        return Ok(Applied::Rejected(format!("no job {job_id} for this host")));
     }
     if row.spec_sha256 != outcome.spec_sha256 {
         return Ok(Applied::Rejected(format!(
@@ -179,7 +177,7 @@ pub async fn receipt(
     let (result_detail, _) = detail_value(&outcome.detail_json);
     job_store::update(
         tx,
-        outcome.job_id,
+        job_id,
         &JobUpdate::Ended {
             state,
             detail: &detail,
@@ -197,7 +195,7 @@ pub async fn receipt(
         },
     )
     .await?;
-    tracing::info!(job_id = %outcome.job_id, tenant_id = %peer.identity.tenant_id,
+    tracing::info!(%job_id, tenant_id = %peer.identity.tenant_id,
         host_id = %peer.identity.host_id, %state, refusal, %summary, "job ended");
     if let Some(alert) = job_alert(&row, state, refusal, &summary) {
         let scope = HostScope {
