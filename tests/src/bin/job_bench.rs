@@ -243,6 +243,25 @@ async fn main() -> Result<()> {
         agent.stop().await;
     }
 
+    // The floor of the dispatch path's first hop: PostgreSQL alone, NOTIFY committed on one
+    // connection → received by a LISTENing one.
+    let mut listener = sqlx::postgres::PgListener::connect(&database_url).await?;
+    listener.listen("bench_floor").await?;
+    let notifier = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database_url)
+        .await?;
+    let mut floor = Vec::with_capacity(args.jobs);
+    for _ in 0..args.jobs {
+        let t = Instant::now();
+        sqlx::query("SELECT pg_notify('bench_floor', 'x')")
+            .execute(&notifier)
+            .await?;
+        listener.recv().await?;
+        floor.push(t.elapsed());
+    }
+    floor.sort();
+
     // 4. The agent's verification, alone.
     let (key, _) = JobSigningKey::generate()?;
     let now_ms = i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)?;
@@ -437,6 +456,11 @@ async fn main() -> Result<()> {
         ms(percentile(&to_start, 0.5)),
         ms(percentile(&to_start, 0.99)),
         ms(percentile(&to_start, 1.0))
+    );
+    println!(
+        "| floor: PostgreSQL NOTIFY → LISTEN alone | p50 {:.2} ms, p99 {:.2} ms |",
+        ms(percentile(&floor, 0.5)),
+        ms(percentile(&floor, 0.99))
     );
     println!(
         "| create → signed result stored | p50 {:.1} ms, p99 {:.1} ms |",
