@@ -646,3 +646,139 @@ async fn a_rotated_key_reaches_connected_and_returning_agents_and_retires_old_jo
     task.stop().await;
     returning.stop().await;
 }
+
+/// The same across two controller **processes** (the real command line) on one PostgreSQL
+/// and one data directory: the job is created through the first one's API, the agent holds
+/// its session with the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reaches_an_agent_held_by_another_controller_process() {
+    use unity_e2e::process::{Process, run_to_end};
+    const CONTROLLER: &str = env!("CARGO_BIN_EXE_e2e-controller");
+    let pg = unity_controller::testing::ThrowawayPostgres::start()
+        .await
+        .unwrap();
+    let (store, url) = pg.fresh_database().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("controller");
+    let port = |udp: bool| -> u16 {
+        if udp {
+            std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        } else {
+            unity_e2e::engines::free_port()
+        }
+    };
+    let env = |quic: u16, api: u16| {
+        vec![
+            ("DATABASE_URL", url.clone()),
+            ("UNITY_DATA_DIR", data.display().to_string()),
+            ("UNITY_QUIC_LISTEN", format!("127.0.0.1:{quic}")),
+            ("UNITY_API_LISTEN", format!("127.0.0.1:{api}")),
+        ]
+    };
+    let (quic_a, api_a, quic_b, api_b) = (port(true), port(false), port(true), port(false));
+    // The first creates the CA and job key; the second shares them (as replicas share a secret).
+    let _a = Process::spawn(
+        "a",
+        CONTROLLER,
+        &["serve"],
+        &env(quic_a, api_a),
+        &dir.path().join("a.log"),
+    );
+    let http = reqwest::Client::new();
+    let healthy = |api: u16| {
+        let http = http.clone();
+        async move {
+            for _ in 0..200 {
+                if http
+                    .get(format!("http://127.0.0.1:{api}/healthz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("controller on {api} never became healthy");
+        }
+    };
+    healthy(api_a).await;
+    let _b = Process::spawn(
+        "b",
+        CONTROLLER,
+        &["serve"],
+        &env(quic_b, api_b),
+        &dir.path().join("b.log"),
+    );
+    healthy(api_b).await;
+    let tenant = store.create_tenant("alpha").await.unwrap();
+    let ops = store
+        .create_scoped_api_token(tenant.id, "ops", Scope::Operate)
+        .await
+        .unwrap();
+    let fingerprint = run_to_end(CONTROLLER, &["ca", "fingerprint"], &env(quic_a, api_a));
+    let (token, _) = store
+        .create_enrollment_token(tenant.id, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let state_dir = dir.path().join("agent");
+    unity_agent::enroll::enroll(&unity_agent::enroll::EnrollOptions {
+        controller: format!("127.0.0.1:{quic_b}"),
+        token,
+        ca_fingerprint: fingerprint.parse().unwrap(),
+        state_dir: state_dir.clone(),
+        hostname: "far".into(),
+        force: false,
+    })
+    .await
+    .unwrap();
+    let state = AgentState::load(&state_dir).unwrap();
+    let host = state.enrollment.host_id;
+    let task = agent(state);
+    // Wait until the agent's session with B is up (its facts reached the database).
+    for _ in 0..300 {
+        let mut tx = store.tenant_tx(tenant.id).await.unwrap();
+        let up = unity_controller::store::hosts::get_host(&mut tx, host)
+            .await
+            .unwrap()
+            .is_some_and(|h| h.facts.is_some());
+        drop(tx);
+        if up {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let response = http
+        .post(format!("http://127.0.0.1:{api_a}/api/v1/jobs"))
+        .bearer_auth(&ops)
+        .json(&json!({ "host_id": host, "kind": "ping" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let job: serde_json::Value = response.json().await.unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let mut last = serde_json::Value::Null;
+    for _ in 0..300 {
+        last = http
+            .get(format!("http://127.0.0.1:{api_a}/api/v1/jobs/{id}"))
+            .bearer_auth(&ops)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ended(&last) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["state"], "succeeded", "{last}");
+    assert_eq!(last["receipt"]["status"], "verified");
+    task.stop().await;
+}
