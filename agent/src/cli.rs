@@ -142,6 +142,7 @@ fn real_main() -> Result<()> {
         pull_timeout: Duration::from_secs(u64::from(config.jobs.pull_timeout_secs)),
         containers: container_config.clone(),
     };
+    let spool_options = config.spool.options();
     let host_inventory = move || {
         HostInventory::new(
             container_config.clone(),
@@ -204,6 +205,7 @@ fn real_main() -> Result<()> {
                     inventory_interval: Duration::from_secs(inventory_interval_secs.max(10)),
                     inventory,
                     jobs: job_options,
+                    spool: spool_options,
                     ..RunOptions::default()
                 };
                 run(&state, &options, shutdown_signal())

@@ -18,6 +18,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/unity-agent/agent.toml";
 pub struct AgentConfig {
     pub containers: ContainersSection,
     pub jobs: JobsSection,
+    pub spool: SpoolSection,
     /// `[[registry]]` entries.
     #[serde(rename = "registry")]
     pub registries: Vec<RegistryEntry>,
@@ -59,6 +60,34 @@ pub struct JobsSection {
     pub allow_repository_change: bool,
     /// Longest an image pull may take before the update gives up (nothing changed yet).
     pub pull_timeout_secs: u32,
+}
+
+/// `[spool]`: how much the agent keeps while the controller is unreachable.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolSection {
+    /// Largest total size of reports waiting, in MiB.
+    pub max_mib: u32,
+    /// Oldest a waiting report may get, in hours.
+    pub max_age_hours: u32,
+}
+
+impl Default for SpoolSection {
+    fn default() -> Self {
+        Self {
+            max_mib: 64,
+            max_age_hours: 7 * 24,
+        }
+    }
+}
+
+impl SpoolSection {
+    pub fn options(&self) -> crate::spool::SpoolOptions {
+        crate::spool::SpoolOptions {
+            max_bytes: u64::from(self.max_mib) * 1024 * 1024,
+            max_age: std::time::Duration::from_secs(u64::from(self.max_age_hours) * 3600),
+        }
+    }
 }
 
 /// Kind names a `[jobs] allow` list may hold.
@@ -121,6 +150,8 @@ pub enum ConfigError {
     UnknownJobKind { kind: String, known: String },
     #[error("[jobs] clock_skew_secs must be at most 3600")]
     ClockSkew,
+    #[error("[spool] max_mib and max_age_hours must be at least 1")]
+    Spool,
 }
 
 impl AgentConfig {
@@ -165,6 +196,9 @@ impl AgentConfig {
         }
         if self.jobs.clock_skew_secs > 3600 {
             return Err(ConfigError::ClockSkew);
+        }
+        if self.spool.max_mib == 0 || self.spool.max_age_hours == 0 {
+            return Err(ConfigError::Spool);
         }
         Ok(())
     }

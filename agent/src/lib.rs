@@ -7,6 +7,7 @@
 //! * [`link`] — the QUIC session with the controller: connect, Hello, reports, backoff.
 //! * [`collect`] — host facts (sysinfo); storage parsers live in the `unity-collect` crate.
 //! * [`parse`] — `unity-agent parse`: a saved tool output → normalized JSON with verdict.
+//! * [`spool`] — the disk queue every report waits in until the controller acknowledged it.
 //! * [`run`] — the service loop `unity-agent run` drives.
 
 pub mod cli;
@@ -17,6 +18,7 @@ pub mod jobs;
 pub mod link;
 pub mod parse;
 pub mod run;
+pub mod spool;
 pub mod state;
 pub mod testing;
 

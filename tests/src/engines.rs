@@ -310,6 +310,11 @@ impl Drop for Dockerd {
                     .output();
             }
         }
+        // Networks are host bridges: left behind, they would use up dockerd's address pools
+        // for every later engine on this machine.
+        let _ = Command::new(&self.cli)
+            .args(["-H", &host, "network", "prune", "-f"])
+            .output();
         terminate(&mut self.child);
         unmount_under(self.dir.path());
     }

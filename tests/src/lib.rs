@@ -74,6 +74,40 @@ impl Harness {
         }
     }
 
+    /// Stops the controller (as a crash or restart would take it away); returns its QUIC
+    /// address, for [`Self::start_controller_on`].
+    pub async fn stop_controller(&mut self) -> std::net::SocketAddr {
+        let controller = self.controller.take().expect("controller running");
+        let quic = controller.quic_addr;
+        controller.shutdown().await;
+        quic
+    }
+
+    /// Starts the controller again on the same database, state and QUIC address. quinn
+    /// releases the UDP socket when its endpoint driver finishes, shortly after shutdown: the
+    /// bind is retried briefly, as a process restart would simply succeed.
+    pub async fn start_controller_on(&mut self, quic: std::net::SocketAddr) {
+        for _ in 0..50 {
+            let mut options = Self::controller_options(
+                &self.dir,
+                Duration::from_secs(1),
+                Duration::from_secs(3600),
+            );
+            options.quic_listen = quic;
+            match app::start(options, self.store.clone()).await {
+                Ok(controller) => {
+                    self.controller = Some(controller);
+                    return;
+                }
+                Err(app::StartError::Link(_)) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(other) => panic!("restart failed: {other}"),
+            }
+        }
+        panic!("the controller could not bind {quic} again");
+    }
+
     /// Another controller on the same database and state directory (CA, job key), with its
     /// own connection pools, sessions and dispatcher — a second replica.
     pub async fn start_replica(&self) -> (Store, RunningController) {

@@ -9,7 +9,7 @@ use unity_agent::enroll::{EnrollError, enroll};
 use unity_agent::link::{self, Session, SessionError};
 use unity_agent::run::RunOptions;
 use unity_agent::state::AgentState;
-use unity_controller::app::{self, ControllerOptions};
+
 use unity_controller::store::hosts;
 use unity_e2e::{AgentTask, Harness, fast_options};
 use unity_pki::agent_key::AgentKey;
@@ -371,37 +371,11 @@ async fn agent_reconnects_after_the_controller_restarts() {
     let token = h.store.create_api_token(a.id, "t").await.unwrap();
     let state = h.enroll("host", a.id).await;
     let host = state.enrollment.host_id;
-    let quic_addr = h.controller().quic_addr;
     let agent = run_agent(state);
     h.wait_for_facts(&token, host).await;
 
-    h.controller.take().unwrap().shutdown().await;
-    // quinn releases the UDP socket when its endpoint driver task finishes, shortly after
-    // shutdown returns: retry the bind briefly, as a process restart would simply succeed.
-    let mut restarted = None;
-    for _ in 0..50 {
-        match app::start(
-            ControllerOptions {
-                quic_listen: quic_addr,
-                api_listen: "127.0.0.1:0".parse().unwrap(),
-                state_dir: h.dir.path().join("controller"),
-                report_interval: Duration::from_secs(1),
-                host_cert_validity: Duration::from_secs(3600),
-                auto_update_interval: Duration::from_secs(60),
-            },
-            h.store.clone(),
-        )
-        .await
-        {
-            Ok(controller) => {
-                restarted = Some(controller);
-                break;
-            }
-            Err(app::StartError::Link(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(other) => panic!("restart failed: {other}"),
-        }
-    }
-    h.controller = Some(restarted.expect("controller restarted on the same port"));
+    let quic = h.stop_controller().await;
+    h.start_controller_on(quic).await;
     let before: String =
         h.api(&format!("/api/v1/hosts/{host}"), &token).await.1["facts_collected_at"]
             .as_str()

@@ -11,11 +11,14 @@ use quinn::crypto::rustls::QuicClientConfig;
 
 pub use session::{Session, SessionError};
 
-/// Keep-alives every 10 s; a controller silent for 30 s is considered gone.
-const KEEP_ALIVE: Duration = Duration::from_secs(10);
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Waiting longer than this for a reply means the controller is not answering.
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Keep-alives every 5 s; a controller silent for 15 s is considered gone (QUIC uses the
+/// smaller of both sides' idle timeouts, so this is what applies): a dead controller is
+/// noticed in seconds, and an unreachable one fails the handshake as quickly.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Waiting longer than this for a reply means the controller is not answering (a report is
+/// one PostgreSQL transaction; the controller's own pool gives up after 10 s).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(12);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

@@ -10,6 +10,9 @@ use uuid::Uuid;
 
 use super::REPLY_TIMEOUT;
 
+/// How long to wait for the controller's close reason once a stream failed.
+const CLOSE_REASON_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("controller refused the session ({:?}): {}", .0.reason, .0.detail)]
@@ -76,8 +79,16 @@ impl Session {
         let reply = match reply {
             Ok(reply) => reply,
             // The controller closes the connection right after refusing: prefer its reason.
+            // The reason can arrive a moment after the stream fails (a refused client
+            // certificate is only known once the server's alert is processed): wait for it.
             Err(FrameIoError::Closed) | Err(FrameIoError::Io(_)) => {
-                return Err(match connection.close_reason() {
+                let reason = match connection.close_reason() {
+                    Some(reason) => Some(reason),
+                    None => tokio::time::timeout(CLOSE_REASON_WAIT, connection.closed())
+                        .await
+                        .ok(),
+                };
+                return Err(match reason {
                     Some(reason) => SessionError::Closed(reason),
                     None => SessionError::Frame(FrameIoError::Closed),
                 });

@@ -104,6 +104,14 @@ pub async fn apply(
             }
             hosts::touch_active(&mut tx, identity.host_id).await?
         }
+        ReportBody::AgentStatus(status) => {
+            if status.dropped_reports > 0 {
+                tracing::warn!(tenant_id = %identity.tenant_id, host_id = %identity.host_id,
+                    dropped = status.dropped_reports, detail = %status.dropped_detail,
+                    "agent dropped spooled reports: its history has a gap");
+            }
+            hosts::store_agent_status(&mut tx, identity.host_id, status, collected_at).await?
+        }
         ReportBody::JobResult(receipt) => {
             let applied =
                 outcome::receipt(&mut tx, peer, receipt, OffsetDateTime::now_utc(), None).await?;

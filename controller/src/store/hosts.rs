@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use unity_protocol::latest::HostFacts;
+use unity_protocol::latest::{AgentStatus, HostFacts};
 use uuid::Uuid;
 
 use super::{StoreError, TenantTx, query_error};
@@ -45,6 +45,11 @@ pub struct HostDetail {
     #[serde(with = "time::serde::rfc3339::option")]
     pub facts_collected_at: Option<OffsetDateTime>,
     pub facts: Option<HostFacts>,
+    /// The agent's last status: spool depth, oldest queued report, reports it had to drop.
+    #[schema(value_type = Option<Object>)]
+    pub agent_status: Option<serde_json::Value>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub agent_status_at: Option<OffsetDateTime>,
 }
 
 /// The session-relevant state of a host.
@@ -151,6 +156,36 @@ pub async fn store_facts(
     Ok(updated == 1)
 }
 
+/// Stores the agent's status report. Returns false if the host is revoked or unknown.
+pub async fn store_agent_status(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+    status: &AgentStatus,
+    collected_at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let value = serde_json::json!({
+        "spool_reports": status.spool_reports,
+        "spool_bytes": status.spool_bytes,
+        "oldest_queued_ms": status.oldest_queued_ms,
+        "dropped_reports": status.dropped_reports,
+        "dropped_bytes": status.dropped_bytes,
+        "dropped_corrupt": status.dropped_corrupt,
+        "dropped_detail": super::storage::strip_nul(&status.dropped_detail),
+    });
+    let updated = sqlx::query(
+        "UPDATE hosts SET agent_status = $2, agent_status_at = $3, last_seen_at = now() \
+         WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(host_id)
+    .bind(value)
+    .bind(collected_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("storing an agent's status"))?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
 /// Records that an active host reported now. Returns false if the host is revoked or unknown.
 /// Also locks the host row until the transaction ends, so two reports of one host are applied
 /// one after the other.
@@ -183,10 +218,13 @@ pub async fn get_host(tx: &mut TenantTx, host_id: Uuid) -> Result<Option<HostDet
         cert_not_after: OffsetDateTime,
         facts_collected_at: Option<OffsetDateTime>,
         facts: Option<sqlx::types::Json<HostFacts>>,
+        agent_status: Option<serde_json::Value>,
+        agent_status_at: Option<OffsetDateTime>,
     }
     // Built only from constants.
     let row = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SUMMARY_COLUMNS}, cert_not_after, facts_collected_at, facts FROM hosts WHERE id = $1"
+        "SELECT {SUMMARY_COLUMNS}, cert_not_after, facts_collected_at, facts, agent_status, \
+             agent_status_at FROM hosts WHERE id = $1"
     )))
     .bind(host_id)
     .fetch_optional(&mut **tx)
@@ -197,6 +235,8 @@ pub async fn get_host(tx: &mut TenantTx, host_id: Uuid) -> Result<Option<HostDet
         cert_not_after: r.cert_not_after,
         facts_collected_at: r.facts_collected_at,
         facts: r.facts.map(|j| j.0),
+        agent_status: r.agent_status,
+        agent_status_at: r.agent_status_at,
     }))
 }
 

@@ -143,6 +143,26 @@ pub enum ReportBody {
     JobEvent(JobEvent),
     /// The signed final result of a job (or of its refusal, when no stream could carry it).
     JobResult(JobReceipt),
+    /// The agent's own state: its spool, and what it had to drop.
+    AgentStatus(AgentStatus),
+}
+
+/// How the agent's spool stands (sent after a backlog was delivered, and when it dropped
+/// anything).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// Reports waiting in the spool, and their bytes.
+    pub spool_reports: u64,
+    pub spool_bytes: u64,
+    /// Collection time of the oldest report waiting (Unix ms).
+    pub oldest_queued_ms: Option<i64>,
+    /// Reports the spool gave up since the agent started (bounds, damaged files).
+    pub dropped_reports: u64,
+    pub dropped_bytes: u64,
+    /// Of those, damaged files.
+    pub dropped_corrupt: u64,
+    /// `kind: count` of the dropped ones, for people.
+    pub dropped_detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,322 @@
+//! The link loop: sessions with the controller. Delivers the spool oldest first, forgetting a
+//! report only once it is acknowledged; sends job results; answers pushes; renews the host
+//! certificate. Reconnects with jittered exponential backoff that is reset only once a session
+//! proved itself (a report acknowledged) — a controller that accepts the handshake and then
+//! fails every report is retried slower and slower, not hammered.
+
+use std::sync::Arc;
+
+use rustls::pki_types::CertificateDer;
+use time::OffsetDateTime;
+use unity_pki::HostIdentity;
+use unity_pki::rotation::Validity;
+use unity_protocol::io::{FrameIoError, read_frame, write_frame};
+use unity_protocol::latest::{JobReceipt, Push, ReportBody, ReportReply};
+
+use super::{RunOptions, Shared, now_ms, tls_config};
+use crate::error_chain;
+use crate::jobs::JobHost;
+use crate::link::backoff::{Backoff, random_unit};
+use crate::link::{self, Session, SessionError};
+use crate::state::AgentState;
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Connect(#[from] link::ConnectError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error("could not build the TLS configuration")]
+    Tls(#[from] unity_pki::tls::TlsConfigError),
+}
+
+impl AttemptError {
+    fn is_permanent(&self) -> bool {
+        matches!(self, AttemptError::Session(e) if e.is_permanent())
+    }
+}
+
+pub(super) async fn link_forever(
+    state: &AgentState,
+    options: &RunOptions,
+    shared: &Shared,
+    jobs: &Arc<JobHost>,
+) {
+    let mut backoff = Backoff::new(options.backoff_base, options.backoff_max);
+    // The certificate in use; replaced in place when the session renews it, so the next
+    // connection presents the new one.
+    let mut certificate = state.certificate.clone();
+    loop {
+        let error =
+            session_life(state, options, shared, jobs, &mut certificate, &mut backoff).await;
+        let delay = backoff.next_delay(random_unit());
+        let (queued, _) = shared.spool().depth();
+        if error.is_permanent() {
+            tracing::error!(error = %error_chain(&error), retry_in = ?delay, queued,
+                "controller refuses this host; re-enroll it or restore its record");
+        } else {
+            tracing::warn!(error = %error_chain(&error), retry_in = ?delay, queued,
+                "lost the controller; reports are kept in the spool; reconnecting");
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// One connection's life.
+async fn session_life(
+    state: &AgentState,
+    options: &RunOptions,
+    shared: &Shared,
+    jobs: &Arc<JobHost>,
+    certificate: &mut CertificateDer<'static>,
+    backoff: &mut Backoff,
+) -> AttemptError {
+    let tls = match tls_config(state, certificate) {
+        Ok(tls) => tls,
+        Err(error) => return error.into(),
+    };
+    let addr = match link::resolve(&state.enrollment.controller).await {
+        Ok(addr) => addr,
+        Err(error) => return error.into(),
+    };
+    let (_endpoint, connection) = match link::connect(addr, tls).await {
+        Ok(pair) => pair,
+        Err(error) => return error.into(),
+    };
+    let mut session = match Session::open(connection, crate::VERSION).await {
+        Ok(session) => session,
+        Err(error) => return error.into(),
+    };
+    if options.report_interval.is_none() {
+        let asked =
+            std::time::Duration::from_secs(u64::from(session.welcome.report_interval_secs.max(1)));
+        shared.interval.send_if_modified(|current| {
+            let changed = *current != asked;
+            *current = asked;
+            changed
+        });
+    }
+    let (queued, _) = shared.spool().depth();
+    tracing::info!(%addr, queued, "connected to controller");
+    // Jobs and key statements are answered by a task of their own, so a slow report never
+    // delays a job (and a slow job never delays a report). It ends with the connection.
+    let _pushes = AbortOnDrop(tokio::spawn(serve_pushes(
+        session.connection().clone(),
+        jobs.clone(),
+    )));
+    // The controller learns the spool's state at every connection.
+    {
+        let mut spool = shared.spool();
+        let status = super::collector::status_report(&spool);
+        let now = now_ms();
+        if let Err(error) = spool.append(status, now, now) {
+            tracing::warn!(error = %error_chain(&error), "could not spool a status report");
+        }
+    }
+    let mut proven = false;
+    let mut renew = tokio::time::interval(*shared.interval.borrow());
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if let Err(error) = send_results(&mut session, shared, jobs).await {
+            return error.into();
+        }
+        match drain(&mut session, shared).await {
+            Ok(delivered) => {
+                if delivered > 0 && !proven {
+                    // A session that carries reports is a good one: only now is the
+                    // backoff forgotten.
+                    proven = true;
+                    backoff.reset();
+                }
+            }
+            Err(error) => return error.into(),
+        }
+        tokio::select! {
+            error = session.closed() => return SessionError::Closed(error).into(),
+            () = shared.wake.notified() => {}
+            _ = renew.tick() => renew_if_due(&mut session, state, certificate).await,
+        }
+    }
+}
+
+/// Sends spooled reports oldest first until the spool is empty; returns how many the
+/// controller acknowledged. Any failure ends the session with the report still spooled.
+async fn drain(session: &mut Session, shared: &Shared) -> Result<usize, SessionError> {
+    let mut delivered = 0;
+    loop {
+        let front = shared.spool().front();
+        let report = match front {
+            Ok(Some(report)) => report,
+            Ok(None) => return Ok(delivered),
+            Err(error) => {
+                tracing::error!(error = %error_chain(&error), "cannot read the spool; retrying later");
+                return Ok(delivered);
+            }
+        };
+        let kind = crate::spool::Kind::of(&report.body).as_str();
+        match session.send_report(&report).await? {
+            ReportReply::Ack { seq, duplicate } => {
+                tracing::debug!(seq, duplicate, kind, "report acknowledged");
+                delivered += 1;
+            }
+            ReportReply::Rejected { seq, detail } => {
+                // The controller will never take this one: it is dropped, the rest goes on.
+                tracing::error!(seq, kind, %detail, "controller rejected a report; dropped");
+            }
+        }
+        if let Err(error) = shared.spool().remove(report.seq) {
+            tracing::error!(error = %error_chain(&error),
+                "could not remove a delivered report from the spool; it will be sent again");
+            return Ok(delivered);
+        }
+    }
+}
+
+/// Sends job results not yet acknowledged: handed over by the job host, and any the journal
+/// still holds (from before a restart or a lost session).
+async fn send_results(
+    session: &mut Session,
+    shared: &Shared,
+    jobs: &JobHost,
+) -> Result<(), SessionError> {
+    let mut results = shared.take_results();
+    for (job_id, receipt) in jobs.unacked_results() {
+        if !results.iter().any(|(id, _)| *id == job_id) {
+            results.push((job_id, receipt));
+        }
+    }
+    let mut pending = results.into_iter();
+    while let Some((job_id, receipt)) = pending.next() {
+        if let Err(error) = send_job_result(session, jobs, job_id, receipt.clone()).await {
+            // Keep what was not sent for the next session.
+            shared.pending_result(job_id, receipt);
+            for (id, r) in pending {
+                shared.pending_result(id, r);
+            }
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// Sends a job's signed result; the journal forgets it once the controller stored it (or
+/// said it never will).
+async fn send_job_result(
+    session: &mut Session,
+    jobs: &JobHost,
+    job_id: uuid::Uuid,
+    receipt: JobReceipt,
+) -> Result<(), SessionError> {
+    match session.send(now_ms(), ReportBody::JobResult(receipt)).await {
+        Ok(_) => {
+            tracing::info!(%job_id, "job result delivered");
+            jobs.result_delivered(job_id);
+            Ok(())
+        }
+        Err(SessionError::Rejected { detail, .. }) => {
+            tracing::error!(%job_id, %detail, "controller refuses this job result for good");
+            jobs.result_delivered(job_id);
+            Ok(())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Aborts a task when dropped (the push server of a connection that ended).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Pushes are small (a signed job, key statements).
+const MAX_PUSH_FRAME: u32 = 1024 * 1024;
+
+/// Accepts the streams the controller opens and answers each, until the connection ends.
+async fn serve_pushes(connection: quinn::Connection, jobs: Arc<JobHost>) {
+    while let Ok((send, recv)) = connection.accept_bi().await {
+        answer_push(&jobs, send, recv).await;
+    }
+}
+
+/// Reads one push from the controller, answers it. A broken push is logged and its stream
+/// dropped; it never ends the session.
+async fn answer_push(
+    jobs: &Arc<JobHost>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let exchange = async {
+        let push = read_frame::<_, Push>(&mut recv, MAX_PUSH_FRAME).await?;
+        let reply = jobs.handle_push(push);
+        write_frame(&mut send, &reply).await?;
+        let _ = send.finish();
+        Ok::<_, FrameIoError>(())
+    };
+    match tokio::time::timeout(link::REPLY_TIMEOUT, exchange).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error_chain(&error), "unreadable push from the controller");
+        }
+        Err(_) => tracing::warn!("push from the controller timed out"),
+    }
+}
+
+/// Renews the host certificate over the session once it is two thirds through its life.
+/// Checked every facts interval (a certificate parse: microseconds); a failure is logged and
+/// retried at the next check, with a third of the lifetime left to succeed.
+async fn renew_if_due(
+    session: &mut Session,
+    state: &AgentState,
+    certificate: &mut CertificateDer<'static>,
+) {
+    let validity = match Validity::of_der(certificate) {
+        Ok(validity) => validity,
+        Err(error) => {
+            tracing::error!(%error, "the host certificate in use cannot be read");
+            return;
+        }
+    };
+    if !validity.renewal_due(OffsetDateTime::now_utc()) {
+        return;
+    }
+    let csr = match state.key.csr_der(&state.enrollment.host_id.to_string()) {
+        Ok(csr) => csr,
+        Err(error) => {
+            tracing::error!(error = %error_chain(&error), "could not build a renewal CSR");
+            return;
+        }
+    };
+    let grant = match session.renew(csr).await {
+        Ok(grant) => grant,
+        Err(error) => {
+            tracing::warn!(error = %error_chain(&error), not_after = %validity.not_after,
+                "certificate renewal failed; retrying at the next check");
+            return;
+        }
+    };
+    let expected = HostIdentity {
+        tenant_id: state.enrollment.tenant_id,
+        host_id: state.enrollment.host_id,
+    };
+    match HostIdentity::from_certificate_der(&grant.certificate_der) {
+        Ok(identity) if identity == expected => {}
+        other => {
+            tracing::error!(
+                ?other,
+                "controller sent a certificate for another identity; ignored"
+            );
+            return;
+        }
+    }
+    if let Err(error) = AgentState::save_certificate(&state.dir, &grant.certificate_der) {
+        tracing::error!(error = %error_chain(&error), "could not store the renewed certificate");
+        return;
+    }
+    *certificate = CertificateDer::from(grant.certificate_der);
+    let not_after = Validity::of_der(certificate).map(|v| v.not_after).ok();
+    tracing::info!(?not_after, "host certificate renewed");
+}

@@ -1,0 +1,199 @@
+//! `unity-agent run`: collect on intervals into the spool, and keep a session with the
+//! controller that delivers the spool in order, answers jobs and renews the certificate.
+//!
+//! Two loops that share the spool:
+//! * [`collector`] runs whatever the link does: facts, storage and inventory on their
+//!   intervals, job events from the job host — every report is written to the spool first.
+//! * [`link`] connects (jittered exponential backoff, reset only once a session proved itself
+//!   by an acknowledged report), delivers the spool oldest first and forgets a report only
+//!   when the controller acknowledged it, sends job results from the journal, answers pushes
+//!   in a task of its own, and renews the host certificate.
+//!
+//! So an outage costs no report: collection goes on into the spool, and the backlog arrives
+//! with its original collection times when the controller is back.
+
+mod collector;
+mod link;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use tokio::sync::{Notify, watch};
+use tracing::Instrument;
+
+use crate::collect::inventory::InventoryCollector;
+use crate::collect::storage::StorageCollector;
+use crate::jobs::{JobHost, JobOptions, JobsError};
+use crate::spool::{Spool, SpoolError, SpoolOptions};
+use crate::state::AgentState;
+
+/// Facts interval until the controller's Welcome says otherwise.
+const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Overrides the interval the controller asks for (tests, demos).
+    pub report_interval: Option<Duration>,
+    /// How often disks, pools and arrays are read. SMART reads never wake a sleeping disk
+    /// (`-n standby`), so this can be short without costing spin-ups.
+    pub storage_interval: Duration,
+    /// Where storage facts come from; `None` disables storage reports.
+    pub storage: Option<Arc<dyn StorageCollector>>,
+    /// How often containers and databases are inventoried.
+    pub inventory_interval: Duration,
+    /// Where the inventory comes from; `None` disables container and database reports.
+    pub inventory: Option<Arc<dyn InventoryCollector>>,
+    pub backoff_base: Duration,
+    /// Longest wait between two connection attempts: after an outage agents are back within
+    /// this (spread by full jitter over its upper half), not minutes later.
+    pub backoff_max: Duration,
+    /// What jobs this host runs, and how.
+    pub jobs: JobOptions,
+    /// How much the spool may hold while the controller is away.
+    pub spool: SpoolOptions,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("report_interval", &self.report_interval)
+            .field("storage_interval", &self.storage_interval)
+            .field("storage", &self.storage.is_some())
+            .field("inventory_interval", &self.inventory_interval)
+            .field("inventory", &self.inventory.is_some())
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("jobs", &self.jobs.allow)
+            .field("spool", &self.spool)
+            .finish()
+    }
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            report_interval: None,
+            storage_interval: Duration::from_secs(300),
+            storage: None,
+            inventory_interval: Duration::from_secs(300),
+            inventory: None,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            jobs: JobOptions::default(),
+            spool: SpoolOptions::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("could not build the TLS configuration from the stored enrollment")]
+    Tls(#[from] unity_pki::tls::TlsConfigError),
+    #[error("could not open the job journal or keys")]
+    Jobs(#[from] JobsError),
+    #[error("could not open the spool")]
+    Spool(#[from] SpoolError),
+}
+
+/// What both loops share.
+#[derive(Debug)]
+struct Shared {
+    spool: Mutex<Spool>,
+    /// Something new to send: a spooled report, a job result.
+    wake: Notify,
+    /// The facts interval in force (the override, or what the controller asked for).
+    interval: watch::Sender<Duration>,
+    /// Job results handed over by the job host (also in its journal until acknowledged).
+    results: Mutex<Vec<(uuid::Uuid, unity_protocol::latest::JobReceipt)>>,
+}
+
+impl Shared {
+    fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
+        // A poisoned lock means a panic elsewhere, which aborts the release agent anyway.
+        self.spool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn pending_result(&self, job_id: uuid::Uuid, receipt: unity_protocol::latest::JobReceipt) {
+        let mut results = self
+            .results
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !results.iter().any(|(id, _)| *id == job_id) {
+            results.push((job_id, receipt));
+        }
+    }
+
+    fn take_results(&self) -> Vec<(uuid::Uuid, unity_protocol::latest::JobReceipt)> {
+        std::mem::take(
+            &mut *self
+                .results
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(
+    state: &AgentState,
+    options: &RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    // Fail early on a stored enrollment rustls cannot use.
+    tls_config(state, &state.certificate)?;
+    let span = tracing::info_span!("agent", tenant_id = %state.enrollment.tenant_id,
+        host_id = %state.enrollment.host_id, controller = %state.enrollment.controller);
+    let (jobs, outgoing) = JobHost::open(state, options.jobs.clone())?;
+    let (spool, problems) = Spool::open(&state.dir.join("spool"), options.spool)?;
+    async {
+        for problem in &problems {
+            tracing::error!(%problem, "spool damage found at start; the rest is delivered");
+        }
+        let (depth, bytes) = spool.depth();
+        if depth > 0 {
+            tracing::info!(
+                reports = depth,
+                bytes,
+                "spooled reports from before the restart will be delivered"
+            );
+        }
+        let (interval, _) =
+            watch::channel(options.report_interval.unwrap_or(DEFAULT_REPORT_INTERVAL));
+        let shared = Arc::new(Shared {
+            spool: Mutex::new(spool),
+            wake: Notify::new(),
+            interval,
+            results: Mutex::new(Vec::new()),
+        });
+        // Finish what a crash interrupted before anything new arrives.
+        jobs.recover();
+        tokio::select! {
+            () = shutdown => {}
+            () = collector::collect_forever(options, &shared, outgoing) => {}
+            () = link::link_forever(state, options, &shared, &jobs) => {}
+        }
+    }
+    .instrument(span)
+    .await;
+    Ok(())
+}
+
+fn tls_config(
+    state: &AgentState,
+    certificate: &CertificateDer<'static>,
+) -> Result<rustls::ClientConfig, unity_pki::tls::TlsConfigError> {
+    unity_pki::tls::agent_client_config(
+        &state.ca,
+        vec![certificate.clone()],
+        state.private_key_der(),
+    )
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
