@@ -64,3 +64,20 @@ impl ThrowawayPostgres {
         self.pg.connect_options(database)
     }
 }
+
+/// Creates an enrollment token of `tenant_id` that has already expired (the store refuses to
+/// make one with no life, as an operator must never get a dead token).
+pub async fn expired_enrollment_token(
+    store: &Store,
+    tenant_id: uuid::Uuid,
+) -> Result<String, StoreError> {
+    let (token, _) = store
+        .create_enrollment_token(tenant_id, std::time::Duration::from_secs(600))
+        .await?;
+    sqlx::query("UPDATE enrollment_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1")
+        .bind(crate::auth::hash_token(&token))
+        .execute(store.admin())
+        .await
+        .map_err(store::query_error("expiring an enrollment token"))?;
+    Ok(token)
+}

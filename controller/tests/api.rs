@@ -291,3 +291,55 @@ fn every_routed_path_is_classified() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_error_is_the_json_shape_without_echoing_the_input() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let token = store.create_api_token(a.id, "t").await.unwrap();
+    let (app, _keys) = common::app(store);
+    let long = "x".repeat(5000);
+    let cases = [
+        (
+            "GET",
+            "/api/v1/hosts/%FF%FE%FD".to_owned(),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/api/v1/no-such-route".to_owned(),
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "DELETE",
+            "/api/v1/hosts".to_owned(),
+            None,
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            "GET",
+            format!("/api/v1/jobs?state={long}"),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/api/v1/jobs".to_owned(),
+            Some(serde_json::json!({ "kind": long })),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (method, path, body, expected) in cases {
+        let (status, json) = request(&app, method, &path, Some(&token), body).await;
+        assert_eq!(status, expected, "{method} {path:.60}: {json}");
+        assert!(json["code"].is_string(), "{method} {path:.60}: {json}");
+        let message = json["message"].as_str().unwrap();
+        assert!(
+            message.len() <= 304,
+            "message echoes the input: {} bytes",
+            message.len()
+        );
+    }
+}

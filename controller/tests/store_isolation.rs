@@ -151,11 +151,17 @@ async fn enrollment_tokens_are_single_use_and_expire() {
         consume("ufe_nonexistent".into()).await,
         EnrollmentTokenOutcome::Unknown
     );
-    let (expired, _) = store
-        .create_enrollment_token(a.id, Duration::from_secs(0))
+    let expired = unity_controller::testing::expired_enrollment_token(&store, a.id)
         .await
         .unwrap();
     assert_eq!(consume(expired).await, EnrollmentTokenOutcome::Expired);
+    // A token with no life, or one that would outlive the calendar, is refused outright.
+    for ttl in [Duration::ZERO, Duration::from_secs(99_999_999 * 86_400)] {
+        assert!(matches!(
+            store.create_enrollment_token(a.id, ttl).await,
+            Err(unity_controller::store::StoreError::InvalidTtl { .. })
+        ));
+    }
 }
 
 #[tokio::test]

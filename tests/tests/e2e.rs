@@ -109,9 +109,7 @@ async fn enrollment_refuses_reused_expired_unknown_tokens_and_wrong_fingerprints
     assert!(matches!(err, EnrollError::TokenAlreadyUsed), "{err}");
     assert!(!AgentState::is_enrolled(&h.dir.path().join("second")));
 
-    let (expired, _) = h
-        .store
-        .create_enrollment_token(a.id, Duration::ZERO)
+    let expired = unity_controller::testing::expired_enrollment_token(&h.store, a.id)
         .await
         .unwrap();
     let err = enroll(&h.enroll_options("third", expired))
@@ -123,6 +121,23 @@ async fn enrollment_refuses_reused_expired_unknown_tokens_and_wrong_fingerprints
         .await
         .unwrap_err();
     assert!(matches!(err, EnrollError::TokenUnknown), "{err}");
+
+    // A NUL in the hostname is the request's fault, said as such (and the token stays unspent).
+    let token = h.enrollment_token(a.id).await;
+    let mut options = h.enroll_options("nul", token.clone());
+    options.hostname = "bad\0name".into();
+    let err = enroll(&options).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EnrollError::Refused {
+                reason: RefusalReason::BadRequest,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    enroll(&h.enroll_options("nul", token)).await.unwrap();
 
     let token = h.enrollment_token(a.id).await;
     let mut options = h.enroll_options("fifth", token.clone());

@@ -30,6 +30,9 @@ pub enum ApiError {
     Internal,
 }
 
+/// Longest error message sent back.
+const MAX_MESSAGE: usize = 300;
+
 /// The JSON error body.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -53,14 +56,17 @@ impl IntoResponse for ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                code,
-                message: self.to_string(),
-            }),
-        )
-            .into_response();
+        // A message may quote what the caller sent: never more than a line of it.
+        let mut message = self.to_string();
+        if message.len() > MAX_MESSAGE {
+            let mut end = MAX_MESSAGE;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        let mut response = (status, Json(ErrorBody { code, message })).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

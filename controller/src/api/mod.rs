@@ -14,6 +14,7 @@ mod storage;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
+use axum::response::IntoResponse as _;
 use axum::routing::{get, post};
 use serde::Serialize;
 use uuid::Uuid;
@@ -72,7 +73,53 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/maintenance-windows/{id}",
             get(policies::get_window).delete(policies::delete_window),
         )
+        .fallback(unknown_route)
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Any route the API does not have: the same JSON error as everything else.
+async fn unknown_route() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+/// Every error answer in the documented JSON shape, whoever produced it — axum's own
+/// rejections (a path that is not UTF-8, a wrong method, a body that is not JSON) answer in
+/// plain text and may echo the input; they are replaced by the code and a short message.
+async fn json_errors(response: axum::response::Response) -> axum::response::Response {
+    use axum::http::header::CONTENT_TYPE;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "bad_request",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
+    };
+    let message = status
+        .canonical_reason()
+        .unwrap_or("request failed")
+        .to_ascii_lowercase();
+    let mut replaced = (status, Json(ErrorBody { code, message })).into_response();
+    for (name, value) in response.headers() {
+        if name != CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            replaced.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    replaced
 }
 
 /// Tenant-scoped routes as (method, path), with `{id}` standing for an object id of that

@@ -6,6 +6,7 @@
 
 pub mod inventory;
 pub mod inventory_rules;
+pub mod limits;
 pub mod rules;
 pub mod storage;
 
@@ -14,6 +15,41 @@ use unity_protocol::latest::{Report, ReportBody, ReportReply};
 
 use crate::jobs::outcome::{self, Applied, Peer};
 use crate::store::{self, Store, StoreError, hosts};
+
+/// Agents existed after this.
+const EARLIEST_AGENT_TIME: OffsetDateTime = time::macros::datetime!(2000-01-01 00:00 UTC);
+/// A clock further ahead of the controller's than this is broken, not early.
+const MAX_CLOCK_AHEAD: time::Duration = time::Duration::DAY;
+
+/// An agent's Unix-millisecond time, if it is one a report can have: after 2000, and no more
+/// than a day ahead of `now` (the controller's clock). Such times are refused, never stored —
+/// one report dated 6 BC once made a tenant's whole disk and alert listings fail.
+pub fn agent_time(ms: i64, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
+    let at = i128::from(ms)
+        .checked_mul(1_000_000)
+        .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
+        .ok_or_else(|| format!("collected_at_ms {ms} is not a valid time"))?;
+    if at < EARLIEST_AGENT_TIME {
+        return Err(format!(
+            "collected_at_ms {ms} ({at}) is before 2000: the host's clock is wrong"
+        ));
+    }
+    if at > now + MAX_CLOCK_AHEAD {
+        return Err(format!(
+            "collected_at_ms {ms} ({at}) is more than a day ahead of the controller's clock ({now}): the host's clock is wrong"
+        ));
+    }
+    Ok(at)
+}
+
+/// Times an agent reports about things (a container's start, an image's build): kept when
+/// they are plausible (after 1970, at most a day ahead), dropped otherwise.
+pub fn plausible_time(ms: Option<i64>, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms?).checked_mul(1_000_000)?).ok()?;
+    (at > time::macros::datetime!(1970-01-02 00:00 UTC) && at <= now + MAX_CLOCK_AHEAD)
+        .then_some(at)
+}
 
 /// A job answer that can never be accepted is rejected (the transaction, cursor included,
 /// rolls back, so nothing of it is kept); anything else is applied and acknowledged.
@@ -45,18 +81,26 @@ pub async fn apply(
     report: &Report,
 ) -> Result<ReportReply, IngestError> {
     let identity = peer.identity;
-    let Some(collected_at) = i128::from(report.collected_at_ms)
-        .checked_mul(1_000_000)
-        .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
-    else {
+    let now = OffsetDateTime::now_utc();
+    let collected_at = match agent_time(report.collected_at_ms, now) {
+        Ok(at) => at,
+        Err(detail) => {
+            tracing::warn!(tenant_id = %identity.tenant_id, host_id = %identity.host_id,
+                seq = report.seq, %detail, "report refused: impossible collection time");
+            return Ok(ReportReply::Rejected {
+                seq: report.seq,
+                detail,
+            });
+        }
+    };
+    if let Err(detail) = limits::check(&report.body) {
+        tracing::warn!(tenant_id = %identity.tenant_id, host_id = %identity.host_id,
+            seq = report.seq, %detail, "report refused: absurd size");
         return Ok(ReportReply::Rejected {
             seq: report.seq,
-            detail: format!(
-                "collected_at_ms {} is not a valid time",
-                report.collected_at_ms
-            ),
+            detail,
         });
-    };
+    }
     let mut tx = store.tenant_tx(identity.tenant_id).await?;
     let fresh = store::hosts::advance_cursor(
         &mut tx,

@@ -35,8 +35,9 @@ pub enum Applied {
     Rejected(String),
 }
 
+/// A time the agent gave for a job, if it is a sane one (`ingest::agent_time`).
 fn ms_time(ms: i64) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms).checked_mul(1_000_000)?).ok()
+    crate::ingest::agent_time(ms, OffsetDateTime::now_utc()).ok()
 }
 
 /// The agent journaled job `job_id`.

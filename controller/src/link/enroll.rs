@@ -102,6 +102,12 @@ async fn enroll(request: &EnrollRequest, ctx: &LinkContext) -> Result<EnrollGran
             "hostname must be 1-253 bytes",
         ));
     }
+    if request.hostname.chars().any(char::is_control) {
+        return Err(refusal(
+            RefusalReason::BadRequest,
+            "hostname must not contain NUL or other control characters",
+        ));
+    }
     CertificateAuthority::check_csr(&request.csr_der).map_err(|error| {
         refusal(
             RefusalReason::BadRequest,

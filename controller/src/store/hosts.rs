@@ -131,6 +131,33 @@ pub async fn advance_cursor(
     Ok(advanced == 1)
 }
 
+/// `facts` with NUL replaced in every text (PostgreSQL text and jsonb cannot hold it; one
+/// NUL in a hostname once failed every report of its host).
+fn sanitized(facts: &HostFacts) -> HostFacts {
+    use super::storage::strip_nul as clean;
+    HostFacts {
+        hostname: clean(&facts.hostname),
+        os_name: clean(&facts.os_name),
+        os_version: clean(&facts.os_version),
+        kernel_version: clean(&facts.kernel_version),
+        architecture: clean(&facts.architecture),
+        cpu_model: clean(&facts.cpu_model),
+        filesystems: facts
+            .filesystems
+            .iter()
+            .map(|f| unity_protocol::latest::Filesystem {
+                mount_point: clean(&f.mount_point),
+                device: clean(&f.device),
+                fs_type: clean(&f.fs_type),
+                ..f.clone()
+            })
+            .collect(),
+        boot_id: clean(&facts.boot_id),
+        agent_version: clean(&facts.agent_version),
+        ..facts.clone()
+    }
+}
+
 /// Stores the latest facts of an active host. Returns false if the host is revoked or unknown.
 pub async fn store_facts(
     tx: &mut TenantTx,
@@ -138,6 +165,7 @@ pub async fn store_facts(
     facts: &HostFacts,
     collected_at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
+    let facts = &sanitized(facts);
     let updated = sqlx::query(
         "UPDATE hosts SET facts = $2, facts_collected_at = $3, hostname = $4, \
              boot_id = $5, agent_version = $6, last_seen_at = now() \

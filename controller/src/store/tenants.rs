@@ -24,6 +24,11 @@ pub struct Tenant {
     pub created_at: OffsetDateTime,
 }
 
+/// Shortest and longest life of an enrollment token: a token that expires before anyone can
+/// type it is useless, one that lives for months is a standing credential.
+pub const MIN_ENROLLMENT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+pub const MAX_ENROLLMENT_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 /// What happened to a presented enrollment token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnrollmentTokenOutcome {
@@ -122,6 +127,11 @@ impl Store {
         tenant_id: Uuid,
         ttl: std::time::Duration,
     ) -> Result<(String, OffsetDateTime), StoreError> {
+        if ttl < MIN_ENROLLMENT_TTL || ttl > MAX_ENROLLMENT_TTL {
+            return Err(StoreError::InvalidTtl {
+                ttl_secs: ttl.as_secs(),
+            });
+        }
         let token = auth::generate_token(auth::ENROLLMENT_TOKEN_PREFIX)?;
         let expires_at = OffsetDateTime::now_utc()
             + time::Duration::try_from(ttl).unwrap_or(time::Duration::HOUR);

@@ -35,9 +35,9 @@ pub fn update_state_str(state: UpdateState) -> &'static str {
 
 /// Agent milliseconds since the epoch as a time; out-of-range values are dropped (a wrong
 /// clock value from a tool must not make the report unstorable).
+/// An agent-reported time about a container or image, if plausible (`ingest::plausible_time`).
 pub(crate) fn ms_time(ms: Option<i64>) -> Option<OffsetDateTime> {
-    let nanos = i128::from(ms?).checked_mul(1_000_000)?;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+    crate::ingest::plausible_time(ms, OffsetDateTime::now_utc())
 }
 
 /// Records the engine the host's agent talks to.
