@@ -216,15 +216,17 @@ async fn run(command: Command, config: Config) -> Result<()> {
     )
     .await
     .context("opening the database")?;
+    let mut database = database;
     let result = match command {
-        Command::Serve => serve(&config, &database.store).await,
+        Command::Serve => serve(&config, &mut database).await,
         other => admin(other, &config, &database.store).await,
     };
     database.close().await;
     result
 }
 
-async fn serve(config: &Config, store: &Store) -> Result<()> {
+async fn serve(config: &Config, database: &mut Database) -> Result<()> {
+    let store = database.store.clone();
     let running = app::start(
         ControllerOptions {
             quic_listen: config.quic_listen,
@@ -234,14 +236,72 @@ async fn serve(config: &Config, store: &Store) -> Result<()> {
             host_cert_validity: config.host_cert_validity(),
             auto_update_interval: config.auto_update_interval(),
         },
-        store.clone(),
+        store,
     )
     .await
     .context("starting the controller")?;
-    shutdown_signal().await;
-    tracing::info!("shutting down");
+    let supervised = async {
+        match database.embedded.as_mut() {
+            Some(pg) => {
+                // The service owns its cluster: stopped on exit even if it was adopted.
+                pg.take_ownership();
+                supervise(pg).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+        error = supervised => Err(error),
+    };
     running.shutdown().await;
-    Ok(())
+    outcome
+}
+
+/// How often the embedded PostgreSQL is checked.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(2);
+/// More restarts than this within [`RESTART_WINDOW`] and the controller gives up (exits
+/// non-zero, so systemd restarts the whole service and the operator sees it).
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(300);
+
+/// Watches the embedded PostgreSQL and starts it again when it dies; returns (an error) only
+/// when it cannot be kept running.
+async fn supervise(pg: &mut crate::store::embedded::EmbeddedPostgres) -> anyhow::Error {
+    let mut restarts: Vec<std::time::Instant> = Vec::new();
+    loop {
+        tokio::time::sleep(SUPERVISE_EVERY).await;
+        match pg.is_running().await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(error = %crate::error_chain(&error), "could not check the embedded PostgreSQL");
+                continue;
+            }
+        }
+        restarts.retain(|at| at.elapsed() < RESTART_WINDOW);
+        if restarts.len() >= MAX_RESTARTS {
+            return anyhow::anyhow!(
+                "the embedded PostgreSQL stopped {} times in {} s; giving up (see {})",
+                restarts.len() + 1,
+                RESTART_WINDOW.as_secs(),
+                pg.log_path().display()
+            );
+        }
+        restarts.push(std::time::Instant::now());
+        tracing::error!(log = %pg.log_path().display(),
+            "the embedded PostgreSQL is not running; starting it again");
+        match pg.restart_if_stopped().await {
+            Ok(_) => tracing::info!(
+                "embedded PostgreSQL running again; connections recover by themselves"
+            ),
+            Err(error) => tracing::error!(error = %crate::error_chain(&error),
+                "could not restart the embedded PostgreSQL; trying again"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

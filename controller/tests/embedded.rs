@@ -67,3 +67,113 @@ async fn unreachable_data_directory_is_a_clear_error() {
     }
     assert!(err.to_string().contains("chmod o+x"), "{err}");
 }
+
+/// The service with its embedded PostgreSQL, as processes: the postmaster killed with SIGKILL
+/// is started again and the API recovers by itself; a controller killed with SIGKILL leaves
+/// its postmaster, which the next controller adopts, owns, and stops when it is stopped.
+#[test]
+fn the_service_restarts_a_dead_postgres_and_leaves_no_orphan() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::Builder::new()
+        .prefix("unity-sup-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let quic_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_unity-controller"))
+            .arg("serve")
+            .env_remove("DATABASE_URL")
+            .env("UNITY_DATA_DIR", &data)
+            .env("UNITY_API_LISTEN", format!("127.0.0.1:{api_port}"))
+            .env("UNITY_QUIC_LISTEN", format!("127.0.0.1:{quic_port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("controller.log")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let health = || -> u16 {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", api_port)) else {
+            return 0;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    let wait = |what: &str, ok: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        while !ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "timed out waiting for {what}: {}",
+                std::fs::read_to_string(dir.path().join("controller.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let pid_file = data.join("postgres/pgdata/postmaster.pid");
+    let postmaster = || -> Option<u32> {
+        std::fs::read_to_string(&pid_file)
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let alive = |pid: u32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+
+    let mut controller = start();
+    wait("the API", &|| health() == 200);
+    let first = postmaster().unwrap();
+    // The postmaster dies.
+    Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .unwrap();
+    wait("the postmaster to be gone", &|| !alive(first));
+    wait("a new postmaster", &|| {
+        postmaster().is_some_and(|p| p != first && alive(p))
+    });
+    wait("the API to recover", &|| health() == 200);
+
+    // The controller dies: its postmaster stays, the next controller adopts and owns it.
+    let second = postmaster().unwrap();
+    controller.kill().unwrap();
+    controller.wait().unwrap();
+    assert!(
+        alive(second),
+        "a killed controller cannot stop its postmaster"
+    );
+    let mut controller = start();
+    wait("the API after the restart", &|| health() == 200);
+    assert_eq!(postmaster(), Some(second), "adopted, not started twice");
+    Command::new("kill")
+        .arg(controller.id().to_string())
+        .status()
+        .unwrap();
+    let status = controller.wait().unwrap();
+    assert!(status.success(), "clean stop: {status}");
+    wait("the postmaster to stop with its controller", &|| {
+        !alive(second)
+    });
+}

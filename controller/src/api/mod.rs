@@ -176,13 +176,32 @@ pub struct Health {
     pub version: &'static str,
 }
 
-/// Liveness and database reachability; no token needed.
+/// Liveness and database reachability; no token needed. `503` while the database cannot be
+/// reached (load balancers and agents should retry later; everything resumes by itself).
 #[utoipa::path(get, path = "/healthz", tag = "meta",
-    responses((status = 200, body = Health), (status = 500, body = ErrorBody)))]
-async fn healthz(State(state): State<ApiState>) -> Result<Json<Health>, ApiError> {
-    state.store.ping().await?;
-    Ok(Json(Health {
-        status: "ok",
-        version: crate::VERSION,
-    }))
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+async fn healthz(State(state): State<ApiState>) -> axum::response::Response {
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(3), state.store.ping()).await;
+    match ping.unwrap_or_else(|_| {
+        Err(crate::store::StoreError::Unavailable(
+            "no answer from the database within 3 s",
+        ))
+    }) {
+        Ok(()) => Json(Health {
+            status: "ok",
+            version: crate::VERSION,
+        })
+        .into_response(),
+        Err(error) => {
+            tracing::warn!(error = %crate::error_chain(&error), "health check: database unreachable");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                Json(ErrorBody {
+                    code: "unavailable",
+                    message: "the database cannot be reached; retry later".into(),
+                }),
+            )
+                .into_response()
+        }
+    }
 }

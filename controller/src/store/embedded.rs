@@ -71,6 +71,8 @@ pub struct EmbeddedPostgres {
     run_as: Option<String>,
     /// Whether this handle started the server (and so should stop it).
     started_here: bool,
+    /// How the server is started (again, after a crash).
+    options: EmbeddedOptions,
 }
 
 impl EmbeddedPostgres {
@@ -104,6 +106,7 @@ impl EmbeddedPostgres {
             socket_dir,
             run_as,
             started_here: false,
+            options: options.clone(),
         };
         pg.prepare_dirs(root).await?;
         pg.check_reachable().await?;
@@ -266,7 +269,27 @@ impl EmbeddedPostgres {
         run(command, "initdb").await.map(|_| ())
     }
 
-    async fn is_running(&self) -> Result<bool, EmbeddedError> {
+    /// Starts the server again if it is not running (it crashed, the OOM killer took it, an
+    /// operator killed it). Returns whether it had to.
+    pub async fn restart_if_stopped(&mut self) -> Result<bool, EmbeddedError> {
+        if self.is_running().await? {
+            return Ok(false);
+        }
+        let options = self.options.clone();
+        self.start(&options).await?;
+        self.started_here = true;
+        Ok(true)
+    }
+
+    /// From now on this handle owns the server and stops it when done — for the service,
+    /// which must not leave a postmaster behind even when it adopted one (started by an
+    /// admin command, or left by a controller that was killed).
+    pub fn take_ownership(&mut self) {
+        self.started_here = true;
+    }
+
+    /// Whether the cluster's server runs (`pg_ctl status`).
+    pub async fn is_running(&self) -> Result<bool, EmbeddedError> {
         let mut command = self.command("pg_ctl");
         command.arg("-D").arg(&self.data_dir).arg("status");
         let output = command

@@ -50,6 +50,8 @@ pub enum StoreError {
     TenantNotFound { name: String },
     #[error("tenant name `{name}` is invalid: use 1-63 lower-case letters, digits, '-' or '_'")]
     InvalidTenantName { name: String },
+    #[error("the database is unavailable: {0}")]
+    Unavailable(&'static str),
     #[error("an enrollment token must live between 1 minute and 30 days (asked for {ttl_secs} s)")]
     InvalidTtl { ttl_secs: u64 },
     #[error(transparent)]
