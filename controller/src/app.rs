@@ -30,6 +30,8 @@ pub struct ControllerOptions {
     pub host_cert_validity: Duration,
     /// How often the automatic-update sweep runs.
     pub auto_update_interval: Duration,
+    /// How long an agent may take to send a whole frame once its stream opened.
+    pub frame_deadline: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +104,7 @@ pub async fn start(
         dispatcher: dispatcher.clone(),
         host_cert_validity: options.host_cert_validity,
         report_interval: options.report_interval,
+        frame_deadline: options.frame_deadline,
     });
     let mut tasks = dispatcher.start();
     tasks.push(tokio::spawn(link::serve(endpoint.clone(), ctx)));

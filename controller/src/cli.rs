@@ -235,6 +235,7 @@ async fn serve(config: &Config, database: &mut Database) -> Result<()> {
             report_interval: config.report_interval(),
             host_cert_validity: config.host_cert_validity(),
             auto_update_interval: config.auto_update_interval(),
+            frame_deadline: crate::link::FRAME_DEADLINE,
         },
         store,
     )

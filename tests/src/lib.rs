@@ -71,6 +71,7 @@ impl Harness {
             report_interval,
             host_cert_validity,
             auto_update_interval: Duration::from_secs(1),
+            frame_deadline: Duration::from_secs(2),
         }
     }
 
@@ -313,5 +314,32 @@ pub fn fast_options() -> RunOptions {
         backoff_base: Duration::from_millis(100),
         backoff_max: Duration::from_secs(1),
         ..RunOptions::default()
+    }
+}
+
+/// Opens an agent session with `state` (no run loop): Hello/Welcome on a real connection.
+pub async fn open_session(
+    state: &AgentState,
+) -> Result<unity_agent::link::Session, unity_agent::link::SessionError> {
+    use unity_agent::link::{self, Session, SessionError};
+    let tls = unity_pki::tls::agent_client_config(
+        &state.ca,
+        vec![state.certificate.clone()],
+        state.private_key_der(),
+    )
+    .unwrap();
+    let addr = link::resolve(&state.enrollment.controller).await.unwrap();
+    match link::connect(addr, tls).await {
+        Ok((_endpoint, connection)) => Session::open(connection, "test").await,
+        Err(link::ConnectError::Connection { source, .. }) => Err(SessionError::Closed(source)),
+        Err(other) => panic!("unexpected connect error: {other}"),
+    }
+}
+
+/// The application close code a connection ends with (waits up to 20 s).
+pub async fn closed_with(connection: &quinn::Connection) -> u64 {
+    match tokio::time::timeout(Duration::from_secs(20), connection.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(close)) => close.error_code.into_inner(),
+        other => panic!("expected an application close, got {other:?}"),
     }
 }

@@ -6,32 +6,16 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use unity_agent::enroll::{EnrollError, enroll};
-use unity_agent::link::{self, Session, SessionError};
+use unity_agent::link::{self, SessionError};
 use unity_agent::run::RunOptions;
 use unity_agent::state::AgentState;
 
 use unity_controller::store::hosts;
-use unity_e2e::{AgentTask, Harness, fast_options};
+use unity_e2e::{AgentTask, Harness, closed_with, fast_options, open_session};
 use unity_pki::agent_key::AgentKey;
 use unity_pki::{CertificateAuthority, Fingerprint, HostIdentity};
 use unity_protocol::latest::{RefusalReason, Report, ReportBody, ReportReply, close_code};
 use uuid::Uuid;
-
-/// Opens an agent session with `state` (no reporting loop).
-async fn open_session(state: &AgentState) -> Result<Session, SessionError> {
-    let tls = unity_pki::tls::agent_client_config(
-        &state.ca,
-        vec![state.certificate.clone()],
-        state.private_key_der(),
-    )
-    .unwrap();
-    let addr = link::resolve(&state.enrollment.controller).await.unwrap();
-    match link::connect(addr, tls).await {
-        Ok((_endpoint, connection)) => Session::open(connection, "test").await,
-        Err(link::ConnectError::Connection { source, .. }) => Err(SessionError::Closed(source)),
-        Err(other) => panic!("unexpected connect error: {other}"),
-    }
-}
 
 /// The agent's real run loop, reporting every 500 ms.
 fn run_agent(state: AgentState) -> AgentTask {
@@ -321,13 +305,6 @@ async fn raw_session(state: &AgentState) -> quinn::Connection {
     // Keep the endpoint alive as long as the connection.
     std::mem::forget(endpoint);
     connection
-}
-
-async fn closed_with(connection: &quinn::Connection) -> u64 {
-    match tokio::time::timeout(Duration::from_secs(20), connection.closed()).await {
-        Ok(quinn::ConnectionError::ApplicationClosed(close)) => close.error_code.into_inner(),
-        other => panic!("expected an application close, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,6 +49,7 @@ const EXPIRY_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 struct SessionEntry {
     generation: u64,
+    connection: quinn::Connection,
     wake: Arc<Notify>,
     keys_changed: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -117,14 +118,25 @@ impl Dispatcher {
         let wake = Arc::new(Notify::new());
         let keys_changed = Arc::new(std::sync::atomic::AtomicBool::new(true));
         if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.insert(
+            let previous = sessions.insert(
                 host_id,
                 SessionEntry {
                     generation,
+                    connection: connection.clone(),
                     wake: wake.clone(),
                     keys_changed: keys_changed.clone(),
                 },
             );
+            // One live session per host: a new one (the agent reconnected, or something else
+            // holds its certificate) replaces the old, which would otherwise linger until its
+            // idle timeout, holding memory and getting jobs.
+            if let Some(old) = previous {
+                tracing::warn!(%host_id, "a new session of this host replaces its previous one");
+                old.connection.close(
+                    unity_protocol::latest::close_code::SESSION_REPLACED.into(),
+                    b"replaced by a newer session of this host",
+                );
+            }
         }
         let task = tokio::spawn(
             self.clone()

@@ -26,6 +26,12 @@ const KEEP_ALIVE: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a peer may take to send its first message on a new connection.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a peer may take to send a whole frame once its stream opened: a stream that
+/// trickles (or stalls) is a protocol violation, not a session held forever.
+pub const FRAME_DEADLINE: Duration = Duration::from_secs(30);
+/// Streams an agent may have open at once: it sends one report at a time (and a control
+/// stream); more is a misbehaving or hostile peer holding the controller's memory.
+const MAX_AGENT_STREAMS: u32 = 4;
 
 /// What connection handlers need.
 #[derive(Debug)]
@@ -38,6 +44,8 @@ pub struct LinkContext {
     pub dispatcher: Arc<crate::jobs::Dispatcher>,
     pub host_cert_validity: Duration,
     pub report_interval: Duration,
+    /// [`FRAME_DEADLINE`], shorter in tests.
+    pub frame_deadline: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +71,9 @@ pub fn quic_server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConf
         .keep_alive_interval(Some(KEEP_ALIVE))
         .max_idle_timeout(Some(
             IDLE_TIMEOUT.try_into().map_err(LinkError::IdleTimeout)?,
-        ));
+        ))
+        .max_concurrent_bidi_streams(MAX_AGENT_STREAMS.into())
+        .max_concurrent_uni_streams(0u32.into());
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

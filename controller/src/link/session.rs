@@ -115,9 +115,23 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer) {
                 return;
             }
         };
-        let report = match read_frame::<_, Report>(&mut recv, MAX_FRAME_LEN).await {
-            Ok(report) => report,
-            Err(error) => return protocol_violation(&connection, &error),
+        let report = match tokio::time::timeout(
+            ctx.frame_deadline,
+            read_frame::<_, Report>(&mut recv, MAX_FRAME_LEN),
+        )
+        .await
+        {
+            Ok(Ok(report)) => report,
+            Ok(Err(error)) => return protocol_violation(&connection, &error),
+            Err(_) => {
+                tracing::warn!(deadline = ?ctx.frame_deadline,
+                    "report stream did not deliver a whole frame in time; closing");
+                return close(
+                    &connection,
+                    close_code::TIMEOUT,
+                    "a report frame did not arrive in time",
+                );
+            }
         };
         let reply = match ingest::apply(&ctx.store, &peer, &report).await {
             Ok(reply) => reply,

@@ -216,6 +216,8 @@ pub mod close_code {
     pub const INTERNAL_ERROR: u32 = 5;
     /// The exchange timed out waiting for the peer.
     pub const TIMEOUT: u32 = 6;
+    /// A newer session of the same host took over (one live session per host).
+    pub const SESSION_REPLACED: u32 = 7;
 }
 
 #[cfg(test)]
