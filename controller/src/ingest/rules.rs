@@ -164,6 +164,26 @@ pub fn vanished(kind: ObjectKind, object: &Vanished) -> NewAlert {
     }
 }
 
+/// A disk reported by `claimant` while its own host still reports it.
+pub fn disk_claimed(owner: &DiskPrevious, disk: &DiskReport, claimant: Uuid) -> NewAlert {
+    let name = disk_name(disk);
+    NewAlert {
+        object_kind: ObjectKind::Disk,
+        object_id: Some(owner.id),
+        object_name: name.clone(),
+        kind: "disk_claimed_twice",
+        previous: Some(owner.host_id.to_string()),
+        current: claimant.to_string(),
+        severity: Severity::Warning,
+        message: format!(
+            "disk {name} is reported by host {} and by host {claimant} at once; it stays with \
+             host {} until that host stops reporting it (check for a cloned machine or a shared \
+             enclosure)",
+            owner.host_id, owner.host_id
+        ),
+    }
+}
+
 pub fn disk_alerts(
     subject: &Subject,
     previous: Option<&DiskPrevious>,
@@ -404,6 +424,7 @@ mod tests {
             health: health.as_str().into(),
             known_health: known.map(|h| h.as_str().into()),
             present: true,
+            contested_by: None,
         }
     }
 

@@ -134,6 +134,21 @@ async fn apply_disks(
             continue;
         }
         let previous = disks::lock(tx, &key).await?;
+        if let Some(owner) = &previous
+            && owner.host_id != scope.host_id
+            && owner.present
+        {
+            // Still reported by its own host: a second host's word does not move it (a
+            // confused or compromised host must not turn another host's failing disk "ok").
+            if owner.contested_by != Some(scope.host_id) {
+                disks::mark_contested(tx, owner.id, scope.host_id).await?;
+                raised.push(rules::disk_claimed(owner, disk, scope.host_id));
+            }
+            tracing::warn!(tenant_id = %scope.tenant_id, host_id = %scope.host_id,
+                owner = %owner.host_id, device = %disk.device, identity = %key,
+                "disk reported by two hosts at once; kept with its own host");
+            continue;
+        }
         let detail = detail(scope, "disk", &disk.device, &disk.detail_json);
         let id = disks::upsert(
             tx,

@@ -16,6 +16,8 @@ pub struct DiskPrevious {
     pub health: String,
     pub known_health: Option<String>,
     pub present: bool,
+    /// Another host that reported this disk while its own host still did.
+    pub contested_by: Option<Uuid>,
 }
 
 impl DiskPrevious {
@@ -31,7 +33,7 @@ pub async fn lock(
     identity_key: &str,
 ) -> Result<Option<DiskPrevious>, StoreError> {
     sqlx::query_as::<_, DiskPrevious>(
-        "SELECT id, host_id, health, known_health, present FROM disks \
+        "SELECT id, host_id, health, known_health, present, contested_by FROM disks \
          WHERE identity_key = $1 FOR UPDATE",
     )
     .bind(identity_key)
@@ -50,6 +52,17 @@ pub struct DiskWrite<'a> {
     pub known_health: Option<Health>,
     pub detail: &'a serde_json::Value,
     pub collected_at: OffsetDateTime,
+}
+
+/// Records that `host_id` also reports disk `id` (which stays where it is).
+pub async fn mark_contested(tx: &mut TenantTx, id: Uuid, host_id: Uuid) -> Result<(), StoreError> {
+    sqlx::query("UPDATE disks SET contested_by = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(host_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_error("recording a contested disk"))?;
+    Ok(())
 }
 
 /// Inserts the disk or updates it in place (moving it to `scope.host_id` if it was seen on
@@ -84,6 +97,8 @@ pub async fn upsert(
              known_health = EXCLUDED.known_health, reasons = EXCLUDED.reasons, \
              temperature_c = EXCLUDED.temperature_c, power_on_hours = EXCLUDED.power_on_hours, \
              present = true, detail = EXCLUDED.detail, last_seen_at = EXCLUDED.last_seen_at, \
+             contested_by = CASE WHEN disks.host_id = EXCLUDED.host_id \
+                 THEN disks.contested_by END, \
              updated_at = now() \
          RETURNING id",
     )
