@@ -75,6 +75,9 @@ enum Command {
         #[arg(long, env = "UNITY_AGENT_NO_INVENTORY")]
         no_inventory: bool,
     },
+    /// Say whether this host is enrolled, with which controller, until when its certificate
+    /// is valid, and what waits in its spool and job journal. Exits 1 when not enrolled.
+    Status,
     /// Print this host's facts as JSON, as the agent would report them.
     Facts,
     /// Print what the agent would report about storage on this host, as JSON.
@@ -161,6 +164,10 @@ fn real_main() -> Result<()> {
                 force,
             } => {
                 let hostname = hostname.unwrap_or_else(|| crate::collect::host::collect().hostname);
+                // The enrollment being replaced, to retire its host record afterwards.
+                let previous = (force && AgentState::is_enrolled(&state_dir))
+                    .then(|| AgentState::load(&state_dir).ok())
+                    .flatten();
                 let enrollment = enroll(&EnrollOptions {
                     controller,
                     token,
@@ -177,6 +184,17 @@ fn real_main() -> Result<()> {
                     enrollment.host_id,
                     state_dir.display()
                 );
+                if let Some(previous) = previous {
+                    let old = previous.enrollment.host_id;
+                    match crate::enroll::retire(&previous).await {
+                        Ok(()) => println!("retired the previous enrollment (host {old})"),
+                        Err(error) => eprintln!(
+                            "warning: could not retire the previous enrollment (host {old}): {}; \
+                             revoke it on the controller with `unity-controller host revoke`",
+                            crate::error_chain(&error)
+                        ),
+                    }
+                }
                 Ok(())
             }
             Command::Run {
@@ -214,6 +232,7 @@ fn real_main() -> Result<()> {
                 tracing::info!("agent stopped");
                 Ok(())
             }
+            Command::Status => status(&state_dir),
             Command::Facts => {
                 let facts = crate::collect::host::collect();
                 println!("{}", serde_json::to_string_pretty(&facts)?);
@@ -287,4 +306,65 @@ async fn shutdown_signal() {
             let _ = ctrl_c.await;
         }
     }
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// `unity-agent status`.
+fn status(state_dir: &std::path::Path) -> Result<()> {
+    let state = match AgentState::load(state_dir) {
+        Ok(state) => state,
+        Err(error) => anyhow::bail!("not enrolled ({})", crate::error_chain(&error)),
+    };
+    let e = &state.enrollment;
+    println!("enrolled:     tenant {} host {}", e.tenant_id, e.host_id);
+    println!("controller:   {}", e.controller);
+    println!("state:        {}", state.dir.display());
+    match unity_pki::rotation::Validity::of_der(&state.certificate) {
+        Ok(v) => {
+            let now = time::OffsetDateTime::now_utc();
+            let due = if v.renewal_due(now) {
+                " (renewal due now)"
+            } else {
+                ""
+            };
+            let expired = if now >= v.not_after {
+                " — EXPIRED: re-enroll this host"
+            } else {
+                ""
+            };
+            println!("certificate:  valid until {}{due}{expired}", v.not_after);
+        }
+        Err(error) => println!("certificate:  unreadable ({error})"),
+    }
+    let spool = crate::spool::summary(&state.dir.join("spool"));
+    println!(
+        "spool:        {} report(s) waiting, {} bytes{}",
+        spool.reports,
+        spool.bytes,
+        if spool.corrupt > 0 {
+            format!(", {} damaged file(s) set aside", spool.corrupt)
+        } else {
+            String::new()
+        }
+    );
+    match spool.last_delivered_ms {
+        Some(ms) => println!("last report:  delivered {}", rfc3339_ms(ms)),
+        None => println!("last report:  none delivered yet"),
+    }
+    let journal = crate::jobs::journal::Journal::open(&state.dir.join("jobs"))?;
+    let entries: Vec<_> = journal.all().into_iter().flatten().collect();
+    let running = entries.iter().filter(|j| !j.is_finished()).count();
+    let undelivered = entries
+        .iter()
+        .filter(|j| j.is_finished() && !j.receipt_acked)
+        .count();
+    println!("jobs:         {running} in progress, {undelivered} result(s) not yet delivered");
+    Ok(())
 }

@@ -72,6 +72,26 @@ pub enum EnrollError {
     Tls(#[from] unity_pki::tls::TlsConfigError),
     #[error("could not save the enrollment")]
     Save(#[from] StateError),
+    #[error("the state directory {path} is not writable; nothing was sent (the token is unspent)")]
+    StateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Fails before the token is spent when the enrollment could not be saved afterwards (today
+/// an unwritable directory would spend the token and leave an orphaned host record).
+fn check_writable(dir: &std::path::Path) -> Result<(), EnrollError> {
+    let wrap = |source| EnrollError::StateDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    unity_pki::files::create_private_dir(dir).map_err(|e| wrap(e.source))?;
+    let probe = dir.join(".enroll-probe");
+    std::fs::write(&probe, b"probe").map_err(wrap)?;
+    std::fs::remove_file(&probe).map_err(wrap)?;
+    Ok(())
 }
 
 /// Enrolls this host; on success the state directory holds everything `run` needs.
@@ -81,6 +101,7 @@ pub async fn enroll(options: &EnrollOptions) -> Result<Enrollment, EnrollError> 
             dir: options.state_dir.display().to_string(),
         });
     }
+    check_writable(&options.state_dir)?;
     let key = AgentKey::generate()?;
     let csr_der = key.csr_der(&options.hostname)?;
     let addr = link::resolve(&options.controller).await?;
@@ -141,7 +162,36 @@ pub async fn enroll(options: &EnrollOptions) -> Result<Enrollment, EnrollError> 
         &grant.ca_certificate_der,
         &enrollment,
     )?;
+    // Keys rotated for a previous enrollment are not this one's.
+    let _ = std::fs::remove_file(options.state_dir.join("job-keys.json"));
     Ok(enrollment)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetireError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    Session(#[from] link::SessionError),
+    #[error("could not build the TLS configuration")]
+    Tls(#[from] unity_pki::tls::TlsConfigError),
+}
+
+/// Tells the controller that `old` (this host's previous enrollment) is replaced: proven by
+/// its own certificate, the controller revokes that host record, so a re-enrollment with
+/// `--force` leaves no orphan behind.
+pub async fn retire(old: &AgentState) -> Result<(), RetireError> {
+    let tls = unity_pki::tls::agent_client_config(
+        &old.ca,
+        vec![old.certificate.clone()],
+        old.private_key_der(),
+    )?;
+    let addr = link::resolve(&old.enrollment.controller).await?;
+    let (_endpoint, connection) = link::connect(addr, tls).await?;
+    let mut session = link::Session::open(connection, crate::VERSION).await?;
+    session.retire().await?;
+    session.close();
+    Ok(())
 }
 
 /// The grant must name the CA we pinned and carry a certificate for the identity it claims.

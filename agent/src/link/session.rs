@@ -159,10 +159,27 @@ impl Session {
         match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
             Ok(Ok(ControlReply::Renewed(grant))) => Ok(grant),
             Ok(Ok(ControlReply::Refused(refusal))) => Err(SessionError::Refused(refusal)),
+            Ok(Ok(ControlReply::Retired)) => Err(SessionError::Frame(FrameIoError::Closed)),
             Ok(Err(error)) => Err(match self.connection.close_reason() {
                 Some(reason) => SessionError::Closed(reason),
                 None => error,
             }),
+            Err(_) => Err(SessionError::Timeout(REPLY_TIMEOUT)),
+        }
+    }
+
+    /// Asks the controller to revoke this session's host (the host re-enrolled).
+    pub async fn retire(&mut self) -> Result<(), SessionError> {
+        let (send, recv) = &mut self.control;
+        let exchange = async {
+            write_frame(send, &ControlRequest::Retire).await?;
+            Ok::<_, SessionError>(read_frame::<_, ControlReply>(recv, MAX_FRAME_LEN).await?)
+        };
+        match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
+            Ok(Ok(ControlReply::Retired)) => Ok(()),
+            Ok(Ok(ControlReply::Refused(refusal))) => Err(SessionError::Refused(refusal)),
+            Ok(Ok(ControlReply::Renewed(_))) => Err(SessionError::Frame(FrameIoError::Closed)),
+            Ok(Err(error)) => Err(error),
             Err(_) => Err(SessionError::Timeout(REPLY_TIMEOUT)),
         }
     }

@@ -31,6 +31,44 @@ use unity_protocol::latest::{Report, ReportBody};
 use uuid::Uuid;
 
 const MAGIC: &[u8; 4] = b"UFSP";
+/// When a report was last acknowledged (Unix ms, text).
+const LAST_DELIVERED: &str = "last-delivered";
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+/// What `unity-agent status` shows of a spool directory, read without opening it for writing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolSummary {
+    pub reports: usize,
+    pub bytes: u64,
+    pub corrupt: usize,
+    pub last_delivered_ms: Option<i64>,
+}
+
+/// Reads the spool directory's summary (the running agent may be writing it meanwhile).
+pub fn summary(dir: &Path) -> SpoolSummary {
+    let mut out = SpoolSummary {
+        last_delivered_ms: fs::read_to_string(dir.join(LAST_DELIVERED))
+            .ok()
+            .and_then(|t| t.trim().parse().ok()),
+        ..SpoolSummary::default()
+    };
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("rpt") => {
+                out.reports += 1;
+                out.bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+            Some("corrupt") => out.corrupt += 1,
+            _ => {}
+        }
+    }
+    out
+}
 const FORMAT: u8 = 1;
 const HEADER_LEN: usize = 4 + 1 + 32 + 4;
 /// A report larger than this is not spooled (the wire limit is 4 MiB).
@@ -441,6 +479,8 @@ impl Spool {
         if let Some(meta) = self.queue.remove(index) {
             self.bytes = self.bytes.saturating_sub(meta.bytes);
         }
+        // For `unity-agent status`; not worth an fsync.
+        let _ = fs::write(self.dir.join(LAST_DELIVERED), now_ms().to_string());
         Ok(())
     }
 

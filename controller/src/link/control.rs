@@ -47,12 +47,38 @@ pub(super) async fn serve(
                     ControlReply::Refused(refusal)
                 }
             },
+            ControlRequest::Retire => match retire(&ctx, identity).await {
+                Ok(()) => ControlReply::Retired,
+                Err(refusal) => ControlReply::Refused(refusal),
+            },
         };
         if let Err(error) = write_frame(&mut send, &reply).await {
             tracing::info!(error = %error_chain(&error), "agent went away before the control reply");
             return;
         }
     }
+}
+
+/// Revokes the session's own host: it enrolled again under a new identity.
+async fn retire(ctx: &LinkContext, identity: HostIdentity) -> Result<(), Refusal> {
+    let internal = |e: &dyn std::error::Error| {
+        tracing::error!(error = %error_chain(e), "could not retire a host");
+        Refusal {
+            reason: RefusalReason::Internal,
+            detail: "controller database error; try again".into(),
+        }
+    };
+    let mut tx = ctx
+        .store
+        .tenant_tx(identity.tenant_id)
+        .await
+        .map_err(|e| internal(&e))?;
+    hosts::revoke_host(&mut tx, identity.host_id)
+        .await
+        .map_err(|e| internal(&e))?;
+    tx.commit().await.map_err(|e| internal(&e))?;
+    tracing::info!("host retired: it enrolled again under a new identity");
+    Ok(())
 }
 
 /// Issues a new certificate for the session's own identity (never one named in the CSR) and

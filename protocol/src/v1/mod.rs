@@ -179,6 +179,9 @@ pub enum ControlRequest {
     /// Renew the host certificate for the key in this CSR. The identity of the new certificate
     /// is the session's — whatever the CSR says.
     Renew(RenewRequest),
+    /// This host enrolled again (`enroll --force`): revoke the session's host record. Proven
+    /// by the old certificate itself, so no one else can retire a host.
+    Retire,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +195,8 @@ pub struct RenewRequest {
 pub enum ControlReply {
     Renewed(RenewGrant),
     Refused(Refusal),
+    /// The session's host is revoked; the connection closes.
+    Retired,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

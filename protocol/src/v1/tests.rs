@@ -543,3 +543,21 @@ fn golden_job_spec_and_positions() {
     assert_eq!(&signed[..32], &[7; 32]);
     assert_eq!(&signed[32..], &[1, 1, 1, 2]);
 }
+
+#[test]
+fn golden_positions_of_retire_and_agent_status() {
+    assert_eq!(postcard::to_allocvec(&ControlRequest::Retire).unwrap(), [1]);
+    assert_eq!(postcard::to_allocvec(&ControlReply::Retired).unwrap(), [2]);
+    let status = ReportBody::AgentStatus(AgentStatus {
+        spool_reports: 1,
+        spool_bytes: 2,
+        oldest_queued_ms: None,
+        dropped_reports: 3,
+        dropped_bytes: 4,
+        dropped_corrupt: 5,
+        dropped_detail: String::new(),
+    });
+    assert_eq!(postcard::to_allocvec(&status).unwrap(), [6, 1, 2, 0, 3, 4, 5, 0]);
+    assert_eq!(round_trip(&status), status);
+    assert_eq!(close_code::SESSION_REPLACED, 7);
+}
