@@ -51,6 +51,21 @@ enum Command {
     /// The job-signing key.
     #[command(subcommand, name = "job-key")]
     JobKey(JobKeyCommand),
+    /// Write a backup (database, CA, job key, config) to one file; safe while serving.
+    Backup {
+        /// Where to write it (default: <backup dir>/unity-backup-<time>.tar.gz).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Restore a backup into this (stopped, empty) controller.
+    Restore {
+        /// The backup file.
+        archive: PathBuf,
+        /// Replace the existing controller's database, CA and job key (embedded database
+        /// only; an external database must be empty).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,11 +196,16 @@ fn real_main() -> Result<()> {
         "warn"
     });
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    // The file the configuration came from, for backups.
+    let config_file = cli.config.clone().or_else(|| {
+        let default = PathBuf::from(crate::config::DEFAULT_CONFIG_PATH);
+        default.exists().then_some(default)
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(cli.command, config))
+    runtime.block_on(run(cli.command, config, config_file))
 }
 
 fn init_logging(default_filter: &str) {
@@ -203,30 +223,81 @@ fn init_logging(default_filter: &str) {
     }
 }
 
-async fn run(command: Command, config: Config) -> Result<()> {
+async fn run(command: Command, config: Config, config_file: Option<PathBuf>) -> Result<()> {
     if let Command::Ca(CaCommand::Fingerprint) = command {
         let ca = app::load_ca(&config.data_dir).context("loading the CA")?;
         println!("{}", ca.fingerprint());
         return Ok(());
     }
-    let database = Database::open(
-        config.database_url.as_deref(),
-        config.app_database_url.as_deref(),
-        &config.data_dir,
-    )
-    .await
-    .context("opening the database")?;
-    let mut database = database;
+    if let Command::Restore { archive, force } = &command {
+        return crate::restore::run(&config, config_file.as_deref(), archive, *force).await;
+    }
+    let mut database = Database::open(&config, config_file.as_deref())
+        .await
+        .context("opening the database")?;
     let result = match command {
-        Command::Serve => serve(&config, &mut database).await,
+        Command::Serve => serve(&config, config_file, &mut database).await,
+        Command::Backup { output } => backup(&config, config_file, &database, output).await,
         other => admin(other, &config, &database.store).await,
     };
     database.close().await;
     result
 }
 
-async fn serve(config: &Config, database: &mut Database) -> Result<()> {
+async fn backup(
+    config: &Config,
+    config_file: Option<PathBuf>,
+    database: &Database,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let path = output.unwrap_or_else(|| {
+        config.backup_dir().join(crate::backup::file_name(
+            "unity-backup",
+            OffsetDateTime::now_utc(),
+        ))
+    });
+    let schema = database.store.schema_version().await?;
+    let manifest = crate::backup::create(
+        &database.client,
+        schema,
+        &config.data_dir,
+        config_file.as_deref(),
+        &path,
+    )
+    .await
+    .with_context(|| format!("writing the backup to {}", path.display()))?;
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!("{}", path.display());
+    eprintln!(
+        "backup written: schema {}, {} files, {size} bytes; it holds the CA and job-signing keys — keep it private and off this disk",
+        manifest.schema_version,
+        manifest.files.len()
+    );
+    Ok(())
+}
+
+async fn serve(
+    config: &Config,
+    config_file: Option<PathBuf>,
+    database: &mut Database,
+) -> Result<()> {
     let store = database.store.clone();
+    let backups = (config.backup.interval_hours > 0).then(|| {
+        let schedule = crate::backup::schedule::Schedule {
+            interval: Duration::from_secs(u64::from(config.backup.interval_hours) * 3600),
+            keep: config.backup.keep as usize,
+            dir: config.backup_dir(),
+            data_dir: config.data_dir.clone(),
+            config_file,
+        };
+        tracing::info!(dir = %schedule.dir.display(), every_hours = config.backup.interval_hours,
+            keep = schedule.keep, "scheduled backups on");
+        tokio::spawn(crate::backup::schedule::run(
+            schedule,
+            database.client.clone(),
+            store.clone(),
+        ))
+    });
     let running = app::start(
         ControllerOptions {
             quic_listen: config.quic_listen,
@@ -258,6 +329,9 @@ async fn serve(config: &Config, database: &mut Database) -> Result<()> {
         }
         error = supervised => Err(error),
     };
+    if let Some(backups) = backups {
+        backups.abort();
+    }
     running.shutdown().await;
     outcome
 }
@@ -399,7 +473,9 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
             println!("revoked {host_id}");
         }
         // `run` handles these before opening the database for administration.
-        Command::Serve | Command::Ca(_) => bail!("not an administrative command"),
+        Command::Serve | Command::Ca(_) | Command::Backup { .. } | Command::Restore { .. } => {
+            bail!("not an administrative command")
+        }
     }
     Ok(())
 }

@@ -30,6 +30,30 @@ pub struct Config {
     pub host_cert_validity_days: u32,
     /// How often automatic container updates are looked for.
     pub auto_update_interval_secs: u32,
+    /// Scheduled backups (`[backup]`).
+    pub backup: BackupConfig,
+}
+
+/// `[backup]`: the controller backs itself up while it serves.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Hours between scheduled backups; 0 turns them off.
+    pub interval_hours: u32,
+    /// Scheduled backups kept (the oldest beyond this are deleted).
+    pub keep: u32,
+    /// Where backups are written (default `<data_dir>/backups`). Put it on another disk.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            interval_hours: 24,
+            keep: 7,
+            dir: None,
+        }
+    }
 }
 
 impl Default for Config {
@@ -43,6 +67,7 @@ impl Default for Config {
             report_interval_secs: 60,
             host_cert_validity_days: 30,
             auto_update_interval_secs: 60,
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -151,6 +176,12 @@ impl Config {
         if let Some(v) = lookup("UNITY_AUTO_UPDATE_INTERVAL_SECS") {
             self.auto_update_interval_secs = parse("UNITY_AUTO_UPDATE_INTERVAL_SECS", v)?;
         }
+        if let Some(v) = lookup("UNITY_BACKUP_INTERVAL_HOURS") {
+            self.backup.interval_hours = parse("UNITY_BACKUP_INTERVAL_HOURS", v)?;
+        }
+        if let Some(v) = lookup("UNITY_BACKUP_DIR").filter(|v| !v.is_empty()) {
+            self.backup.dir = Some(PathBuf::from(v));
+        }
         Ok(())
     }
 
@@ -173,7 +204,27 @@ impl Config {
                 reason: "between 1 and 86400",
             });
         }
+        if self.backup.interval_hours > 24 * 365 {
+            return Err(ConfigError::Invalid {
+                key: "backup.interval_hours",
+                reason: "at most 8760 (0 turns scheduled backups off)",
+            });
+        }
+        if self.backup.keep == 0 {
+            return Err(ConfigError::Invalid {
+                key: "backup.keep",
+                reason: "at least 1",
+            });
+        }
         Ok(())
+    }
+
+    /// Where backups go.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
     }
 
     pub fn auto_update_interval(&self) -> Duration {

@@ -5,11 +5,13 @@ use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::store::embedded::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
-use crate::store::{self, AppLogin, Store, StoreError};
+use crate::backup::{self, BackupError};
+use crate::config::Config;
+use crate::store::embedded::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres, PgClient};
+use crate::store::{self, AppLogin, MigrationPlan, Store, StoreError};
 
 /// Name of the database the embedded cluster holds.
-const EMBEDDED_DATABASE: &str = "unity";
+pub const EMBEDDED_DATABASE: &str = "unity";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
@@ -19,6 +21,17 @@ pub enum DatabaseError {
     Embedded(#[from] EmbeddedError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "the schema must be migrated from version {from} to {to}, and the backup taken first \
+         failed; nothing was changed (free space in {dir} or set [backup] dir)"
+    )]
+    PreMigrationBackup {
+        from: i64,
+        to: i64,
+        dir: std::path::PathBuf,
+        #[source]
+        source: BackupError,
+    },
 }
 
 /// An open, migrated store and, in embedded mode, the cluster behind it (stopped on drop if
@@ -27,47 +40,80 @@ pub enum DatabaseError {
 pub struct Database {
     pub store: Store,
     pub embedded: Option<EmbeddedPostgres>,
+    /// `pg_dump`/`pg_restore` for this database (backups).
+    pub client: PgClient,
 }
 
 impl Database {
-    /// Opens `database_url` (with `app_database_url` for the application pool, if given), or
-    /// the embedded cluster under `data_dir/postgres`, and migrates.
-    pub async fn open(
-        database_url: Option<&str>,
-        app_database_url: Option<&str>,
-        data_dir: &Path,
-    ) -> Result<Self, DatabaseError> {
-        let (options, app, embedded) = match database_url {
+    /// Opens `config.database_url` (with `app_database_url` for the application pool, if
+    /// given), or the embedded cluster under `data_dir/postgres`, and migrates — after taking
+    /// a backup when the migration would change existing data, and never over a schema newer
+    /// than this build's.
+    pub async fn open(config: &Config, config_file: Option<&Path>) -> Result<Self, DatabaseError> {
+        let (options, app, embedded, client) = match config.database_url.as_deref() {
             Some(url) => {
-                let app = match app_database_url {
+                let app = match config.app_database_url.as_deref() {
                     Some(app) => AppLogin::External(
                         PgConnectOptions::from_str(app).map_err(DatabaseError::Url)?,
                     ),
                     None => AppLogin::SameAsAdmin,
                 };
-                (
-                    PgConnectOptions::from_str(url).map_err(DatabaseError::Url)?,
-                    app,
-                    None,
-                )
+                let options = PgConnectOptions::from_str(url).map_err(DatabaseError::Url)?;
+                (options, app, None, PgClient::external(url).await?)
             }
             None => {
-                let pg = EmbeddedPostgres::ensure_running(
-                    &data_dir.join("postgres"),
-                    &EmbeddedOptions::default(),
-                )
-                .await?;
-                store::create_database_if_missing(
-                    pg.connect_options("postgres"),
-                    EMBEDDED_DATABASE,
-                )
-                .await?;
+                let pg = Self::embedded(&config.data_dir).await?;
                 let options = pg.connect_options(EMBEDDED_DATABASE);
-                (options.clone(), AppLogin::Managed(options), Some(pg))
+                let client = pg.client(EMBEDDED_DATABASE);
+                (
+                    options.clone(),
+                    AppLogin::Managed(options),
+                    Some(pg),
+                    client,
+                )
             }
         };
+        match store::migration_plan(&options).await? {
+            MigrationPlan::TooNew { database, binary } => {
+                return Err(StoreError::SchemaTooNew { database, binary }.into());
+            }
+            MigrationPlan::Upgrade { from, to } => {
+                let dir = config.backup_dir();
+                let path = dir.join(backup::file_name(
+                    &format!("pre-migration-schema{from}"),
+                    time::OffsetDateTime::now_utc(),
+                ));
+                tracing::info!(from, to, path = %path.display(),
+                    "backing up before migrating the schema");
+                backup::create(&client, from, &config.data_dir, config_file, &path)
+                    .await
+                    .map_err(|source| DatabaseError::PreMigrationBackup {
+                        from,
+                        to,
+                        dir,
+                        source,
+                    })?;
+            }
+            MigrationPlan::Fresh | MigrationPlan::UpToDate => {}
+        }
         let store = Store::open(options, app).await?;
-        Ok(Self { store, embedded })
+        Ok(Self {
+            store,
+            embedded,
+            client,
+        })
+    }
+
+    /// The embedded cluster under `data_dir/postgres`, running, with its database created.
+    pub async fn embedded(data_dir: &Path) -> Result<EmbeddedPostgres, DatabaseError> {
+        let pg = EmbeddedPostgres::ensure_running(
+            &data_dir.join("postgres"),
+            &EmbeddedOptions::default(),
+        )
+        .await?;
+        store::create_database_if_missing(pg.connect_options("postgres"), EMBEDDED_DATABASE)
+            .await?;
+        Ok(pg)
     }
 
     /// Closes the pool and stops the embedded cluster if this process started it.

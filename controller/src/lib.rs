@@ -7,17 +7,20 @@
 //!   controller's own cluster when no `DATABASE_URL` is given.
 //! * [`api`] — the HTTP API (axum) and its OpenAPI document.
 //! * [`app`] — wiring: start everything, stop everything.
+//! * [`backup`] — one archive with the database, CA, job key and config; restore.
 //! * [`config`] — the TOML file and environment overrides.
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod database;
 pub mod ingest;
 pub mod jobs;
 pub mod link;
+mod restore;
 pub mod store;
 
 /// This build's version, reported to agents and by `/healthz`.

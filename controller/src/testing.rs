@@ -59,6 +59,13 @@ impl ThrowawayPostgres {
         Ok((store, self.pg.database_url(&name)))
     }
 
+    /// A new, empty database (no schema), for tests that load a dump; its `postgres://` URL.
+    pub async fn empty_database(&self) -> Result<String, ThrowawayError> {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        store::create_database_if_missing(self.pg.connect_options("postgres"), &name).await?;
+        Ok(self.pg.database_url(&name))
+    }
+
     /// Connection options for `database`, e.g. to connect as another role in a test.
     pub fn connect_options(&self, database: &str) -> sqlx::postgres::PgConnectOptions {
         self.pg.connect_options(database)

@@ -62,6 +62,45 @@ pub struct EmbeddedOptions {
     pub unsafe_no_fsync: bool,
 }
 
+/// How to run PostgreSQL client programs against one database: the embedded cluster's (as its
+/// server user) or an external one's (`DATABASE_URL`, with this machine's newest client).
+#[derive(Debug, Clone)]
+pub struct PgClient {
+    bin_dir: PathBuf,
+    run_as: Option<String>,
+    connect: Vec<std::ffi::OsString>,
+}
+
+impl PgClient {
+    /// Clients for the database at `url`, from this machine's PostgreSQL installation.
+    pub async fn external(url: &str) -> Result<Self, EmbeddedError> {
+        let bin_dir = find_bin_dir()
+            .await
+            .ok_or(EmbeddedError::BinariesNotFound)?;
+        Ok(Self {
+            bin_dir,
+            run_as: None,
+            connect: vec!["-d".into(), url.into()],
+        })
+    }
+
+    /// `program` with the connection arguments; the caller adds its own.
+    pub fn command(&self, program: &str) -> Command {
+        let path = self.bin_dir.join(program);
+        let mut command = match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        };
+        command.current_dir("/");
+        command.args(&self.connect);
+        command
+    }
+}
+
 /// A running (or adopted) PostgreSQL cluster under `root`.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
@@ -348,6 +387,25 @@ impl EmbeddedPostgres {
         let mut command = self.command("pg_ctl");
         command.args(args);
         run(command, "pg_ctl").await
+    }
+
+    /// The cluster's own client programs (`pg_dump`, `pg_restore`), connected to `database` over
+    /// its socket as the superuser (and run as the server user when we are root).
+    pub fn client(&self, database: &str) -> PgClient {
+        PgClient {
+            bin_dir: self.bin_dir.clone(),
+            run_as: self.run_as.clone(),
+            connect: vec![
+                "-h".into(),
+                self.socket_dir.clone().into(),
+                "-p".into(),
+                SOCKET_PORT.to_string().into(),
+                "-U".into(),
+                SUPERUSER.into(),
+                "-d".into(),
+                database.into(),
+            ],
+        }
     }
 
     /// A command for PostgreSQL program `program`, run as the server user when we are root.

@@ -38,6 +38,12 @@ pub enum StoreError {
     Connect(#[source] sqlx::Error),
     #[error("database migrations failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error(
+        "the database holds schema version {database}, newer than this controller knows \
+         ({binary}): it was upgraded by a newer controller; run that version, or restore a \
+         backup taken before the upgrade (see docs/operations.md)"
+    )]
+    SchemaTooNew { database: i64, binary: i64 },
     #[error("database query failed while {action}")]
     Query {
         action: &'static str,
@@ -86,6 +92,71 @@ pub enum AppLogin {
     External(PgConnectOptions),
 }
 
+/// The schema, as this build knows it.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The newest schema version this build can migrate to.
+pub fn newest_known_schema() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// What opening a database will do to its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationPlan {
+    /// No Unity Fleet schema yet: it is created.
+    Fresh,
+    /// Already at this build's schema.
+    UpToDate,
+    /// Migrations `from`+1..=`to` will run over existing data.
+    Upgrade { from: i64, to: i64 },
+    /// A newer controller migrated it; this build must not touch it.
+    TooNew { database: i64, binary: i64 },
+}
+
+impl MigrationPlan {
+    /// From the versions applied to a database and the versions this build knows.
+    pub fn new(applied: &[i64], known: &[i64]) -> Self {
+        let binary = known.iter().copied().max().unwrap_or(0);
+        let Some(database) = applied.iter().copied().max() else {
+            return Self::Fresh;
+        };
+        if applied.iter().any(|v| !known.contains(v)) || database > binary {
+            return Self::TooNew { database, binary };
+        }
+        if known.iter().all(|v| applied.contains(v)) {
+            Self::UpToDate
+        } else {
+            Self::Upgrade {
+                from: database,
+                to: binary,
+            }
+        }
+    }
+}
+
+/// Reads what opening the database at `options` would do, without changing anything.
+pub async fn migration_plan(options: &PgConnectOptions) -> Result<MigrationPlan, StoreError> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect_with(options)
+        .await
+        .map_err(StoreError::Connect)?;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(query_error("looking for an existing schema"))?;
+    let applied: Vec<i64> = if exists {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(query_error("reading applied migrations"))?
+    } else {
+        Vec::new()
+    };
+    let _ = conn.close().await;
+    let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    Ok(MigrationPlan::new(&applied, &known))
+}
+
 /// Role the application pool logs in as when the controller manages the database.
 pub const APP_ROLE: &str = "unity_app";
 
@@ -93,10 +164,7 @@ impl Store {
     /// Connects both pools and applies migrations.
     pub async fn open(admin: PgConnectOptions, app: AppLogin) -> Result<Self, StoreError> {
         let admin = pool(admin, 4).await?;
-        sqlx::migrate!("./migrations")
-            .run(&admin)
-            .await
-            .map_err(StoreError::Migrate)?;
+        MIGRATOR.run(&admin).await.map_err(StoreError::Migrate)?;
         let app = match app {
             AppLogin::SameAsAdmin => admin.clone(),
             AppLogin::Managed(options) => {
@@ -125,6 +193,14 @@ impl Store {
             .begin()
             .await
             .map_err(query_error("opening a transaction"))
+    }
+
+    /// The newest migration applied (0 for an empty database).
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.admin)
+            .await
+            .map_err(query_error("reading the schema version"))
     }
 
     /// Checks the database answers; for `/healthz`.
@@ -174,6 +250,30 @@ pub async fn enter_tenant(tx: &mut TenantTx, tenant_id: Uuid) -> Result<(), Stor
     Ok(())
 }
 
+/// Makes a database ready to receive a restored dump: the role the schema grants to exists
+/// and the connecting role is a member of it (as migration 0001 arranges for a fresh one).
+pub async fn prepare_restore_target(options: &PgConnectOptions) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect_with(options)
+        .await
+        .map_err(StoreError::Connect)?;
+    sqlx::raw_sql(
+        "DO $$ BEGIN \
+             BEGIN \
+                 CREATE ROLE unity_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END; \
+             IF NOT pg_has_role(current_user, 'unity_app', 'MEMBER') THEN \
+                 EXECUTE format('GRANT unity_app TO %I', current_user); \
+             END IF; \
+         END $$",
+    )
+    .execute(&mut conn)
+    .await
+    .map_err(query_error("creating the application role"))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
 /// Creates database `name` if it does not exist, connecting through `admin` (the `postgres`
 /// maintenance database of the same cluster).
 pub async fn create_database_if_missing(
@@ -200,4 +300,61 @@ pub async fn create_database_if_missing(
     }
     let _ = conn.close().await;
     Ok(())
+}
+
+/// Drops database `name` (disconnecting whoever is in it) and creates it empty, connecting
+/// through `admin`; for `restore --force` onto the embedded cluster only.
+pub async fn recreate_database(admin: PgConnectOptions, name: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect_with(&admin)
+        .await
+        .map_err(StoreError::Connect)?;
+    let quoted = name.replace('"', "\"\"");
+    // An identifier cannot be a bind parameter; it is quoted above.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{quoted}\" WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .map_err(query_error("dropping the database"))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{quoted}\"")))
+        .execute(&mut conn)
+        .await
+        .map_err(query_error("creating the database"))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod migration_plan_tests {
+    use super::MigrationPlan;
+
+    #[test]
+    fn plans() {
+        let known = [1, 2, 3];
+        assert_eq!(MigrationPlan::new(&[], &known), MigrationPlan::Fresh);
+        assert_eq!(
+            MigrationPlan::new(&[1, 2, 3], &known),
+            MigrationPlan::UpToDate
+        );
+        assert_eq!(
+            MigrationPlan::new(&[1, 2], &known),
+            MigrationPlan::Upgrade { from: 2, to: 3 }
+        );
+        assert_eq!(
+            MigrationPlan::new(&[1, 2, 3, 4], &known),
+            MigrationPlan::TooNew {
+                database: 4,
+                binary: 3
+            }
+        );
+        // A version this build never had, even below its newest, is a different lineage.
+        assert_eq!(
+            MigrationPlan::new(&[1, 2, 5], &[1, 2, 3, 6]),
+            MigrationPlan::TooNew {
+                database: 5,
+                binary: 6
+            }
+        );
+    }
 }

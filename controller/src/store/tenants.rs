@@ -76,6 +76,17 @@ impl Store {
             .map_err(query_error("listing tenants"))
     }
 
+    /// Tenants and active hosts across all tenants, for operators' summaries (restore).
+    pub async fn inventory_counts(&self) -> Result<(i64, i64), StoreError> {
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM tenants), \
+                    (SELECT count(*) FROM hosts WHERE revoked_at IS NULL)",
+        )
+        .fetch_one(self.admin())
+        .await
+        .map_err(query_error("counting tenants and hosts"))
+    }
+
     pub async fn tenant_by_name(&self, name: &str) -> Result<Tenant, StoreError> {
         sqlx::query_as::<_, Tenant>("SELECT id, name, created_at FROM tenants WHERE name = $1")
             .bind(name)

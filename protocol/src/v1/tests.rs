@@ -557,7 +557,10 @@ fn golden_positions_of_retire_and_agent_status() {
         dropped_corrupt: 5,
         dropped_detail: String::new(),
     });
-    assert_eq!(postcard::to_allocvec(&status).unwrap(), [6, 1, 2, 0, 3, 4, 5, 0]);
+    assert_eq!(
+        postcard::to_allocvec(&status).unwrap(),
+        [6, 1, 2, 0, 3, 4, 5, 0]
+    );
     assert_eq!(round_trip(&status), status);
     assert_eq!(close_code::SESSION_REPLACED, 7);
 }
