@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::app::{self, ControllerOptions};
 use crate::auth::Scope;
 use crate::config::Config;
-use crate::database::Database;
+use crate::database::{Access, Database};
 use crate::jobs::state::JobState;
 use crate::jobs::{Cancelled, JobKeys, JobRequest, cancel, create_job};
 use crate::store::jobs::{self as job_store, JobFilter};
@@ -66,6 +66,20 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+impl Command {
+    /// Commands that only read: they still work against a schema a newer controller migrated
+    /// (after a downgrade), so the operator can look and back up before deciding.
+    fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Self::Tenant(TenantCommand::List)
+                | Self::Job(JobCommand::List { .. } | JobCommand::Show { .. })
+                | Self::JobKey(JobKeyCommand::Show)
+                | Self::Backup { .. }
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,7 +246,12 @@ async fn run(command: Command, config: Config, config_file: Option<PathBuf>) -> 
     if let Command::Restore { archive, force } = &command {
         return crate::restore::run(&config, config_file.as_deref(), archive, *force).await;
     }
-    let mut database = Database::open(&config, config_file.as_deref())
+    let access = if command.is_read_only() {
+        Access::ReadOnly
+    } else {
+        Access::ReadWrite
+    };
+    let mut database = Database::open(&config, config_file.as_deref(), access)
         .await
         .context("opening the database")?;
     let result = match command {

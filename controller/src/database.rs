@@ -34,6 +34,16 @@ pub enum DatabaseError {
     },
 }
 
+/// What the opener will do with the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Serve or change it: migrate to this build's schema (and refuse a newer one).
+    ReadWrite,
+    /// Only read it: a schema newer than this build's is opened as it is, with a warning, so
+    /// an operator who downgraded can still list, look and back up.
+    ReadOnly,
+}
+
 /// An open, migrated store and, in embedded mode, the cluster behind it (stopped on drop if
 /// this process started it).
 #[derive(Debug)]
@@ -49,7 +59,11 @@ impl Database {
     /// given), or the embedded cluster under `data_dir/postgres`, and migrates — after taking
     /// a backup when the migration would change existing data, and never over a schema newer
     /// than this build's.
-    pub async fn open(config: &Config, config_file: Option<&Path>) -> Result<Self, DatabaseError> {
+    pub async fn open(
+        config: &Config,
+        config_file: Option<&Path>,
+        access: Access,
+    ) -> Result<Self, DatabaseError> {
         let (options, app, embedded, client) = match config.database_url.as_deref() {
             Some(url) => {
                 let app = match config.app_database_url.as_deref() {
@@ -74,6 +88,19 @@ impl Database {
             }
         };
         match store::migration_plan(&options).await? {
+            MigrationPlan::TooNew { database, binary } if access == Access::ReadOnly => {
+                tracing::warn!(
+                    database,
+                    binary,
+                    "the database schema is newer than this controller's; reading it as it is"
+                );
+                let store = Store::open_unmigrated(options, app).await?;
+                return Ok(Self {
+                    store,
+                    embedded,
+                    client,
+                });
+            }
             MigrationPlan::TooNew { database, binary } => {
                 return Err(StoreError::SchemaTooNew { database, binary }.into());
             }

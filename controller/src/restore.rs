@@ -15,7 +15,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::backup::{self, Archive};
 use crate::config::Config;
-use crate::database::{Database, EMBEDDED_DATABASE};
+use crate::database::{Access, Database, EMBEDDED_DATABASE};
 use crate::store::embedded::PgClient;
 use crate::store::{self, MigrationPlan};
 
@@ -92,7 +92,7 @@ pub(crate) async fn run(
     }
 
     // Migrates a backup from an older controller to this one's schema.
-    let database = Database::open(config, config_file)
+    let database = Database::open(config, config_file, Access::ReadWrite)
         .await
         .context("opening the restored database")?;
     let (tenants, hosts) = database.store.inventory_counts().await?;

@@ -177,3 +177,30 @@ fn the_service_restarts_a_dead_postgres_and_leaves_no_orphan() {
         !alive(second)
     });
 }
+
+/// After an OS upgrade replaces PostgreSQL's major version, a cluster made by the old one is
+/// not started with the new one (which fails obscurely) but refused with what to do.
+#[tokio::test]
+async fn a_cluster_whose_postgresql_version_is_gone_is_a_clear_error() {
+    let dir = tempfile::Builder::new()
+        .prefix("unity-emb-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let pgdata = dir.path().join("pg/pgdata");
+    std::fs::create_dir_all(&pgdata).unwrap();
+    // A major version no machine has installed.
+    std::fs::write(pgdata.join("PG_VERSION"), "11\n").unwrap();
+    let err = EmbeddedPostgres::ensure_running(&dir.path().join("pg"), &EmbeddedOptions::default())
+        .await
+        .unwrap_err();
+    match &err {
+        EmbeddedError::WrongMajor {
+            cluster, installed, ..
+        } => {
+            assert_eq!(cluster, "11");
+            assert!(installed.contains("15"), "{installed}");
+        }
+        other => panic!("expected WrongMajor, got {other}"),
+    }
+    assert!(err.to_string().contains("Upgrading PostgreSQL"), "{err}");
+}

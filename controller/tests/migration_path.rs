@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use unity_controller::backup::Archive;
 use unity_controller::config::Config;
-use unity_controller::database::{Database, DatabaseError};
+use unity_controller::database::{Access, Database, DatabaseError};
 use unity_controller::jobs::JobKeys;
 use unity_controller::store::embedded::PgClient;
 use unity_controller::store::inventory::containers::{self, ContainerFilter};
@@ -72,7 +72,9 @@ async fn an_earlier_release_is_backed_up_then_migrated_and_keeps_its_data() {
     JobKeys::new(data.path()).load_or_create().unwrap();
     let config = config(&url, data.path());
 
-    let database = Database::open(&config, None).await.unwrap();
+    let database = Database::open(&config, None, Access::ReadWrite)
+        .await
+        .unwrap();
     let written = backups(&config.backup_dir());
     assert_eq!(written.len(), 1, "{written:?}");
     let name = written[0].file_name().unwrap().to_str().unwrap();
@@ -120,7 +122,9 @@ async fn an_earlier_release_is_backed_up_then_migrated_and_keeps_its_data() {
     database.close().await;
 
     // Opening again: nothing to migrate, no second backup.
-    let database = Database::open(&config, None).await.unwrap();
+    let database = Database::open(&config, None, Access::ReadWrite)
+        .await
+        .unwrap();
     database.close().await;
     assert_eq!(backups(&config.backup_dir()).len(), 1);
 }
@@ -143,7 +147,8 @@ async fn a_schema_newer_than_this_build_is_refused_untouched() {
     .unwrap();
     conn.close().await.unwrap();
     let data = tempfile::tempdir().unwrap();
-    let error = Database::open(&config(&url, data.path()), None)
+    let config = config(&url, data.path());
+    let error = Database::open(&config, None, Access::ReadWrite)
         .await
         .unwrap_err();
     match &error {
@@ -159,4 +164,12 @@ async fn a_schema_newer_than_this_build_is_refused_untouched() {
         "{message}"
     );
     assert!(backups(&data.path().join("backups")).is_empty());
+
+    // Reading still works (what `tenant list`, `job list`, `backup` use), and changes nothing.
+    let database = Database::open(&config, None, Access::ReadOnly)
+        .await
+        .unwrap();
+    assert!(database.store.list_tenants().await.unwrap().is_empty());
+    assert_eq!(database.store.schema_version().await.unwrap(), future);
+    database.close().await;
 }

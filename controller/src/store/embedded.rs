@@ -51,6 +51,17 @@ pub enum EmbeddedError {
          `{user}` can reach it (e.g. under /var/lib) or make {path} traversable (chmod o+x)"
     )]
     NotReachable { user: String, path: PathBuf },
+    #[error(
+        "the embedded cluster {data_dir} was made by PostgreSQL {cluster}, whose server \
+         programs are not installed (installed: {installed}); install PostgreSQL {cluster} \
+         again, or move the cluster to the installed version (docs/operations.md, \
+         \"Upgrading PostgreSQL\")"
+    )]
+    WrongMajor {
+        cluster: String,
+        data_dir: PathBuf,
+        installed: String,
+    },
     #[error("socket directory {path} is {len} bytes long; unix sockets allow at most 100")]
     SocketPathTooLong { path: PathBuf, len: usize },
 }
@@ -122,9 +133,16 @@ impl EmbeddedPostgres {
         root: &Path,
         options: &EmbeddedOptions,
     ) -> Result<Self, EmbeddedError> {
-        let bin_dir = find_bin_dir()
-            .await
-            .ok_or(EmbeddedError::BinariesNotFound)?;
+        // An existing cluster runs only on the major version that created it.
+        let cluster_major = std::fs::read_to_string(root.join("pgdata").join("PG_VERSION"))
+            .ok()
+            .map(|v| v.trim().to_owned());
+        let bin_dir = match &cluster_major {
+            Some(major) => bin_dir_for_major(major, &root.join("pgdata")).await?,
+            None => find_bin_dir()
+                .await
+                .ok_or(EmbeddedError::BinariesNotFound)?,
+        };
         let run_as = if is_root() {
             Some(std::env::var("UNITY_PG_USER").unwrap_or_else(|_| "postgres".to_owned()))
         } else {
@@ -479,20 +497,72 @@ pub(crate) fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Finds the directory holding `initdb` and `pg_ctl`.
-async fn find_bin_dir() -> Option<PathBuf> {
-    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
-    if let Ok(dir) = std::env::var("UNITY_PG_BIN_DIR") {
-        let dir = PathBuf::from(dir);
-        return has_tools(&dir).then_some(dir);
+/// The major version in `pg_ctl --version` output ("pg_ctl (PostgreSQL) 15.8 (Debian …)"),
+/// spelled as `PG_VERSION` spells it: "15" from 10 on, "9.6" before.
+fn major_of_version_output(output: &str) -> Option<String> {
+    let version = output.split(')').nth(1)?.split_whitespace().next()?;
+    let mut parts = version.split('.');
+    let first = parts.next()?;
+    let first_number: u32 = first.parse().ok()?;
+    if first_number >= 10 {
+        Some(first.to_owned())
+    } else {
+        Some(format!("{first}.{}", parts.next()?))
     }
+}
+
+async fn major_of(dir: &Path) -> Option<String> {
+    let output = Command::new(dir.join("pg_ctl"))
+        .arg("--version")
+        .output()
+        .await
+        .ok()?;
+    major_of_version_output(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// The server programs of major version `major` (an existing cluster's `PG_VERSION`): after
+/// an operating-system upgrade installs a newer PostgreSQL beside the old one, the cluster
+/// keeps running on its own version instead of failing on the newest.
+async fn bin_dir_for_major(major: &str, data_dir: &Path) -> Result<PathBuf, EmbeddedError> {
+    if std::env::var_os("UNITY_PG_BIN_DIR").is_some() {
+        // The operator's choice; PostgreSQL itself refuses a mismatch, with its reason.
+        return find_bin_dir().await.ok_or(EmbeddedError::BinariesNotFound);
+    }
+    let mut installed = Vec::new();
+    for dir in bin_dir_candidates().await {
+        if let Some(found) = major_of(&dir).await {
+            if found == major {
+                return Ok(dir);
+            }
+            installed.push(found);
+        }
+    }
+    installed.dedup();
+    Err(EmbeddedError::WrongMajor {
+        cluster: major.to_owned(),
+        data_dir: data_dir.to_owned(),
+        installed: if installed.is_empty() {
+            "none".to_owned()
+        } else {
+            installed.join(", ")
+        },
+    })
+}
+
+fn has_tools(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
+}
+
+/// Every directory holding `initdb` and `pg_ctl`, preferred first: `pg_config --bindir`,
+/// Debian's per-version directories newest first, then `PATH`.
+async fn bin_dir_candidates() -> Vec<PathBuf> {
+    let mut found = Vec::new();
     if let Ok(output) = Command::new("pg_config").arg("--bindir").output().await {
         let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
         if output.status.success() && has_tools(&dir) {
-            return Some(dir);
+            found.push(dir);
         }
     }
-    // Debian/Ubuntu keep server binaries per major version; take the newest.
     let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -504,9 +574,43 @@ async fn find_bin_dir() -> Option<PathBuf> {
         .filter(|(_, dir)| has_tools(dir))
         .collect();
     versioned.sort();
-    if let Some((_, dir)) = versioned.pop() {
-        return Some(dir);
+    found.extend(versioned.into_iter().rev().map(|(_, dir)| dir));
+    if let Some(path) = std::env::var_os("PATH") {
+        found.extend(std::env::split_paths(&path).filter(|dir| has_tools(dir)));
     }
-    std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).find(|dir| has_tools(dir)))
+    found.dedup();
+    found
+}
+
+/// Finds the directory holding `initdb` and `pg_ctl` (for a new cluster: the preferred one).
+async fn find_bin_dir() -> Option<PathBuf> {
+    if let Ok(dir) = std::env::var("UNITY_PG_BIN_DIR") {
+        let dir = PathBuf::from(dir);
+        return has_tools(&dir).then_some(dir);
+    }
+    bin_dir_candidates().await.into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::major_of_version_output;
+
+    #[test]
+    fn major_versions_as_pg_version_spells_them() {
+        assert_eq!(
+            major_of_version_output("pg_ctl (PostgreSQL) 15.8 (Debian 15.8-0+deb12u1)\n")
+                .as_deref(),
+            Some("15")
+        );
+        assert_eq!(
+            major_of_version_output("pg_ctl (PostgreSQL) 17.2\n").as_deref(),
+            Some("17")
+        );
+        assert_eq!(
+            major_of_version_output("pg_ctl (PostgreSQL) 9.6.24\n").as_deref(),
+            Some("9.6")
+        );
+        assert_eq!(major_of_version_output("garbage"), None);
+        assert_eq!(major_of_version_output(""), None);
+    }
 }

@@ -163,8 +163,27 @@ pub const APP_ROLE: &str = "unity_app";
 impl Store {
     /// Connects both pools and applies migrations.
     pub async fn open(admin: PgConnectOptions, app: AppLogin) -> Result<Self, StoreError> {
+        Self::connect(admin, app, true).await
+    }
+
+    /// Connects without touching the schema: for read-only administration of a database a
+    /// newer controller migrated (its queries may fail where the schema changed).
+    pub async fn open_unmigrated(
+        admin: PgConnectOptions,
+        app: AppLogin,
+    ) -> Result<Self, StoreError> {
+        Self::connect(admin, app, false).await
+    }
+
+    async fn connect(
+        admin: PgConnectOptions,
+        app: AppLogin,
+        migrate: bool,
+    ) -> Result<Self, StoreError> {
         let admin = pool(admin, 4).await?;
-        MIGRATOR.run(&admin).await.map_err(StoreError::Migrate)?;
+        if migrate {
+            MIGRATOR.run(&admin).await.map_err(StoreError::Migrate)?;
+        }
         let app = match app {
             AppLogin::SameAsAdmin => admin.clone(),
             AppLogin::Managed(options) => {
