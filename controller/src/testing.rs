@@ -66,6 +66,17 @@ impl ThrowawayPostgres {
         Ok(self.pg.database_url(&name))
     }
 
+    /// Stops the server (a database outage); [`Self::start_again`] ends it.
+    pub async fn stop(&mut self) -> Result<(), ThrowawayError> {
+        Ok(self.pg.stop().await?)
+    }
+
+    /// Starts the server again after [`Self::stop`].
+    pub async fn start_again(&mut self) -> Result<(), ThrowawayError> {
+        self.pg.restart_if_stopped().await?;
+        Ok(())
+    }
+
     /// Connection options for `database`, e.g. to connect as another role in a test.
     pub fn connect_options(&self, database: &str) -> sqlx::postgres::PgConnectOptions {
         self.pg.connect_options(database)

@@ -146,3 +146,71 @@ async fn an_outage_with_an_agent_restart_loses_no_storage_round() {
     assert!(left <= 2, "the spool drains once delivered: {left} left");
     agent.stop().await;
 }
+
+/// The database, not the controller, goes away: sessions are closed with `UNAVAILABLE` and a
+/// `retry_after` hint (the agent comes back then instead of backing off further), rounds
+/// collected meanwhile stay in the spool, and they all arrive once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_waited_out_and_its_rounds_arrive() {
+    use unity_protocol::latest::close_code;
+    let mut h = Harness::start().await;
+    let tenant = h.store.create_tenant("alpha").await.unwrap();
+    let token = h.store.create_api_token(tenant.id, "t").await.unwrap();
+    let state = h.enroll("nas", tenant.id).await;
+    let probe = h.enroll("probe", tenant.id).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn StorageCollector> =
+        Arc::new(unity_agent::testing::recorded_storage(scratch.path()).unwrap());
+    let agent = AgentTask::spawn(state, options(storage));
+    for _ in 0..100 {
+        if history(&h, &token).await.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(history(&h, &token).await.len() >= 2);
+
+    let down_at = OffsetDateTime::now_utc();
+    h.pg.stop().await.unwrap();
+    // A session opened now is closed with the hint.
+    let tls = unity_pki::tls::agent_client_config(
+        &probe.ca,
+        vec![probe.certificate.clone()],
+        probe.private_key_der(),
+    )
+    .unwrap();
+    let addr = unity_agent::link::resolve(&probe.enrollment.controller)
+        .await
+        .unwrap();
+    let (_endpoint, connection) = unity_agent::link::connect(addr, tls).await.unwrap();
+    let opened = unity_agent::link::Session::open(connection.clone(), "probe").await;
+    assert!(opened.is_err(), "no session without a database");
+    match connection.close_reason() {
+        Some(quinn::ConnectionError::ApplicationClosed(close)) => {
+            assert_eq!(close.error_code, close_code::UNAVAILABLE.into());
+            assert_eq!(close_code::retry_after(&close.reason), Some(5));
+        }
+        other => panic!("expected UNAVAILABLE, got {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let up_at = OffsetDateTime::now_utc();
+    h.pg.start_again().await.unwrap();
+
+    let mut times = Vec::new();
+    for _ in 0..300 {
+        times = history(&h, &token).await;
+        if times.iter().any(|t| *t > up_at) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = times
+        .iter()
+        .filter(|t| **t > down_at && **t < up_at)
+        .count();
+    assert!(
+        during >= 3,
+        "rounds collected during the 4 s database outage arrive: {during} in {times:?}"
+    );
+    agent.stop().await;
+}

@@ -39,6 +39,15 @@ impl Backoff {
     }
 }
 
+/// The delay before reconnecting when the controller said when to come back
+/// (`close_code::UNAVAILABLE`): uniform over the upper half of the hint (at least 1 s), so a
+/// fleet returns soon after the database but not all at once. The backoff does not grow.
+pub fn hinted_delay(retry_after_secs: u32, unit: f64) -> Duration {
+    let hint = Duration::from_secs(u64::from(retry_after_secs.max(1)));
+    let unit = unit.clamp(0.0, 1.0);
+    hint / 2 + hint.mul_f64(unit / 2.0)
+}
+
 /// A uniform random number in [0, 1) from the OS.
 pub fn random_unit() -> f64 {
     let mut bytes = [0u8; 8];
@@ -65,6 +74,14 @@ mod tests {
         assert_eq!(backoff.next_delay(0.0), Duration::from_secs(30));
         backoff.reset();
         assert_eq!(backoff.next_delay(1.0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn hints_are_honoured_with_jitter_and_a_floor() {
+        assert_eq!(hinted_delay(5, 0.0), Duration::from_millis(2500));
+        assert_eq!(hinted_delay(5, 1.0), Duration::from_secs(5));
+        assert_eq!(hinted_delay(0, 0.0), Duration::from_millis(500));
+        assert_eq!(hinted_delay(0, 1.0), Duration::from_secs(1));
     }
 
     #[test]

@@ -11,12 +11,12 @@ use time::OffsetDateTime;
 use unity_pki::HostIdentity;
 use unity_pki::rotation::Validity;
 use unity_protocol::io::{FrameIoError, read_frame, write_frame};
-use unity_protocol::latest::{JobReceipt, Push, ReportBody, ReportReply};
+use unity_protocol::latest::{JobReceipt, Push, ReportBody, ReportReply, close_code};
 
 use super::{RunOptions, Shared, now_ms, tls_config};
 use crate::error_chain;
 use crate::jobs::JobHost;
-use crate::link::backoff::{Backoff, random_unit};
+use crate::link::backoff::{Backoff, hinted_delay, random_unit};
 use crate::link::{self, Session, SessionError};
 use crate::state::AgentState;
 
@@ -48,10 +48,18 @@ pub(super) async fn link_forever(
     // connection presents the new one.
     let mut certificate = state.certificate.clone();
     loop {
-        let error =
+        let (error, hint) =
             session_life(state, options, shared, jobs, &mut certificate, &mut backoff).await;
-        let delay = backoff.next_delay(random_unit());
         let (queued, _) = shared.spool().depth();
+        if let Some(retry_after) = hint {
+            let delay = hinted_delay(retry_after, random_unit());
+            tracing::warn!(error = %error_chain(&error), retry_in = ?delay, queued,
+                "controller cannot store now (its database is unreachable); reports are kept \
+                 in the spool; coming back when it said");
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        let delay = backoff.next_delay(random_unit());
         if error.is_permanent() {
             tracing::error!(error = %error_chain(&error), retry_in = ?delay, queued,
                 "controller refuses this host; re-enroll it or restore its record");
@@ -63,7 +71,8 @@ pub(super) async fn link_forever(
     }
 }
 
-/// One connection's life.
+/// One connection's life: why it ended, and the controller's `retry_after` hint if it closed
+/// the connection with one.
 async fn session_life(
     state: &AgentState,
     options: &RunOptions,
@@ -71,6 +80,39 @@ async fn session_life(
     jobs: &Arc<JobHost>,
     certificate: &mut CertificateDer<'static>,
     backoff: &mut Backoff,
+) -> (AttemptError, Option<u32>) {
+    let mut connection = None;
+    let error = connection_life(
+        state,
+        options,
+        shared,
+        jobs,
+        certificate,
+        backoff,
+        &mut connection,
+    )
+    .await;
+    let hint = connection
+        .and_then(|c: quinn::Connection| c.close_reason())
+        .and_then(|reason| match reason {
+            quinn::ConnectionError::ApplicationClosed(close)
+                if close.error_code == close_code::UNAVAILABLE.into() =>
+            {
+                close_code::retry_after(&close.reason)
+            }
+            _ => None,
+        });
+    (error, hint)
+}
+
+async fn connection_life(
+    state: &AgentState,
+    options: &RunOptions,
+    shared: &Shared,
+    jobs: &Arc<JobHost>,
+    certificate: &mut CertificateDer<'static>,
+    backoff: &mut Backoff,
+    connection_out: &mut Option<quinn::Connection>,
 ) -> AttemptError {
     let tls = match tls_config(state, certificate) {
         Ok(tls) => tls,
@@ -84,6 +126,7 @@ async fn session_life(
         Ok(pair) => pair,
         Err(error) => return error.into(),
     };
+    *connection_out = Some(connection.clone());
     let mut session = match Session::open(connection, crate::VERSION).await {
         Ok(session) => session,
         Err(error) => return error.into(),

@@ -14,7 +14,12 @@ use super::{FIRST_MESSAGE_TIMEOUT, LinkContext, close, control};
 use crate::error_chain;
 use crate::ingest::{self, IngestError};
 use crate::jobs::outcome::Peer;
+
 use crate::store::hosts::{self, HostStanding};
+
+/// What an agent is told to wait before reconnecting while the database is unreachable: about
+/// the time the supervisor needs to start an embedded PostgreSQL again.
+const RETRY_AFTER_SECS: u32 = 5;
 
 pub(super) async fn handle(connection: quinn::Connection, ctx: Arc<LinkContext>) {
     let remote = connection.remote_address();
@@ -77,11 +82,20 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer) {
     };
     let reply = match welcome(&ctx, identity, &hello).await {
         Ok(welcome) => HelloReply::Welcome(welcome),
+        Err(refusal) if refusal.reason == RefusalReason::Internal => {
+            // The database, not this host: come back soon, not never and not in a minute.
+            tracing::warn!(detail = %refusal.detail, retry_after = RETRY_AFTER_SECS,
+                "session refused for now");
+            return close(
+                &connection,
+                close_code::UNAVAILABLE,
+                &close_code::unavailable_reason(RETRY_AFTER_SECS),
+            );
+        }
         Err(refusal) => {
             tracing::warn!(reason = ?refusal.reason, detail = %refusal.detail, "session refused");
             let code = match refusal.reason {
                 RefusalReason::UnsupportedProtocolVersion => close_code::UNSUPPORTED_VERSION,
-                RefusalReason::Internal => close_code::INTERNAL_ERROR,
                 _ => close_code::IDENTITY_REFUSED,
             };
             let _ = write_frame(&mut control, &HelloReply::Refused(refusal.clone())).await;
@@ -142,7 +156,11 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer) {
             Err(IngestError::Store(error)) => {
                 tracing::error!(seq = report.seq, error = %error_chain(&error),
                     "could not store report; agent will resend");
-                return close(&connection, close_code::INTERNAL_ERROR, "store unavailable");
+                return close(
+                    &connection,
+                    close_code::UNAVAILABLE,
+                    &close_code::unavailable_reason(RETRY_AFTER_SECS),
+                );
             }
         };
         if let Err(error) = write_frame(&mut send, &reply).await {

@@ -223,6 +223,30 @@ pub mod close_code {
     pub const TIMEOUT: u32 = 6;
     /// A newer session of the same host took over (one live session per host).
     pub const SESSION_REPLACED: u32 = 7;
+    /// The controller cannot store anything now (its database is unreachable). The reason
+    /// carries a hint, `retry_after=<seconds>` ([`unavailable_reason`]): an agent comes back
+    /// then (with jitter) instead of backing off further, so a fleet returns within seconds of
+    /// the database, spread out.
+    pub const UNAVAILABLE: u32 = 8;
+
+    /// The longest hint an agent honours; a larger one is taken as this.
+    pub const MAX_RETRY_AFTER_SECS: u32 = 300;
+
+    /// The close reason of [`UNAVAILABLE`].
+    pub fn unavailable_reason(retry_after_secs: u32) -> String {
+        format!("store unavailable; retry_after={retry_after_secs}")
+    }
+
+    /// The `retry_after=<seconds>` hint in a close reason, capped at
+    /// [`MAX_RETRY_AFTER_SECS`]; `None` when there is none (or it is not a number).
+    pub fn retry_after(reason: &[u8]) -> Option<u32> {
+        let text = std::str::from_utf8(reason).ok()?;
+        let value = text
+            .split(|c: char| c == ';' || c.is_whitespace())
+            .find_map(|part| part.strip_prefix("retry_after="))?;
+        let secs: u32 = value.parse().ok()?;
+        Some(secs.min(MAX_RETRY_AFTER_SECS))
+    }
 }
 
 #[cfg(test)]

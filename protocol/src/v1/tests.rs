@@ -564,3 +564,20 @@ fn golden_positions_of_retire_and_agent_status() {
     assert_eq!(round_trip(&status), status);
     assert_eq!(close_code::SESSION_REPLACED, 7);
 }
+
+#[test]
+fn retry_hints_in_close_reasons() {
+    use close_code::{MAX_RETRY_AFTER_SECS, retry_after, unavailable_reason};
+    assert_eq!(close_code::UNAVAILABLE, 8);
+    assert_eq!(retry_after(unavailable_reason(5).as_bytes()), Some(5));
+    assert_eq!(retry_after(b"retry_after=0"), Some(0));
+    assert_eq!(
+        retry_after(b"x; retry_after=999999"),
+        Some(MAX_RETRY_AFTER_SECS)
+    );
+    assert_eq!(retry_after(b"store unavailable"), None);
+    assert_eq!(retry_after(b"retry_after=-1"), None);
+    assert_eq!(retry_after(b"retry_after=99999999999999999999"), None);
+    assert_eq!(retry_after(&[0xff, 0xfe]), None);
+    assert_eq!(retry_after(b""), None);
+}
