@@ -32,6 +32,8 @@ pub struct ControllerOptions {
     pub auto_update_interval: Duration,
     /// How long an agent may take to send a whole frame once its stream opened.
     pub frame_deadline: Duration,
+    /// The HTTP API's connection limits and read timeouts.
+    pub http_limits: crate::api::serve::HttpLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +127,8 @@ pub async fn start(
             addr: options.api_listen,
             source,
         })?;
-    let (api_shutdown, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let (api_shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let http_limits = options.http_limits;
     tasks.push(tokio::spawn(crate::jobs::auto::sweep_forever(
         store.clone(),
         job_keys.clone(),
@@ -133,15 +136,7 @@ pub async fn start(
     )));
     let app = api::router(ApiState { store, job_keys });
     tasks.push(tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = shutdown_rx.wait_for(|stop| *stop).await;
-        };
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(%error, "HTTP API server failed");
-        }
+        api::serve::serve(listener, app, http_limits, shutdown_rx).await;
     }));
     tracing::info!(%quic_addr, %api_addr, ca_fingerprint = %ca.fingerprint(), "controller started");
     Ok(RunningController {

@@ -326,6 +326,7 @@ async fn serve(
             host_cert_validity: config.host_cert_validity(),
             auto_update_interval: config.auto_update_interval(),
             frame_deadline: crate::link::FRAME_DEADLINE,
+            http_limits: crate::api::serve::HttpLimits::default(),
         },
         store,
     )

@@ -72,6 +72,7 @@ impl Harness {
             host_cert_validity,
             auto_update_interval: Duration::from_secs(1),
             frame_deadline: Duration::from_secs(2),
+            http_limits: unity_controller::api::serve::HttpLimits::default(),
         }
     }
 
@@ -88,13 +89,22 @@ impl Harness {
     /// releases the UDP socket when its endpoint driver finishes, shortly after shutdown: the
     /// bind is retried briefly, as a process restart would simply succeed.
     pub async fn start_controller_on(&mut self, quic: std::net::SocketAddr) {
+        self.start_controller_with(|options| options.quic_listen = quic)
+            .await;
+    }
+
+    /// Starts the controller (stopped by [`Self::stop_controller`]) with options changed by
+    /// `customize`, e.g. tighter HTTP limits.
+    pub async fn start_controller_with(&mut self, customize: impl Fn(&mut ControllerOptions)) {
+        let mut quic = None;
         for _ in 0..50 {
             let mut options = Self::controller_options(
                 &self.dir,
                 Duration::from_secs(1),
                 Duration::from_secs(3600),
             );
-            options.quic_listen = quic;
+            customize(&mut options);
+            quic = Some(options.quic_listen);
             match app::start(options, self.store.clone()).await {
                 Ok(controller) => {
                     self.controller = Some(controller);
@@ -106,7 +116,7 @@ impl Harness {
                 Err(other) => panic!("restart failed: {other}"),
             }
         }
-        panic!("the controller could not bind {quic} again");
+        panic!("the controller could not bind {quic:?} again");
     }
 
     /// Another controller on the same database and state directory (CA, job key), with its

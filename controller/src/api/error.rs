@@ -28,6 +28,27 @@ pub enum ApiError {
     /// Failed inside the controller; already logged with its cause.
     #[error("internal error")]
     Internal,
+    /// The client did not send its request body in time.
+    #[error("the request body did not arrive in time")]
+    Timeout,
+}
+
+impl ApiError {
+    /// A JSON body that could not be read: `Timeout` when the client was too slow to send it
+    /// (the body read timeout, see `api::serve`), `BadRequest` otherwise.
+    pub fn from_json_rejection(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+        while let Some(error) = source {
+            if error
+                .downcast_ref::<tower_http::timeout::TimeoutError>()
+                .is_some()
+            {
+                return ApiError::Timeout;
+            }
+            source = error.source();
+        }
+        ApiError::BadRequest(rejection.body_text())
+    }
 }
 
 /// Longest error message sent back.
@@ -37,7 +58,7 @@ const MAX_MESSAGE: usize = 300;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code: `unauthorized`, `forbidden`, `not_found`, `bad_request`,
-    /// `conflict`, `internal`.
+    /// `conflict`, `timeout`, `internal`.
     pub code: &'static str,
     pub message: String,
 }
@@ -51,6 +72,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Timeout => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::Store(error) => {
                 tracing::error!(error = %crate::error_chain(error), "API request failed in the store");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")

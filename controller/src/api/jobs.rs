@@ -68,7 +68,7 @@ pub async fn create_job(
     body: Result<Json<JobRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JobDetail>), ApiError> {
     auth.require(Scope::Operate)?;
-    let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     let created = queue_job(
         &mut tx,

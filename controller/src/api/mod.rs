@@ -9,6 +9,7 @@ mod inventory;
 mod jobs;
 mod openapi;
 mod policies;
+pub mod serve;
 mod storage;
 
 use axum::Json;
@@ -102,6 +103,7 @@ async fn json_errors(response: axum::response::Response) -> axum::response::Resp
         403 => "forbidden",
         404 => "not_found",
         405 => "method_not_allowed",
+        408 => "timeout",
         409 => "conflict",
         413 => "payload_too_large",
         415 => "unsupported_media_type",

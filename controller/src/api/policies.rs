@@ -104,7 +104,7 @@ pub async fn put_policy(
 ) -> Result<Json<PolicyView>, ApiError> {
     let id = parse_id(&id, "container")?;
     auth.require(Scope::Operate)?;
-    let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let policy: Policy = request
         .policy
         .parse()
@@ -243,7 +243,7 @@ pub async fn create_window(
     body: Result<Json<WindowRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Window>), ApiError> {
     auth.require(Scope::Operate)?;
-    let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let days = parse_days(&request.days)?;
     let start_minute = parse_start(&request.start)?;
     if !(1..=10080).contains(&request.duration_minutes) {
