@@ -70,18 +70,19 @@ impl Session {
                 },
             )
             .await?;
-            let reply = read_frame::<_, HelloReply>(&mut recv, MAX_FRAME_LEN).await;
+            let reply = read_frame::<_, HelloReply>(&mut recv, MAX_FRAME_LEN).await?;
             Ok::<_, SessionError>((send, recv, reply))
         };
-        let (send, recv, reply) = tokio::time::timeout(REPLY_TIMEOUT, exchange)
+        let (send, recv, reply) = match tokio::time::timeout(REPLY_TIMEOUT, exchange)
             .await
-            .map_err(|_| SessionError::Timeout(REPLY_TIMEOUT))??;
-        let reply = match reply {
-            Ok(reply) => reply,
+            .map_err(|_| SessionError::Timeout(REPLY_TIMEOUT))?
+        {
+            Ok(exchanged) => exchanged,
             // The controller closes the connection right after refusing: prefer its reason.
-            // The reason can arrive a moment after the stream fails (a refused client
-            // certificate is only known once the server's alert is processed): wait for it.
-            Err(FrameIoError::Closed) | Err(FrameIoError::Io(_)) => {
+            // The reason can arrive a moment after the stream fails, on the write as well as
+            // the read (a refused client certificate is only known once the server's alert is
+            // processed, which races with sending Hello): wait for it.
+            Err(SessionError::Frame(FrameIoError::Closed | FrameIoError::Io(_))) => {
                 let reason = match connection.close_reason() {
                     Some(reason) => Some(reason),
                     None => tokio::time::timeout(CLOSE_REASON_WAIT, connection.closed())
@@ -93,7 +94,7 @@ impl Session {
                     None => SessionError::Frame(FrameIoError::Closed),
                 });
             }
-            Err(other) => return Err(other.into()),
+            Err(other) => return Err(other),
         };
         match reply {
             HelloReply::Welcome(welcome) => Ok(Self {
