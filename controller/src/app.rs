@@ -34,6 +34,8 @@ pub struct ControllerOptions {
     pub frame_deadline: Duration,
     /// The HTTP API's connection limits and read timeouts.
     pub http_limits: crate::api::serve::HttpLimits,
+    /// Frame memory for all sessions and per-tenant ingest concurrency.
+    pub admission: link::admission::AdmissionLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,7 @@ pub struct RunningController {
     pub api_addr: SocketAddr,
     pub ca_fingerprint: Fingerprint,
     endpoint: quinn::Endpoint,
+    admission: Arc<link::admission::Admission>,
     tasks: Vec<JoinHandle<()>>,
     api_shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -99,6 +102,7 @@ pub async fn start(
         addr: options.quic_listen,
         source,
     })?;
+    let admission = Arc::new(link::admission::Admission::new(options.admission));
     let ctx = Arc::new(LinkContext {
         store: store.clone(),
         ca: ca.clone(),
@@ -107,6 +111,7 @@ pub async fn start(
         host_cert_validity: options.host_cert_validity,
         report_interval: options.report_interval,
         frame_deadline: options.frame_deadline,
+        admission: admission.clone(),
     });
     let mut tasks = dispatcher.start();
     tasks.push(tokio::spawn(link::serve(endpoint.clone(), ctx)));
@@ -144,6 +149,7 @@ pub async fn start(
         api_addr,
         ca_fingerprint: ca.fingerprint(),
         endpoint,
+        admission,
         tasks,
         api_shutdown,
     })
@@ -170,6 +176,11 @@ async fn rotate_server_certificate(endpoint: quinn::Endpoint, ca: Arc<Certificat
 }
 
 impl RunningController {
+    /// High-water marks of the ingest limits since start.
+    pub fn admission_stats(&self) -> link::admission::AdmissionStats {
+        self.admission.stats()
+    }
+
     /// Closes agent connections with a normal code, stops the API, waits for the tasks.
     pub async fn shutdown(self) {
         self.endpoint.close(

@@ -327,6 +327,7 @@ async fn serve(
             auto_update_interval: config.auto_update_interval(),
             frame_deadline: crate::link::FRAME_DEADLINE,
             http_limits: crate::api::serve::HttpLimits::default(),
+            admission: crate::link::admission::AdmissionLimits::default(),
         },
         store,
     )

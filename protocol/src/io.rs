@@ -39,6 +39,19 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
+    let len = read_prefix(reader, max_len).await?;
+    read_payload(reader, len).await
+}
+
+/// Reads and checks a frame's length prefix: the payload length, at most `max_len`.
+///
+/// Split from [`read_payload`] so a server can decide whether it can afford the payload
+/// (a memory budget) before allocating it. A stream that ends before the first byte is
+/// [`FrameIoError::Closed`].
+pub async fn read_prefix<R>(reader: &mut R, max_len: u32) -> Result<usize, FrameIoError>
+where
+    R: AsyncRead + Unpin,
+{
     let mut prefix = [0u8; PREFIX_LEN];
     let mut have = 0;
     while have < PREFIX_LEN {
@@ -56,7 +69,16 @@ where
         }
         have += n;
     }
-    let len = frame::check_prefix(prefix, max_len)?;
+    Ok(frame::check_prefix(prefix, max_len)?)
+}
+
+/// Reads the `len` payload bytes that follow a prefix read by [`read_prefix`] and decodes
+/// them. A stream that ends early is [`DecodeError::Truncated`].
+pub async fn read_payload<R, T>(reader: &mut R, len: usize) -> Result<T, FrameIoError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
     let mut payload = vec![0u8; len];
     let mut filled = 0;
     while filled < len {

@@ -73,6 +73,7 @@ impl Harness {
             auto_update_interval: Duration::from_secs(1),
             frame_deadline: Duration::from_secs(2),
             http_limits: unity_controller::api::serve::HttpLimits::default(),
+            admission: unity_controller::link::admission::AdmissionLimits::default(),
         }
     }
 

@@ -1,12 +1,16 @@
 //! Limits a hostile or broken agent meets on the controller's link, tested with real
 //! connections: a stream that never delivers its frame is cut after the frame deadline, an
 //! agent cannot hold more than a few streams open, and a second session of the same host
-//! replaces the first — and none of it disturbs another host.
+//! replaces the first — and none of it disturbs another host. Across hosts: frames being read
+//! stay within a global memory budget of which one tenant holds at most a share, and one
+//! tenant's flood of reports cannot take the database from another.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
+use unity_controller::link::admission::AdmissionLimits;
 use unity_e2e::{Harness, closed_with, open_session};
+use unity_protocol::MAX_FRAME_LEN;
 use unity_protocol::latest::{HostFacts, ReportBody, ReportReply, close_code};
 
 fn facts() -> ReportBody {
@@ -95,4 +99,129 @@ async fn a_second_session_of_a_host_replaces_the_first() {
     );
     let reply = second.send(now_ms(), facts()).await.unwrap();
     assert!(matches!(reply, ReportReply::Ack { .. }), "{reply:?}");
+}
+
+/// Six hosts of one tenant each declare a maximal (4 MiB) frame, send 1 KiB of it and stall.
+/// The controller holds at most the tenant's share (a quarter of a 16 MiB budget: one such
+/// frame) while the others wait without memory; a host of another tenant is served at once,
+/// long before the stalled frames are all cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_large_frames_stay_within_the_frame_budget_and_one_tenant_share() {
+    let mut h = Harness::start().await;
+    let quic = h.stop_controller().await;
+    let budget = 16 * 1024 * 1024;
+    h.start_controller_with(|options| {
+        options.quic_listen = quic;
+        options.admission = AdmissionLimits {
+            frame_budget_bytes: budget,
+            ..AdmissionLimits::default()
+        };
+    })
+    .await;
+    let hostile = h.store.create_tenant("hostile").await.unwrap();
+    let good = h.store.create_tenant("good").await.unwrap();
+    let mut stalled = Vec::new();
+    for i in 0..6 {
+        let state = h.enroll(&format!("stall-{i}"), hostile.id).await;
+        let session = open_session(&state).await.unwrap();
+        let (mut send, recv) = session.connection().open_bi().await.unwrap();
+        send.write_all(&MAX_FRAME_LEN.to_be_bytes()).await.unwrap();
+        send.write_all(&[0u8; 1024]).await.unwrap();
+        stalled.push((session, send, recv));
+    }
+    let good_state = h.enroll("good", good.id).await;
+    let mut served = open_session(&good_state).await.unwrap();
+    let started = std::time::Instant::now();
+    let reply = served.send(now_ms(), facts()).await.unwrap();
+    let latency = started.elapsed();
+    assert!(matches!(reply, ReportReply::Ack { .. }), "{reply:?}");
+    let still_stalled = stalled
+        .iter()
+        .filter(|(session, _, _)| session.connection().close_reason().is_none())
+        .count();
+    assert!(
+        still_stalled >= 4,
+        "the other tenant was served while the stalled frames were still held ({still_stalled} left)"
+    );
+    for (session, _, _) in &stalled {
+        assert_eq!(
+            closed_with(session.connection()).await,
+            u64::from(close_code::TIMEOUT)
+        );
+    }
+    let stats = h.controller().admission_stats();
+    let frame = MAX_FRAME_LEN as usize;
+    assert_eq!(stats.tenant_frame_share_bytes, budget / 4);
+    assert!(
+        stats.frame_bytes_high_water <= stats.tenant_frame_share_bytes + 64 * 1024,
+        "at most one stalled frame (plus the good report) held at once: {stats:?}"
+    );
+    println!(
+        "6 stalled 4 MiB frames: {} KiB held at most (budget {} KiB, without it {} KiB); other tenant's report acknowledged in {latency:?}",
+        stats.frame_bytes_high_water / 1024,
+        budget / 1024,
+        6 * frame / 1024,
+    );
+}
+
+/// Twelve hosts of one tenant send reports as fast as the controller takes them; a host of
+/// another tenant still gets each of its reports through, and the flooding tenant never has
+/// more than its share of reports applied at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_flood_does_not_take_the_database_from_another() {
+    let mut h = Harness::start().await;
+    let quic = h.stop_controller().await;
+    h.start_controller_with(|options| {
+        options.quic_listen = quic;
+        options.admission = AdmissionLimits {
+            tenant_concurrency: 2,
+            ..AdmissionLimits::default()
+        };
+    })
+    .await;
+    let flood = h.store.create_tenant("flood").await.unwrap();
+    let quiet = h.store.create_tenant("quiet").await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut flooders = Vec::new();
+    for i in 0..12 {
+        let state = h.enroll(&format!("flood-{i}"), flood.id).await;
+        let stop = stop.clone();
+        flooders.push(tokio::spawn(async move {
+            let mut session = open_session(&state).await.unwrap();
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                session.send(now_ms(), facts()).await.unwrap();
+                sent += 1;
+            }
+            sent
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let quiet_state = h.enroll("quiet", quiet.id).await;
+    let mut session = open_session(&quiet_state).await.unwrap();
+    let mut latencies = Vec::new();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let reply = session.send(now_ms(), facts()).await.unwrap();
+        latencies.push(started.elapsed());
+        assert!(matches!(reply, ReportReply::Ack { .. }), "{reply:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut flooded = 0;
+    for flooder in flooders {
+        flooded += flooder.await.unwrap();
+    }
+    let stats = h.controller().admission_stats();
+    latencies.sort();
+    println!(
+        "quiet tenant beside a 12-host flood ({flooded} reports, at most {} applied at once): p50 {:?}, max {:?}",
+        stats.tenant_concurrency_high_water,
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+    assert!(flooded > 20, "the flood ran alongside: {flooded} reports");
+    assert!(
+        stats.tenant_concurrency_high_water <= 2,
+        "the flooding tenant stayed within its share: {stats:?}"
+    );
 }

@@ -6,6 +6,7 @@
 //! oversized or undecodable frame — close that connection with a code and a logged reason; they
 //! never affect other connections.
 
+pub mod admission;
 mod control;
 mod enroll;
 mod session;
@@ -32,6 +33,9 @@ pub const FRAME_DEADLINE: Duration = Duration::from_secs(30);
 /// Streams an agent may have open at once: it sends one report at a time (and a control
 /// stream); more is a misbehaving or hostile peer holding the controller's memory.
 const MAX_AGENT_STREAMS: u32 = 4;
+/// Bytes in flight from one peer that quinn buffers: 2 MiB keeps a LAN or WAN agent at
+/// full speed (a window per round trip) while bounding what an idle reader costs.
+const CONNECTION_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
 
 /// What connection handlers need.
 #[derive(Debug)]
@@ -46,6 +50,8 @@ pub struct LinkContext {
     pub report_interval: Duration,
     /// [`FRAME_DEADLINE`], shorter in tests.
     pub frame_deadline: Duration,
+    /// Frame memory and per-tenant ingest shared by all sessions.
+    pub admission: Arc<admission::Admission>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +79,10 @@ pub fn quic_server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConf
             IDLE_TIMEOUT.try_into().map_err(LinkError::IdleTimeout)?,
         ))
         .max_concurrent_bidi_streams(MAX_AGENT_STREAMS.into())
+        // What quinn buffers for one connection before we read it; the default is unbounded
+        // per connection (only per stream), which would let a peer park data in our memory
+        // while its frame waits for the budget in `admission`.
+        .receive_window(CONNECTION_RECEIVE_WINDOW.into())
         .max_concurrent_uni_streams(0u32.into());
     config.transport_config(Arc::new(transport));
     Ok(config)

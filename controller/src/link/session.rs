@@ -2,7 +2,7 @@
 
 use tracing::Instrument;
 use unity_pki::HostIdentity;
-use unity_protocol::io::{FrameIoError, read_frame, write_frame};
+use unity_protocol::io::{FrameIoError, read_frame, read_payload, read_prefix, write_frame};
 use unity_protocol::latest::{
     Hello, HelloReply, Refusal, RefusalReason, Report, Welcome, close_code,
 };
@@ -129,23 +129,40 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer) {
                 return;
             }
         };
+        // The deadline covers the peer's sending, never our waiting: the prefix, then (once
+        // the budget has room) the payload.
+        let deadline_passed = |connection: &quinn::Connection| {
+            tracing::warn!(deadline = ?ctx.frame_deadline,
+                "report stream did not deliver a whole frame in time; closing");
+            close(
+                connection,
+                close_code::TIMEOUT,
+                "a report frame did not arrive in time",
+            )
+        };
+        let len =
+            match tokio::time::timeout(ctx.frame_deadline, read_prefix(&mut recv, MAX_FRAME_LEN))
+                .await
+            {
+                Ok(Ok(len)) => len,
+                Ok(Err(error)) => return protocol_violation(&connection, &error),
+                Err(_) => return deadline_passed(&connection),
+            };
+        let Ok(_frame_permit) = ctx.admission.frame(identity.tenant_id, len).await else {
+            return close(&connection, close_code::NORMAL, "controller shutting down");
+        };
         let report = match tokio::time::timeout(
             ctx.frame_deadline,
-            read_frame::<_, Report>(&mut recv, MAX_FRAME_LEN),
+            read_payload::<_, Report>(&mut recv, len),
         )
         .await
         {
             Ok(Ok(report)) => report,
             Ok(Err(error)) => return protocol_violation(&connection, &error),
-            Err(_) => {
-                tracing::warn!(deadline = ?ctx.frame_deadline,
-                    "report stream did not deliver a whole frame in time; closing");
-                return close(
-                    &connection,
-                    close_code::TIMEOUT,
-                    "a report frame did not arrive in time",
-                );
-            }
+            Err(_) => return deadline_passed(&connection),
+        };
+        let Ok(_tenant_permit) = ctx.admission.tenant(identity.tenant_id).await else {
+            return close(&connection, close_code::NORMAL, "controller shutting down");
         };
         let reply = match ingest::apply(&ctx.store, &peer, &report).await {
             Ok(reply) => reply,
