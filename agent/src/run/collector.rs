@@ -107,7 +107,7 @@ pub(super) async fn collect_forever(
                 Ok(_) => {}
                 Err(error) => {
                     tracing::error!(kind = kind.as_str(), error = %error_chain(&error),
-                        "could not spool a report (disk full?); it is lost, the next round is collected again");
+                        "could not spool a report (it cannot be encoded or is larger than the wire allows); it is lost, the next round is collected again");
                 }
             }
         }

@@ -208,7 +208,7 @@ async fn drain(session: &mut Session, shared: &Shared) -> Result<usize, SessionE
                 tracing::error!(seq, kind, %detail, "controller rejected a report; dropped");
             }
         }
-        if let Err(error) = shared.spool().remove(report.seq) {
+        if let Err(error) = shared.spool().remove(report.stream_id, report.seq) {
             tracing::error!(error = %error_chain(&error),
                 "could not remove a delivered report from the spool; it will be sent again");
             return Ok(delivered);

@@ -13,6 +13,12 @@
 //! treats anything at or below its cursor as a duplicate). A torn or damaged file is renamed
 //! `<seq>.corrupt`, counted as dropped and reported — never a crash loop.
 //!
+//! When the disk cannot take a report (full, read-only, failing), the spool first frees room by
+//! dropping its own oldest history, and if the write still fails keeps the report in memory
+//! (at most [`MAX_MEMORY_BYTES`]) under a stream id of its own that is never written down: it
+//! is delivered like any other, and lost only if the agent stops before it is — numbers of the
+//! on-disk stream are never handed out unless they were saved, so nothing is ever renumbered.
+//!
 //! Bounded by size and age ([`SpoolOptions`]): when over a bound, the oldest report that a
 //! newer one of the same kind supersedes is dropped first (history goes, the latest state of
 //! every source stays); only when every kind is down to its latest report does age or size
@@ -157,9 +163,19 @@ impl Kind {
     }
 }
 
+/// Reports kept in memory while the disk cannot take them: 8 MiB is hours of a busy host's
+/// latest states, and small beside the agent's budget.
+pub const MAX_MEMORY_BYTES: u64 = 8 * 1024 * 1024;
+/// How many history files the spool gives up to make room on a full disk before it falls
+/// back to memory for one report.
+const ROOM_ATTEMPTS: usize = 8;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Meta {
+    stream_id: Uuid,
     seq: u64,
+    /// Held in [`MemoryStream`], not in a file.
+    in_memory: bool,
     kind: Kind,
     collected_at_ms: i64,
     bytes: u64,
@@ -181,6 +197,18 @@ struct StreamFile {
     next_seq: u64,
 }
 
+/// Reports the disk could not take, numbered on a stream of their own that lives only as long
+/// as the process (a restart cannot reuse its numbers because it cannot remember them).
+#[derive(Debug)]
+struct MemoryStream {
+    stream_id: Uuid,
+    next_seq: u64,
+    reports: BTreeMap<u64, Vec<u8>>,
+    bytes: u64,
+    /// Reports ever held here, since the agent started.
+    held: u64,
+}
+
 /// The on-disk queue.
 #[derive(Debug)]
 pub struct Spool {
@@ -191,6 +219,7 @@ pub struct Spool {
     bytes: u64,
     options: SpoolOptions,
     dropped: Dropped,
+    memory: MemoryStream,
 }
 
 fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
@@ -210,11 +239,27 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(write_err(&tmp))?;
-    file.write_all(bytes).map_err(write_err(&tmp))?;
-    file.sync_all().map_err(write_err(&tmp))?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(write_err(&tmp));
     drop(file);
+    if let Err(error) = written {
+        // A half-written temporary file holds the space a full disk lacks.
+        let _ = fs::remove_file(&tmp);
+        return Err(error);
+    }
     fs::rename(&tmp, path).map_err(write_err(path))?;
     sync_parent(path).map_err(write_err(path))
+}
+
+impl SpoolError {
+    /// The filesystem is out of space or quota: freeing some of our own files may help.
+    fn is_out_of_space(&self) -> bool {
+        // ENOSPC and EDQUOT on Linux.
+        matches!(self, SpoolError::Write { source, .. }
+            if matches!(source.raw_os_error(), Some(28) | Some(122)))
+    }
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -320,7 +365,9 @@ impl Spool {
             })?;
             match decode(&bytes) {
                 Ok(report) => queue.push(Meta {
+                    stream_id: report.stream_id,
                     seq: report.seq,
+                    in_memory: false,
                     kind: Kind::of(&report.body),
                     collected_at_ms: report.collected_at_ms,
                     bytes: bytes.len() as u64,
@@ -354,6 +401,13 @@ impl Spool {
             queue: queue.into(),
             options,
             dropped,
+            memory: MemoryStream {
+                stream_id: Uuid::new_v4(),
+                next_seq: 1,
+                reports: BTreeMap::new(),
+                bytes: 0,
+                held: 0,
+            },
         };
         if spool.queue.iter().any(|m| m.seq >= spool.next_seq) || !stream_path.exists() {
             spool.save_stream()?;
@@ -378,9 +432,14 @@ impl Spool {
         self.stream_id
     }
 
-    /// Reports waiting, and their bytes.
+    /// Reports waiting, and their bytes (those held in memory included).
     pub fn depth(&self) -> (usize, u64) {
         (self.queue.len(), self.bytes)
+    }
+
+    /// Reports waiting in memory because the disk could not take them, and how many ever were.
+    pub fn in_memory(&self) -> (usize, u64) {
+        (self.memory.reports.len(), self.memory.held)
     }
 
     /// Collection time of the oldest report waiting.
@@ -393,39 +452,138 @@ impl Spool {
     }
 
     /// Spools `body` collected at `collected_at_ms` (durably, before it may be sent), then
-    /// applies the bounds at `now_ms`. Returns what the bounds dropped.
+    /// applies the bounds at `now_ms`. Returns what the bounds (or making room on a full disk)
+    /// dropped. A disk that cannot take the report is not an error: the report is kept in
+    /// memory (see the module documentation).
     pub fn append(
         &mut self,
         body: ReportBody,
         collected_at_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<(u64, Kind)>, SpoolError> {
-        let seq = self.next_seq;
-        let report = Report {
+        let mut report = Report {
             stream_id: self.stream_id,
-            seq,
+            seq: self.next_seq,
             collected_at_ms,
             body,
         };
         let bytes = encode(&report)?;
-        // The number is taken first: a crash after this wastes one, never reuses one.
+        let kind = Kind::of(&report.body);
+        let mut dropped = Vec::new();
+        let mut written = self.write_report(report.seq, &bytes);
+        let mut attempts = 0;
+        while matches!(&written, Err(e) if e.is_out_of_space()) && attempts < ROOM_ATTEMPTS {
+            // Our own history is the likeliest thing filling the disk, and the cheapest to lose.
+            let Some(victim) = self.oldest_history_on_disk() else {
+                break;
+            };
+            dropped.extend(self.drop_at(victim));
+            attempts += 1;
+            written = self.write_report(report.seq, &bytes);
+        }
+        match written {
+            Ok(()) => self.push(Meta {
+                stream_id: report.stream_id,
+                seq: report.seq,
+                in_memory: false,
+                kind,
+                collected_at_ms,
+                bytes: bytes.len() as u64,
+            }),
+            Err(error) => {
+                report.stream_id = self.memory.stream_id;
+                report.seq = self.memory.next_seq;
+                let bytes = encode(&report)?;
+                self.memory.next_seq += 1;
+                self.memory.held += 1;
+                tracing::warn!(kind = kind.as_str(), error = %crate::error_chain(&error),
+                    in_memory = self.memory.reports.len() + 1,
+                    "spool cannot write to disk; report kept in memory until delivered (lost if the agent stops first)");
+                self.memory.bytes += bytes.len() as u64;
+                self.push(Meta {
+                    stream_id: report.stream_id,
+                    seq: report.seq,
+                    in_memory: true,
+                    kind,
+                    collected_at_ms,
+                    bytes: bytes.len() as u64,
+                });
+                self.memory.reports.insert(report.seq, bytes);
+            }
+        }
+        dropped.extend(self.enforce(now_ms));
+        Ok(dropped)
+    }
+
+    /// Saves the stream file, then the report's file. The number is saved first: a crash (or
+    /// a full disk) after that wastes one, never reuses one; and a number whose saving failed
+    /// is never used, so the memory fallback cannot collide with a later restart.
+    fn write_report(&mut self, seq: u64, bytes: &[u8]) -> Result<(), SpoolError> {
+        debug_assert_eq!(seq, self.next_seq);
         self.next_seq = seq + 1;
-        self.save_stream()?;
-        write_durably(&self.path(seq), &bytes)?;
-        self.queue.push_back(Meta {
-            seq,
-            kind: Kind::of(&report.body),
-            collected_at_ms,
-            bytes: bytes.len() as u64,
-        });
-        self.bytes += bytes.len() as u64;
-        Ok(self.enforce(now_ms))
+        if let Err(error) = self.save_stream() {
+            self.next_seq = seq;
+            return Err(error);
+        }
+        write_durably(&self.path(seq), bytes)
+    }
+
+    fn push(&mut self, meta: Meta) {
+        self.bytes += meta.bytes;
+        self.queue.push_back(meta);
+    }
+
+    /// The oldest on-disk report a newer one of its kind supersedes.
+    fn oldest_history_on_disk(&self) -> Option<usize> {
+        (0..self.queue.len()).find(|&i| !self.queue[i].in_memory && self.superseded(i))
+    }
+
+    /// Whether a report queued after the one at `index` (the queue is in collection order,
+    /// across the disk and memory streams) makes it mere history.
+    fn superseded(&self, index: usize) -> bool {
+        let kind = self.queue[index].kind;
+        kind.supersedes() && self.queue.iter().skip(index + 1).any(|n| n.kind == kind)
+    }
+
+    /// Drops the report at `index` (file or memory), counted; returns what went.
+    fn drop_at(&mut self, index: usize) -> Option<(u64, Kind)> {
+        let meta = self.queue.remove(index)?;
+        self.forget(&meta);
+        self.count_drop(meta, false);
+        Some((meta.seq, meta.kind))
+    }
+
+    /// Releases what `meta` holds: its file or its memory.
+    fn forget(&mut self, meta: &Meta) {
+        self.bytes = self.bytes.saturating_sub(meta.bytes);
+        if meta.in_memory {
+            if self.memory.reports.remove(&meta.seq).is_some() {
+                self.memory.bytes = self.memory.bytes.saturating_sub(meta.bytes);
+            }
+        } else {
+            let _ = fs::remove_file(self.path(meta.seq));
+        }
     }
 
     /// The oldest report waiting. A file damaged since it was written is set aside (counted
     /// as dropped) and the next one is returned.
     pub fn front(&mut self) -> Result<Option<Report>, SpoolError> {
         while let Some(meta) = self.queue.front().copied() {
+            if meta.in_memory {
+                let decoded = self.memory.reports.get(&meta.seq).map(|b| decode(b));
+                match decoded {
+                    Some(Ok(report)) => return Ok(Some(report)),
+                    // Encoded by this process moments ago: only a bug gets here.
+                    Some(Err(reason)) => {
+                        tracing::error!(%reason, "report held in memory does not decode; dropped")
+                    }
+                    None => tracing::error!(seq = meta.seq, "report held in memory vanished"),
+                }
+                self.queue.pop_front();
+                self.forget(&meta);
+                self.count_drop(meta, true);
+                continue;
+            }
             let path = self.path(meta.seq);
             match fs::read(&path) {
                 Ok(bytes) => match decode(&bytes) {
@@ -465,20 +623,27 @@ impl Spool {
         *self.dropped.by_kind.entry(meta.kind).or_default() += 1;
     }
 
-    /// The controller acknowledged (or rejected for good) report `seq`: forget it.
-    pub fn remove(&mut self, seq: u64) -> Result<(), SpoolError> {
-        let Some(index) = self.queue.iter().position(|m| m.seq == seq) else {
+    /// The controller acknowledged (or rejected for good) report `seq` of `stream_id`: forget
+    /// it.
+    pub fn remove(&mut self, stream_id: Uuid, seq: u64) -> Result<(), SpoolError> {
+        let Some(index) = self
+            .queue
+            .iter()
+            .position(|m| m.stream_id == stream_id && m.seq == seq)
+        else {
             return Ok(());
         };
-        let path = self.path(seq);
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(SpoolError::Write { path, source }),
+        let meta = self.queue[index];
+        if !meta.in_memory {
+            let path = self.path(seq);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(SpoolError::Write { path, source }),
+            }
         }
-        if let Some(meta) = self.queue.remove(index) {
-            self.bytes = self.bytes.saturating_sub(meta.bytes);
-        }
+        self.queue.remove(index);
+        self.forget(&meta);
         // For `unity-agent status`; not worth an fsync.
         let _ = fs::write(self.dir.join(LAST_DELIVERED), now_ms().to_string());
         Ok(())
@@ -490,18 +655,20 @@ impl Spool {
         let max_age_ms = i64::try_from(self.options.max_age.as_millis()).unwrap_or(i64::MAX);
         loop {
             let over_size = self.bytes > self.options.max_bytes;
-            let too_old = |m: &Meta| now_ms.saturating_sub(m.collected_at_ms) > max_age_ms;
+            let memory_over = self.memory.bytes > MAX_MEMORY_BYTES;
+            let over = |m: &Meta| {
+                over_size
+                    || (memory_over && m.in_memory)
+                    || now_ms.saturating_sub(m.collected_at_ms) > max_age_ms
+            };
             // History first: the oldest report a newer one of its kind supersedes.
-            let history = self.queue.iter().position(|m| {
-                (over_size || too_old(m))
-                    && m.kind.supersedes()
-                    && self.queue.iter().any(|n| n.kind == m.kind && n.seq > m.seq)
-            });
+            let history =
+                (0..self.queue.len()).find(|&i| over(&self.queue[i]) && self.superseded(i));
             let victim = history.or_else(|| {
                 // Then job events, oldest first (their result stays in the job journal).
                 self.queue
                     .iter()
-                    .position(|m| (over_size || too_old(m)) && m.kind == Kind::JobEvent)
+                    .position(|m| over(m) && m.kind == Kind::JobEvent)
             });
             let victim = victim.or_else(|| {
                 // Only latest states remain: age drops them too, size the oldest of them —
@@ -510,16 +677,13 @@ impl Spool {
                 self.queue
                     .iter()
                     .enumerate()
-                    .position(|(i, m)| i < last && (over_size || too_old(m)))
+                    .position(|(i, m)| i < last && over(m))
             });
             let Some(index) = victim else { break };
-            let Some(meta) = self.queue.remove(index) else {
+            let Some(dropped) = self.drop_at(index) else {
                 break;
             };
-            let _ = fs::remove_file(self.path(meta.seq));
-            self.bytes = self.bytes.saturating_sub(meta.bytes);
-            self.count_drop(meta, false);
-            out.push((meta.seq, meta.kind));
+            out.push(dropped);
         }
         out
     }

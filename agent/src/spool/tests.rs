@@ -68,10 +68,10 @@ fn reports_come_out_in_order_with_their_collection_times_and_survive_a_restart()
     assert_eq!(first.body, facts("h0"));
     // Not acknowledged: it stays at the front.
     assert_eq!(spool.front().unwrap().unwrap().seq, 1);
-    spool.remove(1).unwrap();
+    spool.remove(stream, 1).unwrap();
     assert_eq!(spool.front().unwrap().unwrap().seq, 2);
-    spool.remove(2).unwrap();
-    spool.remove(3).unwrap();
+    spool.remove(stream, 2).unwrap();
+    spool.remove(stream, 3).unwrap();
     assert!(spool.front().unwrap().is_none());
     // Numbers never repeat on the stream, even with an empty spool after a restart.
     drop(spool);
@@ -114,7 +114,7 @@ fn a_torn_or_damaged_file_is_set_aside_counted_and_the_rest_delivered() {
     assert_eq!(spool.front().unwrap().unwrap().seq, 1);
     // New reports continue after the highest number ever used.
     spool.append(facts("x"), NOW, NOW).unwrap();
-    spool.remove(1).unwrap();
+    spool.remove(spool.stream_id(), 1).unwrap();
     assert_eq!(spool.front().unwrap().unwrap().seq, 4);
     // A damaged stream file: a new stream, and still no number reused for files left.
     drop(spool);
@@ -157,7 +157,7 @@ fn when_full_history_goes_first_and_the_latest_of_every_kind_stays() {
     let mut kinds = Vec::new();
     while let Some(report) = spool.front().unwrap() {
         kinds.push(Kind::of(&report.body));
-        spool.remove(report.seq).unwrap();
+        spool.remove(report.stream_id, report.seq).unwrap();
     }
     assert_eq!(kinds.first(), Some(&Kind::Status));
     assert_eq!(kinds.last(), Some(&Kind::Facts));
@@ -224,4 +224,123 @@ fn decoding_never_panics_on_garbage() {
         let _ = decode(&framed);
     }
     assert_eq!(decode(&good).unwrap().seq, 1);
+}
+
+/// A real, tiny filesystem (tmpfs) the test can fill. Needs root (mount); without it the
+/// test is skipped locally and fails under `CI=true`.
+struct SmallFilesystem {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFilesystem {
+    fn mount(size_kib: u32) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size_kib}k,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            return Some(Self { dir });
+        }
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true: a full-disk test needs to mount a tmpfs (run as root)"
+        );
+        eprintln!("skipped: cannot mount a tmpfs here (not root?)");
+        None
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFilesystem {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// The spool on a filesystem that fills up: nothing appended fails, history on disk makes
+/// room first, what the disk cannot take is held in memory on its own stream, everything is
+/// delivered in collection order, and every report is either delivered or counted dropped.
+#[test]
+fn a_full_disk_frees_history_then_holds_reports_in_memory_and_loses_nothing_uncounted() {
+    let Some(fs) = SmallFilesystem::mount(64) else {
+        return;
+    };
+    let dir = fs.path().join("spool");
+    let (mut spool, _) = Spool::open(&dir, SpoolOptions::default()).unwrap();
+    let mut appended = 0u64;
+    let mut dropped = 0u64;
+    for i in 0..6 {
+        dropped += spool
+            .append(facts(&format!("early{i}")), NOW - 100 + i, NOW)
+            .unwrap()
+            .len() as u64;
+        appended += 1;
+    }
+    // Fill the rest of the disk with something that is not ours.
+    let filler = fs.path().join("filler");
+    {
+        let mut file = fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+    }
+    for i in 0..60 {
+        let body = match i % 3 {
+            0 => facts(&format!("h{i}")),
+            1 => status(),
+            _ => event(i),
+        };
+        dropped += spool.append(body, NOW + i64::from(i), NOW).unwrap().len() as u64;
+        appended += 1;
+    }
+    let (held_now, held_ever) = spool.in_memory();
+    eprintln!("disk full: {held_ever} reports held in memory, {dropped} history dropped for room");
+    assert!(
+        held_ever > 0,
+        "the disk was full: some reports must be in memory"
+    );
+    assert!(dropped > 0, "history on disk made room first");
+    assert!(held_now > 0);
+    // The disk has room again: new reports go to disk, not memory.
+    fs::remove_file(&filler).unwrap();
+    spool.append(facts("after"), NOW + 100, NOW).unwrap();
+    appended += 1;
+    assert_eq!(
+        spool.in_memory().1,
+        held_ever,
+        "written to disk once it had room"
+    );
+    let mut delivered = Vec::new();
+    while let Some(report) = spool.front().unwrap() {
+        delivered.push((report.collected_at_ms, report.stream_id));
+        spool.remove(report.stream_id, report.seq).unwrap();
+    }
+    assert!(
+        delivered.windows(2).all(|w| w[0].0 < w[1].0),
+        "delivered in collection order across disk and memory: {delivered:?}"
+    );
+    let streams: std::collections::HashSet<Uuid> = delivered.iter().map(|d| d.1).collect();
+    assert_eq!(streams.len(), 2, "the disk stream and the memory stream");
+    assert_eq!(delivered.last().unwrap().0, NOW + 100);
+    assert_eq!(
+        delivered.len() as u64 + dropped,
+        appended,
+        "every report delivered or counted as dropped"
+    );
+    assert_eq!(spool.dropped().reports, dropped);
+    assert_eq!(spool.in_memory().0, 0);
+    // Only superseded history went to make room; every job event arrived.
+    assert_eq!(spool.dropped().by_kind.get(&Kind::JobEvent), None);
 }
