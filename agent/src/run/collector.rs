@@ -89,7 +89,12 @@ pub(super) async fn collect_forever(
             let kind = crate::spool::Kind::of(&body);
             let now = now_ms();
             let mut spool = shared.spool();
-            match spool.append(body, now, now) {
+            let appended = spool.append(body, now, now);
+            if appended.is_ok() {
+                // One line per report, for counting end to end (docs/reliability.md).
+                tracing::debug!(kind = kind.as_str(), collected_at_ms = now, "report spooled");
+            }
+            match appended {
                 Ok(dropped) if !dropped.is_empty() => {
                     tracing::warn!(
                         dropped = dropped.len(),
