@@ -32,8 +32,7 @@ if [[ "$profile" == release ]]; then
 else
   cargo build --locked -p unity-controller -p unity-agent
 fi
-controller=$PWD/target/$profile/unity-controller
-agent=$PWD/target/$profile/unity-agent
+built=$PWD/target/$profile
 
 cleanup() {
   set +e
@@ -53,6 +52,10 @@ rm -rf "$work"
 mkdir -p "$work/controller" "$work/agent" "$work/bin" "$work/backups"
 mount -t tmpfs -o size=400m,mode=0755 tmpfs "$work/controller"
 mount -t tmpfs -o size=8m,mode=0700 tmpfs "$work/agent"
+# Copies, so that rebuilding the tree during a run cannot swap a binary under a restart.
+cp "$built/unity-controller" "$built/unity-agent" "$work/bin/"
+controller=$work/bin/unity-controller
+agent=$work/bin/unity-agent
 cat >"$work/bin/smartctl" <<EOF
 #!/bin/sh
 # Stand-in for smartctl (see scripts/chaos.sh): one SATA SSD, a real recorded output.

@@ -80,6 +80,9 @@ enum Command {
     Status,
     /// Print this host's facts as JSON, as the agent would report them.
     Facts,
+    /// Print the pending package updates and the reboot flag as JSON, as the agent would
+    /// report them (an apt simulation: nothing is changed or locked).
+    Packages,
     /// Print what the agent would report about storage on this host, as JSON.
     Storage,
     /// Print what the agent would report about containers and databases, as JSON.
@@ -144,6 +147,7 @@ fn real_main() -> Result<()> {
         allow_repository_change: config.jobs.allow_repository_change,
         pull_timeout: Duration::from_secs(u64::from(config.jobs.pull_timeout_secs)),
         containers: container_config.clone(),
+        packages: config.packages.job_options(),
     };
     let spool_options = config.spool.options();
     let host_inventory = move || {
@@ -222,6 +226,10 @@ fn real_main() -> Result<()> {
                     storage,
                     inventory_interval: Duration::from_secs(inventory_interval_secs.max(10)),
                     inventory,
+                    packages: config.packages.report.then(|| config.packages.apt()),
+                    packages_interval: Duration::from_secs(
+                        u64::from(config.packages.interval_hours) * 3600,
+                    ),
                     jobs: job_options,
                     spool: spool_options,
                     ..RunOptions::default()
@@ -233,6 +241,11 @@ fn real_main() -> Result<()> {
                 Ok(())
             }
             Command::Status => status(&state_dir),
+            Command::Packages => {
+                let report = crate::collect::packages::collect(&config.packages.apt()).await;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(())
+            }
             Command::Facts => {
                 let facts = crate::collect::host::collect();
                 println!("{}", serde_json::to_string_pretty(&facts)?);

@@ -19,6 +19,7 @@ pub struct AgentConfig {
     pub containers: ContainersSection,
     pub jobs: JobsSection,
     pub spool: SpoolSection,
+    pub packages: PackagesSection,
     /// `[[registry]]` entries.
     #[serde(rename = "registry")]
     pub registries: Vec<RegistryEntry>,
@@ -90,8 +91,60 @@ impl SpoolSection {
     }
 }
 
+/// `[packages]`: reporting pending updates, and how `package_upgrade` jobs run apt.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PackagesSection {
+    /// Report pending updates and the reboot flag.
+    pub report: bool,
+    /// How often, in hours (and after every package job).
+    pub interval_hours: u32,
+    pub apt_get: String,
+    /// An apt configuration file used instead of the system's (`APT_CONFIG`).
+    pub apt_config: Option<std::path::PathBuf>,
+    pub lists_dir: std::path::PathBuf,
+    pub reboot_required_file: std::path::PathBuf,
+    /// What a `package_upgrade` job with `reboot = if_required` runs.
+    pub reboot_command: Vec<String>,
+}
+
+impl Default for PackagesSection {
+    fn default() -> Self {
+        let apt = unity_collect::packages::run::PackageConfig::default();
+        Self {
+            report: true,
+            interval_hours: 6,
+            apt_get: apt.apt_get,
+            apt_config: None,
+            lists_dir: apt.lists_dir,
+            reboot_required_file: apt.reboot_required_file,
+            reboot_command: vec!["systemctl".into(), "reboot".into()],
+        }
+    }
+}
+
+impl PackagesSection {
+    pub fn apt(&self) -> unity_collect::packages::run::PackageConfig {
+        unity_collect::packages::run::PackageConfig {
+            apt_get: self.apt_get.clone(),
+            apt_config: self.apt_config.clone(),
+            lists_dir: self.lists_dir.clone(),
+            reboot_required_file: self.reboot_required_file.clone(),
+            ..unity_collect::packages::run::PackageConfig::default()
+        }
+    }
+
+    pub fn job_options(&self) -> crate::jobs::package_upgrade::PackageJobOptions {
+        crate::jobs::package_upgrade::PackageJobOptions {
+            apt: self.apt(),
+            reboot_command: self.reboot_command.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Kind names a `[jobs] allow` list may hold.
-pub const JOB_KINDS: &[&str] = &["ping", "container_update"];
+pub const JOB_KINDS: &[&str] = &["ping", "container_update", "package_upgrade"];
 
 impl Default for JobsSection {
     fn default() -> Self {
@@ -152,6 +205,8 @@ pub enum ConfigError {
     ClockSkew,
     #[error("[spool] max_mib and max_age_hours must be at least 1")]
     Spool,
+    #[error("[packages] interval_hours must be at least 1, apt_get and reboot_command must not be empty")]
+    Packages,
 }
 
 impl AgentConfig {
@@ -199,6 +254,12 @@ impl AgentConfig {
         }
         if self.spool.max_mib == 0 || self.spool.max_age_hours == 0 {
             return Err(ConfigError::Spool);
+        }
+        if self.packages.interval_hours == 0
+            || self.packages.reboot_command.is_empty()
+            || self.packages.apt_get.is_empty()
+        {
+            return Err(ConfigError::Packages);
         }
         Ok(())
     }

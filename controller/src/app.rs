@@ -36,6 +36,8 @@ pub struct ControllerOptions {
     pub http_limits: crate::api::serve::HttpLimits,
     /// Frame memory for all sessions and per-tenant ingest concurrency.
     pub admission: link::admission::AdmissionLimits,
+    /// Configured ingest rules.
+    pub ingest: crate::ingest::IngestSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,7 @@ pub async fn start(
         report_interval: options.report_interval,
         frame_deadline: options.frame_deadline,
         admission: admission.clone(),
+        ingest: options.ingest,
     });
     let mut tasks = dispatcher.start();
     tasks.push(tokio::spawn(link::serve(endpoint.clone(), ctx)));

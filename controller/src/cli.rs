@@ -328,6 +328,7 @@ async fn serve(
             frame_deadline: crate::link::FRAME_DEADLINE,
             http_limits: crate::api::serve::HttpLimits::default(),
             admission: crate::link::admission::AdmissionLimits::default(),
+            ingest: crate::ingest::IngestSettings::default(),
         },
         store,
     )

@@ -37,3 +37,36 @@ pub const ALPN_AGENT: &[u8] = b"unity/1";
 pub const ALPN_ENROLL: &[u8] = b"unity-enroll/1";
 /// The protocol version this build speaks, sent in [`v1::Hello`] and [`v1::Welcome`].
 pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The first controller release that decodes [`latest::ReportBody::Packages`]. A variant
+/// appended to an enum is new bytes an older peer cannot decode (it would close the session
+/// on every resend), so an agent sends such a report only to a controller whose `Welcome`
+/// names this version or a later one.
+pub const PACKAGES_SINCE: (u64, u64, u64) = (0, 2, 0);
+
+/// Whether `version` (`major.minor.patch`, with any `-pre`/`+build` suffix ignored) is at
+/// least `since`. An unparseable version is treated as too old: sending less is safe.
+pub fn version_at_least(version: &str, since: (u64, u64, u64)) -> bool {
+    let core = version.split(['-', '+']).next().unwrap_or("");
+    let mut parts = core.split('.').map(|p| p.parse::<u64>());
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor)), Some(Ok(patch))) => (major, minor, patch) >= since,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_numerically_and_garbage_is_too_old() {
+        assert!(version_at_least("0.2.0", (0, 2, 0)));
+        assert!(version_at_least("0.10.0", (0, 2, 0)));
+        assert!(version_at_least("1.0.0-rc1", (0, 2, 0)));
+        assert!(!version_at_least("0.1.9", (0, 2, 0)));
+        assert!(!version_at_least("0.2", (0, 2, 0)));
+        assert!(!version_at_least("", (0, 2, 0)));
+        assert!(!version_at_least("x.y.z", (0, 2, 0)));
+    }
+}

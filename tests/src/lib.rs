@@ -74,6 +74,7 @@ impl Harness {
             frame_deadline: Duration::from_secs(2),
             http_limits: unity_controller::api::serve::HttpLimits::default(),
             admission: unity_controller::link::admission::AdmissionLimits::default(),
+            ingest: unity_controller::ingest::IngestSettings::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 pub mod containers;
 pub mod databases;
 pub mod mdraid;
+pub mod packages;
 pub mod runner;
 pub mod smart;
 pub mod zfs;

@@ -4,4 +4,5 @@
 
 pub mod host;
 pub mod inventory;
+pub mod packages;
 pub mod storage;

@@ -15,6 +15,7 @@
 pub mod container_update;
 pub mod journal;
 pub mod keys;
+pub mod package_upgrade;
 pub mod ping;
 pub mod verify;
 
@@ -52,6 +53,8 @@ pub struct JobOptions {
     pub pull_timeout: Duration,
     /// Engine endpoints and registry credentials for `container_update`.
     pub containers: ContainerConfig,
+    /// apt, the reboot command and the boot id for `package_upgrade`.
+    pub packages: package_upgrade::PackageJobOptions,
 }
 
 impl Default for JobOptions {
@@ -63,6 +66,7 @@ impl Default for JobOptions {
             allow_repository_change: section.allow_repository_change,
             pull_timeout: Duration::from_secs(u64::from(section.pull_timeout_secs)),
             containers: ContainerConfig::default(),
+            packages: package_upgrade::PackageJobOptions::default(),
         }
     }
 }
@@ -147,6 +151,8 @@ fn target_of(kind: &JobKind) -> Option<String> {
     match kind {
         JobKind::Ping(_) => None,
         JobKind::ContainerUpdate(p) => Some(format!("container:{}", p.container)),
+        // One package manager per host: two upgrades would only fight over its lock.
+        JobKind::PackageUpgrade(_) => Some("packages".to_owned()),
     }
 }
 
@@ -600,6 +606,7 @@ async fn execute(ctx: &mut JobContext, spec: &JobSpec) -> Ending {
     match &spec.kind {
         JobKind::Ping(params) => ping::run(ctx, params),
         JobKind::ContainerUpdate(params) => container_update::run(ctx, params).await,
+        JobKind::PackageUpgrade(params) => package_upgrade::run(ctx, params).await,
     }
 }
 
@@ -611,6 +618,7 @@ async fn recover(ctx: &mut JobContext, spec: &JobSpec) -> Ending {
             serde_json::json!({ "interrupted": true }),
         ),
         JobKind::ContainerUpdate(params) => container_update::recover(ctx, params).await,
+        JobKind::PackageUpgrade(params) => package_upgrade::recover(ctx, params).await,
     }
 }
 
@@ -660,7 +668,11 @@ fn finish(ctx: &mut JobContext, ending: Ending) {
         job_id: ctx.entry.job_id,
         receipt,
     });
-    if ctx.entry.kind == "container_update" && ending.end != JobEnd::Refused {
+    if matches!(
+        ctx.entry.kind.as_str(),
+        "container_update" | "package_upgrade"
+    ) && ending.end != JobEnd::Refused
+    {
         let _ = host.outgoing.send(Outgoing::InventoryChanged);
     }
 }

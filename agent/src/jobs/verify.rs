@@ -134,6 +134,9 @@ fn check_params(kind: &JobKind) -> Result<(), Refusal> {
             "ping message is longer than 1024 bytes",
         )),
         JobKind::Ping(_) => Ok(()),
+        JobKind::PackageUpgrade(p) => p
+            .validate()
+            .map_err(|detail| Refusal::new(JobRefusalReason::InvalidParameters, detail)),
         JobKind::ContainerUpdate(p) => {
             let invalid =
                 |detail: String| Err(Refusal::new(JobRefusalReason::InvalidParameters, detail));

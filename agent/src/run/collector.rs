@@ -52,6 +52,7 @@ pub(super) async fn collect_forever(
     let mut facts = ticker(*interval.borrow());
     let mut storage = ticker(options.storage_interval);
     let mut inventory = ticker(options.inventory_interval);
+    let mut packages = ticker(options.packages_interval);
     let mut last_status_ms = i64::MIN;
     loop {
         let bodies = tokio::select! {
@@ -72,6 +73,10 @@ pub(super) async fn collect_forever(
                 source_log.observe_inventory(&containers.status, &databases.status);
                 vec![ReportBody::Containers(containers), ReportBody::Databases(databases)]
             }
+            _ = packages.tick(), if options.packages.is_some() => {
+                let Some(config) = &options.packages else { continue };
+                vec![ReportBody::Packages(crate::collect::packages::collect(config).await)]
+            }
             Some(out) = outgoing.recv() => match out {
                 Outgoing::Event(event) => vec![ReportBody::JobEvent(event)],
                 Outgoing::Result { job_id, receipt } => {
@@ -81,6 +86,7 @@ pub(super) async fn collect_forever(
                 }
                 Outgoing::InventoryChanged => {
                     inventory.reset_immediately();
+                    packages.reset_immediately();
                     continue;
                 }
             },
@@ -92,7 +98,11 @@ pub(super) async fn collect_forever(
             let appended = spool.append(body, now, now);
             if appended.is_ok() {
                 // One line per report, for counting end to end (docs/reliability.md).
-                tracing::debug!(kind = kind.as_str(), collected_at_ms = now, "report spooled");
+                tracing::debug!(
+                    kind = kind.as_str(),
+                    collected_at_ms = now,
+                    "report spooled"
+                );
             }
             match appended {
                 Ok(dropped) if !dropped.is_empty() => {

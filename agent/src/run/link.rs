@@ -198,14 +198,21 @@ async fn drain(session: &mut Session, shared: &Shared) -> Result<usize, SessionE
             }
         };
         let kind = crate::spool::Kind::of(&report.body).as_str();
-        match session.send_report(&report).await? {
-            ReportReply::Ack { seq, duplicate } => {
-                tracing::debug!(seq, duplicate, kind, "report acknowledged");
-                delivered += 1;
-            }
-            ReportReply::Rejected { seq, detail } => {
-                // The controller will never take this one: it is dropped, the rest goes on.
-                tracing::error!(seq, kind, %detail, "controller rejected a report; dropped");
+        if !controller_understands(&report.body, &session.welcome.controller_version) {
+            // An older controller cannot decode it and would close the session on every
+            // resend: it is dropped (the next round is collected again once it upgrades).
+            tracing::warn!(kind, controller_version = %session.welcome.controller_version,
+                "controller is too old for this report kind; dropped");
+        } else {
+            match session.send_report(&report).await? {
+                ReportReply::Ack { seq, duplicate } => {
+                    tracing::debug!(seq, duplicate, kind, "report acknowledged");
+                    delivered += 1;
+                }
+                ReportReply::Rejected { seq, detail } => {
+                    // The controller will never take this one: it is dropped, the rest goes on.
+                    tracing::error!(seq, kind, %detail, "controller rejected a report; dropped");
+                }
             }
         }
         if let Err(error) = shared.spool().remove(report.stream_id, report.seq) {
@@ -213,6 +220,16 @@ async fn drain(session: &mut Session, shared: &Shared) -> Result<usize, SessionE
                 "could not remove a delivered report from the spool; it will be sent again");
             return Ok(delivered);
         }
+    }
+}
+
+/// Whether a controller of `version` decodes `body` (report kinds added after v1 shipped).
+fn controller_understands(body: &unity_protocol::latest::ReportBody, version: &str) -> bool {
+    match body {
+        unity_protocol::latest::ReportBody::Packages(_) => {
+            unity_protocol::version_at_least(version, unity_protocol::PACKAGES_SINCE)
+        }
+        _ => true,
     }
 }
 

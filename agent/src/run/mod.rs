@@ -45,6 +45,10 @@ pub struct RunOptions {
     pub inventory_interval: Duration,
     /// Where the inventory comes from; `None` disables container and database reports.
     pub inventory: Option<Arc<dyn InventoryCollector>>,
+    /// How often pending package updates are read.
+    pub packages_interval: Duration,
+    /// Where apt is; `None` disables package reports.
+    pub packages: Option<unity_collect::packages::run::PackageConfig>,
     pub backoff_base: Duration,
     /// Longest wait between two connection attempts: after an outage agents are back within
     /// this (spread by full jitter over its upper half), not minutes later.
@@ -63,6 +67,8 @@ impl std::fmt::Debug for RunOptions {
             .field("storage", &self.storage.is_some())
             .field("inventory_interval", &self.inventory_interval)
             .field("inventory", &self.inventory.is_some())
+            .field("packages_interval", &self.packages_interval)
+            .field("packages", &self.packages.is_some())
             .field("backoff_base", &self.backoff_base)
             .field("backoff_max", &self.backoff_max)
             .field("jobs", &self.jobs.allow)
@@ -78,6 +84,8 @@ impl Default for RunOptions {
             storage_interval: Duration::from_secs(300),
             storage: None,
             inventory_interval: Duration::from_secs(300),
+            packages_interval: Duration::from_secs(6 * 3600),
+            packages: None,
             inventory: None,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),

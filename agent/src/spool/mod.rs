@@ -130,6 +130,7 @@ pub enum Kind {
     JobEvent,
     JobResult,
     Status,
+    Packages,
 }
 
 impl Kind {
@@ -142,6 +143,7 @@ impl Kind {
             ReportBody::JobEvent(_) => Kind::JobEvent,
             ReportBody::JobResult(_) => Kind::JobResult,
             ReportBody::AgentStatus(_) => Kind::Status,
+            ReportBody::Packages(_) => Kind::Packages,
         }
     }
 
@@ -159,6 +161,7 @@ impl Kind {
             Kind::JobEvent => "job event",
             Kind::JobResult => "job result",
             Kind::Status => "agent status",
+            Kind::Packages => "packages",
         }
     }
 }

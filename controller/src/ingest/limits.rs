@@ -30,6 +30,15 @@ pub fn check(body: &ReportBody) -> Result<(), String> {
             at_most("images", c.images.len(), MAX_CONTAINERS)
         }
         ReportBody::Databases(d) => at_most("databases", d.databases.len(), MAX_OBJECTS),
+        ReportBody::Packages(p) => {
+            at_most("pending updates", p.pending.len(), MAX_CONTAINERS)?;
+            at_most("held packages", p.held_back.len(), MAX_CONTAINERS)?;
+            at_most(
+                "packages requiring a reboot",
+                p.reboot_required_by.len(),
+                MAX_CONTAINERS,
+            )
+        }
         ReportBody::JobEvent(_) | ReportBody::JobResult(_) | ReportBody::AgentStatus(_) => Ok(()),
     }
 }

@@ -7,6 +7,7 @@
 pub mod inventory;
 pub mod inventory_rules;
 pub mod limits;
+pub mod packages;
 pub mod rules;
 pub mod storage;
 
@@ -79,6 +80,31 @@ pub async fn apply(
     store: &Store,
     peer: &Peer,
     report: &Report,
+) -> Result<ReportReply, IngestError> {
+    apply_with(store, peer, report, &IngestSettings::default()).await
+}
+
+/// What ingest rules may be configured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestSettings {
+    /// Security updates pending longer than this raise `security_updates_pending`.
+    pub security_alert_after: std::time::Duration,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            security_alert_after: packages::DEFAULT_SECURITY_ALERT_AFTER,
+        }
+    }
+}
+
+/// [`apply`] with configured rules.
+pub async fn apply_with(
+    store: &Store,
+    peer: &Peer,
+    report: &Report,
+    settings: &IngestSettings,
 ) -> Result<ReportReply, IngestError> {
     let identity = peer.identity;
     let now = OffsetDateTime::now_utc();
@@ -155,6 +181,20 @@ pub async fn apply(
                     "agent dropped spooled reports: its history has a gap");
             }
             hosts::store_agent_status(&mut tx, identity.host_id, status, collected_at).await?
+        }
+        ReportBody::Packages(packages_report) => {
+            let scope = store::storage::HostScope {
+                tenant_id: identity.tenant_id,
+                host_id: identity.host_id,
+            };
+            packages::apply(
+                &mut tx,
+                scope,
+                packages_report,
+                collected_at,
+                settings.security_alert_after,
+            )
+            .await?
         }
         ReportBody::JobResult(receipt) => {
             let applied =

@@ -147,6 +147,7 @@ pub fn vanished(kind: ObjectKind, object: &Vanished) -> NewAlert {
         ObjectKind::Database => "database_presence",
         // Jobs are not inventoried objects; their alerts come from `jobs::outcome`.
         ObjectKind::Job => "job_presence",
+        ObjectKind::Host => "host_presence",
     };
     NewAlert {
         object_kind: kind,

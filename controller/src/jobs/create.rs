@@ -10,7 +10,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use unity_pki::job_key::JobKeyError;
-use unity_protocol::latest::{ContainerUpdateParams, JobKind, JobSpec, PingParams, SignedJob};
+use unity_protocol::latest::{
+    ContainerUpdateParams, JobKind, JobSpec, PackageUpgradeParams, PingParams, RebootPolicy,
+    SignedJob, UpgradeScope,
+};
 use uuid::Uuid;
 
 use super::keys::{JobKeys, unix_ms};
@@ -28,17 +31,25 @@ pub const DEFAULT_HEALTH_TIMEOUT_SECS: u32 = 180;
 pub const DEFAULT_SETTLE_SECS: u32 = 20;
 pub const DEFAULT_STOP_TIMEOUT_SECS: u32 = 10;
 
+/// Defaults of `package_upgrade` (docs/jobs.md): wait 5 min for another apt to finish, allow
+/// the upgrade an hour, a rebooting host 15 min to come back.
+pub const DEFAULT_LOCK_TIMEOUT_SECS: u32 = 300;
+pub const DEFAULT_UPGRADE_TIMEOUT_SECS: u32 = 3600;
+pub const DEFAULT_REBOOT_TIMEOUT_SECS: u32 = 900;
+
 /// `POST /api/v1/jobs` body, also what `unity-controller job create` builds.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
     pub host_id: Uuid,
-    /// `ping` or `container_update`.
+    /// `ping`, `container_update` or `package_upgrade`.
     pub kind: String,
     /// Parameters of the kind (docs/jobs.md). `container_update`: `container` (name or id,
     /// required), `image` (`repo[:tag]@sha256:…`; default: the newer digest the update check
     /// found), `health_timeout_secs` (180), `settle_secs` (20), `stop_timeout_secs` (10, as `docker stop`).
-    /// `ping`: `message`.
+    /// `ping`: `message`. `package_upgrade`: `scope` (`all` | `security`), or `packages`
+    /// (names), `reboot` (`never` | `if_required`), `lock_timeout_secs` (300),
+    /// `timeout_secs` (3600), `reboot_timeout_secs` (900).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub params: serde_json::Value,
@@ -64,6 +75,19 @@ struct ContainerUpdateRequest {
     health_timeout_secs: Option<u32>,
     settle_secs: Option<u32>,
     stop_timeout_secs: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PackageUpgradeRequest {
+    /// `all` (default), `security`, or absent with `packages`.
+    scope: Option<String>,
+    packages: Option<Vec<String>>,
+    /// `never` (default) or `if_required`.
+    reboot: Option<String>,
+    lock_timeout_secs: Option<u32>,
+    timeout_secs: Option<u32>,
+    reboot_timeout_secs: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,8 +224,15 @@ async fn kind_from_request(
             let target = format!("container:{}", update.container);
             Ok((JobKind::ContainerUpdate(update), Some(target)))
         }
+        "package_upgrade" => {
+            let p: PackageUpgradeRequest = serde_json::from_value(params).map_err(invalid)?;
+            Ok((
+                JobKind::PackageUpgrade(package_upgrade(p)?),
+                Some("packages".to_owned()),
+            ))
+        }
         other => Err(CreateJobError::Invalid(format!(
-            "kind `{other}` is not one of ping, container_update"
+            "kind `{other}` is not one of ping, container_update, package_upgrade"
         ))),
     }
 }
@@ -270,6 +301,77 @@ async fn container_update(
     })
 }
 
+fn ranged(
+    name: &str,
+    value: Option<u32>,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, CreateJobError> {
+    let value = value.unwrap_or(default);
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(CreateJobError::Invalid(format!(
+            "{name} must be between {min} and {max}"
+        )))
+    }
+}
+
+fn package_upgrade(p: PackageUpgradeRequest) -> Result<PackageUpgradeParams, CreateJobError> {
+    let scope = match (p.scope.as_deref(), p.packages) {
+        (Some("all") | None, None) => UpgradeScope::All,
+        (Some("security"), None) => UpgradeScope::SecurityOnly,
+        (Some("packages") | None, Some(packages)) => UpgradeScope::Packages(packages),
+        (Some(other), None) => {
+            return Err(CreateJobError::Invalid(format!(
+                "scope `{other}` is not one of all, security, packages"
+            )));
+        }
+        (Some(_), Some(_)) => {
+            return Err(CreateJobError::Invalid(
+                "give either scope all/security or a packages list".into(),
+            ));
+        }
+    };
+    let reboot = match p.reboot.as_deref() {
+        None | Some("never") => RebootPolicy::Never,
+        Some("if_required") => RebootPolicy::IfRequired,
+        Some(other) => {
+            return Err(CreateJobError::Invalid(format!(
+                "reboot `{other}` is not one of never, if_required"
+            )));
+        }
+    };
+    let params = PackageUpgradeParams {
+        scope,
+        reboot,
+        lock_timeout_secs: ranged(
+            "lock_timeout_secs",
+            p.lock_timeout_secs,
+            DEFAULT_LOCK_TIMEOUT_SECS,
+            0,
+            3600,
+        )?,
+        timeout_secs: ranged(
+            "timeout_secs",
+            p.timeout_secs,
+            DEFAULT_UPGRADE_TIMEOUT_SECS,
+            60,
+            6 * 3600,
+        )?,
+        reboot_timeout_secs: ranged(
+            "reboot_timeout_secs",
+            p.reboot_timeout_secs,
+            DEFAULT_REBOOT_TIMEOUT_SECS,
+            60,
+            3 * 3600,
+        )?,
+    };
+    params.validate().map_err(CreateJobError::Invalid)?;
+    Ok(params)
+}
+
 /// `image` with its tag kept and its digest replaced by `digest`.
 pub fn pinned(image: &str, digest: &str) -> String {
     let base = image.split_once('@').map_or(image, |(name, _)| name);
@@ -315,6 +417,24 @@ pub fn params_json(kind: &JobKind) -> serde_json::Value {
             "health_timeout_secs": p.health_timeout_secs,
             "settle_secs": p.settle_secs,
             "stop_timeout_secs": p.stop_timeout_secs,
+        }),
+        JobKind::PackageUpgrade(p) => serde_json::json!({
+            "scope": match &p.scope {
+                UpgradeScope::All => "all",
+                UpgradeScope::SecurityOnly => "security",
+                UpgradeScope::Packages(_) => "packages",
+            },
+            "packages": match &p.scope {
+                UpgradeScope::Packages(list) => serde_json::json!(list),
+                _ => serde_json::Value::Null,
+            },
+            "reboot": match p.reboot {
+                RebootPolicy::Never => "never",
+                RebootPolicy::IfRequired => "if_required",
+            },
+            "lock_timeout_secs": p.lock_timeout_secs,
+            "timeout_secs": p.timeout_secs,
+            "reboot_timeout_secs": p.reboot_timeout_secs,
         }),
     }
 }

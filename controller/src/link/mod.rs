@@ -50,6 +50,8 @@ pub struct LinkContext {
     pub report_interval: Duration,
     /// [`FRAME_DEADLINE`], shorter in tests.
     pub frame_deadline: Duration,
+    /// Configured ingest rules (alert ages).
+    pub ingest: crate::ingest::IngestSettings,
     /// Frame memory and per-tenant ingest shared by all sessions.
     pub admission: Arc<admission::Admission>,
 }

@@ -164,7 +164,7 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer) {
         let Ok(_tenant_permit) = ctx.admission.tenant(identity.tenant_id).await else {
             return close(&connection, close_code::NORMAL, "controller shutting down");
         };
-        let reply = match ingest::apply(&ctx.store, &peer, &report).await {
+        let reply = match ingest::apply_with(&ctx.store, &peer, &report, &ctx.ingest).await {
             Ok(reply) => reply,
             Err(IngestError::HostGone) => {
                 tracing::warn!("host was revoked; closing its session");

@@ -16,6 +16,7 @@ pub mod embedded;
 pub mod hosts;
 pub mod inventory;
 pub mod jobs;
+pub mod packages;
 pub mod policies;
 pub mod storage;
 pub mod tenants;

@@ -62,6 +62,8 @@ pub enum JobKind {
     Ping(PingParams),
     /// Recreate a container on a new image, health-gated, rolled back on failure.
     ContainerUpdate(ContainerUpdateParams),
+    /// Upgrade operating-system packages (apt), optionally rebooting when required.
+    PackageUpgrade(PackageUpgradeParams),
 }
 
 impl JobKind {
@@ -70,6 +72,7 @@ impl JobKind {
         match self {
             JobKind::Ping(_) => "ping",
             JobKind::ContainerUpdate(_) => "container_update",
+            JobKind::PackageUpgrade(_) => "package_upgrade",
         }
     }
 }
@@ -95,6 +98,99 @@ pub struct ContainerUpdateParams {
     pub settle_secs: u32,
     /// Grace period when stopping a container before it is killed.
     pub stop_timeout_secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageUpgradeParams {
+    pub scope: UpgradeScope,
+    pub reboot: RebootPolicy,
+    /// How long to wait for another package manager (unattended-upgrades, an operator's apt)
+    /// to release the dpkg lock before failing.
+    pub lock_timeout_secs: u32,
+    /// How long the whole upgrade may take before it is stopped and reported failed.
+    pub timeout_secs: u32,
+    /// With a reboot: how long the host may take to come back (a new boot id) before the job
+    /// fails.
+    pub reboot_timeout_secs: u32,
+}
+
+impl PackageUpgradeParams {
+    /// Longest explicit package list.
+    pub const MAX_PACKAGES: usize = 1000;
+
+    /// The bounds both sides enforce: the controller before signing, the agent before acting
+    /// (a signature proves who asked, not that the request is sane).
+    pub fn validate(&self) -> Result<(), String> {
+        if let UpgradeScope::Packages(names) = &self.scope {
+            if names.is_empty() || names.len() > Self::MAX_PACKAGES {
+                return Err(format!(
+                    "packages must name 1 to {} packages",
+                    Self::MAX_PACKAGES
+                ));
+            }
+            if let Some(bad) = names.iter().find(|n| !is_package_name(n)) {
+                return Err(format!("`{bad}` is not a package name"));
+            }
+        }
+        let within = |name: &str, value: u32, min: u32, max: u32| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("{name} must be between {min} and {max}"))
+            }
+        };
+        within("lock_timeout_secs", self.lock_timeout_secs, 0, 3600)?;
+        within("timeout_secs", self.timeout_secs, 60, 6 * 3600)?;
+        within(
+            "reboot_timeout_secs",
+            self.reboot_timeout_secs,
+            60,
+            3 * 3600,
+        )
+    }
+}
+
+/// A Debian package name (policy 5.6.1: lower-case letters, digits, `+ - .`, starting with a
+/// letter or digit, at least two characters), optionally `:arch`. What reaches apt's command
+/// line is only ever such a name: no option, no glob, no path.
+pub fn is_package_name(name: &str) -> bool {
+    let (base, arch) = match name.split_once(':') {
+        Some((base, arch)) => (base, Some(arch)),
+        None => (name, None),
+    };
+    let base_ok = (2..=128).contains(&base.len())
+        && base
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+    let arch_ok = arch.is_none_or(|a| {
+        (1..=32).contains(&a.len())
+            && a.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    base_ok && arch_ok
+}
+
+/// Which upgrades. Append-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpgradeScope {
+    /// Every pending upgrade (new dependencies may be installed; nothing is removed).
+    All,
+    /// Only upgrades whose new version comes from a security archive.
+    SecurityOnly,
+    /// Exactly these installed packages (upgraded if an upgrade is pending; never installed).
+    Packages(Vec<String>),
+}
+
+/// Whether the job may reboot the host. Append-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RebootPolicy {
+    Never,
+    /// When the upgrade leaves the distribution's reboot-required flag set.
+    IfRequired,
 }
 
 /// Sent by the controller on a stream it opens. Append-only.

@@ -16,6 +16,7 @@
 mod facts;
 mod inventory;
 pub mod jobs;
+mod packages;
 mod storage;
 
 pub use facts::{Filesystem, HostFacts};
@@ -25,9 +26,10 @@ pub use inventory::{
 };
 pub use jobs::{
     ContainerUpdateParams, JobEnd, JobEvent, JobEventKind, JobKind, JobOutcome, JobReceipt,
-    JobRefusalReason, JobSpec, KeyId, KeyStatement, PingParams, Push, PushReply, SignedJob,
-    SignedKeyStatement,
+    JobRefusalReason, JobSpec, KeyId, KeyStatement, PackageUpgradeParams, PingParams, Push,
+    PushReply, RebootPolicy, SignedJob, SignedKeyStatement, UpgradeScope,
 };
+pub use packages::{PackageReport, PendingUpdate};
 pub use storage::{
     ArrayReport, DiskReport, Health, Metric, PoolReport, SourceState, SourceStatus, StorageReport,
 };
@@ -145,6 +147,9 @@ pub enum ReportBody {
     JobResult(JobReceipt),
     /// The agent's own state: its spool, and what it had to drop.
     AgentStatus(AgentStatus),
+    /// Pending package updates and whether a reboot is required. Controllers before
+    /// [`crate::PACKAGES_SINCE`] cannot decode it: agents send it only to newer ones.
+    Packages(PackageReport),
 }
 
 /// How the agent's spool stands (sent after a backlog was delivered, and when it dropped

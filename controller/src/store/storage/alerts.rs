@@ -34,6 +34,8 @@ pub enum ObjectKind {
     Container,
     Database,
     Job,
+    /// The host itself (its packages, its reboot flag).
+    Host,
 }
 
 impl ObjectKind {
@@ -46,6 +48,7 @@ impl ObjectKind {
             ObjectKind::Container => "container",
             ObjectKind::Database => "database",
             ObjectKind::Job => "job",
+            ObjectKind::Host => "host",
         }
     }
 }
@@ -100,7 +103,7 @@ pub async fn insert(
 pub struct Alert {
     pub id: Uuid,
     pub host_id: Uuid,
-    /// `disk`, `pool`, `array`, `collector`, `container`, `database` or `job`.
+    /// `disk`, `pool`, `array`, `collector`, `container`, `database`, `job` or `host`.
     pub object_kind: String,
     /// The disk, pool, array, container or database id; null for collectors.
     pub object_id: Option<Uuid>,
