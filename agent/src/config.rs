@@ -205,7 +205,9 @@ pub enum ConfigError {
     ClockSkew,
     #[error("[spool] max_mib and max_age_hours must be at least 1")]
     Spool,
-    #[error("[packages] interval_hours must be at least 1, apt_get and reboot_command must not be empty")]
+    #[error(
+        "[packages] interval_hours must be at least 1, apt_get and reboot_command must not be empty"
+    )]
     Packages,
 }
 

@@ -5,6 +5,7 @@
 //! what a test wants (hence the allowed `unwrap`/`expect`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod apt;
 pub mod bench;
 pub mod engines;
 pub mod process;
