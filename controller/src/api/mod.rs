@@ -8,6 +8,7 @@ mod hosts;
 mod inventory;
 mod jobs;
 mod openapi;
+mod packages;
 mod policies;
 pub mod serve;
 mod storage;
@@ -41,6 +42,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/hosts", get(hosts::list_hosts))
         .route("/api/v1/hosts/{id}", get(hosts::get_host))
         .route("/api/v1/hosts/{id}/storage", get(storage::host_storage))
+        .route("/api/v1/hosts/{id}/packages", get(packages::host_packages))
         .route("/api/v1/disks", get(storage::list_disks))
         .route("/api/v1/disks/{id}", get(storage::get_disk))
         .route("/api/v1/pools", get(storage::list_pools))

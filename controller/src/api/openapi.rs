@@ -6,12 +6,13 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "Unity Fleet controller API", description = "Hosts, disks, pools, arrays, containers, images and databases of one tenant, and the signed jobs that act on them. Authenticate with `Authorization: Bearer <tenant API token>`."),
+    info(title = "Unity Fleet controller API", description = "Hosts, disks, pools, arrays, containers, images, databases and package updates of one tenant, and the signed jobs that act on them. Authenticate with `Authorization: Bearer <tenant API token>`."),
     paths(
         super::healthz,
         super::hosts::list_hosts,
         super::hosts::get_host,
         super::storage::host_storage,
+        super::packages::host_packages,
         super::storage::list_disks,
         super::storage::get_disk,
         super::storage::list_pools,

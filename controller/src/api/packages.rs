@@ -1,0 +1,32 @@
+//! `GET /api/v1/hosts/{id}/packages`: the host's pending updates and reboot flag.
+
+use axum::Json;
+use axum::extract::{Path, State};
+
+use super::{ApiError, ApiState, ErrorBody, TenantAuth, parse_id};
+use crate::store::packages::{self, HostPackages};
+
+/// Pending package updates (security ones marked), packages held back, and whether the host
+/// needs a reboot, as of the agent's last package report.
+#[utoipa::path(
+    get, path = "/api/v1/hosts/{id}/packages", tag = "packages",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Host id")),
+    responses(
+        (status = 200, description = "The host's packages", body = HostPackages),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "No such host in this tenant, or no package report from it yet", body = ErrorBody),
+    )
+)]
+pub async fn host_packages(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<HostPackages>, ApiError> {
+    let id = parse_id(&id, "host")?;
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    packages::get(&mut tx, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("package report for this host"))
+}
