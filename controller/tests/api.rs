@@ -99,6 +99,28 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
                 "16.4",
             )]),
         ),
+        (
+            3,
+            unity_protocol::latest::ReportBody::Packages(unity_protocol::latest::PackageReport {
+                status: unity_protocol::latest::SourceStatus {
+                    state: unity_protocol::latest::SourceState::Ok,
+                    detail: String::new(),
+                },
+                manager: "apt".into(),
+                pending: vec![unity_protocol::latest::PendingUpdate {
+                    name: "openssl".into(),
+                    current_version: Some("3.0.11-1~deb12u1".into()),
+                    new_version: "3.0.11-1~deb12u2".into(),
+                    architecture: "amd64".into(),
+                    origins: vec!["Debian-Security:12/stable-security".into()],
+                    security: true,
+                }],
+                held_back: vec![],
+                lists_updated_at_ms: None,
+                reboot_required: true,
+                reboot_required_by: vec!["linux-image-amd64".into()],
+            }),
+        ),
     ] {
         let reply = common::send_body(&store, &a, host_a, stream, seq, body).await;
         assert!(matches!(reply, ReportReply::Ack { .. }), "{reply:?}");
@@ -141,6 +163,7 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
     let fixture_ids: HashMap<&str, String> = HashMap::from([
         ("/api/v1/hosts/{id}", host_a.to_string()),
         ("/api/v1/hosts/{id}/storage", host_a.to_string()),
+        ("/api/v1/hosts/{id}/packages", host_a.to_string()),
         ("/api/v1/disks/{id}", first_id("/api/v1/disks").await),
         ("/api/v1/pools/{id}", first_id("/api/v1/pools").await),
         ("/api/v1/arrays/{id}", first_id("/api/v1/arrays").await),

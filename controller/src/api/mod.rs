@@ -132,6 +132,7 @@ async fn json_errors(response: axum::response::Response) -> axum::response::Resp
 pub const TENANT_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/hosts"),
     ("GET", "/api/v1/hosts/{id}"),
+    ("GET", "/api/v1/hosts/{id}/packages"),
     ("GET", "/api/v1/hosts/{id}/storage"),
     ("GET", "/api/v1/disks"),
     ("GET", "/api/v1/disks/{id}"),
