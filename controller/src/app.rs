@@ -142,6 +142,11 @@ pub async fn start(
         job_keys.clone(),
         options.auto_update_interval,
     )));
+    tasks.push(tokio::spawn(crate::rollouts::run_forever(
+        store.clone(),
+        job_keys.clone(),
+        crate::rollouts::TICK,
+    )));
     let app = api::router(ApiState { store, job_keys });
     tasks.push(tokio::spawn(async move {
         api::serve::serve(listener, app, http_limits, shutdown_rx).await;

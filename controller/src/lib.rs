@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod link;
 mod restore;
+pub mod rollouts;
 pub mod store;
 
 /// This build's version, reported to agents and by `/healthz`.

@@ -152,6 +152,18 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{window}");
     let window_id = window["id"].as_str().unwrap().to_owned();
+    // A rollout of tenant A (the runner is not running here: it stays in its first wave).
+    let rollout_body = serde_json::json!({ "kind": "ping", "hosts": { "host_ids": [host_a] } });
+    let (status, rollout) = request(
+        &app,
+        "POST",
+        "/api/v1/rollouts",
+        Some(&token_a),
+        Some(rollout_body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{rollout}");
+    let rollout_id = rollout["id"].as_str().unwrap().to_owned();
     let first_id = |list: &'static str| {
         let app = app.clone();
         let token = token_a.clone();
@@ -183,12 +195,19 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
             first_id("/api/v1/containers").await,
         ),
         ("/api/v1/maintenance-windows/{id}", window_id.clone()),
+        ("/api/v1/hosts/{id}/labels", host_a.to_string()),
+        ("/api/v1/rollouts/{id}", rollout_id.clone()),
+        ("/api/v1/rollouts/{id}/pause", rollout_id.clone()),
+        ("/api/v1/rollouts/{id}/resume", rollout_id.clone()),
+        ("/api/v1/rollouts/{id}/abort", rollout_id.clone()),
     ]);
     // What each route that takes a body is sent: tenant B names tenant A's objects.
     let post_body = |route: &str| match route {
         "/api/v1/jobs" => Some(serde_json::json!({ "host_id": host_a, "kind": "ping" })),
         "/api/v1/containers/{id}/policy" => Some(serde_json::json!({ "policy": "digest" })),
         "/api/v1/maintenance-windows" => Some(window_body.clone()),
+        "/api/v1/hosts/{id}/labels" => Some(serde_json::json!({ "labels": { "role": "nas" } })),
+        "/api/v1/rollouts" => Some(rollout_body.clone()),
         _ => None,
     };
 

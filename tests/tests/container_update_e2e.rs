@@ -350,6 +350,12 @@ async fn a_user_updates_a_container_through_the_api_and_nothing_survives_a_crash
         "{alerts}"
     );
 
+    // The controller's inventory shows the rolled-back container again (a round collected
+    // during the health gate may have seen the sick one; the job's result can arrive before
+    // the round the agent starts after it). A job made from the stale view would rightly be
+    // refused as `target_changed`.
+    fleet.container_running("web", &v2_id).await;
+
     // 3. The agent is killed (SIGKILL) while the new container is in its health gate.
     let web_container = engine.inspect("{{.Id}}", "web");
     let (_, job) = fleet

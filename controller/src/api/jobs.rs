@@ -31,7 +31,7 @@ pub struct JobQuery {
     limit: Option<String>,
 }
 
-const KINDS: &[&str] = &["ping", "container_update"];
+const KINDS: &[&str] = &["ping", "container_update", "package_upgrade"];
 
 impl From<CreateJobError> for ApiError {
     fn from(error: CreateJobError) -> Self {

@@ -10,6 +10,7 @@ mod jobs;
 mod openapi;
 mod packages;
 mod policies;
+mod rollouts;
 pub mod serve;
 mod storage;
 
@@ -43,6 +44,18 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/hosts/{id}", get(hosts::get_host))
         .route("/api/v1/hosts/{id}/storage", get(storage::host_storage))
         .route("/api/v1/hosts/{id}/packages", get(packages::host_packages))
+        .route(
+            "/api/v1/hosts/{id}/labels",
+            get(rollouts::get_labels).put(rollouts::put_labels),
+        )
+        .route(
+            "/api/v1/rollouts",
+            get(rollouts::list).post(rollouts::create),
+        )
+        .route("/api/v1/rollouts/{id}", get(rollouts::get))
+        .route("/api/v1/rollouts/{id}/pause", post(rollouts::pause))
+        .route("/api/v1/rollouts/{id}/resume", post(rollouts::resume))
+        .route("/api/v1/rollouts/{id}/abort", post(rollouts::abort))
         .route("/api/v1/disks", get(storage::list_disks))
         .route("/api/v1/disks/{id}", get(storage::get_disk))
         .route("/api/v1/pools", get(storage::list_pools))
@@ -133,6 +146,14 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/hosts"),
     ("GET", "/api/v1/hosts/{id}"),
     ("GET", "/api/v1/hosts/{id}/packages"),
+    ("GET", "/api/v1/hosts/{id}/labels"),
+    ("PUT", "/api/v1/hosts/{id}/labels"),
+    ("GET", "/api/v1/rollouts"),
+    ("POST", "/api/v1/rollouts"),
+    ("GET", "/api/v1/rollouts/{id}"),
+    ("POST", "/api/v1/rollouts/{id}/pause"),
+    ("POST", "/api/v1/rollouts/{id}/resume"),
+    ("POST", "/api/v1/rollouts/{id}/abort"),
     ("GET", "/api/v1/hosts/{id}/storage"),
     ("GET", "/api/v1/disks"),
     ("GET", "/api/v1/disks/{id}"),

@@ -148,6 +148,7 @@ pub fn vanished(kind: ObjectKind, object: &Vanished) -> NewAlert {
         // Jobs are not inventoried objects; their alerts come from `jobs::outcome`.
         ObjectKind::Job => "job_presence",
         ObjectKind::Host => "host_presence",
+        ObjectKind::Rollout => "rollout_presence",
     };
     NewAlert {
         object_kind: kind,

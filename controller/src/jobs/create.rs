@@ -195,6 +195,43 @@ pub async fn create_job(
     })
 }
 
+/// Checks `params` for `kind` as far as that can be done without a host (for rollouts, whose
+/// jobs are made later, host by host).
+pub fn check_params(kind: &str, params: &serde_json::Value) -> Result<(), CreateJobError> {
+    let params = if params.is_null() {
+        serde_json::json!({})
+    } else {
+        params.clone()
+    };
+    let invalid =
+        |e: serde_json::Error| CreateJobError::Invalid(format!("params for `{kind}`: {e}"));
+    match kind {
+        "ping" => {
+            let p: PingRequest = serde_json::from_value(params).map_err(invalid)?;
+            if p.message.len() > 1024 {
+                return Err(CreateJobError::Invalid(
+                    "ping message is longer than 1024 bytes".into(),
+                ));
+            }
+            Ok(())
+        }
+        "container_update" => {
+            let p: ContainerUpdateRequest = serde_json::from_value(params).map_err(invalid)?;
+            if let Some(image) = &p.image {
+                check_pinned(image).map_err(CreateJobError::Invalid)?;
+            }
+            Ok(())
+        }
+        "package_upgrade" => {
+            let p: PackageUpgradeRequest = serde_json::from_value(params).map_err(invalid)?;
+            package_upgrade(p).map(|_| ())
+        }
+        other => Err(CreateJobError::Invalid(format!(
+            "kind `{other}` is not one of ping, container_update, package_upgrade"
+        ))),
+    }
+}
+
 /// The kind with its parameters, and what it acts on.
 async fn kind_from_request(
     tx: &mut TenantTx,

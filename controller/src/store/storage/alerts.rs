@@ -36,6 +36,7 @@ pub enum ObjectKind {
     Job,
     /// The host itself (its packages, its reboot flag).
     Host,
+    Rollout,
 }
 
 impl ObjectKind {
@@ -49,6 +50,7 @@ impl ObjectKind {
             ObjectKind::Database => "database",
             ObjectKind::Job => "job",
             ObjectKind::Host => "host",
+            ObjectKind::Rollout => "rollout",
         }
     }
 }
@@ -103,7 +105,8 @@ pub async fn insert(
 pub struct Alert {
     pub id: Uuid,
     pub host_id: Uuid,
-    /// `disk`, `pool`, `array`, `collector`, `container`, `database`, `job` or `host`.
+    /// `disk`, `pool`, `array`, `collector`, `container`, `database`, `job`, `host` or
+    /// `rollout`.
     pub object_kind: String,
     /// The disk, pool, array, container or database id; null for collectors.
     pub object_id: Option<Uuid>,

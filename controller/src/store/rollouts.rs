@@ -1,0 +1,346 @@
+//! Host labels and rollouts, in the store. Every function takes a [`TenantTx`], so
+//! row-level security confines it to one tenant.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{StoreError, TenantTx, query_error};
+
+/// A label key: lower-case, digits, `. _ / -`, at most 63 characters (checked by the table
+/// too).
+pub fn valid_label_key(key: &str) -> bool {
+    (1..=63).contains(&key.len())
+        && key
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._/-".contains(&b))
+}
+
+pub fn valid_label_value(value: &str) -> bool {
+    value.len() <= 128 && !value.chars().any(char::is_control)
+}
+
+/// Replaces the host's labels.
+pub async fn set_labels(
+    tx: &mut TenantTx,
+    tenant_id: Uuid,
+    host_id: Uuid,
+    labels: &BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM host_labels WHERE host_id = $1")
+        .bind(host_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_error("clearing a host's labels"))?;
+    for (key, value) in labels {
+        sqlx::query(
+            "INSERT INTO host_labels (tenant_id, host_id, key, value) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(tenant_id)
+        .bind(host_id)
+        .bind(key)
+        .bind(value)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_error("setting a host label"))?;
+    }
+    Ok(())
+}
+
+pub async fn labels(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT key, value FROM host_labels WHERE host_id = $1 ORDER BY key")
+            .bind(host_id)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(query_error("reading a host's labels"))?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Active (not revoked) hosts carrying every label of `labels` and, when `ids` is given,
+/// among them; ordered by hostname then id (the order waves are filled in).
+pub async fn select_hosts(
+    tx: &mut TenantTx,
+    labels: &BTreeMap<String, String>,
+    ids: Option<&[Uuid]>,
+) -> Result<Vec<Uuid>, StoreError> {
+    let keys: Vec<&str> = labels.keys().map(String::as_str).collect();
+    let values: Vec<&str> = labels.values().map(String::as_str).collect();
+    sqlx::query_scalar(
+        "SELECT h.id FROM hosts h \
+         WHERE h.revoked_at IS NULL \
+           AND ($3::uuid[] IS NULL OR h.id = ANY($3)) \
+           AND (SELECT count(*) FROM host_labels l JOIN unnest($1::text[], $2::text[]) AS w(k, v) \
+                  ON l.key = w.k AND l.value = w.v WHERE l.host_id = h.id) = cardinality($1::text[]) \
+         ORDER BY h.hostname, h.id",
+    )
+    .bind(&keys)
+    .bind(&values)
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("selecting hosts by label"))
+}
+
+/// Why changing `host_id` now could cost data: a failing disk, a pool or array that is
+/// degraded, rebuilding or worse. `None` when its storage is healthy (or unknown).
+pub async fn unhealthy_reason(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+) -> Result<Option<String>, StoreError> {
+    let problems: Vec<String> = sqlx::query_scalar(
+        "SELECT 'disk ' || device || ' is failing' FROM disks \
+             WHERE host_id = $1 AND present AND health = 'critical' \
+         UNION ALL SELECT 'pool ' || name || ' is ' || health FROM pools \
+             WHERE host_id = $1 AND present AND health IN ('warning', 'critical') \
+         UNION ALL SELECT 'array ' || name || ' is ' || health FROM arrays \
+             WHERE host_id = $1 AND present AND health IN ('warning', 'critical') \
+         ORDER BY 1",
+    )
+    .bind(host_id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("checking a host's storage health"))?;
+    Ok((!problems.is_empty()).then(|| problems.join("; ")))
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRollout<'a> {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub kind: &'a str,
+    pub params: &'a serde_json::Value,
+    pub selector: &'a serde_json::Value,
+    pub waves: &'a serde_json::Value,
+    pub failure_budget: i32,
+    pub force: bool,
+    pub job_lifetime_secs: i32,
+    pub created_by: &'a str,
+    /// Hosts with their wave, in order.
+    pub hosts: &'a [(Uuid, i32)],
+}
+
+pub async fn insert(tx: &mut TenantTx, r: &NewRollout<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO rollouts (id, tenant_id, kind, params, selector, waves, failure_budget, \
+             force, job_lifetime_secs, state, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'running', $10)",
+    )
+    .bind(r.id)
+    .bind(r.tenant_id)
+    .bind(r.kind)
+    .bind(r.params)
+    .bind(r.selector)
+    .bind(r.waves)
+    .bind(r.failure_budget)
+    .bind(r.force)
+    .bind(r.job_lifetime_secs)
+    .bind(r.created_by)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("creating a rollout"))?;
+    for (position, (host_id, wave)) in r.hosts.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO rollout_hosts (rollout_id, tenant_id, host_id, wave, position, state) \
+             VALUES ($1, $2, $3, $4, $5, 'pending')",
+        )
+        .bind(r.id)
+        .bind(r.tenant_id)
+        .bind(host_id)
+        .bind(wave)
+        .bind(i32::try_from(position).unwrap_or(i32::MAX))
+        .execute(&mut **tx)
+        .await
+        .map_err(query_error("adding a host to a rollout"))?;
+    }
+    Ok(())
+}
+
+/// A rollout as the API shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Rollout {
+    pub id: Uuid,
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub params: sqlx::types::Json<serde_json::Value>,
+    #[schema(value_type = Object)]
+    pub selector: sqlx::types::Json<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub waves: sqlx::types::Json<serde_json::Value>,
+    pub failure_budget: i32,
+    pub force: bool,
+    pub job_lifetime_secs: i32,
+    /// `running`, `paused`, `halted`, `aborted` or `completed`.
+    pub state: String,
+    /// The wave running now (from 0).
+    pub current_wave: i32,
+    /// Why it halted or was aborted.
+    pub reason: Option<String>,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+const ROLLOUT_COLUMNS: &str = "id, kind, params, selector, waves, failure_budget, force, \
+    job_lifetime_secs, state, current_wave, reason, created_by, created_at, updated_at";
+
+/// One host of a rollout.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct RolloutHost {
+    pub host_id: Uuid,
+    pub hostname: String,
+    pub wave: i32,
+    /// `pending`, `waiting_window`, `deferred`, `dispatched`, `succeeded`, `failed` or
+    /// `skipped`.
+    pub state: String,
+    pub job_id: Option<Uuid>,
+    /// The job's own state once dispatched.
+    pub job_state: Option<String>,
+    /// Why it was deferred, failed or skipped.
+    pub reason: Option<String>,
+}
+
+pub async fn list(tx: &mut TenantTx, limit: i64) -> Result<Vec<Rollout>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROLLOUT_COLUMNS} FROM rollouts ORDER BY created_at DESC, id LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("listing rollouts"))
+}
+
+pub async fn get(tx: &mut TenantTx, id: Uuid) -> Result<Option<Rollout>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query_error("reading a rollout"))
+}
+
+/// The hosts of rollout `id` (of wave `wave` only, when given), in order.
+pub async fn hosts(
+    tx: &mut TenantTx,
+    id: Uuid,
+    wave: Option<i32>,
+) -> Result<Vec<RolloutHost>, StoreError> {
+    sqlx::query_as(
+        "SELECT rh.host_id, h.hostname, rh.wave, rh.state, rh.job_id, j.state AS job_state, rh.reason \
+         FROM rollout_hosts rh JOIN hosts h ON h.id = rh.host_id \
+         LEFT JOIN jobs j ON j.id = rh.job_id \
+         WHERE rh.rollout_id = $1 AND ($2::int IS NULL OR rh.wave = $2) \
+         ORDER BY rh.wave, rh.position",
+    )
+    .bind(id)
+    .bind(wave)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("reading a rollout's hosts"))
+}
+
+/// Running rollouts of the tenant, locked for this transaction; ones another replica is
+/// stepping are skipped.
+pub async fn lock_running(tx: &mut TenantTx) -> Result<Vec<Rollout>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE state = 'running' \
+         ORDER BY created_at FOR UPDATE SKIP LOCKED"
+    )))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("locking running rollouts"))
+}
+
+/// Locks one rollout for a state change by the API.
+pub async fn lock(tx: &mut TenantTx, id: Uuid) -> Result<Option<Rollout>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query_error("locking a rollout"))
+}
+
+pub async fn set_host(
+    tx: &mut TenantTx,
+    rollout_id: Uuid,
+    host_id: Uuid,
+    state: &str,
+    job_id: Option<Uuid>,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE rollout_hosts SET state = $3, job_id = COALESCE($4, job_id), reason = $5, \
+             updated_at = now() WHERE rollout_id = $1 AND host_id = $2",
+    )
+    .bind(rollout_id)
+    .bind(host_id)
+    .bind(state)
+    .bind(job_id)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("updating a rollout host"))?;
+    Ok(())
+}
+
+/// Marks every host still waiting to start (`pending`, `waiting_window`) as skipped.
+pub async fn skip_waiting(
+    tx: &mut TenantTx,
+    rollout_id: Uuid,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE rollout_hosts SET state = 'skipped', reason = $2, updated_at = now() \
+         WHERE rollout_id = $1 AND state IN ('pending', 'waiting_window')",
+    )
+    .bind(rollout_id)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("skipping a rollout's hosts"))?
+    .rows_affected())
+}
+
+pub async fn set_state(
+    tx: &mut TenantTx,
+    id: Uuid,
+    state: &str,
+    current_wave: i32,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE rollouts SET state = $2, current_wave = $3, reason = $4, updated_at = now() \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(state)
+    .bind(current_wave)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("updating a rollout"))?;
+    Ok(())
+}
+
+/// How many waves rollout `id` has.
+pub async fn wave_count(tx: &mut TenantTx, id: Uuid) -> Result<i32, StoreError> {
+    sqlx::query_scalar("SELECT COALESCE(max(wave) + 1, 0) FROM rollout_hosts WHERE rollout_id = $1")
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(query_error("counting a rollout's waves"))
+}
