@@ -179,6 +179,28 @@ impl Harness {
             .await
     }
 
+    /// `PUT path` with a JSON body and a bearer token.
+    pub async fn put(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .put(format!("http://{}{path}", self.controller().api_addr))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub async fn post_to(
         &self,
         api: std::net::SocketAddr,

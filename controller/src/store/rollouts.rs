@@ -67,7 +67,8 @@ pub async fn labels(
 }
 
 /// Active (not revoked) hosts carrying every label of `labels` and, when `ids` is given,
-/// among them; ordered by hostname then id (the order waves are filled in).
+/// among them; ordered by hostname, then enrollment, then id (the order waves are filled in:
+/// predictable for people, stable for hosts that share a name).
 pub async fn select_hosts(
     tx: &mut TenantTx,
     labels: &BTreeMap<String, String>,
@@ -81,7 +82,7 @@ pub async fn select_hosts(
            AND ($3::uuid[] IS NULL OR h.id = ANY($3)) \
            AND (SELECT count(*) FROM host_labels l JOIN unnest($1::text[], $2::text[]) AS w(k, v) \
                   ON l.key = w.k AND l.value = w.v WHERE l.host_id = h.id) = cardinality($1::text[]) \
-         ORDER BY h.hostname, h.id",
+         ORDER BY h.hostname, h.enrolled_at, h.id",
     )
     .bind(&keys)
     .bind(&values)
