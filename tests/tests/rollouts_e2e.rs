@@ -29,7 +29,7 @@ async fn rollout_until(h: &Harness, token: &str, id: &str, done: impl Fn(&Value)
 
 /// The rollout's entry for host `id` (hostnames come from the agents' real facts, the same
 /// on every agent of this test: hosts are told apart by id).
-fn host<'a>(rollout: &'a Value, id: uuid::Uuid) -> &'a Value {
+fn host(rollout: &Value, id: uuid::Uuid) -> &Value {
     rollout["hosts"]
         .as_array()
         .unwrap()
