@@ -692,7 +692,8 @@ async fn a_job_reaches_an_agent_held_by_another_controller_process() {
     let healthy = |api: u16| {
         let http = http.clone();
         async move {
-            for _ in 0..200 {
+            // Up to 60 s: a loaded CI machine migrates a fresh database slowly.
+            for _ in 0..600 {
                 if http
                     .get(format!("http://127.0.0.1:{api}/healthz"))
                     .send()
