@@ -164,6 +164,20 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{rollout}");
     let rollout_id = rollout["id"].as_str().unwrap().to_owned();
+    let schedule_body = serde_json::json!({
+        "name": "nightly", "rollout": { "kind": "ping", "hosts": { "host_ids": [host_a] } },
+        "days": ["sun"], "start": "03:00", "duration_minutes": 60
+    });
+    let (status, schedule) = request(
+        &app,
+        "POST",
+        "/api/v1/rollout-schedules",
+        Some(&token_a),
+        Some(schedule_body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{schedule}");
+    let schedule_id = schedule["id"].as_str().unwrap().to_owned();
     let first_id = |list: &'static str| {
         let app = app.clone();
         let token = token_a.clone();
@@ -200,6 +214,7 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         ("/api/v1/rollouts/{id}/pause", rollout_id.clone()),
         ("/api/v1/rollouts/{id}/resume", rollout_id.clone()),
         ("/api/v1/rollouts/{id}/abort", rollout_id.clone()),
+        ("/api/v1/rollout-schedules/{id}", schedule_id.clone()),
     ]);
     // What each route that takes a body is sent: tenant B names tenant A's objects.
     let post_body = |route: &str| match route {
@@ -208,6 +223,7 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         "/api/v1/maintenance-windows" => Some(window_body.clone()),
         "/api/v1/hosts/{id}/labels" => Some(serde_json::json!({ "labels": { "role": "nas" } })),
         "/api/v1/rollouts" => Some(rollout_body.clone()),
+        "/api/v1/rollout-schedules" => Some(schedule_body.clone()),
         _ => None,
     };
 

@@ -234,6 +234,69 @@ async fn waves_defer_the_degraded_halt_over_budget_resume_and_respect_windows() 
         .await;
     assert_eq!(status, 409, "an aborted rollout stays aborted");
 
+    // A schedule whose window is open now: the controller starts one rollout for this
+    // opening, one host at a time, and no second one while the window stays open.
+    let now = time::OffsetDateTime::now_utc();
+    let start = now - time::Duration::minutes(5);
+    let (status, schedule) = h
+        .post(
+            "/api/v1/rollout-schedules",
+            &ops,
+            json!({ "name": "web, one at a time",
+                    "rollout": { "kind": "ping", "hosts": { "labels": { "role": "web" } },
+                                 "waves": [{ "each": 1 }], "failure_budget": 5 },
+                    "days": ["daily"], "start": format!("{:02}:{:02}", start.hour(), start.minute()),
+                    "duration_minutes": 60, "time_zone": "UTC" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{schedule:#}");
+    let schedule_id = schedule["id"].as_str().unwrap().to_owned();
+    let mut scheduled = Value::Null;
+    for _ in 0..300 {
+        let (_, list) = h.api("/api/v1/rollouts", &read).await;
+        if let Some(r) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["schedule_id"] == schedule_id.as_str())
+        {
+            scheduled = r.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let scheduled_id = scheduled["id"]
+        .as_str()
+        .expect("the schedule started a rollout")
+        .to_owned();
+    assert_eq!(scheduled["created_by"], format!("schedule:{schedule_id}"));
+    assert!(scheduled["deadline"].is_string(), "{scheduled:#}");
+    let finished = rollout_until(&h, &read, &scheduled_id, |r| r["state"] == "completed").await;
+    let waves: Vec<i64> = finished["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["wave"].as_i64().unwrap())
+        .collect();
+    assert_eq!(waves, [0, 1, 2, 3, 4], "one host per wave");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, list) = h.api("/api/v1/rollouts", &read).await;
+    let from_schedule = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["schedule_id"] == schedule_id.as_str())
+        .count();
+    assert_eq!(from_schedule, 1, "one rollout per opening of the window");
+    let (_, schedules) = h.api("/api/v1/rollout-schedules", &read).await;
+    assert!(
+        schedules[0]["last_result"]
+            .as_str()
+            .unwrap()
+            .contains(&scheduled_id),
+        "{schedules:#}"
+    );
+
     for agent in agents {
         agent.stop().await;
     }

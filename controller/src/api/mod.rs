@@ -56,6 +56,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/rollouts/{id}/pause", post(rollouts::pause))
         .route("/api/v1/rollouts/{id}/resume", post(rollouts::resume))
         .route("/api/v1/rollouts/{id}/abort", post(rollouts::abort))
+        .route(
+            "/api/v1/rollout-schedules",
+            get(rollouts::list_schedules).post(rollouts::create_schedule),
+        )
+        .route(
+            "/api/v1/rollout-schedules/{id}",
+            axum::routing::delete(rollouts::delete_schedule),
+        )
         .route("/api/v1/disks", get(storage::list_disks))
         .route("/api/v1/disks/{id}", get(storage::get_disk))
         .route("/api/v1/pools", get(storage::list_pools))
@@ -154,6 +162,9 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/rollouts/{id}/pause"),
     ("POST", "/api/v1/rollouts/{id}/resume"),
     ("POST", "/api/v1/rollouts/{id}/abort"),
+    ("GET", "/api/v1/rollout-schedules"),
+    ("POST", "/api/v1/rollout-schedules"),
+    ("DELETE", "/api/v1/rollout-schedules/{id}"),
     ("GET", "/api/v1/hosts/{id}/storage"),
     ("GET", "/api/v1/disks"),
     ("GET", "/api/v1/disks/{id}"),

@@ -172,7 +172,7 @@ pub struct WindowRequest {
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-fn parse_days(days: &[String]) -> Result<Vec<i16>, ApiError> {
+pub(super) fn parse_days(days: &[String]) -> Result<Vec<i16>, ApiError> {
     let mut out = Vec::new();
     for day in days {
         let day = day.trim().to_ascii_lowercase();
@@ -196,7 +196,7 @@ fn parse_days(days: &[String]) -> Result<Vec<i16>, ApiError> {
     Ok(out)
 }
 
-fn parse_start(start: &str) -> Result<i32, ApiError> {
+pub(super) fn parse_start(start: &str) -> Result<i32, ApiError> {
     let bad = || ApiError::BadRequest(format!("start `{start}` is not HH:MM"));
     let (h, m) = start.split_once(':').ok_or_else(bad)?;
     let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);

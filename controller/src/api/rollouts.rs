@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
-use crate::rollouts::create::{CreateRolloutError, RolloutRequest, create_rollout};
+use crate::rollouts::create::{CreateRolloutError, Origin, RolloutRequest, create_rollout};
 use crate::store::rollouts::{self, Rollout, RolloutHost};
 
 impl From<CreateRolloutError> for ApiError {
@@ -69,6 +69,7 @@ pub async fn create(
         auth.tenant_id,
         &request,
         &format!("token:{}", auth.token_name),
+        Origin::default(),
     )
     .await?;
     let detail = detail(&mut tx, rollout.id).await?;
@@ -322,4 +323,153 @@ pub async fn put_labels(
     let labels = rollouts::labels(&mut tx, id).await?;
     commit(tx, "setting host labels").await?;
     Ok(Json(Labels { labels }))
+}
+
+/// `POST /api/v1/rollout-schedules` body: a rollout request plus the window it runs in.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    pub name: String,
+    /// What to run, as for `POST /api/v1/rollouts`.
+    pub rollout: RolloutRequest,
+    /// Weekdays: `mon` … `sun` (or `daily`).
+    pub days: Vec<String>,
+    /// Local start time, `HH:MM`.
+    pub start: String,
+    pub duration_minutes: i32,
+    /// IANA time zone (default `UTC`).
+    pub time_zone: Option<String>,
+}
+
+/// Start a rollout every time a window opens: e.g. security updates on `role=docker`,
+/// Sundays 03:00 for two hours, one host at a time (`"waves": [{"each": 1}]`). Hosts not
+/// started when the window closes are skipped.
+#[utoipa::path(
+    post, path = "/api/v1/rollout-schedules", tag = "rollouts",
+    security(("bearer" = [])),
+    request_body = ScheduleRequest,
+    responses(
+        (status = 201, description = "Created", body = crate::store::rollouts::Schedule),
+        (status = 400, description = "Invalid rollout, days, time, duration or time zone", body = ErrorBody),
+        (status = 403, description = "The token lacks the `operate` scope", body = ErrorBody),
+        (status = 404, description = "A host named in host_ids is not in this tenant", body = ErrorBody),
+    )
+)]
+pub async fn create_schedule(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+    body: Result<Json<ScheduleRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<crate::store::rollouts::Schedule>), ApiError> {
+    use crate::rollouts::create::{check_request, waves_or_default};
+    auth.require(Scope::Operate)?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
+    if request.name.trim().is_empty() || request.name.len() > 128 {
+        return Err(ApiError::BadRequest(
+            "name must be 1 to 128 characters".into(),
+        ));
+    }
+    check_request(&request.rollout)?;
+    let days = super::policies::parse_days(&request.days)?;
+    let start_minute = super::policies::parse_start(&request.start)?;
+    if !(1..=10080).contains(&request.duration_minutes) {
+        return Err(ApiError::BadRequest(
+            "duration_minutes must be between 1 and 10080 (a week)".into(),
+        ));
+    }
+    let time_zone = request.time_zone.clone().unwrap_or_else(|| "UTC".into());
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    if !crate::store::policies::time_zone_exists(&mut tx, &time_zone).await? {
+        return Err(ApiError::BadRequest(format!(
+            "time zone `{time_zone}` is not known (IANA names such as Europe/Berlin)"
+        )));
+    }
+    if let Some(ids) = &request.rollout.hosts.host_ids {
+        for id in ids {
+            if crate::store::hosts::get_host(&mut tx, *id).await?.is_none() {
+                return Err(ApiError::NotFound("host"));
+            }
+        }
+    }
+    let selector = &request.rollout.hosts;
+    let id = uuid::Uuid::new_v4();
+    rollouts::insert_schedule(
+        &mut tx,
+        &rollouts::NewSchedule {
+            id,
+            tenant_id: auth.tenant_id,
+            name: request.name.trim(),
+            kind: &request.rollout.kind,
+            params: &request.rollout.params,
+            selector: &serde_json::json!({
+                "labels": selector.labels,
+                "host_ids": selector.host_ids,
+                "all": selector.all,
+            }),
+            waves: &serde_json::Value::Array(waves_or_default(&request.rollout)),
+            failure_budget: i32::try_from(request.rollout.failure_budget.unwrap_or(0))
+                .unwrap_or(i32::MAX),
+            force: request.rollout.force,
+            job_lifetime_secs: i32::try_from(
+                request
+                    .rollout
+                    .job_expires_in_secs
+                    .unwrap_or(crate::jobs::create::DEFAULT_LIFETIME.as_secs()),
+            )
+            .unwrap_or(i32::MAX),
+            days: &days,
+            start_minute,
+            duration_minutes: request.duration_minutes,
+            time_zone: &time_zone,
+            created_by: &format!("token:{}", auth.token_name),
+        },
+    )
+    .await?;
+    let schedule = rollouts::get_schedule(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("rollout schedule"))?;
+    commit(tx, "creating a rollout schedule").await?;
+    Ok((StatusCode::CREATED, Json(schedule)))
+}
+
+/// The tenant's rollout schedules, each with what it did last.
+#[utoipa::path(
+    get, path = "/api/v1/rollout-schedules", tag = "rollouts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Schedules", body = [crate::store::rollouts::Schedule]),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+    )
+)]
+pub async fn list_schedules(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+) -> Result<Json<Vec<crate::store::rollouts::Schedule>>, ApiError> {
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    Ok(Json(rollouts::list_schedules(&mut tx).await?))
+}
+
+/// Delete a schedule (rollouts it started keep running).
+#[utoipa::path(
+    delete, path = "/api/v1/rollout-schedules/{id}", tag = "rollouts",
+    security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Schedule id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "The token lacks the `operate` scope", body = ErrorBody),
+        (status = 404, description = "No such schedule in this tenant", body = ErrorBody),
+    )
+)]
+pub async fn delete_schedule(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    auth.require(Scope::Operate)?;
+    let id = parse_id(&id, "rollout schedule")?;
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    if !rollouts::delete_schedule(&mut tx, id).await? {
+        return Err(ApiError::NotFound("rollout schedule"));
+    }
+    commit(tx, "deleting a rollout schedule").await?;
+    Ok(StatusCode::NO_CONTENT)
 }

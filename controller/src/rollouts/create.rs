@@ -70,44 +70,72 @@ impl From<CreateJobError> for CreateRolloutError {
 
 pub const DEFAULT_WAVES: [&str; 2] = ["25%", "100%"];
 
-pub async fn create_rollout(
-    tx: &mut TenantTx,
-    tenant_id: Uuid,
-    request: &RolloutRequest,
-    created_by: &str,
-) -> Result<Rollout, CreateRolloutError> {
-    let invalid = |s: String| CreateRolloutError::Invalid(s);
+/// Where a rollout comes from: an operator (neither), or a schedule whose window closes at
+/// `deadline`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin {
+    pub schedule_id: Option<Uuid>,
+    pub deadline: Option<time::OffsetDateTime>,
+}
+
+/// Checks a request as [`create_rollout`] would, without selecting hosts (for schedules).
+pub fn check_request(request: &RolloutRequest) -> Result<(), CreateRolloutError> {
     check_params(&request.kind, &request.params)?;
     let selector = &request.hosts;
     if selector.labels.is_empty() && selector.host_ids.is_none() && !selector.all {
-        return Err(invalid(
+        return Err(CreateRolloutError::Invalid(
             "hosts must give labels, host_ids, or \"all\": true".into(),
         ));
     }
     for (key, value) in &selector.labels {
         if !rollouts::valid_label_key(key) || !rollouts::valid_label_value(value) {
-            return Err(invalid(format!(
+            return Err(CreateRolloutError::Invalid(format!(
                 "label `{key}={value}` is not a valid label"
             )));
         }
     }
-    let waves_json = request.waves.clone().unwrap_or_else(|| {
+    parse_waves(&waves_or_default(request)).map_err(CreateRolloutError::Invalid)?;
+    lifetime(request)?;
+    Ok(())
+}
+
+/// The waves asked for, or the default `[1, "25%", "100%"]`.
+pub fn waves_or_default(request: &RolloutRequest) -> Vec<serde_json::Value> {
+    request.waves.clone().unwrap_or_else(|| {
         vec![
             serde_json::json!(1),
             serde_json::json!(DEFAULT_WAVES[0]),
             serde_json::json!(DEFAULT_WAVES[1]),
         ]
-    });
-    let waves = parse_waves(&waves_json).map_err(invalid)?;
+    })
+}
+
+fn lifetime(request: &RolloutRequest) -> Result<u64, CreateRolloutError> {
     let lifetime = request
         .job_expires_in_secs
         .unwrap_or(DEFAULT_LIFETIME.as_secs());
     if lifetime == 0 || lifetime > MAX_LIFETIME.as_secs() {
-        return Err(invalid(format!(
+        return Err(CreateRolloutError::Invalid(format!(
             "job_expires_in_secs must be between 1 and {}",
             MAX_LIFETIME.as_secs()
         )));
     }
+    Ok(lifetime)
+}
+
+pub async fn create_rollout(
+    tx: &mut TenantTx,
+    tenant_id: Uuid,
+    request: &RolloutRequest,
+    created_by: &str,
+    origin: Origin,
+) -> Result<Rollout, CreateRolloutError> {
+    let invalid = CreateRolloutError::Invalid;
+    check_request(request)?;
+    let selector = &request.hosts;
+    let waves_json = waves_or_default(request);
+    let waves = parse_waves(&waves_json).map_err(invalid)?;
+    let lifetime = lifetime(request)?;
     if let Some(ids) = &selector.host_ids {
         if ids.is_empty() || ids.len() > 100_000 {
             return Err(invalid("host_ids must name 1 to 100000 hosts".into()));
@@ -149,6 +177,8 @@ pub async fn create_rollout(
             job_lifetime_secs: i32::try_from(lifetime).unwrap_or(i32::MAX),
             created_by,
             hosts: &placed,
+            schedule_id: origin.schedule_id,
+            deadline: origin.deadline,
         },
     )
     .await?;

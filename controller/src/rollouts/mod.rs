@@ -39,7 +39,8 @@ pub async fn run_forever(store: Store, keys: JobKeys, tick: Duration) {
     }
 }
 
-/// Steps every running rollout of every tenant once.
+/// Starts the rollouts of schedules whose window opened, then steps every running rollout
+/// of every tenant once.
 pub async fn step_all(
     store: &Store,
     keys: &JobKeys,
@@ -47,12 +48,64 @@ pub async fn step_all(
 ) -> Result<(), StoreError> {
     for tenant_id in policies::tenant_ids(store).await? {
         let mut tx = store.tenant_tx(tenant_id).await?;
+        start_due_schedules(&mut tx, tenant_id, now).await?;
         for rollout in rollouts::lock_running(&mut tx).await? {
             step(&mut tx, keys, tenant_id, &rollout, now).await?;
         }
         tx.commit()
             .await
             .map_err(crate::store::query_error("committing rollout steps"))?;
+    }
+    Ok(())
+}
+
+/// One rollout per opening of each schedule's window; what came of it is kept on the
+/// schedule (the rollout's id, or why none could be made — e.g. no host matches today).
+async fn start_due_schedules(
+    tx: &mut TenantTx,
+    tenant_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    for (schedule, closes) in rollouts::due_schedules(tx, now).await? {
+        let request = create::RolloutRequest {
+            kind: schedule.kind.clone(),
+            params: schedule.params.0.clone(),
+            hosts: serde_json::from_value(schedule.selector.0.clone()).unwrap_or_default(),
+            waves: schedule.waves.0.as_array().cloned(),
+            failure_budget: u32::try_from(schedule.failure_budget).ok(),
+            force: schedule.force,
+            job_expires_in_secs: u64::try_from(schedule.job_lifetime_secs).ok(),
+        };
+        sqlx::query("SAVEPOINT rollout_schedule")
+            .execute(&mut **tx)
+            .await
+            .map_err(crate::store::query_error("starting a scheduled rollout"))?;
+        let origin = create::Origin {
+            schedule_id: Some(schedule.id),
+            deadline: Some(closes),
+        };
+        let by = format!("schedule:{}", schedule.id);
+        let result = match create::create_rollout(tx, tenant_id, &request, &by, origin).await {
+            Ok(rollout) => {
+                sqlx::query("RELEASE SAVEPOINT rollout_schedule")
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(crate::store::query_error("keeping a scheduled rollout"))?;
+                tracing::info!(schedule_id = %schedule.id, rollout_id = %rollout.id, name = %schedule.name,
+                    "scheduled rollout started");
+                format!("started rollout {}", rollout.id)
+            }
+            Err(error) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT rollout_schedule")
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(crate::store::query_error("undoing a scheduled rollout"))?;
+                tracing::warn!(schedule_id = %schedule.id, name = %schedule.name,
+                    error = %error_chain(&error), "scheduled rollout not started");
+                format!("not started: {}", error_chain(&error))
+            }
+        };
+        rollouts::schedule_started(tx, schedule.id, now, &result).await?;
     }
     Ok(())
 }
@@ -65,6 +118,17 @@ async fn step(
     rollout: &Rollout,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    if rollout.deadline.is_some_and(|deadline| now > deadline) {
+        let skipped = rollouts::skip_waiting(
+            tx,
+            rollout.id,
+            "its schedule's window closed before its turn",
+        )
+        .await?;
+        if skipped > 0 {
+            tracing::info!(rollout_id = %rollout.id, skipped, "window closed; hosts not started are skipped");
+        }
+    }
     let waves = rollouts::wave_count(tx, rollout.id).await?;
     let wave = rollout.current_wave;
     let mut views = Vec::new();

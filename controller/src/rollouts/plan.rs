@@ -10,6 +10,9 @@ pub enum WaveSize {
     Hosts(usize),
     /// Of all the rollout's hosts, rounded up.
     Percent(u8),
+    /// Waves of this many until every host had its turn (`{"each": 1}`: one host at a time);
+    /// only as the last entry.
+    Each(usize),
 }
 
 /// `[1, "25%", "100%"]` → sizes. The last wave always takes every host left.
@@ -31,11 +34,27 @@ pub fn parse_waves(spec: &[serde_json::Value]) -> Result<Vec<WaveSize>, String> 
                 p.map(WaveSize::Percent)
                     .ok_or_else(|| format!("wave `{s}` is not a percentage from 1% to 100%"))
             }
+            serde_json::Value::Object(o) if o.len() == 1 => {
+                match o.get("each").and_then(serde_json::Value::as_u64) {
+                    Some(n @ 1..=100_000) => Ok(WaveSize::Each(n as usize)),
+                    _ => Err(format!("wave `{w}` is not {{\"each\": N}} with N from 1")),
+                }
+            }
             other => Err(format!(
-                "wave `{other}` is neither a host count nor a percentage"
+                "wave `{other}` is neither a host count, a percentage nor {{\"each\": N}}"
             )),
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|waves| {
+            let early_each = waves[..waves.len() - 1]
+                .iter()
+                .any(|w| matches!(w, WaveSize::Each(_)));
+            if early_each {
+                Err("{\"each\": N} can only be the last wave".into())
+            } else {
+                Ok(waves)
+            }
+        })
 }
 
 /// How many hosts each wave gets out of `total`; waves that would be empty are dropped, and
@@ -50,6 +69,14 @@ pub fn wave_sizes(waves: &[WaveSize], total: usize) -> Vec<usize> {
         let want = match *wave {
             WaveSize::Hosts(n) => n,
             WaveSize::Percent(p) => (total * usize::from(p)).div_ceil(100),
+            WaveSize::Each(n) => {
+                while left > 0 {
+                    let size = n.min(left);
+                    sizes.push(size);
+                    left -= size;
+                }
+                break;
+            }
         };
         let size = if i + 1 == waves.len() {
             left
@@ -266,6 +293,17 @@ mod tests {
             assert!(parse_waves(std::slice::from_ref(&bad)).is_err(), "{bad}");
         }
         assert!(parse_waves(&[]).is_err());
+        let each = parse_waves(&[json!(1), json!({ "each": 2 })]).unwrap();
+        assert_eq!(wave_sizes(&each, 6), [1, 2, 2, 1]);
+        assert_eq!(
+            wave_sizes(&parse_waves(&[json!({ "each": 1 })]).unwrap(), 3),
+            [1, 1, 1]
+        );
+        assert!(
+            parse_waves(&[json!({ "each": 1 }), json!(1)]).is_err(),
+            "each only last"
+        );
+        assert!(parse_waves(&[json!({ "each": 0 })]).is_err());
     }
 
     fn host(n: u128, state: HostState, job: Option<&str>) -> HostView {

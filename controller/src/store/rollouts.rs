@@ -128,13 +128,17 @@ pub struct NewRollout<'a> {
     pub created_by: &'a str,
     /// Hosts with their wave, in order.
     pub hosts: &'a [(Uuid, i32)],
+    /// The schedule that started it, if any.
+    pub schedule_id: Option<Uuid>,
+    /// Hosts not started by then are skipped.
+    pub deadline: Option<OffsetDateTime>,
 }
 
 pub async fn insert(tx: &mut TenantTx, r: &NewRollout<'_>) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO rollouts (id, tenant_id, kind, params, selector, waves, failure_budget, \
-             force, job_lifetime_secs, state, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'running', $10)",
+             force, job_lifetime_secs, state, created_by, schedule_id, deadline) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'running', $10, $11, $12)",
     )
     .bind(r.id)
     .bind(r.tenant_id)
@@ -146,6 +150,8 @@ pub async fn insert(tx: &mut TenantTx, r: &NewRollout<'_>) -> Result<(), StoreEr
     .bind(r.force)
     .bind(r.job_lifetime_secs)
     .bind(r.created_by)
+    .bind(r.schedule_id)
+    .bind(r.deadline)
     .execute(&mut **tx)
     .await
     .map_err(query_error("creating a rollout"))?;
@@ -191,10 +197,16 @@ pub struct Rollout {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// The schedule that started it.
+    pub schedule_id: Option<Uuid>,
+    /// Hosts not started by then are skipped (the schedule's window closes).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deadline: Option<OffsetDateTime>,
 }
 
 const ROLLOUT_COLUMNS: &str = "id, kind, params, selector, waves, failure_budget, force, \
-    job_lifetime_secs, state, current_wave, reason, created_by, created_at, updated_at";
+    job_lifetime_secs, state, current_wave, reason, created_by, created_at, updated_at, \
+    schedule_id, deadline";
 
 /// One host of a rollout.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -344,4 +356,172 @@ pub async fn wave_count(tx: &mut TenantTx, id: Uuid) -> Result<i32, StoreError> 
         .fetch_one(&mut **tx)
         .await
         .map_err(query_error("counting a rollout's waves"))
+}
+
+/// A rollout schedule as the API shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Schedule {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub params: sqlx::types::Json<serde_json::Value>,
+    #[schema(value_type = Object)]
+    pub selector: sqlx::types::Json<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub waves: sqlx::types::Json<serde_json::Value>,
+    pub failure_budget: i32,
+    pub force: bool,
+    pub job_lifetime_secs: i32,
+    /// ISO weekdays, 1 = Monday … 7 = Sunday.
+    pub days: Vec<i16>,
+    /// Minutes after local midnight.
+    pub start_minute: i32,
+    pub duration_minutes: i32,
+    pub time_zone: String,
+    pub created_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_started_at: Option<OffsetDateTime>,
+    /// The rollout it created last time, or why it could not.
+    pub last_result: Option<String>,
+}
+
+const SCHEDULE_COLUMNS: &str = "id, name, kind, params, selector, waves, failure_budget, force, \
+    job_lifetime_secs, days, start_minute, duration_minutes, time_zone, created_by, created_at, \
+    last_started_at, last_result";
+
+#[derive(Debug, Clone)]
+pub struct NewSchedule<'a> {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub params: &'a serde_json::Value,
+    pub selector: &'a serde_json::Value,
+    pub waves: &'a serde_json::Value,
+    pub failure_budget: i32,
+    pub force: bool,
+    pub job_lifetime_secs: i32,
+    pub days: &'a [i16],
+    pub start_minute: i32,
+    pub duration_minutes: i32,
+    pub time_zone: &'a str,
+    pub created_by: &'a str,
+}
+
+pub async fn insert_schedule(tx: &mut TenantTx, s: &NewSchedule<'_>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO rollout_schedules (id, tenant_id, name, kind, params, selector, waves, \
+             failure_budget, force, job_lifetime_secs, days, start_minute, duration_minutes, \
+             time_zone, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(s.id)
+    .bind(s.tenant_id)
+    .bind(s.name)
+    .bind(s.kind)
+    .bind(s.params)
+    .bind(s.selector)
+    .bind(s.waves)
+    .bind(s.failure_budget)
+    .bind(s.force)
+    .bind(s.job_lifetime_secs)
+    .bind(s.days)
+    .bind(s.start_minute)
+    .bind(s.duration_minutes)
+    .bind(s.time_zone)
+    .bind(s.created_by)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("creating a rollout schedule"))?;
+    Ok(())
+}
+
+pub async fn list_schedules(tx: &mut TenantTx) -> Result<Vec<Schedule>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM rollout_schedules ORDER BY created_at, id"
+    )))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("listing rollout schedules"))
+}
+
+pub async fn get_schedule(tx: &mut TenantTx, id: Uuid) -> Result<Option<Schedule>, StoreError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM rollout_schedules WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query_error("reading a rollout schedule"))
+}
+
+pub async fn delete_schedule(tx: &mut TenantTx, id: Uuid) -> Result<bool, StoreError> {
+    Ok(sqlx::query("DELETE FROM rollout_schedules WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_error("deleting a rollout schedule"))?
+        .rows_affected()
+        > 0)
+}
+
+/// Schedules whose window is open at `now` and that have not started a rollout in this
+/// opening yet, locked for this transaction, each with the last minute its window is still
+/// open (the rollout's deadline).
+pub async fn due_schedules(
+    tx: &mut TenantTx,
+    now: OffsetDateTime,
+) -> Result<Vec<(Schedule, OffsetDateTime)>, StoreError> {
+    let due: Vec<Schedule> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM rollout_schedules s \
+         WHERE unity_in_window(s.days, s.start_minute, s.duration_minutes, s.time_zone, $1) \
+           AND (s.last_started_at IS NULL \
+                OR s.last_started_at < $1 - s.duration_minutes * interval '1 minute') \
+         ORDER BY s.created_at FOR UPDATE SKIP LOCKED"
+    )))
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("finding due rollout schedules"))?;
+    let mut out = Vec::with_capacity(due.len());
+    for schedule in due {
+        let closes: Option<OffsetDateTime> = sqlx::query_scalar(
+            "SELECT max(t) FROM generate_series($1::timestamptz, \
+                 $1::timestamptz + $2 * interval '1 minute', interval '1 minute') AS t \
+             WHERE unity_in_window($3, $4, $5, $6, t)",
+        )
+        .bind(now)
+        .bind(schedule.duration_minutes)
+        .bind(&schedule.days)
+        .bind(schedule.start_minute)
+        .bind(schedule.duration_minutes)
+        .bind(&schedule.time_zone)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(query_error("finding when a schedule's window closes"))?;
+        let closes = closes.unwrap_or(now);
+        out.push((schedule, closes));
+    }
+    Ok(out)
+}
+
+pub async fn schedule_started(
+    tx: &mut TenantTx,
+    id: Uuid,
+    at: OffsetDateTime,
+    result: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE rollout_schedules SET last_started_at = $2, last_result = $3 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(result)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("recording a schedule's start"))?;
+    Ok(())
 }
