@@ -173,3 +173,48 @@ impl BenchController {
         Ok(states)
     }
 }
+
+/// Runs every agent of `states` with the real run loop and job host (facts once an hour, a
+/// fast reconnect), as the benchmarks' simulated fleet.
+pub fn spawn_fleet(states: Vec<unity_agent::state::AgentState>) -> Vec<crate::AgentTask> {
+    states
+        .into_iter()
+        .map(|state| {
+            crate::AgentTask::spawn(
+                state,
+                unity_agent::run::RunOptions {
+                    report_interval: Some(Duration::from_secs(3600)),
+                    backoff_base: Duration::from_millis(200),
+                    backoff_max: Duration::from_secs(5),
+                    ..unity_agent::run::RunOptions::default()
+                },
+            )
+        })
+        .collect()
+}
+
+/// Waits until `n` hosts of `tenant` have sent their first facts (their sessions are up);
+/// returns how long that took.
+pub async fn wait_connected(
+    store: &unity_controller::store::Store,
+    tenant: uuid::Uuid,
+    n: usize,
+) -> Result<Duration> {
+    let started = std::time::Instant::now();
+    loop {
+        let mut tx = store.tenant_tx(tenant).await?;
+        let seen = unity_controller::store::hosts::list_hosts(&mut tx)
+            .await?
+            .iter()
+            .filter(|h| h.os.is_some())
+            .count();
+        drop(tx);
+        if seen == n {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            anyhow::bail!("only {seen} of {n} agents connected");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

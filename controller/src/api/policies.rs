@@ -172,7 +172,44 @@ pub struct WindowRequest {
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
-pub(super) fn parse_days(days: &[String]) -> Result<Vec<i16>, ApiError> {
+/// Days, start and time zone of a weekly window (maintenance windows, rollout schedules),
+/// checked: weekday names, `HH:MM`, a duration of at most a week, a zone PostgreSQL knows.
+pub(super) struct WeeklyWindow {
+    pub days: Vec<i16>,
+    pub start_minute: i32,
+    pub time_zone: String,
+}
+
+impl WeeklyWindow {
+    pub(super) async fn parse(
+        tx: &mut crate::store::TenantTx,
+        days: &[String],
+        start: &str,
+        duration_minutes: i32,
+        time_zone: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let days = parse_days(days)?;
+        let start_minute = parse_start(start)?;
+        if !(1..=10080).contains(&duration_minutes) {
+            return Err(ApiError::BadRequest(
+                "duration_minutes must be between 1 and 10080 (a week)".into(),
+            ));
+        }
+        let time_zone = time_zone.unwrap_or("UTC").to_owned();
+        if !policies::time_zone_exists(tx, &time_zone).await? {
+            return Err(ApiError::BadRequest(format!(
+                "time zone `{time_zone}` is not known (IANA names such as Europe/Berlin)"
+            )));
+        }
+        Ok(Self {
+            days,
+            start_minute,
+            time_zone,
+        })
+    }
+}
+
+fn parse_days(days: &[String]) -> Result<Vec<i16>, ApiError> {
     let mut out = Vec::new();
     for day in days {
         let day = day.trim().to_ascii_lowercase();
@@ -196,7 +233,7 @@ pub(super) fn parse_days(days: &[String]) -> Result<Vec<i16>, ApiError> {
     Ok(out)
 }
 
-pub(super) fn parse_start(start: &str) -> Result<i32, ApiError> {
+fn parse_start(start: &str) -> Result<i32, ApiError> {
     let bad = || ApiError::BadRequest(format!("start `{start}` is not HH:MM"));
     let (h, m) = start.split_once(':').ok_or_else(bad)?;
     let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
@@ -244,20 +281,19 @@ pub async fn create_window(
 ) -> Result<(StatusCode, Json<Window>), ApiError> {
     auth.require(Scope::Operate)?;
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
-    let days = parse_days(&request.days)?;
-    let start_minute = parse_start(&request.start)?;
-    if !(1..=10080).contains(&request.duration_minutes) {
-        return Err(ApiError::BadRequest(
-            "duration_minutes must be between 1 and 10080 (a week)".into(),
-        ));
-    }
-    let time_zone = request.time_zone.unwrap_or_else(|| "UTC".into());
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    if !policies::time_zone_exists(&mut tx, &time_zone).await? {
-        return Err(ApiError::BadRequest(format!(
-            "time zone `{time_zone}` is not known (IANA names such as Europe/Berlin)"
-        )));
-    }
+    let WeeklyWindow {
+        days,
+        start_minute,
+        time_zone,
+    } = WeeklyWindow::parse(
+        &mut tx,
+        &request.days,
+        &request.start,
+        request.duration_minutes,
+        request.time_zone.as_deref(),
+    )
+    .await?;
     if let Some(host_id) = request.host_id
         && hosts::get_host(&mut tx, host_id).await?.is_none()
     {

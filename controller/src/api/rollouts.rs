@@ -369,20 +369,19 @@ pub async fn create_schedule(
         ));
     }
     check_request(&request.rollout)?;
-    let days = super::policies::parse_days(&request.days)?;
-    let start_minute = super::policies::parse_start(&request.start)?;
-    if !(1..=10080).contains(&request.duration_minutes) {
-        return Err(ApiError::BadRequest(
-            "duration_minutes must be between 1 and 10080 (a week)".into(),
-        ));
-    }
-    let time_zone = request.time_zone.clone().unwrap_or_else(|| "UTC".into());
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    if !crate::store::policies::time_zone_exists(&mut tx, &time_zone).await? {
-        return Err(ApiError::BadRequest(format!(
-            "time zone `{time_zone}` is not known (IANA names such as Europe/Berlin)"
-        )));
-    }
+    let super::policies::WeeklyWindow {
+        days,
+        start_minute,
+        time_zone,
+    } = super::policies::WeeklyWindow::parse(
+        &mut tx,
+        &request.days,
+        &request.start,
+        request.duration_minutes,
+        request.time_zone.as_deref(),
+    )
+    .await?;
     if let Some(ids) = &request.rollout.hosts.host_ids {
         for id in ids {
             if crate::store::hosts::get_host(&mut tx, *id).await?.is_none() {

@@ -206,15 +206,7 @@ pub fn check_params(kind: &str, params: &serde_json::Value) -> Result<(), Create
     let invalid =
         |e: serde_json::Error| CreateJobError::Invalid(format!("params for `{kind}`: {e}"));
     match kind {
-        "ping" => {
-            let p: PingRequest = serde_json::from_value(params).map_err(invalid)?;
-            if p.message.len() > 1024 {
-                return Err(CreateJobError::Invalid(
-                    "ping message is longer than 1024 bytes".into(),
-                ));
-            }
-            Ok(())
-        }
+        "ping" => ping(serde_json::from_value(params).map_err(invalid)?).map(|_| ()),
         "container_update" => {
             let p: ContainerUpdateRequest = serde_json::from_value(params).map_err(invalid)?;
             if let Some(image) = &p.image {
@@ -246,15 +238,10 @@ async fn kind_from_request(
         CreateJobError::Invalid(format!("params for `{}`: {e}", request.kind))
     };
     match request.kind.as_str() {
-        "ping" => {
-            let p: PingRequest = serde_json::from_value(params).map_err(invalid)?;
-            if p.message.len() > 1024 {
-                return Err(CreateJobError::Invalid(
-                    "ping message is longer than 1024 bytes".into(),
-                ));
-            }
-            Ok((JobKind::Ping(PingParams { message: p.message }), None))
-        }
+        "ping" => Ok((
+            JobKind::Ping(ping(serde_json::from_value(params).map_err(invalid)?)?),
+            None,
+        )),
         "container_update" => {
             let p: ContainerUpdateRequest = serde_json::from_value(params).map_err(invalid)?;
             let update = container_update(tx, request.host_id, p).await?;
@@ -353,6 +340,15 @@ fn ranged(
             "{name} must be between {min} and {max}"
         )))
     }
+}
+
+fn ping(p: PingRequest) -> Result<PingParams, CreateJobError> {
+    if p.message.len() > 1024 {
+        return Err(CreateJobError::Invalid(
+            "ping message is longer than 1024 bytes".into(),
+        ));
+    }
+    Ok(PingParams { message: p.message })
 }
 
 fn package_upgrade(p: PackageUpgradeRequest) -> Result<PackageUpgradeParams, CreateJobError> {

@@ -26,10 +26,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use time::OffsetDateTime;
-use unity_agent::run::RunOptions;
 use unity_controller::testing::ThrowawayPostgres;
+use unity_e2e::Scope;
 use unity_e2e::bench::{BenchController, Child, percentile, sample};
-use unity_e2e::{AgentTask, Scope};
 use unity_pki::job_key::JobSigningKey;
 use unity_protocol::latest::{JobKind, JobSpec, PingParams, SignedJob};
 use uuid::Uuid;
@@ -140,37 +139,8 @@ async fn main() -> Result<()> {
         .enroll_many(&store, tenant.id, args.agents, work.path())
         .await?;
     let hosts: Vec<Uuid> = states.iter().map(|s| s.enrollment.host_id).collect();
-    let mut agents = Vec::with_capacity(states.len());
-    for state in states {
-        agents.push(AgentTask::spawn(
-            state,
-            RunOptions {
-                report_interval: Some(Duration::from_secs(3600)),
-                backoff_base: Duration::from_millis(200),
-                backoff_max: Duration::from_secs(5),
-                ..RunOptions::default()
-            },
-        ));
-    }
-    // Every agent has sent its first facts report once its session is up.
-    let connected_at = Instant::now();
-    loop {
-        let mut tx = store.tenant_tx(tenant.id).await?;
-        let seen = unity_controller::store::hosts::list_hosts(&mut tx)
-            .await?
-            .iter()
-            .filter(|h| h.os.is_some())
-            .count();
-        drop(tx);
-        if seen == hosts.len() {
-            break;
-        }
-        if connected_at.elapsed() > Duration::from_secs(300) {
-            bail!("only {seen} of {} agents connected", hosts.len());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let connect_elapsed = connected_at.elapsed();
+    let agents = unity_e2e::bench::spawn_fleet(states);
+    let connect_elapsed = unity_e2e::bench::wait_connected(&store, tenant.id, hosts.len()).await?;
 
     // 2. Latency, one job at a time to a random host.
     let mut to_start = Vec::new();

@@ -23,10 +23,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use time::OffsetDateTime;
-use unity_agent::run::RunOptions;
 use unity_controller::testing::ThrowawayPostgres;
+use unity_e2e::Scope;
 use unity_e2e::bench::{BenchController, percentile, sample};
-use unity_e2e::{AgentTask, Scope};
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -77,35 +76,8 @@ async fn main() -> Result<()> {
         .enroll_many(&store, tenant.id, args.agents, work.path())
         .await?;
     let hosts: Vec<Uuid> = states.iter().map(|s| s.enrollment.host_id).collect();
-    let mut agents = Vec::with_capacity(states.len());
-    for state in states {
-        agents.push(AgentTask::spawn(
-            state,
-            RunOptions {
-                report_interval: Some(Duration::from_secs(3600)),
-                backoff_base: Duration::from_millis(200),
-                backoff_max: Duration::from_secs(5),
-                ..RunOptions::default()
-            },
-        ));
-    }
-    let connected_at = Instant::now();
-    loop {
-        let mut tx = store.tenant_tx(tenant.id).await?;
-        let seen = unity_controller::store::hosts::list_hosts(&mut tx)
-            .await?
-            .iter()
-            .filter(|h| h.os.is_some())
-            .count();
-        drop(tx);
-        if seen == hosts.len() {
-            break;
-        }
-        if connected_at.elapsed() > Duration::from_secs(300) {
-            bail!("only {seen} of {} agents connected", hosts.len());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let agents = unity_e2e::bench::spawn_fleet(states);
+    unity_e2e::bench::wait_connected(&store, tenant.id, hosts.len()).await?;
     for host in &hosts {
         let r = http
             .put(format!("{base}/api/v1/hosts/{host}/labels"))
