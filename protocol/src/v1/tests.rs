@@ -581,3 +581,73 @@ fn retry_hints_in_close_reasons() {
     assert_eq!(retry_after(&[0xff, 0xfe]), None);
     assert_eq!(retry_after(b""), None);
 }
+
+#[test]
+fn golden_packages_report_and_package_upgrade_positions() {
+    let report = ReportBody::Packages(PackageReport {
+        status: SourceStatus {
+            state: SourceState::Ok,
+            detail: String::new(),
+        },
+        manager: "apt".into(),
+        pending: vec![PendingUpdate {
+            name: "a".into(),
+            current_version: Some("1".into()),
+            new_version: "2".into(),
+            architecture: "all".into(),
+            origins: vec!["o".into()],
+            security: true,
+        }],
+        held_back: vec![],
+        lists_updated_at_ms: None,
+        reboot_required: true,
+        reboot_required_by: vec![],
+    });
+    // Variant 7 of ReportBody; then status (Ok = 0, ""), "apt", one update, flags.
+    assert_eq!(
+        postcard::to_allocvec(&report).unwrap(),
+        [
+            7, 0, 0, 3, b'a', b'p', b't', 1, 1, b'a', 1, 1, b'1', 1, b'2', 3, b'a', b'l', b'l', 1,
+            1, b'o', 1, 0, 0, 1, 0
+        ]
+    );
+    assert_eq!(round_trip(&report), report);
+    let kind = JobKind::PackageUpgrade(PackageUpgradeParams {
+        scope: UpgradeScope::Packages(vec!["ab".into()]),
+        reboot: RebootPolicy::IfRequired,
+        lock_timeout_secs: 1,
+        timeout_secs: 2,
+        reboot_timeout_secs: 3,
+    });
+    assert_eq!(
+        postcard::to_allocvec(&kind).unwrap(),
+        [2, 2, 1, 2, b'a', b'b', 1, 1, 2, 3]
+    );
+    assert_eq!(kind.name(), "package_upgrade");
+    assert_eq!(round_trip(&kind), kind);
+    assert_eq!(postcard::to_allocvec(&UpgradeScope::All).unwrap(), [0]);
+    assert_eq!(
+        postcard::to_allocvec(&UpgradeScope::SecurityOnly).unwrap(),
+        [1]
+    );
+    assert_eq!(postcard::to_allocvec(&RebootPolicy::Never).unwrap(), [0]);
+}
+
+#[test]
+fn package_names_are_debian_names_and_nothing_else() {
+    for good in [
+        "openssl",
+        "libc6",
+        "g++",
+        "linux-image-6.1.0-18-amd64",
+        "libc6:i386",
+        "0ad",
+    ] {
+        assert!(jobs::is_package_name(good), "{good}");
+    }
+    for bad in [
+        "", "a", "-rf", "Openssl", "a b", "a;b", "../x", "a*", "a:", "a:b:c", "--force",
+    ] {
+        assert!(!jobs::is_package_name(bad), "{bad}");
+    }
+}
