@@ -134,11 +134,14 @@ async fn connection_life(
     if options.report_interval.is_none() {
         let asked =
             std::time::Duration::from_secs(u64::from(session.welcome.report_interval_secs.max(1)));
-        shared.interval.send_if_modified(|current| {
+        let changed = shared.interval.send_if_modified(|current| {
             let changed = *current != asked;
             *current = asked;
             changed
         });
+        if changed {
+            super::remember_interval(&state.dir, asked);
+        }
     }
     let (queued, _) = shared.spool().depth();
     tracing::info!(%addr, queued, "connected to controller");

@@ -31,6 +31,26 @@ use crate::state::AgentState;
 
 /// Facts interval until the controller's Welcome says otherwise.
 const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// Where the controller's last `report_interval_secs` is kept (text, seconds).
+const INTERVAL_FILE: &str = "report-interval";
+
+/// The interval remembered from the last `Welcome`, if sane (1 s to a day).
+fn remembered_interval(state_dir: &std::path::Path) -> Option<Duration> {
+    let text = std::fs::read_to_string(state_dir.join(INTERVAL_FILE)).ok()?;
+    let secs: u64 = text.trim().parse().ok()?;
+    (1..=86_400)
+        .contains(&secs)
+        .then(|| Duration::from_secs(secs))
+}
+
+/// Remembers the controller's interval for the next start (best effort: losing it only
+/// means the default until the next `Welcome`).
+pub(crate) fn remember_interval(state_dir: &std::path::Path, interval: Duration) {
+    let _ = std::fs::write(
+        state_dir.join(INTERVAL_FILE),
+        interval.as_secs().to_string(),
+    );
+}
 
 #[derive(Clone)]
 pub struct RunOptions {
@@ -169,8 +189,16 @@ pub async fn run(
                 "spooled reports from before the restart will be delivered"
             );
         }
-        let (interval, _) =
-            watch::channel(options.report_interval.unwrap_or(DEFAULT_REPORT_INTERVAL));
+        // The interval the controller asked for last time, so an agent restarted while the
+        // controller is away keeps reporting as often (the chaos run found it fell back to
+        // the 60 s default until it reconnected).
+        let remembered = remembered_interval(&state.dir);
+        let (interval, _) = watch::channel(
+            options
+                .report_interval
+                .or(remembered)
+                .unwrap_or(DEFAULT_REPORT_INTERVAL),
+        );
         let shared = Arc::new(Shared {
             spool: Mutex::new(spool),
             wake: Notify::new(),
@@ -204,4 +232,25 @@ fn tls_config(
 fn now_ms() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
         .unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod interval_tests {
+    use super::*;
+
+    #[test]
+    fn the_controllers_interval_is_remembered_and_nonsense_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(remembered_interval(dir.path()), None);
+        remember_interval(dir.path(), Duration::from_secs(15));
+        assert_eq!(
+            remembered_interval(dir.path()),
+            Some(Duration::from_secs(15))
+        );
+        for bad in ["0", "-1", "86401", "x", ""] {
+            std::fs::write(dir.path().join(INTERVAL_FILE), bad).unwrap();
+            assert_eq!(remembered_interval(dir.path()), None, "{bad}");
+        }
+    }
 }
