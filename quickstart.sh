@@ -109,6 +109,29 @@ for what in storage inventory; do
   fi
 done
 
+# Pending package updates (an apt simulation on this host: nothing is changed), shown as a
+# count of updates and security updates, and whether a reboot is required.
+packages=""
+for _ in $(seq 1 75); do
+  packages=$(curl -fsS -H "Authorization: Bearer $api_token" "$api/api/v1/hosts/$host_id/packages" 2>/dev/null || true)
+  [[ "$packages" == *'"manager"'* ]] && break
+  sleep 0.2
+done
+if [[ "$packages" == *'"manager"'* ]]; then
+  say "GET $api/api/v1/hosts/$host_id/packages  (summary)"
+  if command -v python3 >/dev/null; then
+    PACKAGES="$packages" python3 - <<'PY'
+import json, os
+p = json.loads(os.environ["PACKAGES"])
+print("manager %s (%s): %d pending, %d security, reboot required: %s" % (
+    p["manager"] or "-", p["source_state"], p["pending_count"], p["security_count"],
+    p["reboot_required"]))
+PY
+  else
+    printf '%s\n' "$packages"
+  fi
+fi
+
 # The job path: a signed `ping` (changes nothing) comes back with a receipt signed by this
 # host's key.
 say "POST $api/api/v1/jobs  (a signed 'ping' job for this host)"
