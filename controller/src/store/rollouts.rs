@@ -235,8 +235,16 @@ pub async fn list(tx: &mut TenantTx, limit: i64) -> Result<Vec<Rollout>, StoreEr
 }
 
 pub async fn get(tx: &mut TenantTx, id: Uuid) -> Result<Option<Rollout>, StoreError> {
+    fetch(tx, id, "").await
+}
+
+async fn fetch(
+    tx: &mut TenantTx,
+    id: Uuid,
+    lock: &'static str,
+) -> Result<Option<Rollout>, StoreError> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1"
+        "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1 {lock}"
     )))
     .bind(id)
     .fetch_optional(&mut **tx)
@@ -278,13 +286,7 @@ pub async fn lock_running(tx: &mut TenantTx) -> Result<Vec<Rollout>, StoreError>
 
 /// Locks one rollout for a state change by the API.
 pub async fn lock(tx: &mut TenantTx, id: Uuid) -> Result<Option<Rollout>, StoreError> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1 FOR UPDATE"
-    )))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(query_error("locking a rollout"))
+    fetch(tx, id, "FOR UPDATE").await
 }
 
 pub async fn set_host(
