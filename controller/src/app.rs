@@ -38,6 +38,8 @@ pub struct ControllerOptions {
     pub admission: link::admission::AdmissionLimits,
     /// Configured ingest rules.
     pub ingest: crate::ingest::IngestSettings,
+    /// A host not seen for this long raises `host_silent`.
+    pub silent_after: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +143,10 @@ pub async fn start(
         store.clone(),
         job_keys.clone(),
         options.auto_update_interval,
+    )));
+    tasks.push(tokio::spawn(crate::presence::sweep_forever(
+        store.clone(),
+        options.silent_after,
     )));
     tasks.push(tokio::spawn(crate::rollouts::run_forever(
         store.clone(),

@@ -329,6 +329,7 @@ async fn serve(
             http_limits: crate::api::serve::HttpLimits::default(),
             admission: crate::link::admission::AdmissionLimits::default(),
             ingest: crate::ingest::IngestSettings::default(),
+            silent_after: crate::presence::default_silent_after(config.report_interval()),
         },
         store,
     )

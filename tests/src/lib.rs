@@ -76,6 +76,8 @@ impl Harness {
             http_limits: unity_controller::api::serve::HttpLimits::default(),
             admission: unity_controller::link::admission::AdmissionLimits::default(),
             ingest: unity_controller::ingest::IngestSettings::default(),
+            // Long: most tests leave enrolled hosts idle; presence_e2e shortens it.
+            silent_after: Duration::from_secs(3600),
         }
     }
 

@@ -217,6 +217,16 @@ async fn welcome(
     let standing = hosts::check_in(&mut tx, identity.host_id, &hello.agent_version)
         .await
         .map_err(|e| internal(&e))?;
+    if standing == HostStanding::Active {
+        crate::presence::host_returned(
+            &mut tx,
+            identity.tenant_id,
+            identity.host_id,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(|e| internal(&e))?;
+    }
     tx.commit().await.map_err(|e| internal(&e))?;
     match standing {
         HostStanding::Active => Ok(Welcome {

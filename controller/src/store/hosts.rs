@@ -214,6 +214,49 @@ pub async fn store_agent_status(
     Ok(updated == 1)
 }
 
+/// A host that went quiet: no report since `last_seen_at`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SilentHost {
+    pub id: Uuid,
+    pub hostname: String,
+    pub last_seen_at: OffsetDateTime,
+}
+
+/// Marks active hosts not seen since `cutoff` as silent and returns them — each silence once
+/// (hosts already marked are skipped; the row update makes concurrent replicas agree).
+pub async fn mark_newly_silent(
+    tx: &mut TenantTx,
+    cutoff: OffsetDateTime,
+) -> Result<Vec<SilentHost>, StoreError> {
+    sqlx::query_as(
+        "UPDATE hosts SET silent_since = now() \
+         WHERE revoked_at IS NULL AND silent_since IS NULL \
+           AND last_seen_at IS NOT NULL AND last_seen_at < $1 \
+         RETURNING id, hostname, last_seen_at",
+    )
+    .bind(cutoff)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("finding hosts that stopped reporting"))
+}
+
+/// Clears the host's silence; returns since when it was silent, and its name, if it was.
+pub async fn clear_silence(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+) -> Result<Option<(OffsetDateTime, String)>, StoreError> {
+    sqlx::query_as(
+        "UPDATE hosts h SET silent_since = NULL \
+         FROM (SELECT id, silent_since FROM hosts WHERE id = $1 FOR UPDATE) AS before \
+         WHERE h.id = before.id AND before.silent_since IS NOT NULL \
+         RETURNING before.silent_since, h.hostname",
+    )
+    .bind(host_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query_error("clearing a host's silence"))
+}
+
 /// Records that an active host reported now. Returns false if the host is revoked or unknown.
 /// Also locks the host row until the transaction ends, so two reports of one host are applied
 /// one after the other.
