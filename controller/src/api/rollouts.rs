@@ -360,7 +360,7 @@ pub async fn create_schedule(
     auth: TenantAuth,
     body: Result<Json<ScheduleRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<crate::store::rollouts::Schedule>), ApiError> {
-    use crate::rollouts::create::{check_request, waves_or_default};
+    use crate::rollouts::create::{check_named_hosts, check_request};
     auth.require(Scope::Operate)?;
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     if request.name.trim().is_empty() || request.name.len() > 128 {
@@ -368,7 +368,7 @@ pub async fn create_schedule(
             "name must be 1 to 128 characters".into(),
         ));
     }
-    check_request(&request.rollout)?;
+    let checked = check_request(&request.rollout)?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     let super::policies::WeeklyWindow {
         days,
@@ -382,14 +382,7 @@ pub async fn create_schedule(
         request.time_zone.as_deref(),
     )
     .await?;
-    if let Some(ids) = &request.rollout.hosts.host_ids {
-        for id in ids {
-            if crate::store::hosts::get_host(&mut tx, *id).await?.is_none() {
-                return Err(ApiError::NotFound("host"));
-            }
-        }
-    }
-    let selector = &request.rollout.hosts;
+    check_named_hosts(&mut tx, &request.rollout.hosts).await?;
     let id = uuid::Uuid::new_v4();
     rollouts::insert_schedule(
         &mut tx,
@@ -399,22 +392,11 @@ pub async fn create_schedule(
             name: request.name.trim(),
             kind: &request.rollout.kind,
             params: &request.rollout.params,
-            selector: &serde_json::json!({
-                "labels": selector.labels,
-                "host_ids": selector.host_ids,
-                "all": selector.all,
-            }),
-            waves: &serde_json::Value::Array(waves_or_default(&request.rollout)),
-            failure_budget: i32::try_from(request.rollout.failure_budget.unwrap_or(0))
-                .unwrap_or(i32::MAX),
+            selector: &checked.selector_json,
+            waves: &checked.waves_json,
+            failure_budget: checked.failure_budget,
             force: request.rollout.force,
-            job_lifetime_secs: i32::try_from(
-                request
-                    .rollout
-                    .job_expires_in_secs
-                    .unwrap_or(crate::jobs::create::DEFAULT_LIFETIME.as_secs()),
-            )
-            .unwrap_or(i32::MAX),
+            job_lifetime_secs: checked.job_lifetime_secs,
             days: &days,
             start_minute,
             duration_minutes: request.duration_minutes,

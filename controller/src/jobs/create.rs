@@ -293,31 +293,21 @@ async fn container_update(
             }
         },
     };
-    let ranged = |name: &str, value: Option<u32>, default: u32, max: u32, min: u32| {
-        let value = value.unwrap_or(default);
-        if (min..=max).contains(&value) {
-            Ok(value)
-        } else {
-            Err(CreateJobError::Invalid(format!(
-                "{name} must be between {min} and {max}"
-            )))
-        }
-    };
     Ok(ContainerUpdateParams {
         health_timeout_secs: ranged(
             "health_timeout_secs",
             p.health_timeout_secs,
             DEFAULT_HEALTH_TIMEOUT_SECS,
-            3600,
             1,
+            3600,
         )?,
-        settle_secs: ranged("settle_secs", p.settle_secs, DEFAULT_SETTLE_SECS, 3600, 0)?,
+        settle_secs: ranged("settle_secs", p.settle_secs, DEFAULT_SETTLE_SECS, 0, 3600)?,
         stop_timeout_secs: ranged(
             "stop_timeout_secs",
             p.stop_timeout_secs,
             DEFAULT_STOP_TIMEOUT_SECS,
-            600,
             1,
+            600,
         )?,
         container: container.name,
         expected_image_id: container.image_id,
@@ -379,27 +369,11 @@ fn package_upgrade(p: PackageUpgradeRequest) -> Result<PackageUpgradeParams, Cre
     let params = PackageUpgradeParams {
         scope,
         reboot,
-        lock_timeout_secs: ranged(
-            "lock_timeout_secs",
-            p.lock_timeout_secs,
-            DEFAULT_LOCK_TIMEOUT_SECS,
-            0,
-            3600,
-        )?,
-        timeout_secs: ranged(
-            "timeout_secs",
-            p.timeout_secs,
-            DEFAULT_UPGRADE_TIMEOUT_SECS,
-            60,
-            6 * 3600,
-        )?,
-        reboot_timeout_secs: ranged(
-            "reboot_timeout_secs",
-            p.reboot_timeout_secs,
-            DEFAULT_REBOOT_TIMEOUT_SECS,
-            60,
-            3 * 3600,
-        )?,
+        // The bounds are the protocol's (`PackageUpgradeParams::validate`), which the agent
+        // enforces too: one definition for both sides.
+        lock_timeout_secs: p.lock_timeout_secs.unwrap_or(DEFAULT_LOCK_TIMEOUT_SECS),
+        timeout_secs: p.timeout_secs.unwrap_or(DEFAULT_UPGRADE_TIMEOUT_SECS),
+        reboot_timeout_secs: p.reboot_timeout_secs.unwrap_or(DEFAULT_REBOOT_TIMEOUT_SECS),
     };
     params.validate().map_err(CreateJobError::Invalid)?;
     Ok(params)

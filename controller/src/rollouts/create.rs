@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::plan::{parse_waves, wave_sizes};
+use super::plan::{WaveSize, parse_waves, wave_sizes};
 use crate::jobs::CreateJobError;
 use crate::jobs::create::{DEFAULT_LIFETIME, MAX_LIFETIME, check_params};
 use crate::store::rollouts::{self, NewRollout, Rollout};
@@ -78,8 +78,19 @@ pub struct Origin {
     pub deadline: Option<time::OffsetDateTime>,
 }
 
+/// A request's parts as stored, checked once: for a rollout now, or a schedule's later ones.
+#[derive(Debug, Clone)]
+pub struct CheckedRequest {
+    pub waves: Vec<WaveSize>,
+    /// The waves as asked (the default filled in).
+    pub waves_json: serde_json::Value,
+    pub selector_json: serde_json::Value,
+    pub failure_budget: i32,
+    pub job_lifetime_secs: i32,
+}
+
 /// Checks a request as [`create_rollout`] would, without selecting hosts (for schedules).
-pub fn check_request(request: &RolloutRequest) -> Result<(), CreateRolloutError> {
+pub fn check_request(request: &RolloutRequest) -> Result<CheckedRequest, CreateRolloutError> {
     check_params(&request.kind, &request.params)?;
     let selector = &request.hosts;
     if selector.labels.is_empty() && selector.host_ids.is_none() && !selector.all {
@@ -94,8 +105,40 @@ pub fn check_request(request: &RolloutRequest) -> Result<(), CreateRolloutError>
             )));
         }
     }
-    parse_waves(&waves_or_default(request)).map_err(CreateRolloutError::Invalid)?;
-    lifetime(request)?;
+    let waves_json = waves_or_default(request);
+    let waves = parse_waves(&waves_json).map_err(CreateRolloutError::Invalid)?;
+    Ok(CheckedRequest {
+        waves,
+        waves_json: serde_json::Value::Array(waves_json),
+        selector_json: serde_json::json!({
+            "labels": selector.labels,
+            "host_ids": selector.host_ids,
+            "all": selector.all,
+        }),
+        failure_budget: i32::try_from(request.failure_budget.unwrap_or(0)).unwrap_or(i32::MAX),
+        job_lifetime_secs: i32::try_from(lifetime(request)?).unwrap_or(i32::MAX),
+    })
+}
+
+/// Every host named in `host_ids` is the tenant's (404 otherwise: another tenant's host and
+/// no host look the same).
+pub async fn check_named_hosts(
+    tx: &mut TenantTx,
+    selector: &HostSelector,
+) -> Result<(), CreateRolloutError> {
+    let Some(ids) = &selector.host_ids else {
+        return Ok(());
+    };
+    if ids.is_empty() || ids.len() > 100_000 {
+        return Err(CreateRolloutError::Invalid(
+            "host_ids must name 1 to 100000 hosts".into(),
+        ));
+    }
+    for id in ids {
+        if crate::store::hosts::get_host(tx, *id).await?.is_none() {
+            return Err(CreateRolloutError::HostNotFound);
+        }
+    }
     Ok(())
 }
 
@@ -131,26 +174,14 @@ pub async fn create_rollout(
     origin: Origin,
 ) -> Result<Rollout, CreateRolloutError> {
     let invalid = CreateRolloutError::Invalid;
-    check_request(request)?;
+    let checked = check_request(request)?;
     let selector = &request.hosts;
-    let waves_json = waves_or_default(request);
-    let waves = parse_waves(&waves_json).map_err(invalid)?;
-    let lifetime = lifetime(request)?;
-    if let Some(ids) = &selector.host_ids {
-        if ids.is_empty() || ids.len() > 100_000 {
-            return Err(invalid("host_ids must name 1 to 100000 hosts".into()));
-        }
-        for id in ids {
-            if crate::store::hosts::get_host(tx, *id).await?.is_none() {
-                return Err(CreateRolloutError::HostNotFound);
-            }
-        }
-    }
+    check_named_hosts(tx, selector).await?;
     let hosts = rollouts::select_hosts(tx, &selector.labels, selector.host_ids.as_deref()).await?;
     if hosts.is_empty() {
         return Err(invalid("no active host matches".into()));
     }
-    let sizes = wave_sizes(&waves, hosts.len());
+    let sizes = wave_sizes(&checked.waves, hosts.len());
     let mut placed = Vec::with_capacity(hosts.len());
     let mut next = hosts.into_iter();
     for (wave, size) in sizes.iter().enumerate() {
@@ -166,15 +197,11 @@ pub async fn create_rollout(
             tenant_id,
             kind: &request.kind,
             params: &request.params,
-            selector: &serde_json::json!({
-                "labels": selector.labels,
-                "host_ids": selector.host_ids,
-                "all": selector.all,
-            }),
-            waves: &serde_json::Value::Array(waves_json),
-            failure_budget: i32::try_from(request.failure_budget.unwrap_or(0)).unwrap_or(i32::MAX),
+            selector: &checked.selector_json,
+            waves: &checked.waves_json,
+            failure_budget: checked.failure_budget,
             force: request.force,
-            job_lifetime_secs: i32::try_from(lifetime).unwrap_or(i32::MAX),
+            job_lifetime_secs: checked.job_lifetime_secs,
             created_by,
             hosts: &placed,
             schedule_id: origin.schedule_id,
