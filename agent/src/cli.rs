@@ -78,6 +78,10 @@ enum Command {
     /// Say whether this host is enrolled, with which controller, until when its certificate
     /// is valid, and what waits in its spool and job journal. Exits 1 when not enrolled.
     Status,
+    /// Check that this binary can run this host's agent — config, enrollment, key, TLS
+    /// configuration, job journal — and print its version and architecture as JSON. Run by
+    /// `agent_update` on a new release before it is started; exits 1 on any failure.
+    SelfTest,
     /// Print this host's facts as JSON, as the agent would report them.
     Facts,
     /// Print the pending package updates and the reboot flag as JSON, as the agent would
@@ -118,6 +122,12 @@ enum ParseFormat {
 /// backtrace) and exits non-zero on failure — operators read these. `main.rs` is this call,
 /// and so are the end-to-end tests' process wrappers (`tests/src/bin/`).
 pub fn main() -> std::process::ExitCode {
+    main_as(crate::VERSION)
+}
+
+/// [`main`] for a binary that reports `version` instead of the crate's (`crate::version`).
+pub fn main_as(version: &'static str) -> std::process::ExitCode {
+    crate::set_version(version);
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -128,7 +138,13 @@ pub fn main() -> std::process::ExitCode {
 }
 
 fn real_main() -> Result<()> {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    // The version `--version` prints is the one this binary reports (`main_as`).
+    let matches = Cli::command().version(crate::version()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     init_logging();
     // One thread is plenty for an agent that mostly sleeps, and keeps its footprint small.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -148,6 +164,7 @@ fn real_main() -> Result<()> {
         pull_timeout: Duration::from_secs(u64::from(config.jobs.pull_timeout_secs)),
         containers: container_config.clone(),
         packages: config.packages.job_options(),
+        config_path: cli.config.clone(),
     };
     let spool_options = config.spool.options();
     let host_inventory = move || {
@@ -241,6 +258,12 @@ fn real_main() -> Result<()> {
                 Ok(())
             }
             Command::Status => status(&state_dir),
+            Command::SelfTest => {
+                let report = crate::jobs::agent_update::self_test::run(&state_dir)
+                    .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
+                println!("{}", serde_json::to_string(&report)?);
+                Ok(())
+            }
             Command::Packages => {
                 let report = crate::collect::packages::collect(&config.packages.apt()).await;
                 println!("{}", serde_json::to_string_pretty(&report)?);

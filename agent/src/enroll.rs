@@ -124,7 +124,7 @@ pub async fn enroll(options: &EnrollOptions) -> Result<Enrollment, EnrollError> 
     };
     let request = EnrollRequest {
         protocol_version: PROTOCOL_VERSION,
-        agent_version: crate::VERSION.to_owned(),
+        agent_version: crate::version().to_owned(),
         token: options.token.trim().to_owned(),
         csr_der,
         hostname: options.hostname.clone(),
@@ -188,7 +188,7 @@ pub async fn retire(old: &AgentState) -> Result<(), RetireError> {
     )?;
     let addr = link::resolve(&old.enrollment.controller).await?;
     let (_endpoint, connection) = link::connect(addr, tls).await?;
-    let mut session = link::Session::open(connection, crate::VERSION).await?;
+    let mut session = link::Session::open(connection, crate::version()).await?;
     session.retire().await?;
     session.close();
     Ok(())

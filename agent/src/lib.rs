@@ -22,8 +22,22 @@ pub mod spool;
 pub mod state;
 pub mod testing;
 
-/// This build's version, sent in Hello and in every facts report.
+/// The crate's version: what `unity-agent` reports unless its `main` names another.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+static RUNNING_VERSION: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// The version this binary reports (Hello, facts, self-test) and compares releases with:
+/// [`VERSION`], unless the binary's `main` set another with [`cli::main_as`] (the e2e tests
+/// build agents of other versions from these sources that way).
+pub fn version() -> &'static str {
+    RUNNING_VERSION.get().copied().unwrap_or(VERSION)
+}
+
+/// Sets [`version`] once, before anything reads it; later calls change nothing.
+pub(crate) fn set_version(version: &'static str) {
+    let _ = RUNNING_VERSION.set(version);
+}
 
 /// An error and all its sources on one line, for a log field or a CLI message.
 pub use unity_collect::error_chain;

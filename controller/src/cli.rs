@@ -51,6 +51,9 @@ enum Command {
     /// The job-signing key.
     #[command(subcommand, name = "job-key")]
     JobKey(JobKeyCommand),
+    /// Agent releases that `agent_update` jobs install.
+    #[command(subcommand, name = "agent-release")]
+    AgentRelease(AgentReleaseCommand),
     /// Write a backup (database, CA, job key, config) to one file; safe while serving.
     Backup {
         /// Where to write it (default: <backup dir>/unity-backup-<time>.tar.gz).
@@ -77,6 +80,7 @@ impl Command {
             Self::Tenant(TenantCommand::List)
                 | Self::Job(JobCommand::List { .. } | JobCommand::Show { .. })
                 | Self::JobKey(JobKeyCommand::Show)
+                | Self::AgentRelease(AgentReleaseCommand::List)
                 | Self::Backup { .. }
         )
     }
@@ -132,6 +136,30 @@ enum JobKeyCommand {
     Rotate,
     /// Print the current job-signing key's id and public key.
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentReleaseCommand {
+    /// Store an agent binary as a release: its SHA-256, size, version and architecture (read
+    /// from its ELF header). Prints the release as JSON.
+    Add {
+        /// The `unity-agent` binary.
+        file: PathBuf,
+        /// Its version, as `unity-agent --version` prints it (the agent checks that the
+        /// binary's self-test reports exactly this before it runs it).
+        #[arg(long)]
+        version: String,
+    },
+    /// List the stored releases.
+    List,
+    /// Remove a release (jobs already signed for it fail to fetch it).
+    Remove {
+        #[arg(long)]
+        version: String,
+        /// e.g. x86_64, aarch64.
+        #[arg(long)]
+        architecture: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -442,6 +470,7 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
             );
         }
         Command::Job(command) => job_command(command, config, store).await?,
+        Command::AgentRelease(command) => release_command(command, store).await?,
         Command::JobKey(JobKeyCommand::Rotate) => {
             let keys = JobKeys::new(&config.data_dir);
             let rotation = keys
@@ -498,6 +527,42 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
         // `run` handles these before opening the database for administration.
         Command::Serve | Command::Ca(_) | Command::Backup { .. } | Command::Restore { .. } => {
             bail!("not an administrative command")
+        }
+    }
+    Ok(())
+}
+
+async fn release_command(command: AgentReleaseCommand, store: &Store) -> Result<()> {
+    use crate::store::releases;
+    match command {
+        AgentReleaseCommand::Add { file, version } => {
+            if unity_protocol::latest::jobs::parse_version(&version).is_none() {
+                bail!("version `{version}` is not major.minor.patch[-pre]");
+            }
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let max = unity_protocol::latest::AgentUpdateParams::MAX_SIZE;
+            if bytes.is_empty() || bytes.len() as u64 > max {
+                bail!(
+                    "{} is {} bytes; a release is 1 byte to {max} bytes",
+                    file.display(),
+                    bytes.len()
+                );
+            }
+            let architecture = releases::elf_architecture(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let release = releases::add(store, &version, architecture, &bytes).await?;
+            print_json(&release)?;
+        }
+        AgentReleaseCommand::List => print_json(&releases::list(store).await?)?,
+        AgentReleaseCommand::Remove {
+            version,
+            architecture,
+        } => {
+            if !releases::remove(store, &version, &architecture).await? {
+                bail!("no release {version} for {architecture}");
+            }
+            println!("removed {version} for {architecture}");
         }
     }
     Ok(())

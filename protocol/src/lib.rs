@@ -44,6 +44,11 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// names this version or a later one.
 pub const PACKAGES_SINCE: (u64, u64, u64) = (0, 2, 0);
 
+/// The first release that knows [`latest::JobKind::AgentUpdate`] (agent) and
+/// [`latest::ControlRequest::FetchRelease`] (controller). The controller refuses an
+/// `agent_update` job for an older agent: it could only refuse the bytes as malformed.
+pub const AGENT_UPDATE_SINCE: (u64, u64, u64) = (0, 3, 0);
+
 /// Whether `version` (`major.minor.patch`, with any `-pre`/`+build` suffix ignored) is at
 /// least `since`. An unparseable version is treated as too old: sending less is safe.
 pub fn version_at_least(version: &str, since: (u64, u64, u64)) -> bool {

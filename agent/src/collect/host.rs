@@ -78,7 +78,7 @@ pub fn collect() -> HostFacts {
         filesystems,
         uptime_secs: System::uptime(),
         boot_id: boot_id(),
-        agent_version: crate::VERSION.to_owned(),
+        agent_version: crate::version().to_owned(),
     }
 }
 
@@ -123,6 +123,6 @@ mod tests {
             facts.filesystems
         );
         assert!(facts.uptime_secs > 0);
-        assert_eq!(facts.agent_version, crate::VERSION);
+        assert_eq!(facts.agent_version, crate::version());
     }
 }

@@ -5,13 +5,14 @@
 //! * [`journal`] — one fsynced file per job, written before any side effect: replay
 //!   protection, crash recovery, results kept until acknowledged.
 //! * [`keys`] — the trusted job-signing keys and their rotation by signed statement.
-//! * [`ping`], [`container_update`] — the kinds.
+//! * [`ping`], [`container_update`], [`package_upgrade`], [`agent_update`] — the kinds.
 //!
 //! The session loop (`run`) hands every [`Push`] to [`JobHost::handle_push`] and answers with
 //! what it returns; accepted jobs run in tasks of their own, one at a time per target (a
 //! container is never touched by two jobs at once), and their events and results come back
 //! to the loop through the [`Outgoing`] channel, to be sent as reports.
 
+pub mod agent_update;
 pub mod container_update;
 pub mod journal;
 pub mod keys;
@@ -55,6 +56,8 @@ pub struct JobOptions {
     pub containers: ContainerConfig,
     /// apt, the reboot command and the boot id for `package_upgrade`.
     pub packages: package_upgrade::PackageJobOptions,
+    /// The config file this agent was started with, for a new release's self-test.
+    pub config_path: Option<PathBuf>,
 }
 
 impl Default for JobOptions {
@@ -67,6 +70,7 @@ impl Default for JobOptions {
             pull_timeout: Duration::from_secs(u64::from(section.pull_timeout_secs)),
             containers: ContainerConfig::default(),
             packages: package_upgrade::PackageJobOptions::default(),
+            config_path: None,
         }
     }
 }
@@ -83,7 +87,28 @@ pub enum Outgoing {
     /// A job changed what runs on the host: the inventory should be read again now, so the
     /// controller does not act on the state from before the change.
     InventoryChanged,
+    /// Everything sent before this is in the spool once it is signalled (before the process
+    /// is replaced by a new agent).
+    Flush(Flushed),
 }
+
+/// The signal of [`Outgoing::Flush`].
+#[derive(Debug, Clone, Default)]
+pub struct Flushed(Arc<tokio::sync::Notify>);
+
+impl Flushed {
+    pub fn signal(&self) {
+        self.0.notify_one();
+    }
+}
+
+impl PartialEq for Flushed {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Flushed {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobsError {
@@ -136,6 +161,11 @@ pub struct JobHost {
     options: JobOptions,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     targets: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Release chunks jobs ask the link loop for, and the link loop's end of it.
+    fetches: mpsc::Sender<agent_update::fetch::FetchRequest>,
+    fetch_requests: Mutex<Option<mpsc::Receiver<agent_update::fetch::FetchRequest>>>,
+    /// Whether a session reached `Welcome` since this process started.
+    welcomed: tokio::sync::watch::Sender<bool>,
 }
 
 fn now_ms() -> i64 {
@@ -153,6 +183,7 @@ fn target_of(kind: &JobKind) -> Option<String> {
         JobKind::ContainerUpdate(p) => Some(format!("container:{}", p.container)),
         // One package manager per host: two upgrades would only fight over its lock.
         JobKind::PackageUpgrade(_) => Some("packages".to_owned()),
+        JobKind::AgentUpdate(_) => Some("agent".to_owned()),
     }
 }
 
@@ -166,6 +197,7 @@ impl JobHost {
         let keys = TrustedKeys::load(&state.dir, &state.enrollment.job_signing_keys)?;
         let signer = AgentKey::from_pem(&state.key.to_pem())?;
         let (outgoing, rx) = mpsc::unbounded_channel();
+        let (fetches, fetch_requests) = mpsc::channel(4);
         let host = Arc::new(Self {
             tenant_id: state.enrollment.tenant_id,
             host_id: state.enrollment.host_id,
@@ -176,8 +208,22 @@ impl JobHost {
             options,
             outgoing,
             targets: Mutex::new(HashMap::new()),
+            fetches,
+            fetch_requests: Mutex::new(Some(fetch_requests)),
+            welcomed: tokio::sync::watch::channel(false).0,
         });
         Ok((host, rx))
+    }
+
+    /// The release-chunk requests of `agent_update` jobs, for the link loop to serve on its
+    /// sessions (taken once).
+    pub fn take_fetch_requests(&self) -> Option<mpsc::Receiver<agent_update::fetch::FetchRequest>> {
+        self.fetch_requests.lock().ok()?.take()
+    }
+
+    /// A session reached `Welcome` (what a new agent on trial waits for).
+    pub fn session_established(&self) {
+        self.welcomed.send_replace(true);
     }
 
     pub fn options(&self) -> &JobOptions {
@@ -516,6 +562,52 @@ impl JobContext {
         &self.host.options
     }
 
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.host.state_dir
+    }
+
+    /// Where release chunks are asked for.
+    pub fn fetcher(&self) -> &mpsc::Sender<agent_update::fetch::FetchRequest> {
+        &self.host.fetches
+    }
+
+    /// Resolves once a session reached `Welcome` in this process.
+    pub async fn welcomed(&self) {
+        let mut welcomed = self.host.welcomed.subscribe();
+        let _ = welcomed.wait_for(|w| *w).await;
+    }
+
+    /// Resolves once every event sent so far is in the spool.
+    pub async fn flush(&self) {
+        let flushed = Flushed::default();
+        if self
+            .host
+            .outgoing
+            .send(Outgoing::Flush(flushed.clone()))
+            .is_ok()
+        {
+            flushed.0.notified().await;
+        }
+    }
+
+    /// The journal and a copy of this job's entry, for a thread that must record the job's
+    /// fate without the runtime.
+    pub fn detached(&self) -> (Journal, Entry) {
+        (self.host.journal.clone(), self.entry.clone())
+    }
+
+    /// Other jobs acting on the host now (`kind job_id`).
+    pub fn other_running_jobs(&self) -> Vec<String> {
+        self.host
+            .journal
+            .all()
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.status == Status::Running && e.job_id != self.entry.job_id)
+            .map(|e| format!("{} {}", e.kind, e.job_id))
+            .collect()
+    }
+
     /// The last step begun before an interruption, and its data.
     pub fn phase(&self) -> Option<&str> {
         self.entry.phase.as_deref()
@@ -607,6 +699,7 @@ async fn execute(ctx: &mut JobContext, spec: &JobSpec) -> Ending {
         JobKind::Ping(params) => ping::run(ctx, params),
         JobKind::ContainerUpdate(params) => container_update::run(ctx, params).await,
         JobKind::PackageUpgrade(params) => package_upgrade::run(ctx, params).await,
+        JobKind::AgentUpdate(params) => agent_update::run(ctx, params).await,
     }
 }
 
@@ -619,6 +712,7 @@ async fn recover(ctx: &mut JobContext, spec: &JobSpec) -> Ending {
         ),
         JobKind::ContainerUpdate(params) => container_update::recover(ctx, params).await,
         JobKind::PackageUpgrade(params) => package_upgrade::recover(ctx, params).await,
+        JobKind::AgentUpdate(params) => agent_update::recover(ctx, params).await,
     }
 }
 

@@ -17,7 +17,7 @@ pub fn run(ctx: &mut JobContext, params: &PingParams) -> Ending {
         format!("pong: {}", params.message),
         serde_json::json!({
             "message": params.message,
-            "agent_version": crate::VERSION,
+            "agent_version": crate::version(),
         }),
     )
 }

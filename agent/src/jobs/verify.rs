@@ -137,6 +137,7 @@ fn check_params(kind: &JobKind) -> Result<(), Refusal> {
         JobKind::PackageUpgrade(p) => p
             .validate()
             .map_err(|detail| Refusal::new(JobRefusalReason::InvalidParameters, detail)),
+        JobKind::AgentUpdate(p) => check_agent_update(p, crate::version(), std::env::consts::ARCH),
         JobKind::ContainerUpdate(p) => {
             let invalid =
                 |detail: String| Err(Refusal::new(JobRefusalReason::InvalidParameters, detail));
@@ -170,9 +171,78 @@ fn check_params(kind: &JobKind) -> Result<(), Refusal> {
     }
 }
 
+/// An agent release this build may install: sane bounds, this machine's architecture, and
+/// not older than `running` unless the job allows a downgrade. (`running` and `architecture`
+/// are this build's constants.)
+pub fn check_agent_update(
+    p: &unity_protocol::latest::AgentUpdateParams,
+    running: &str,
+    architecture: &str,
+) -> Result<(), Refusal> {
+    use unity_protocol::latest::jobs::parse_version;
+    let invalid = |detail: String| Err(Refusal::new(JobRefusalReason::InvalidParameters, detail));
+    if let Err(detail) = p.validate() {
+        return invalid(detail);
+    }
+    if p.architecture != architecture {
+        return invalid(format!(
+            "release is for {}, this agent runs on {architecture}",
+            p.architecture
+        ));
+    }
+    let (Some(wanted), Some(current)) = (parse_version(&p.version), parse_version(running)) else {
+        return invalid(format!("version `{}` cannot be compared", p.version));
+    };
+    if wanted < current && !p.allow_downgrade {
+        return invalid(format!(
+            "{} is older than this agent ({running}); a downgrade must be allowed by the job",
+            p.version
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_updates_for_another_machine_or_downgrades_are_refused() {
+        let p = unity_protocol::latest::AgentUpdateParams {
+            version: "0.3.1".into(),
+            architecture: "x86_64".into(),
+            sha256: [0; 32],
+            size: 10,
+            allow_downgrade: false,
+            welcome_timeout_secs: 60,
+        };
+        assert_eq!(check_agent_update(&p, "0.3.0", "x86_64"), Ok(()));
+        assert_eq!(check_agent_update(&p, "0.3.1", "x86_64"), Ok(()));
+        let refused = |p: &unity_protocol::latest::AgentUpdateParams, running, arch| {
+            check_agent_update(p, running, arch).unwrap_err().reason
+        };
+        assert_eq!(
+            refused(&p, "0.3.0", "aarch64"),
+            JobRefusalReason::InvalidParameters
+        );
+        assert_eq!(
+            refused(&p, "0.4.0", "x86_64"),
+            JobRefusalReason::InvalidParameters
+        );
+        let downgrade = unity_protocol::latest::AgentUpdateParams {
+            allow_downgrade: true,
+            ..p.clone()
+        };
+        assert_eq!(check_agent_update(&downgrade, "0.4.0", "x86_64"), Ok(()));
+        let pre = unity_protocol::latest::AgentUpdateParams {
+            version: "0.3.1-rc.1".into(),
+            ..p
+        };
+        assert_eq!(
+            refused(&pre, "0.3.1", "x86_64"),
+            JobRefusalReason::InvalidParameters
+        );
+    }
     use ring::signature::{Ed25519KeyPair, KeyPair as _};
     use unity_protocol::envelope::key_id;
     use unity_protocol::latest::{ContainerUpdateParams, PingParams};

@@ -2,8 +2,8 @@
 
 use unity_protocol::io::{FrameIoError, read_frame, write_frame};
 use unity_protocol::latest::{
-    ControlReply, ControlRequest, Hello, HelloReply, Refusal, RenewGrant, RenewRequest, Report,
-    ReportBody, ReportReply, Welcome, close_code,
+    ControlReply, ControlRequest, FetchRelease, Hello, HelloReply, Refusal, RenewGrant,
+    RenewRequest, Report, ReportBody, ReportReply, Welcome, close_code,
 };
 use unity_protocol::{MAX_FRAME_LEN, PROTOCOL_VERSION};
 use uuid::Uuid;
@@ -160,7 +160,37 @@ impl Session {
         match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
             Ok(Ok(ControlReply::Renewed(grant))) => Ok(grant),
             Ok(Ok(ControlReply::Refused(refusal))) => Err(SessionError::Refused(refusal)),
-            Ok(Ok(ControlReply::Retired)) => Err(SessionError::Frame(FrameIoError::Closed)),
+            Ok(Ok(ControlReply::Retired | ControlReply::ReleaseChunk(_))) => {
+                Err(SessionError::Frame(FrameIoError::Closed))
+            }
+            Ok(Err(error)) => Err(match self.connection.close_reason() {
+                Some(reason) => SessionError::Closed(reason),
+                None => error,
+            }),
+            Err(_) => Err(SessionError::Timeout(REPLY_TIMEOUT)),
+        }
+    }
+
+    /// Chunk `chunk` of the release `sha256` (control stream).
+    pub async fn fetch_release(
+        &mut self,
+        sha256: [u8; 32],
+        chunk: u64,
+    ) -> Result<Vec<u8>, SessionError> {
+        let (send, recv) = &mut self.control;
+        let exchange = async {
+            write_frame(
+                send,
+                &ControlRequest::FetchRelease(FetchRelease { sha256, chunk }),
+            )
+            .await?;
+            Ok::<_, SessionError>(read_frame::<_, ControlReply>(recv, MAX_FRAME_LEN).await?)
+        };
+        match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
+            Ok(Ok(ControlReply::ReleaseChunk(reply))) if reply.chunk == chunk => Ok(reply.bytes),
+            Ok(Ok(ControlReply::Refused(refusal))) => Err(SessionError::Refused(refusal)),
+            // Any other answer means the stream is out of step: the session is not usable.
+            Ok(Ok(_)) => Err(SessionError::Frame(FrameIoError::Closed)),
             Ok(Err(error)) => Err(match self.connection.close_reason() {
                 Some(reason) => SessionError::Closed(reason),
                 None => error,
@@ -179,7 +209,9 @@ impl Session {
         match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
             Ok(Ok(ControlReply::Retired)) => Ok(()),
             Ok(Ok(ControlReply::Refused(refusal))) => Err(SessionError::Refused(refusal)),
-            Ok(Ok(ControlReply::Renewed(_))) => Err(SessionError::Frame(FrameIoError::Closed)),
+            Ok(Ok(ControlReply::Renewed(_) | ControlReply::ReleaseChunk(_))) => {
+                Err(SessionError::Frame(FrameIoError::Closed))
+            }
             Ok(Err(error)) => Err(error),
             Err(_) => Err(SessionError::Timeout(REPLY_TIMEOUT)),
         }

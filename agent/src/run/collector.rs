@@ -89,6 +89,11 @@ pub(super) async fn collect_forever(
                     packages.reset_immediately();
                     continue;
                 }
+                Outgoing::Flush(flushed) => {
+                    // Everything received before it was spooled in earlier rounds.
+                    flushed.signal();
+                    continue;
+                }
             },
         };
         for body in bodies {

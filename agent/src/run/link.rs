@@ -16,6 +16,7 @@ use unity_protocol::latest::{JobReceipt, Push, ReportBody, ReportReply, close_co
 use super::{RunOptions, Shared, now_ms, tls_config};
 use crate::error_chain;
 use crate::jobs::JobHost;
+use crate::jobs::agent_update::fetch::{FetchFailure, FetchRequest};
 use crate::link::backoff::{Backoff, hinted_delay, random_unit};
 use crate::link::{self, Session, SessionError};
 use crate::state::AgentState;
@@ -43,13 +44,13 @@ pub(super) async fn link_forever(
     shared: &Shared,
     jobs: &Arc<JobHost>,
 ) {
-    let mut backoff = Backoff::new(options.backoff_base, options.backoff_max);
-    // The certificate in use; replaced in place when the session renews it, so the next
-    // connection presents the new one.
-    let mut certificate = state.certificate.clone();
+    let mut carried = Carried {
+        backoff: Backoff::new(options.backoff_base, options.backoff_max),
+        certificate: state.certificate.clone(),
+        fetches: jobs.take_fetch_requests(),
+    };
     loop {
-        let (error, hint) =
-            session_life(state, options, shared, jobs, &mut certificate, &mut backoff).await;
+        let (error, hint) = session_life(state, options, shared, jobs, &mut carried).await;
         let (queued, _) = shared.spool().depth();
         if let Some(retry_after) = hint {
             let delay = hinted_delay(retry_after, random_unit());
@@ -59,7 +60,7 @@ pub(super) async fn link_forever(
             tokio::time::sleep(delay).await;
             continue;
         }
-        let delay = backoff.next_delay(random_unit());
+        let delay = carried.backoff.next_delay(random_unit());
         if error.is_permanent() {
             tracing::error!(error = %error_chain(&error), retry_in = ?delay, queued,
                 "controller refuses this host; re-enroll it or restore its record");
@@ -71,6 +72,16 @@ pub(super) async fn link_forever(
     }
 }
 
+/// What outlives a connection.
+struct Carried {
+    backoff: Backoff,
+    /// The certificate in use; replaced in place when a session renews it, so the next
+    /// connection presents the new one.
+    certificate: CertificateDer<'static>,
+    /// Release chunks `agent_update` jobs ask for, served on whichever session is up.
+    fetches: Option<FetchRequests>,
+}
+
 /// One connection's life: why it ended, and the controller's `retry_after` hint if it closed
 /// the connection with one.
 async fn session_life(
@@ -78,20 +89,10 @@ async fn session_life(
     options: &RunOptions,
     shared: &Shared,
     jobs: &Arc<JobHost>,
-    certificate: &mut CertificateDer<'static>,
-    backoff: &mut Backoff,
+    carried: &mut Carried,
 ) -> (AttemptError, Option<u32>) {
     let mut connection = None;
-    let error = connection_life(
-        state,
-        options,
-        shared,
-        jobs,
-        certificate,
-        backoff,
-        &mut connection,
-    )
-    .await;
+    let error = connection_life(state, options, shared, jobs, carried, &mut connection).await;
     let hint = connection
         .and_then(|c: quinn::Connection| c.close_reason())
         .and_then(|reason| match reason {
@@ -110,11 +111,10 @@ async fn connection_life(
     options: &RunOptions,
     shared: &Shared,
     jobs: &Arc<JobHost>,
-    certificate: &mut CertificateDer<'static>,
-    backoff: &mut Backoff,
+    carried: &mut Carried,
     connection_out: &mut Option<quinn::Connection>,
 ) -> AttemptError {
-    let tls = match tls_config(state, certificate) {
+    let tls = match tls_config(state, &carried.certificate) {
         Ok(tls) => tls,
         Err(error) => return error.into(),
     };
@@ -127,7 +127,7 @@ async fn connection_life(
         Err(error) => return error.into(),
     };
     *connection_out = Some(connection.clone());
-    let mut session = match Session::open(connection, crate::VERSION).await {
+    let mut session = match Session::open(connection, crate::version()).await {
         Ok(session) => session,
         Err(error) => return error.into(),
     };
@@ -144,7 +144,9 @@ async fn connection_life(
         }
     }
     let (queued, _) = shared.spool().depth();
-    tracing::info!(%addr, queued, "connected to controller");
+    tracing::info!(%addr, queued, controller_version = %session.welcome.controller_version,
+        "connected to controller");
+    jobs.session_established();
     // Jobs and key statements are answered by a task of their own, so a slow report never
     // delays a job (and a slow job never delays a report). It ends with the connection.
     let _pushes = AbortOnDrop(tokio::spawn(serve_pushes(
@@ -173,7 +175,7 @@ async fn connection_life(
                     // A session that carries reports is a good one: only now is the
                     // backoff forgotten.
                     proven = true;
-                    backoff.reset();
+                    carried.backoff.reset();
                 }
             }
             Err(error) => return error.into(),
@@ -181,7 +183,49 @@ async fn connection_life(
         tokio::select! {
             error = session.closed() => return SessionError::Closed(error).into(),
             () = shared.wake.notified() => {}
-            _ = renew.tick() => renew_if_due(&mut session, state, certificate).await,
+            _ = renew.tick() => renew_if_due(&mut session, state, &mut carried.certificate).await,
+            Some(request) = next_fetch(&mut carried.fetches) => {
+                if let Err(error) = serve_fetch(&mut session, request).await {
+                    return error.into();
+                }
+            }
+        }
+    }
+}
+
+type FetchRequests = tokio::sync::mpsc::Receiver<FetchRequest>;
+
+/// The next release-chunk request, or never (no job host channel).
+async fn next_fetch(fetches: &mut Option<FetchRequests>) -> Option<FetchRequest> {
+    match fetches {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Fetches one release chunk on the control stream for the job that asked. A refusal is
+/// the job's to report; a broken session ends the session (the job asks again).
+async fn serve_fetch(session: &mut Session, request: FetchRequest) -> Result<(), SessionError> {
+    if request.reply.is_closed() {
+        // The job gave up waiting for this one (it was queued while no session was up).
+        return Ok(());
+    }
+    match session.fetch_release(request.sha256, request.chunk).await {
+        Ok(bytes) => {
+            let _ = request.reply.send(Ok(bytes));
+            Ok(())
+        }
+        Err(SessionError::Refused(refusal)) => {
+            let _ = request
+                .reply
+                .send(Err(FetchFailure::Refused(refusal.detail.clone())));
+            Ok(())
+        }
+        Err(error) => {
+            let _ = request
+                .reply
+                .send(Err(FetchFailure::Session(error_chain(&error))));
+            Err(error)
         }
     }
 }

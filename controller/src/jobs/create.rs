@@ -11,15 +11,15 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use unity_pki::job_key::JobKeyError;
 use unity_protocol::latest::{
-    ContainerUpdateParams, JobKind, JobSpec, PackageUpgradeParams, PingParams, RebootPolicy,
-    SignedJob, UpgradeScope,
+    AgentUpdateParams, ContainerUpdateParams, JobKind, JobSpec, PackageUpgradeParams, PingParams,
+    RebootPolicy, SignedJob, UpgradeScope,
 };
 use uuid::Uuid;
 
 use super::keys::{JobKeys, unix_ms};
 use crate::store::inventory::containers;
 use crate::store::jobs::{self as job_store, InsertJobError, NewJob};
-use crate::store::{StoreError, TenantTx, hosts};
+use crate::store::{StoreError, TenantTx, hosts, releases};
 
 /// Default job lifetime: long enough for a host rebooting or a short outage, short enough
 /// that a forgotten job does not run days later.
@@ -37,6 +37,9 @@ pub const DEFAULT_LOCK_TIMEOUT_SECS: u32 = 300;
 pub const DEFAULT_UPGRADE_TIMEOUT_SECS: u32 = 3600;
 pub const DEFAULT_REBOOT_TIMEOUT_SECS: u32 = 900;
 
+/// Default of `agent_update`: the new agent has 2 minutes from its start to reach `Welcome`.
+pub const DEFAULT_WELCOME_TIMEOUT_SECS: u32 = 120;
+
 /// `POST /api/v1/jobs` body, also what `unity-controller job create` builds.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -49,7 +52,9 @@ pub struct JobRequest {
     /// found), `health_timeout_secs` (180), `settle_secs` (20), `stop_timeout_secs` (10, as `docker stop`).
     /// `ping`: `message`. `package_upgrade`: `scope` (`all` | `security`), or `packages`
     /// (names), `reboot` (`never` | `if_required`), `lock_timeout_secs` (300),
-    /// `timeout_secs` (3600), `reboot_timeout_secs` (900).
+    /// `timeout_secs` (3600), `reboot_timeout_secs` (900). `agent_update`: `version`
+    /// (a release added with `unity-controller agent-release add`; required),
+    /// `allow_downgrade` (false), `welcome_timeout_secs` (120).
     #[serde(default)]
     #[schema(value_type = Object)]
     pub params: serde_json::Value,
@@ -88,6 +93,15 @@ struct PackageUpgradeRequest {
     lock_timeout_secs: Option<u32>,
     timeout_secs: Option<u32>,
     reboot_timeout_secs: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentUpdateRequest {
+    version: String,
+    #[serde(default)]
+    allow_downgrade: bool,
+    welcome_timeout_secs: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,9 +232,24 @@ pub fn check_params(kind: &str, params: &serde_json::Value) -> Result<(), Create
             let p: PackageUpgradeRequest = serde_json::from_value(params).map_err(invalid)?;
             package_upgrade(p).map(|_| ())
         }
-        other => Err(CreateJobError::Invalid(format!(
-            "kind `{other}` is not one of ping, container_update, package_upgrade"
-        ))),
+        "agent_update" => {
+            let p: AgentUpdateRequest = serde_json::from_value(params).map_err(invalid)?;
+            unity_protocol::latest::jobs::parse_version(&p.version).ok_or_else(|| {
+                CreateJobError::Invalid(format!(
+                    "version `{}` is not major.minor.patch[-pre]",
+                    p.version
+                ))
+            })?;
+            ranged(
+                "welcome_timeout_secs",
+                p.welcome_timeout_secs,
+                DEFAULT_WELCOME_TIMEOUT_SECS,
+                10,
+                3600,
+            )
+            .map(|_| ())
+        }
+        other => Err(unknown_kind(other)),
     }
 }
 
@@ -255,10 +284,88 @@ async fn kind_from_request(
                 Some("packages".to_owned()),
             ))
         }
-        other => Err(CreateJobError::Invalid(format!(
-            "kind `{other}` is not one of ping, container_update, package_upgrade"
-        ))),
+        "agent_update" => {
+            let p: AgentUpdateRequest = serde_json::from_value(params).map_err(invalid)?;
+            Ok((
+                JobKind::AgentUpdate(agent_update(tx, request.host_id, p).await?),
+                Some("agent".to_owned()),
+            ))
+        }
+        other => Err(unknown_kind(other)),
     }
+}
+
+fn unknown_kind(kind: &str) -> CreateJobError {
+    CreateJobError::Invalid(format!(
+        "kind `{kind}` is not one of ping, container_update, package_upgrade, agent_update"
+    ))
+}
+
+/// The release for the host's architecture, checked against the agent it runs now: an agent
+/// too old to know the kind, or a downgrade not asked for, is refused here (the agent checks
+/// the version again, against itself).
+async fn agent_update(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+    p: AgentUpdateRequest,
+) -> Result<AgentUpdateParams, CreateJobError> {
+    use unity_protocol::latest::jobs::parse_version;
+    let wanted = parse_version(&p.version).ok_or_else(|| {
+        CreateJobError::Invalid(format!(
+            "version `{}` is not major.minor.patch[-pre]",
+            p.version
+        ))
+    })?;
+    let host = hosts::get_host(tx, host_id)
+        .await?
+        .ok_or(CreateJobError::HostNotFound)?;
+    let Some(facts) = host.facts else {
+        return Err(CreateJobError::Conflict(
+            "the host has not reported its facts yet (architecture and agent version)".into(),
+        ));
+    };
+    if !unity_protocol::version_at_least(&facts.agent_version, unity_protocol::AGENT_UPDATE_SINCE) {
+        return Err(CreateJobError::Conflict(format!(
+            "the host runs agent {}, which cannot update itself; install a newer agent by hand",
+            facts.agent_version
+        )));
+    }
+    let running = parse_version(&facts.agent_version);
+    if !p.allow_downgrade && running.as_ref().is_some_and(|running| wanted < *running) {
+        return Err(CreateJobError::Invalid(format!(
+            "{} is older than the agent the host runs ({}); set allow_downgrade to install it",
+            p.version, facts.agent_version
+        )));
+    }
+    let architecture = releases::release_architecture(&facts.architecture).to_owned();
+    let release = releases::find(tx, &p.version, &architecture)
+        .await?
+        .ok_or_else(|| {
+            CreateJobError::Invalid(format!(
+                "no release {} for {architecture} is stored; add it with `unity-controller                  agent-release add FILE --version {}`",
+                p.version, p.version
+            ))
+        })?;
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(&release.sha256, &mut sha256).map_err(|_| {
+        CreateJobError::Conflict(format!("release {} has a damaged digest", release.version))
+    })?;
+    let params = AgentUpdateParams {
+        version: release.version,
+        architecture,
+        sha256,
+        size: u64::try_from(release.size).unwrap_or(0),
+        allow_downgrade: p.allow_downgrade,
+        welcome_timeout_secs: ranged(
+            "welcome_timeout_secs",
+            p.welcome_timeout_secs,
+            DEFAULT_WELCOME_TIMEOUT_SECS,
+            10,
+            3600,
+        )?,
+    };
+    params.validate().map_err(CreateJobError::Invalid)?;
+    Ok(params)
 }
 
 async fn container_update(
@@ -442,6 +549,15 @@ pub fn params_json(kind: &JobKind) -> serde_json::Value {
             "lock_timeout_secs": p.lock_timeout_secs,
             "timeout_secs": p.timeout_secs,
             "reboot_timeout_secs": p.reboot_timeout_secs,
+        }),
+        JobKind::AgentUpdate(p) => serde_json::json!({
+            "version": p.version,
+            "architecture": p.architecture,
+            // Lower-case hex: what a session's fetch is checked against.
+            "sha256": hex::encode(p.sha256),
+            "size": p.size,
+            "allow_downgrade": p.allow_downgrade,
+            "welcome_timeout_secs": p.welcome_timeout_secs,
         }),
     }
 }

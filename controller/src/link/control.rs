@@ -1,5 +1,5 @@
-//! The control stream after Welcome: requests from the agent (certificate renewal), answered
-//! in order on the same stream. Runs beside the report loop for the session's lifetime.
+//! The control stream after Welcome: requests from the agent (certificate renewal, release
+//! chunks for a self-update), answered in order on the same stream. Runs beside the report loop for the session's lifetime.
 
 use std::sync::Arc;
 
@@ -7,12 +7,13 @@ use time::OffsetDateTime;
 use unity_pki::{CertificateAuthority, HostIdentity};
 use unity_protocol::io::{FrameIoError, read_frame, write_frame};
 use unity_protocol::latest::{
-    ControlReply, ControlRequest, Refusal, RefusalReason, RenewGrant, RenewRequest, close_code,
+    ControlReply, ControlRequest, FetchRelease, Refusal, RefusalReason, ReleaseChunk, RenewGrant,
+    RenewRequest, close_code,
 };
 
 use super::{LinkContext, close};
 use crate::error_chain;
-use crate::store::hosts;
+use crate::store::{hosts, releases};
 
 /// Control requests are small (a CSR).
 const MAX_CONTROL_FRAME: u32 = 64 * 1024;
@@ -51,12 +52,65 @@ pub(super) async fn serve(
                 Ok(()) => ControlReply::Retired,
                 Err(refusal) => ControlReply::Refused(refusal),
             },
+            ControlRequest::FetchRelease(fetch) => {
+                match release_chunk(&ctx, identity, &fetch).await {
+                    Ok(chunk) => ControlReply::ReleaseChunk(chunk),
+                    Err(refusal) => {
+                        tracing::warn!(reason = ?refusal.reason, detail = %refusal.detail,
+                            sha256 = %hex::encode(fetch.sha256), chunk = fetch.chunk,
+                            "release fetch refused");
+                        ControlReply::Refused(refusal)
+                    }
+                }
+            }
         };
         if let Err(error) = write_frame(&mut send, &reply).await {
             tracing::info!(error = %error_chain(&error), "agent went away before the control reply");
             return;
         }
     }
+}
+
+/// One chunk of a release, for a host with an `agent_update` job for it in progress (a
+/// session cannot download releases it was not told to install).
+async fn release_chunk(
+    ctx: &LinkContext,
+    identity: HostIdentity,
+    fetch: &FetchRelease,
+) -> Result<ReleaseChunk, Refusal> {
+    let internal = |e: &dyn std::error::Error| {
+        tracing::error!(error = %error_chain(e), "could not read a release chunk");
+        Refusal {
+            reason: RefusalReason::Internal,
+            detail: "controller database error; try again".into(),
+        }
+    };
+    let mut tx = ctx
+        .store
+        .tenant_tx(identity.tenant_id)
+        .await
+        .map_err(|e| internal(&e))?;
+    if !releases::fetch_allowed(&mut tx, identity.host_id, &fetch.sha256)
+        .await
+        .map_err(|e| internal(&e))?
+    {
+        return Err(Refusal {
+            reason: RefusalReason::BadRequest,
+            detail: "no agent_update job of this host names that release".into(),
+        });
+    }
+    let bytes = releases::chunk(&mut tx, &fetch.sha256, fetch.chunk)
+        .await
+        .map_err(|e| internal(&e))?
+        .ok_or_else(|| Refusal {
+            reason: RefusalReason::BadRequest,
+            detail: format!("the release has no chunk {}", fetch.chunk),
+        })?;
+    tx.commit().await.map_err(|e| internal(&e))?;
+    Ok(ReleaseChunk {
+        chunk: fetch.chunk,
+        bytes,
+    })
 }
 
 /// Revokes the session's own host: it enrolled again under a new identity.

@@ -18,6 +18,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod packages;
 pub mod policies;
+pub mod releases;
 pub mod rollouts;
 pub mod storage;
 pub mod tenants;

@@ -64,6 +64,10 @@ pub enum JobKind {
     ContainerUpdate(ContainerUpdateParams),
     /// Upgrade operating-system packages (apt), optionally rebooting when required.
     PackageUpgrade(PackageUpgradeParams),
+    /// Replace the agent's own binary with a release the controller stores, on trial until
+    /// the new agent reaches `Welcome`. Agents before [`crate::AGENT_UPDATE_SINCE`] do not
+    /// know it.
+    AgentUpdate(AgentUpdateParams),
 }
 
 impl JobKind {
@@ -73,6 +77,7 @@ impl JobKind {
             JobKind::Ping(_) => "ping",
             JobKind::ContainerUpdate(_) => "container_update",
             JobKind::PackageUpgrade(_) => "package_upgrade",
+            JobKind::AgentUpdate(_) => "agent_update",
         }
     }
 }
@@ -148,6 +153,81 @@ impl PackageUpgradeParams {
             3 * 3600,
         )
     }
+}
+
+/// Which agent release to run. The bytes come over the session ([`crate::v1::ControlRequest::
+/// FetchRelease`]); the signature over this job is what makes them trusted: the agent runs
+/// nothing whose size and SHA-256 differ from what is signed here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentUpdateParams {
+    /// The release's version (`major.minor.patch[-pre]`); the new binary's self-test must
+    /// report exactly this.
+    pub version: String,
+    /// Target architecture as the agent reports it (`x86_64`, `aarch64`).
+    pub architecture: String,
+    /// SHA-256 of the binary.
+    pub sha256: [u8; 32],
+    pub size: u64,
+    /// Whether a version lower than the running one may be installed.
+    pub allow_downgrade: bool,
+    /// How long the new agent has, from its start, to reach `Welcome` before the previous
+    /// binary takes over again.
+    pub welcome_timeout_secs: u32,
+}
+
+impl AgentUpdateParams {
+    /// The largest release accepted (a static agent binary is ~15 MiB).
+    pub const MAX_SIZE: u64 = 256 * 1024 * 1024;
+
+    pub fn validate(&self) -> Result<(), String> {
+        if parse_version(&self.version).is_none() {
+            return Err(format!(
+                "version `{}` is not major.minor.patch[-pre]",
+                self.version
+            ));
+        }
+        if !(1..=32).contains(&self.architecture.len())
+            || !self
+                .architecture
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(format!(
+                "architecture `{}` is not a machine name",
+                self.architecture
+            ));
+        }
+        if !(1..=Self::MAX_SIZE).contains(&self.size) {
+            return Err(format!(
+                "size must be between 1 and {} bytes",
+                Self::MAX_SIZE
+            ));
+        }
+        if !(10..=3600).contains(&self.welcome_timeout_secs) {
+            return Err("welcome_timeout_secs must be between 10 and 3600".into());
+        }
+        Ok(())
+    }
+
+    /// How many [`RELEASE_CHUNK_LEN`] chunks the release has.
+    pub fn chunks(&self) -> u64 {
+        self.size.div_ceil(RELEASE_CHUNK_LEN)
+    }
+}
+
+/// Releases travel in chunks of this many bytes (the last one shorter): one chunk is one
+/// control-stream reply, well under the frame limit and the stream's receive window.
+pub const RELEASE_CHUNK_LEN: u64 = 1024 * 1024;
+
+/// `major.minor.patch` with an optional `-pre` (build metadata after `+` ignored), as
+/// [`semver`] orders them: a pre-release is lower than its release.
+pub fn parse_version(version: &str) -> Option<semver::Version> {
+    if version.len() > 64 {
+        return None;
+    }
+    let mut parsed = semver::Version::parse(version).ok()?;
+    parsed.build = semver::BuildMetadata::EMPTY;
+    Some(parsed)
 }
 
 /// A Debian package name (policy 5.6.1: lower-case letters, digits, `+ - .`, starting with a

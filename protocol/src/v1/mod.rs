@@ -7,7 +7,7 @@
 //! * **Session** (ALPN [`crate::ALPN_AGENT`], mutual TLS): the agent opens the control stream
 //!   and sends [`Hello`]; the controller answers [`HelloReply`]. Each report then travels on a
 //!   bidirectional stream of its own: [`Report`] → [`ReportReply`]. On the control stream the
-//!   agent may later send [`ControlRequest`]s (certificate renewal), answered by
+//!   agent may later send [`ControlRequest`]s (certificate renewal, release chunks), answered by
 //!   [`ControlReply`]s in order.
 //! * **Jobs** ([`jobs`]): the controller opens a stream with a [`Push`] (a signed job or the
 //!   job-key statements), the agent answers a [`PushReply`]; progress and results come back as
@@ -25,9 +25,9 @@ pub use inventory::{
     ImageUpdate, UpdateState,
 };
 pub use jobs::{
-    ContainerUpdateParams, JobEnd, JobEvent, JobEventKind, JobKind, JobOutcome, JobReceipt,
-    JobRefusalReason, JobSpec, KeyId, KeyStatement, PackageUpgradeParams, PingParams, Push,
-    PushReply, RebootPolicy, SignedJob, SignedKeyStatement, UpgradeScope,
+    AgentUpdateParams, ContainerUpdateParams, JobEnd, JobEvent, JobEventKind, JobKind, JobOutcome,
+    JobReceipt, JobRefusalReason, JobSpec, KeyId, KeyStatement, PackageUpgradeParams, PingParams,
+    Push, PushReply, RebootPolicy, SignedJob, SignedKeyStatement, UpgradeScope,
 };
 pub use packages::{PackageReport, PendingUpdate};
 pub use storage::{
@@ -187,6 +187,16 @@ pub enum ControlRequest {
     /// This host enrolled again (`enroll --force`): revoke the session's host record. Proven
     /// by the old certificate itself, so no one else can retire a host.
     Retire,
+    /// Chunk `chunk` of the agent release with this SHA-256, for an `agent_update` job the
+    /// host has in progress. Controllers before [`crate::AGENT_UPDATE_SINCE`] do not know it.
+    FetchRelease(FetchRelease),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchRelease {
+    pub sha256: [u8; 32],
+    /// Index of a [`jobs::RELEASE_CHUNK_LEN`]-byte chunk, from 0.
+    pub chunk: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +212,14 @@ pub enum ControlReply {
     Refused(Refusal),
     /// The session's host is revoked; the connection closes.
     Retired,
+    /// One chunk of a release ([`ControlRequest::FetchRelease`]).
+    ReleaseChunk(ReleaseChunk),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseChunk {
+    pub chunk: u64,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

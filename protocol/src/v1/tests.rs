@@ -651,3 +651,80 @@ fn package_names_are_debian_names_and_nothing_else() {
         assert!(!jobs::is_package_name(bad), "{bad}");
     }
 }
+
+#[test]
+fn golden_agent_update_and_release_fetch_positions() {
+    let kind = JobKind::AgentUpdate(AgentUpdateParams {
+        version: "0.3.1".into(),
+        architecture: "x86_64".into(),
+        sha256: [9; 32],
+        size: 300,
+        allow_downgrade: true,
+        welcome_timeout_secs: 120,
+    });
+    let bytes = postcard::to_allocvec(&kind).unwrap();
+    // Variant 3 of JobKind, "0.3.1", "x86_64", 32 raw digest bytes, varint 300, true, 120.
+    assert_eq!(&bytes[..8], &[3, 5, b'0', b'.', b'3', b'.', b'1', 6]);
+    assert_eq!(&bytes[14..46], &[9; 32]);
+    assert_eq!(&bytes[46..], &[0xac, 0x02, 1, 120]);
+    assert_eq!(kind.name(), "agent_update");
+    assert_eq!(round_trip(&kind), kind);
+
+    let fetch = ControlRequest::FetchRelease(FetchRelease {
+        sha256: [1; 32],
+        chunk: 2,
+    });
+    let bytes = postcard::to_allocvec(&fetch).unwrap();
+    assert_eq!(bytes[0], 2);
+    assert_eq!(&bytes[33..], &[2]);
+    assert_eq!(round_trip(&fetch), fetch);
+    let chunk = ControlReply::ReleaseChunk(ReleaseChunk {
+        chunk: 1,
+        bytes: vec![7, 8],
+    });
+    assert_eq!(postcard::to_allocvec(&chunk).unwrap(), [3, 1, 2, 7, 8]);
+}
+
+#[test]
+fn agent_update_bounds_and_versions() {
+    let good = AgentUpdateParams {
+        version: "1.2.3-rc.1".into(),
+        architecture: "aarch64".into(),
+        sha256: [0; 32],
+        size: jobs::RELEASE_CHUNK_LEN + 1,
+        allow_downgrade: false,
+        welcome_timeout_secs: 60,
+    };
+    assert_eq!(good.validate(), Ok(()));
+    assert_eq!(good.chunks(), 2);
+    for bad in [
+        AgentUpdateParams {
+            version: "1.2".into(),
+            ..good.clone()
+        },
+        AgentUpdateParams {
+            architecture: "x86 64".into(),
+            ..good.clone()
+        },
+        AgentUpdateParams {
+            size: 0,
+            ..good.clone()
+        },
+        AgentUpdateParams {
+            size: AgentUpdateParams::MAX_SIZE + 1,
+            ..good.clone()
+        },
+        AgentUpdateParams {
+            welcome_timeout_secs: 5,
+            ..good.clone()
+        },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+    let v = |s| jobs::parse_version(s).unwrap();
+    assert!(v("0.3.0-rc.1") < v("0.3.0"));
+    assert!(v("0.10.0") > v("0.9.9"));
+    assert_eq!(v("0.3.0+build.5"), v("0.3.0"));
+    assert!(jobs::parse_version("0.3").is_none());
+    assert!(jobs::parse_version(&"1".repeat(70)).is_none());
+}
