@@ -144,7 +144,7 @@ impl PackagesSection {
 }
 
 /// Kind names a `[jobs] allow` list may hold.
-pub const JOB_KINDS: &[&str] = &["ping", "container_update", "package_upgrade"];
+pub const JOB_KINDS: &[&str] = &["ping", "container_update", "package_upgrade", "agent_update"];
 
 impl Default for JobsSection {
     fn default() -> Self {

@@ -6,6 +6,105 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// The version `e2e-agent-next` reports.
+pub const NEXT_AGENT_VERSION: &str = "0.3.1";
+/// The version `e2e-agent-crashing` reports.
+pub const CRASHING_AGENT_VERSION: &str = "0.3.2";
+
+/// A command kept running the way systemd's `Restart=always` keeps a service: started again
+/// (after `RestartSec`) whenever it exits, until dropped. For tests that need the service
+/// manager's part on a machine without systemd — an agent whose new release crashed is
+/// brought back by the restart. Each start appends to the same log.
+#[derive(Debug)]
+pub struct Supervised {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    starts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pub log: PathBuf,
+}
+
+impl Supervised {
+    pub fn spawn(program: &Path, args: &[String], env: &[(&str, String)], log: &Path) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let starts = std::sync::Arc::new(AtomicUsize::new(0));
+        let (program, args, log_path) = (program.to_owned(), args.to_vec(), log.to_owned());
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let thread = {
+            let (stop, starts, log_path) = (stop.clone(), starts.clone(), log_path.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let out = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log_path)
+                        .unwrap();
+                    let err = out.try_clone().unwrap();
+                    let mut command = Command::new(&program);
+                    command
+                        .args(&args)
+                        .stdin(Stdio::null())
+                        .stdout(out)
+                        .stderr(err)
+                        .env("UNITY_LOG", "info,unity_agent=debug,quinn=warn");
+                    for (k, v) in &env {
+                        command.env(k, v);
+                    }
+                    let mut child = command.spawn().unwrap();
+                    starts.fetch_add(1, Ordering::SeqCst);
+                    loop {
+                        if stop.load(Ordering::SeqCst) {
+                            let _ = Command::new("kill").arg(child.id().to_string()).status();
+                            for _ in 0..50 {
+                                if let Ok(Some(_)) = child.try_wait() {
+                                    return;
+                                }
+                                std::thread::sleep(Duration::from_millis(100));
+                            }
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            return;
+                        }
+                        if let Ok(Some(_)) = child.try_wait() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    // RestartSec, shortened.
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            })
+        };
+        Self {
+            stop,
+            starts,
+            thread: Some(thread),
+            log: log_path,
+        }
+    }
+
+    /// How many times the command was started.
+    pub fn starts(&self) -> usize {
+        self.starts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A child process whose output goes to a log file; killed when dropped.
 #[derive(Debug)]
 pub struct Process {

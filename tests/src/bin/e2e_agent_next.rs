@@ -1,0 +1,6 @@
+//! The real agent built from these sources, reporting version 0.3.1: the "next release" the
+//! self-update tests install (`CARGO_BIN_EXE_e2e-agent-next`).
+
+fn main() -> std::process::ExitCode {
+    unity_agent::cli::main_as(unity_e2e::process::NEXT_AGENT_VERSION)
+}
