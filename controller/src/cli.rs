@@ -554,7 +554,7 @@ async fn release_command(command: AgentReleaseCommand, store: &Store) -> Result<
             let release = releases::add(store, &version, architecture, &bytes).await?;
             print_json(&release)?;
         }
-        AgentReleaseCommand::List => print_json(&releases::list(store).await?)?,
+        AgentReleaseCommand::List => print_json(&releases::list(store.admin()).await?)?,
         AgentReleaseCommand::Remove {
             version,
             architecture,

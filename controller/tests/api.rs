@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use common::{get, request};
-use unity_controller::api::{self, PUBLIC_ROUTES, TENANT_ROUTES};
+use unity_controller::api::{self, PUBLIC_ROUTES, SHARED_ROUTES, TENANT_ROUTES};
 use unity_controller::auth::Scope;
 use unity_protocol::latest::{Health, ReportReply};
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use uuid::Uuid;
 async fn tenant_routes_need_a_valid_token() {
     let (_pg, store) = common::database().await;
     let (app, _keys) = common::app(store);
-    for (method, route) in TENANT_ROUTES {
+    for (method, route) in TENANT_ROUTES.iter().chain(SHARED_ROUTES) {
         let path = route.replace("{id}", &Uuid::new_v4().to_string());
         for token in [None, Some("ufa_wrong"), Some("")] {
             let (status, body) = request(&app, method, &path, token, None).await;
@@ -319,8 +319,9 @@ fn every_routed_path_is_classified() {
         for (method, _) in methods.iter().filter(|(_, present)| *present) {
             assert!(
                 TENANT_ROUTES.contains(&(method, path.as_str()))
+                    || SHARED_ROUTES.contains(&(method, path.as_str()))
                     || (*method == "GET" && PUBLIC_ROUTES.contains(&path.as_str())),
-                "route {method} {path} is in neither TENANT_ROUTES nor PUBLIC_ROUTES"
+                "route {method} {path} is in none of TENANT_ROUTES, SHARED_ROUTES, PUBLIC_ROUTES"
             );
         }
     }

@@ -44,6 +44,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/hosts/{id}", get(hosts::get_host))
         .route("/api/v1/hosts/{id}/storage", get(storage::host_storage))
         .route("/api/v1/hosts/{id}/packages", get(packages::host_packages))
+        .route("/api/v1/agent-releases", get(packages::agent_releases))
         .route(
             "/api/v1/hosts/{id}/labels",
             get(rollouts::get_labels).put(rollouts::put_labels),
@@ -191,6 +192,9 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/maintenance-windows/{id}"),
     ("DELETE", "/api/v1/maintenance-windows/{id}"),
 ];
+/// Routes that need a tenant's token but show what the controller holds for all tenants
+/// alike (the agent-release catalogue): no tenant's data.
+pub const SHARED_ROUTES: &[(&str, &str)] = &[("GET", "/api/v1/agent-releases")];
 /// Routes that need no token.
 pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/api/v1/openapi.json"];
 

@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
         super::hosts::get_host,
         super::storage::host_storage,
         super::packages::host_packages,
+        super::packages::agent_releases,
         super::rollouts::get_labels,
         super::rollouts::put_labels,
         super::rollouts::create,

@@ -1,10 +1,12 @@
-//! `GET /api/v1/hosts/{id}/packages`: the host's pending updates and reboot flag.
+//! `GET /api/v1/hosts/{id}/packages`: the host's pending updates and reboot flag;
+//! `GET /api/v1/agent-releases`: the agent releases `agent_update` jobs can install.
 
 use axum::Json;
 use axum::extract::{Path, State};
 
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, parse_id};
 use crate::store::packages::{self, HostPackages};
+use crate::store::releases::{self, Release};
 
 /// Pending package updates (security ones marked), packages held back, and whether the host
 /// needs a reboot, as of the agent's last package report.
@@ -29,4 +31,22 @@ pub async fn host_packages(
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("package report for this host"))
+}
+
+/// The agent releases stored on this controller (`unity-controller agent-release add`), which
+/// `agent_update` jobs and rollouts name by version. The same for every tenant.
+#[utoipa::path(
+    get, path = "/api/v1/agent-releases", tag = "jobs",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Stored releases, newest first per architecture", body = Vec<Release>),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+    )
+)]
+pub async fn agent_releases(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+) -> Result<Json<Vec<Release>>, ApiError> {
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    Ok(Json(releases::list(&mut *tx).await?))
 }

@@ -102,13 +102,15 @@ pub async fn add(
     Ok(release)
 }
 
-pub async fn list(store: &Store) -> Result<Vec<Release>, StoreError> {
+/// Every stored release, newest first per architecture (the owner's pool for the CLI, a
+/// tenant's transaction for the API: the catalogue is the same for all).
+pub async fn list<'e>(executor: impl sqlx::PgExecutor<'e>) -> Result<Vec<Release>, StoreError> {
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
         " FROM agent_releases ORDER BY architecture, created_at DESC"
     ))
-    .fetch_all(store.admin())
+    .fetch_all(executor)
     .await
     .map_err(query_error("listing releases"))
 }
