@@ -144,7 +144,12 @@ impl PackagesSection {
 }
 
 /// Kind names a `[jobs] allow` list may hold.
-pub const JOB_KINDS: &[&str] = &["ping", "container_update", "package_upgrade", "agent_update"];
+pub const JOB_KINDS: &[&str] = &[
+    "ping",
+    "container_update",
+    "package_upgrade",
+    "agent_update",
+];
 
 impl Default for JobsSection {
     fn default() -> Self {

@@ -45,7 +45,7 @@ pub const DEFAULT_WELCOME_TIMEOUT_SECS: u32 = 120;
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
     pub host_id: Uuid,
-    /// `ping`, `container_update` or `package_upgrade`.
+    /// `ping`, `container_update`, `package_upgrade` or `agent_update`.
     pub kind: String,
     /// Parameters of the kind (docs/jobs.md). `container_update`: `container` (name or id,
     /// required), `image` (`repo[:tag]@sha256:…`; default: the newer digest the update check

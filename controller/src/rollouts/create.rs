@@ -16,7 +16,7 @@ use crate::store::{StoreError, TenantTx};
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolloutRequest {
-    /// `ping`, `container_update` or `package_upgrade`.
+    /// `ping`, `container_update`, `package_upgrade` or `agent_update`.
     pub kind: String,
     /// The kind's parameters, as for `POST /api/v1/jobs`; the same for every host.
     #[serde(default)]
