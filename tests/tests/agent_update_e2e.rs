@@ -185,6 +185,20 @@ async fn an_update_installs_the_new_agent_keeps_the_old_one_and_downgrades_only_
         events.iter().any(|m| m.contains("size and SHA-256 match")),
         "{events:?}"
     );
+    // The figure docs/performance.md records (`-- --nocapture`).
+    if let Some(fetched) = job["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["detail"]["fetch_ms"].is_u64())
+    {
+        let ms = fetched["detail"]["fetch_ms"].as_u64().unwrap().max(1);
+        let size = release["size"].as_u64().unwrap();
+        println!(
+            "release fetch over the session: {size} bytes in {ms} ms ({:.1} MiB/s)",
+            size as f64 / 1_048_576.0 / (ms as f64 / 1000.0)
+        );
+    }
     rig.wait_for_version(NEXT_AGENT_VERSION).await;
     // The new binary is installed, the old one kept beside it; nothing left in the state dir.
     assert!(same_bytes(&rig.entry, NEXT));

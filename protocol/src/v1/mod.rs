@@ -219,6 +219,9 @@ pub enum ControlReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseChunk {
     pub chunk: u64,
+    /// Serialized as bytes: postcard writes the same length-prefixed bytes as for a
+    /// `Vec<u8>` sequence, without visiting each element (the golden test pins it).
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
 }
 

@@ -113,13 +113,24 @@ pub async fn run(ctx: &mut JobContext, params: &AgentUpdateParams) -> Ending {
         ),
         detail.clone(),
     );
+    let fetch_started = std::time::Instant::now();
     if let Err(error) = fetch::download(ctx.fetcher(), params, &release).await {
         return failed(format!("fetching: {}", error_chain(&error)), detail);
+    }
+    let fetch_ms = u64::try_from(fetch_started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(
+        bytes = params.size,
+        fetch_ms,
+        "release fetched and verified"
+    );
+    let mut fetched = detail.clone();
+    if let serde_json::Value::Object(map) = &mut fetched {
+        map.insert("fetch_ms".into(), fetch_ms.into());
     }
     ctx.event(
         JobEventKind::Progress,
         "release fetched; size and SHA-256 match the job",
-        detail.clone(),
+        fetched,
     );
     if let Err(summary) = self_test(&release, params, ctx).await {
         let _ = std::fs::remove_file(&release);
