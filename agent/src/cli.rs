@@ -249,6 +249,7 @@ fn real_main() -> Result<()> {
                     ),
                     jobs: job_options,
                     spool: spool_options,
+                    labels: config.labels(),
                     ..RunOptions::default()
                 };
                 run(&state, &options, shutdown_signal())

@@ -20,6 +20,7 @@ pub struct AgentConfig {
     pub jobs: JobsSection,
     pub spool: SpoolSection,
     pub packages: PackagesSection,
+    pub host: HostSection,
     /// `[[registry]]` entries.
     #[serde(rename = "registry")]
     pub registries: Vec<RegistryEntry>,
@@ -44,6 +45,15 @@ impl Default for ContainersSection {
             plain_http_registries: Vec::new(),
         }
     }
+}
+
+/// `[host]`: what this host says about itself.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostSection {
+    /// Labels rollouts select hosts by (`role = "nas"`); an operator's label of the same key,
+    /// set through the API, wins.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// `[jobs]`: what this host lets the controller do. Checked by the agent itself, so a
@@ -214,6 +224,8 @@ pub enum ConfigError {
         "[packages] interval_hours must be at least 1, apt_get and reboot_command must not be empty"
     )]
     Packages,
+    #[error("[host] labels: {0}")]
+    Labels(String),
 }
 
 impl AgentConfig {
@@ -241,6 +253,7 @@ impl AgentConfig {
         }
         config.container_config()?;
         config.check_jobs()?;
+        config.labels().validate().map_err(ConfigError::Labels)?;
         Ok(config)
     }
 
@@ -269,6 +282,13 @@ impl AgentConfig {
             return Err(ConfigError::Packages);
         }
         Ok(())
+    }
+
+    /// What `[host] labels` declares, as it is reported.
+    pub fn labels(&self) -> unity_protocol::latest::HostLabels {
+        unity_protocol::latest::HostLabels {
+            labels: self.host.labels.clone(),
+        }
     }
 
     /// The container collector's settings, credentials included.
@@ -393,5 +413,21 @@ token = "tok-secret"
         std::fs::write(&path, "[jobs]\nallow = [\"container_updates\"]\n").unwrap();
         let err = AgentConfig::load(Some(&path)).unwrap_err();
         assert!(matches!(err, ConfigError::UnknownJobKind { .. }), "{err}");
+    }
+
+    #[test]
+    fn host_labels_follow_the_label_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            "[host]\nlabels = { role = \"nas\", site = \"garage\" }\n",
+        )
+        .unwrap();
+        let config = AgentConfig::load(Some(&path)).unwrap();
+        assert_eq!(config.labels().labels["role"], "nas");
+        std::fs::write(&path, "[host]\nlabels = { Role = \"nas\" }\n").unwrap();
+        let err = AgentConfig::load(Some(&path)).unwrap_err();
+        assert!(matches!(err, ConfigError::Labels(_)), "{err}");
     }
 }

@@ -49,6 +49,9 @@ pub const PACKAGES_SINCE: (u64, u64, u64) = (0, 2, 0);
 /// `agent_update` job for an older agent: it could only refuse the bytes as malformed.
 pub const AGENT_UPDATE_SINCE: (u64, u64, u64) = (0, 3, 0);
 
+/// The first controller release that decodes [`latest::ReportBody::Labels`].
+pub const LABELS_SINCE: (u64, u64, u64) = (0, 3, 0);
+
 /// Whether `version` (`major.minor.patch`, with any `-pre`/`+build` suffix ignored) is at
 /// least `since`. An unparseable version is treated as too old: sending less is safe.
 pub fn version_at_least(version: &str, since: (u64, u64, u64)) -> bool {

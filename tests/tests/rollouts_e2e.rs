@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use unity_agent::jobs::JobOptions;
 use unity_agent::run::RunOptions;
+use unity_agent::state::AgentState;
 use unity_e2e::{AgentTask, Harness, fast_options};
 
 async fn rollout_until(h: &Harness, token: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
@@ -300,4 +301,100 @@ async fn waves_defer_the_degraded_halt_over_budget_resume_and_respect_windows() 
     for agent in agents {
         agent.stop().await;
     }
+}
+
+/// Labels from the host's own config (`[host] labels`) reach the controller at connection,
+/// select hosts for rollouts, and give way to an operator's label of the same key; a host
+/// that stops declaring a label loses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_a_host_declares_select_it_and_the_operators_win() {
+    let h = Harness::start().await;
+    let home = h.store.create_tenant("home").await.unwrap();
+    let ops = h.operate_token(home.id).await;
+    let declared = |pairs: &[(&str, &str)]| unity_protocol::latest::HostLabels {
+        labels: pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    let state = h.enroll("nas", home.id).await;
+    let id = state.enrollment.host_id;
+    let dir = state.dir.clone();
+    let agent = AgentTask::spawn(
+        state,
+        RunOptions {
+            labels: declared(&[("role", "nas"), ("site", "garage")]),
+            ..fast_options()
+        },
+    );
+    let mut labels = Value::Null;
+    for _ in 0..100 {
+        labels = h.api(&format!("/api/v1/hosts/{id}/labels"), &ops).await.1;
+        if labels["labels"]["site"] == "garage" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        labels,
+        json!({
+            "labels": { "role": "nas", "site": "garage" },
+            "agent_labels": { "role": "nas", "site": "garage" },
+        })
+    );
+    // A rollout finds it by a declared label.
+    let (status, created) = h
+        .post(
+            "/api/v1/rollouts",
+            &ops,
+            json!({ "kind": "ping", "hosts": { "labels": { "site": "garage" } } }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["hosts"].as_array().unwrap().len(), 1, "{created}");
+    // The operator's `role` wins; the declared `site` stays.
+    let (status, body) = h
+        .put(
+            &format!("/api/v1/hosts/{id}/labels"),
+            &ops,
+            json!({ "labels": { "role": "backup" } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["labels"],
+        json!({ "role": "backup", "site": "garage" })
+    );
+    // The host restarts declaring only `site`: `role` stays the operator's, and after the
+    // operator clears theirs, the host's own is gone too.
+    agent.stop().await;
+    let agent = AgentTask::spawn(
+        AgentState::load(&dir).unwrap(),
+        RunOptions {
+            labels: declared(&[("site", "attic")]),
+            ..fast_options()
+        },
+    );
+    for _ in 0..100 {
+        labels = h.api(&format!("/api/v1/hosts/{id}/labels"), &ops).await.1;
+        if labels["labels"]["site"] == "attic" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        labels["labels"],
+        json!({ "role": "backup", "site": "attic" })
+    );
+    let (status, body) = h
+        .put(
+            &format!("/api/v1/hosts/{id}/labels"),
+            &ops,
+            json!({ "labels": {} }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["labels"], json!({ "site": "attic" }));
+    assert_eq!(body["agent_labels"], json!({ "site": "attic" }));
+    agent.stop().await;
 }

@@ -153,13 +153,16 @@ async fn connection_life(
         session.connection().clone(),
         jobs.clone(),
     )));
-    // The controller learns the spool's state at every connection.
+    // The controller learns the spool's state, and the labels the host declares, at every
+    // connection.
     {
         let mut spool = shared.spool();
         let status = super::collector::status_report(&spool);
         let now = now_ms();
-        if let Err(error) = spool.append(status, now, now) {
-            tracing::warn!(error = %error_chain(&error), "could not spool a status report");
+        for body in [status, ReportBody::Labels(options.labels.clone())] {
+            if let Err(error) = spool.append(body, now, now) {
+                tracing::warn!(error = %error_chain(&error), "could not spool a report");
+            }
         }
     }
     let mut proven = false;
@@ -275,6 +278,9 @@ fn controller_understands(body: &unity_protocol::latest::ReportBody, version: &s
     match body {
         unity_protocol::latest::ReportBody::Packages(_) => {
             unity_protocol::version_at_least(version, unity_protocol::PACKAGES_SINCE)
+        }
+        unity_protocol::latest::ReportBody::Labels(_) => {
+            unity_protocol::version_at_least(version, unity_protocol::LABELS_SINCE)
         }
         _ => true,
     }

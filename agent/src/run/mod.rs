@@ -77,6 +77,9 @@ pub struct RunOptions {
     pub jobs: JobOptions,
     /// How much the spool may hold while the controller is away.
     pub spool: SpoolOptions,
+    /// What `[host] labels` declares; reported at every connection (an empty set clears what
+    /// the host declared before).
+    pub labels: unity_protocol::latest::HostLabels,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -93,6 +96,7 @@ impl std::fmt::Debug for RunOptions {
             .field("backoff_max", &self.backoff_max)
             .field("jobs", &self.jobs.allow)
             .field("spool", &self.spool)
+            .field("labels", &self.labels.labels)
             .finish()
     }
 }
@@ -111,6 +115,9 @@ impl Default for RunOptions {
             backoff_max: Duration::from_secs(30),
             jobs: JobOptions::default(),
             spool: SpoolOptions::default(),
+            labels: unity_protocol::latest::HostLabels {
+                labels: Default::default(),
+            },
         }
     }
 }

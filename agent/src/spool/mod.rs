@@ -131,6 +131,7 @@ pub enum Kind {
     JobResult,
     Status,
     Packages,
+    Labels,
 }
 
 impl Kind {
@@ -144,6 +145,7 @@ impl Kind {
             ReportBody::JobResult(_) => Kind::JobResult,
             ReportBody::AgentStatus(_) => Kind::Status,
             ReportBody::Packages(_) => Kind::Packages,
+            ReportBody::Labels(_) => Kind::Labels,
         }
     }
 
@@ -162,6 +164,7 @@ impl Kind {
             Kind::JobResult => "job result",
             Kind::Status => "agent status",
             Kind::Packages => "packages",
+            Kind::Labels => "labels",
         }
     }
 }

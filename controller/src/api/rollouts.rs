@@ -256,13 +256,33 @@ pub struct Labels {
     pub labels: BTreeMap<String, String>,
 }
 
-/// A host's labels (`role=nas`, `site=garage`), which rollouts select hosts by.
+/// A host's labels as rollouts see them, and which of them the host declares itself.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LabelsView {
+    /// In effect: the operator's labels, and the host's own for keys the operator did not set.
+    pub labels: BTreeMap<String, String>,
+    /// What the host's config declares (`[host] labels` in agent.toml).
+    pub agent_labels: BTreeMap<String, String>,
+}
+
+async fn labels_view(
+    tx: &mut crate::store::TenantTx,
+    id: uuid::Uuid,
+) -> Result<LabelsView, ApiError> {
+    Ok(LabelsView {
+        labels: rollouts::labels(tx, id).await?,
+        agent_labels: rollouts::agent_labels(tx, id).await?,
+    })
+}
+
+/// A host's labels (`role=nas`, `site=garage`), which rollouts select hosts by: the
+/// operator's (`PUT`), and those the host declares in its config for other keys.
 #[utoipa::path(
     get, path = "/api/v1/hosts/{id}/labels", tag = "hosts",
     security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Host id")),
     responses(
-        (status = 200, description = "The labels", body = Labels),
+        (status = 200, description = "The labels", body = LabelsView),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "No such host in this tenant", body = ErrorBody),
     )
@@ -271,26 +291,25 @@ pub async fn get_labels(
     State(state): State<ApiState>,
     auth: TenantAuth,
     Path(id): Path<String>,
-) -> Result<Json<Labels>, ApiError> {
+) -> Result<Json<LabelsView>, ApiError> {
     let id = parse_id(&id, "host")?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     if crate::store::hosts::get_host(&mut tx, id).await?.is_none() {
         return Err(ApiError::NotFound("host"));
     }
-    Ok(Json(Labels {
-        labels: rollouts::labels(&mut tx, id).await?,
-    }))
+    Ok(Json(labels_view(&mut tx, id).await?))
 }
 
-/// Replace a host's labels (keys: lower-case letters, digits, `. _ / -`, at most 63; values
-/// at most 128 characters). Needs the `operate` scope: labels decide what rollouts touch.
+/// Replace the operator's labels of a host (keys: lower-case letters, digits, `. _ / -`, at
+/// most 63; values at most 128 characters); they win over the host's own of the same key.
+/// Needs the `operate` scope: labels decide what rollouts touch.
 #[utoipa::path(
     put, path = "/api/v1/hosts/{id}/labels", tag = "hosts",
     security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "Host id")),
     request_body = Labels,
     responses(
-        (status = 200, description = "The labels now", body = Labels),
+        (status = 200, description = "The labels now", body = LabelsView),
         (status = 400, description = "An invalid key or value", body = ErrorBody),
         (status = 403, description = "The token lacks the `operate` scope", body = ErrorBody),
         (status = 404, description = "No such host in this tenant", body = ErrorBody),
@@ -301,28 +320,23 @@ pub async fn put_labels(
     auth: TenantAuth,
     Path(id): Path<String>,
     body: Result<Json<Labels>, JsonRejection>,
-) -> Result<Json<Labels>, ApiError> {
+) -> Result<Json<LabelsView>, ApiError> {
     auth.require(Scope::Operate)?;
     let id = parse_id(&id, "host")?;
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
-    if request.labels.len() > 64 {
-        return Err(ApiError::BadRequest("at most 64 labels per host".into()));
+    unity_protocol::latest::HostLabels {
+        labels: request.labels.clone(),
     }
-    for (key, value) in &request.labels {
-        if !rollouts::valid_label_key(key) || !rollouts::valid_label_value(value) {
-            return Err(ApiError::BadRequest(format!(
-                "label `{key}` is not valid (keys: a-z 0-9 . _ / -, at most 63; values at most 128, no control characters)"
-            )));
-        }
-    }
+    .validate()
+    .map_err(ApiError::BadRequest)?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     if crate::store::hosts::get_host(&mut tx, id).await?.is_none() {
         return Err(ApiError::NotFound("host"));
     }
     rollouts::set_labels(&mut tx, auth.tenant_id, id, &request.labels).await?;
-    let labels = rollouts::labels(&mut tx, id).await?;
+    let view = labels_view(&mut tx, id).await?;
     commit(tx, "setting host labels").await?;
-    Ok(Json(Labels { labels }))
+    Ok(Json(view))
 }
 
 /// `POST /api/v1/rollout-schedules` body: a rollout request plus the window it runs in.

@@ -39,6 +39,7 @@ pub fn check(body: &ReportBody) -> Result<(), String> {
                 MAX_CONTAINERS,
             )
         }
+        ReportBody::Labels(l) => l.validate(),
         ReportBody::JobEvent(_) | ReportBody::JobResult(_) | ReportBody::AgentStatus(_) => Ok(()),
     }
 }

@@ -196,6 +196,15 @@ pub async fn apply_with(
             )
             .await?
         }
+        ReportBody::Labels(declared) => {
+            store::rollouts::set_agent_labels(
+                &mut tx,
+                identity.tenant_id,
+                identity.host_id,
+                &declared.labels,
+            )
+            .await?
+        }
         ReportBody::JobResult(receipt) => {
             let applied =
                 outcome::receipt(&mut tx, peer, receipt, OffsetDateTime::now_utc(), None).await?;

@@ -9,24 +9,10 @@ use uuid::Uuid;
 
 use super::{StoreError, TenantTx, query_error};
 
-/// A label key: lower-case, digits, `. _ / -`, at most 63 characters (checked by the table
-/// too).
-pub fn valid_label_key(key: &str) -> bool {
-    (1..=63).contains(&key.len())
-        && key
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._/-".contains(&b))
-}
+pub use unity_protocol::latest::{valid_label_key, valid_label_value};
 
-pub fn valid_label_value(value: &str) -> bool {
-    value.len() <= 128 && !value.chars().any(char::is_control)
-}
-
-/// Replaces the host's labels.
+/// Replaces the operator's labels of a host; the host's own (agent) labels stay in effect
+/// for keys the operator did not set.
 pub async fn set_labels(
     tx: &mut TenantTx,
     tenant_id: Uuid,
@@ -40,7 +26,8 @@ pub async fn set_labels(
         .map_err(query_error("clearing a host's labels"))?;
     for (key, value) in labels {
         sqlx::query(
-            "INSERT INTO host_labels (tenant_id, host_id, key, value) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO host_labels (tenant_id, host_id, key, value, source) \
+             VALUES ($1, $2, $3, $4, 'api')",
         )
         .bind(tenant_id)
         .bind(host_id)
@@ -50,9 +37,76 @@ pub async fn set_labels(
         .await
         .map_err(query_error("setting a host label"))?;
     }
+    apply_agent_labels(tx, tenant_id, host_id).await
+}
+
+/// Replaces the labels the host declares for itself (its `[host] labels`); whether the host
+/// is still enrolled.
+pub async fn set_agent_labels(
+    tx: &mut TenantTx,
+    tenant_id: Uuid,
+    host_id: Uuid,
+    labels: &BTreeMap<String, String>,
+) -> Result<bool, StoreError> {
+    let declared = serde_json::to_value(labels).unwrap_or_default();
+    let updated = sqlx::query(
+        "UPDATE hosts SET agent_labels = $2, last_seen_at = now() \
+         WHERE id = $1 AND revoked_at IS NULL",
+    )
+    .bind(host_id)
+    .bind(declared)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("storing a host's own labels"))?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM host_labels WHERE host_id = $1 AND source = 'agent'")
+        .bind(host_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_error("clearing a host's own labels"))?;
+    apply_agent_labels(tx, tenant_id, host_id).await?;
+    Ok(true)
+}
+
+/// Adds the host's declared labels to the effective set, under the operator's.
+async fn apply_agent_labels(
+    tx: &mut TenantTx,
+    tenant_id: Uuid,
+    host_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO host_labels (tenant_id, host_id, key, value, source) \
+         SELECT $1, h.id, d.key, d.value, 'agent' \
+         FROM hosts h, jsonb_each_text(h.agent_labels) AS d(key, value) WHERE h.id = $2 \
+         ON CONFLICT (host_id, key) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(host_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("applying a host's own labels"))?;
     Ok(())
 }
 
+/// The labels the host declares for itself.
+pub async fn agent_labels(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let declared: Option<serde_json::Value> =
+        sqlx::query_scalar("SELECT agent_labels FROM hosts WHERE id = $1")
+            .bind(host_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(query_error("reading a host's own labels"))?;
+    Ok(declared
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
+
+/// The effective labels: the operator's, and the host's own for other keys.
 pub async fn labels(
     tx: &mut TenantTx,
     host_id: Uuid,

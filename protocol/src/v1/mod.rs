@@ -150,6 +150,57 @@ pub enum ReportBody {
     /// Pending package updates and whether a reboot is required. Controllers before
     /// [`crate::PACKAGES_SINCE`] cannot decode it: agents send it only to newer ones.
     Packages(PackageReport),
+    /// The labels the host's own config declares (`[host] labels`), sent at every connection;
+    /// they replace the ones it declared before. Controllers before [`crate::LABELS_SINCE`]
+    /// cannot decode it.
+    Labels(HostLabels),
+}
+
+/// Labels a host declares for itself. An operator's label of the same key (API) wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostLabels {
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl HostLabels {
+    /// Most labels a host may carry.
+    pub const MAX: usize = 64;
+
+    /// The rules both sides enforce (the controller's table checks them too).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.labels.len() > Self::MAX {
+            return Err(format!("at most {} labels per host", Self::MAX));
+        }
+        match self
+            .labels
+            .iter()
+            .find(|(k, v)| !valid_label_key(k) || !valid_label_value(v))
+        {
+            Some((key, _)) => Err(format!(
+                "label `{key}` is not valid (keys: a-z 0-9 . _ / -, starting with a letter or \
+                 digit, at most 63; values at most 128 characters, no control characters)"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A label key: lower-case letters, digits, `. _ / -`, starting with a letter or digit, at
+/// most 63 characters.
+pub fn valid_label_key(key: &str) -> bool {
+    (1..=63).contains(&key.len())
+        && key
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._/-".contains(&b))
+}
+
+/// A label value: at most 128 bytes, no control characters.
+pub fn valid_label_value(value: &str) -> bool {
+    value.len() <= 128 && !value.chars().any(char::is_control)
 }
 
 /// How the agent's spool stands (sent after a backlog was delivered, and when it dropped

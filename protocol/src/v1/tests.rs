@@ -728,3 +728,28 @@ fn agent_update_bounds_and_versions() {
     assert!(jobs::parse_version("0.3").is_none());
     assert!(jobs::parse_version(&"1".repeat(70)).is_none());
 }
+
+#[test]
+fn golden_labels_report_and_label_rules() {
+    let mut labels = std::collections::BTreeMap::new();
+    labels.insert("role".to_owned(), "nas".to_owned());
+    let body = ReportBody::Labels(HostLabels { labels });
+    assert_eq!(
+        postcard::to_allocvec(&body).unwrap(),
+        [8, 1, 4, b'r', b'o', b'l', b'e', 3, b'n', b'a', b's']
+    );
+    assert_eq!(round_trip(&body), body);
+    for good in ["role", "site", "k8s.io/zone", "0a"] {
+        assert!(valid_label_key(good), "{good}");
+    }
+    for bad in ["", "Role", "-x", "a b", &"a".repeat(64)] {
+        assert!(!valid_label_key(bad), "{bad}");
+    }
+    assert!(valid_label_value(""));
+    assert!(!valid_label_value("a\nb"));
+    assert!(!valid_label_value(&"v".repeat(129)));
+    let many = HostLabels {
+        labels: (0..65).map(|i| (format!("k{i}"), String::new())).collect(),
+    };
+    assert!(many.validate().is_err());
+}
