@@ -214,6 +214,15 @@ enum HostCommand {
         tenant: String,
         host_id: Uuid,
     },
+    /// Replace the operator's labels of a host (`role=nas site=garage`; none clears them);
+    /// prints the labels in effect. The host's own labels stay for other keys.
+    Label {
+        #[arg(long)]
+        tenant: String,
+        host_id: Uuid,
+        /// `key=value` pairs.
+        labels: Vec<String>,
+    },
 }
 
 /// The command line: parses arguments, runs the command, prints the error chain (not a
@@ -523,6 +532,35 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
                 );
             }
             println!("revoked {host_id}");
+        }
+        Command::Host(HostCommand::Label {
+            tenant,
+            host_id,
+            labels,
+        }) => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let mut wanted = std::collections::BTreeMap::new();
+            for pair in &labels {
+                let Some((key, value)) = pair.split_once('=') else {
+                    bail!("`{pair}` is not key=value");
+                };
+                wanted.insert(key.to_owned(), value.to_owned());
+            }
+            unity_protocol::latest::HostLabels {
+                labels: wanted.clone(),
+            }
+            .validate()
+            .map_err(|e| anyhow::anyhow!(e))?;
+            let mut tx = store.tenant_tx(tenant.id).await?;
+            if hosts::get_host(&mut tx, host_id).await?.is_none() {
+                bail!("host {host_id} is not a host of tenant {}", tenant.name);
+            }
+            crate::store::rollouts::set_labels(&mut tx, tenant.id, host_id, &wanted).await?;
+            let effective = crate::store::rollouts::labels(&mut tx, host_id).await?;
+            tx.commit().await.context("committing the labels")?;
+            for (key, value) in effective {
+                println!("{key}={value}");
+            }
         }
         // `run` handles these before opening the database for administration.
         Command::Serve | Command::Ca(_) | Command::Backup { .. } | Command::Restore { .. } => {

@@ -396,5 +396,26 @@ async fn labels_a_host_declares_select_it_and_the_operators_win() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["labels"], json!({ "site": "attic" }));
     assert_eq!(body["agent_labels"], json!({ "site": "attic" }));
+    // The same through the command line.
+    let printed = unity_e2e::process::run_to_end(
+        env!("CARGO_BIN_EXE_e2e-controller"),
+        &[
+            "host",
+            "label",
+            "--tenant",
+            "home",
+            &id.to_string(),
+            "role=cli",
+            "site=shed",
+        ],
+        &[
+            ("DATABASE_URL", h.database_url.clone()),
+            (
+                "UNITY_DATA_DIR",
+                h.dir.path().join("controller").display().to_string(),
+            ),
+        ],
+    );
+    assert_eq!(printed, "role=cli\nsite=shed");
     agent.stop().await;
 }
