@@ -40,6 +40,8 @@ pub struct ControllerOptions {
     pub ingest: crate::ingest::IngestSettings,
     /// A host not seen for this long raises `host_silent`.
     pub silent_after: Duration,
+    /// How notifications are delivered and retried.
+    pub notify: crate::notify::NotifySettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,8 @@ pub enum StartError {
     Tls(#[from] TlsConfigError),
     #[error(transparent)]
     Link(#[from] LinkError),
+    #[error("could not load or create the notification key")]
+    Notify(#[from] crate::notify::secret::SealError),
     #[error("could not listen for HTTP on {addr}")]
     ApiBind {
         addr: SocketAddr,
@@ -100,6 +104,7 @@ pub async fn start(
     let job_keys = JobKeys::new(&options.state_dir);
     job_keys.load_or_create()?;
     job_keys.finish_interrupted_rotation(&store).await?;
+    let sealer = Arc::new(crate::notify::Sealer::load_or_create(&options.state_dir)?);
     let dispatcher = Dispatcher::new(store.clone());
     let endpoint = link::bind(options.quic_listen, server_config(&ca)?)?;
     let quic_addr = endpoint.local_addr().map_err(|source| LinkError::Bind {
@@ -153,7 +158,16 @@ pub async fn start(
         job_keys.clone(),
         crate::rollouts::TICK,
     )));
-    let app = api::router(ApiState { store, job_keys });
+    tasks.push(tokio::spawn(crate::notify::worker::run_forever(
+        store.clone(),
+        sealer.clone(),
+        options.notify,
+    )));
+    let app = api::router(ApiState {
+        store,
+        job_keys,
+        sealer,
+    });
     tasks.push(tokio::spawn(async move {
         api::serve::serve(listener, app, http_limits, shutdown_rx).await;
     }));

@@ -367,6 +367,7 @@ async fn serve(
             admission: crate::link::admission::AdmissionLimits::default(),
             ingest: crate::ingest::IngestSettings::default(),
             silent_after: crate::presence::default_silent_after(config.report_interval()),
+            notify: crate::notify::NotifySettings::default(),
         },
         store,
     )

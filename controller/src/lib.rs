@@ -20,6 +20,7 @@ pub mod database;
 pub mod ingest;
 pub mod jobs;
 pub mod link;
+pub mod notify;
 pub mod presence;
 mod restore;
 pub mod rollouts;

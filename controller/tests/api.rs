@@ -41,13 +41,13 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
     let a = store.create_tenant("alpha").await.unwrap();
     let b = store.create_tenant("beta").await.unwrap();
     let host_a = common::add_host(&store, &a, "nas-a").await;
-    // Operate tokens, so the job routes that change things are reached too.
+    // Admin tokens, so the routes that change things (jobs, channels) are reached too.
     let token_a = store
-        .create_scoped_api_token(a.id, "t", Scope::Operate)
+        .create_scoped_api_token(a.id, "t", Scope::Admin)
         .await
         .unwrap();
     let token_b = store
-        .create_scoped_api_token(b.id, "t", Scope::Operate)
+        .create_scoped_api_token(b.id, "t", Scope::Admin)
         .await
         .unwrap();
     // A failing disk, a degraded pool and array: rows in every storage table and alerts.
@@ -125,7 +125,35 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         let reply = common::send_body(&store, &a, host_a, stream, seq, body).await;
         assert!(matches!(reply, ReportReply::Ack { .. }), "{reply:?}");
     }
-    let (app, _keys) = common::app(store);
+    let (app, _keys) = common::app(store.clone());
+    // A notification channel of tenant A, with a test message that gave up (dead).
+    let (status, channel) = request(
+        &app,
+        "POST",
+        "/api/v1/channels",
+        Some(&token_a),
+        Some(serde_json::json!({ "name": "phone", "url": "ntfy://ntfy.example.net/lab" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{channel}");
+    let channel_id = channel["id"].as_str().unwrap().to_owned();
+    let (status, queued) = request(
+        &app,
+        "POST",
+        &format!("/api/v1/channels/{channel_id}/test"),
+        Some(&token_a),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let notification_id = queued["notification_id"].as_str().unwrap().to_owned();
+    let mut tx = store.tenant_tx(a.id).await.unwrap();
+    sqlx::query("UPDATE notifications SET state = 'dead' WHERE id = $1")
+        .bind(Uuid::parse_str(&notification_id).unwrap())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     // A job of tenant A.
     let (status, job) = request(
         &app,
@@ -215,6 +243,10 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         ("/api/v1/rollouts/{id}/resume", rollout_id.clone()),
         ("/api/v1/rollouts/{id}/abort", rollout_id.clone()),
         ("/api/v1/rollout-schedules/{id}", schedule_id.clone()),
+        ("/api/v1/channels/{id}", channel_id.clone()),
+        ("/api/v1/channels/{id}/test", channel_id.clone()),
+        ("/api/v1/notifications/{id}", notification_id.clone()),
+        ("/api/v1/notifications/{id}/retry", notification_id.clone()),
     ]);
     // What each route that takes a body is sent: tenant B names tenant A's objects.
     let post_body = |route: &str| match route {
@@ -224,8 +256,14 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         "/api/v1/hosts/{id}/labels" => Some(serde_json::json!({ "labels": { "role": "nas" } })),
         "/api/v1/rollouts" => Some(rollout_body.clone()),
         "/api/v1/rollout-schedules" => Some(schedule_body.clone()),
+        "/api/v1/channels" => Some(serde_json::json!({
+            "name": "mail", "url": "smtp://mail.example.net/?from=a@example.net&to=b@example.net"
+        })),
         _ => None,
     };
+    // Routes that make an object of the caller's own tenant and name none of another's: for
+    // tenant B they succeed, in tenant B.
+    let creates_own = |method: &str, route: &str| method == "POST" && route == "/api/v1/channels";
 
     for (method, route) in TENANT_ROUTES {
         let path = if route.contains("{id}") {
@@ -238,12 +276,25 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         };
         let (status, body) = request(&app, method, &path, Some(&token_a), post_body(route)).await;
         assert!(
-            [StatusCode::OK, StatusCode::CREATED, StatusCode::NO_CONTENT].contains(&status),
+            [
+                StatusCode::OK,
+                StatusCode::CREATED,
+                StatusCode::ACCEPTED,
+                StatusCode::NO_CONTENT
+            ]
+            .contains(&status),
             "owner: {method} {path} → {status} {body}"
         );
         assert_ne!(body, serde_json::json!([]), "owner sees data at {path}");
         let (status, body) = request(&app, method, &path, Some(&token_b), post_body(route)).await;
-        if route.contains("{id}") || *method != "GET" {
+        if creates_own(method, route) {
+            assert_eq!(status, StatusCode::CREATED, "{path}: {body}");
+            let (_, listed) = get(&app, "/api/v1/channels", Some(&token_a)).await;
+            assert!(
+                !listed.to_string().contains(body["id"].as_str().unwrap()),
+                "tenant B's channel shows in tenant A: {listed}"
+            );
+        } else if route.contains("{id}") || *method != "GET" {
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
             assert_eq!(body["code"], "not_found");
         } else {

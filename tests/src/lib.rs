@@ -78,6 +78,15 @@ impl Harness {
             ingest: unity_controller::ingest::IngestSettings::default(),
             // Long: most tests leave enrolled hosts idle; presence_e2e shortens it.
             silent_after: Duration::from_secs(3600),
+            // Quick retries, so delivery tests see several attempts in seconds.
+            notify: unity_controller::notify::NotifySettings {
+                retry_base: Duration::from_millis(200),
+                retry_max: Duration::from_secs(2),
+                timeout: Duration::from_secs(3),
+                poll: Duration::from_millis(200),
+                reminders_every: Duration::from_secs(1),
+                ..unity_controller::notify::NotifySettings::default()
+            },
         }
     }
 

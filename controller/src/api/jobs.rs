@@ -31,7 +31,12 @@ pub struct JobQuery {
     limit: Option<String>,
 }
 
-const KINDS: &[&str] = &["ping", "container_update", "package_upgrade"];
+const KINDS: &[&str] = &[
+    "ping",
+    "container_update",
+    "package_upgrade",
+    "agent_update",
+];
 
 impl From<CreateJobError> for ApiError {
     fn from(error: CreateJobError) -> Self {

@@ -7,6 +7,7 @@ mod error;
 mod hosts;
 mod inventory;
 mod jobs;
+mod notify;
 mod openapi;
 mod packages;
 mod policies;
@@ -33,6 +34,8 @@ pub struct ApiState {
     pub store: Store,
     /// Signs the jobs the API creates.
     pub job_keys: crate::jobs::JobKeys,
+    /// Seals notification channels' URLs and secrets.
+    pub sealer: std::sync::Arc<crate::notify::Sealer>,
 }
 
 /// Every route of the API. Tests walk [`TENANT_ROUTES`] to prove isolation on each.
@@ -45,6 +48,21 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/hosts/{id}/storage", get(storage::host_storage))
         .route("/api/v1/hosts/{id}/packages", get(packages::host_packages))
         .route("/api/v1/agent-releases", get(packages::agent_releases))
+        .route(
+            "/api/v1/channels",
+            get(notify::list_channels).post(notify::create_channel),
+        )
+        .route(
+            "/api/v1/channels/{id}",
+            get(notify::get_channel).delete(notify::delete_channel),
+        )
+        .route("/api/v1/channels/{id}/test", post(notify::test_channel))
+        .route("/api/v1/notifications", get(notify::list_notifications))
+        .route("/api/v1/notifications/{id}", get(notify::get_notification))
+        .route(
+            "/api/v1/notifications/{id}/retry",
+            post(notify::retry_notification),
+        )
         .route(
             "/api/v1/hosts/{id}/labels",
             get(rollouts::get_labels).put(rollouts::put_labels),
@@ -191,6 +209,14 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/maintenance-windows"),
     ("GET", "/api/v1/maintenance-windows/{id}"),
     ("DELETE", "/api/v1/maintenance-windows/{id}"),
+    ("GET", "/api/v1/channels"),
+    ("POST", "/api/v1/channels"),
+    ("GET", "/api/v1/channels/{id}"),
+    ("POST", "/api/v1/channels/{id}/test"),
+    ("GET", "/api/v1/notifications"),
+    ("GET", "/api/v1/notifications/{id}"),
+    ("POST", "/api/v1/notifications/{id}/retry"),
+    ("DELETE", "/api/v1/channels/{id}"),
 ];
 /// Routes that need a tenant's token but show what the controller holds for all tenants
 /// alike (the agent-release catalogue): no tenant's data.

@@ -27,6 +27,10 @@ use crate::store::embedded::PgClient;
 pub const FORMAT: u32 = 1;
 /// Files of the data directory a backup carries, besides the database.
 const STATE_FILES: &[&str] = &["ca/ca.cert.pem", "ca/ca.key.pem", "job-signing.pk8"];
+/// State files a controller has once it has run this version (a backup of an older one
+/// lacks them; restored when present). Without `notify.key` channels' sealed URLs cannot
+/// be opened.
+const OPTIONAL_STATE_FILES: &[&str] = &[crate::notify::secret::KEY_FILE];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -142,6 +146,14 @@ pub async fn create(
         let path = data_dir.join(name);
         let bytes = std::fs::read(&path).map_err(|source| BackupError::Read { path, source })?;
         entries.push(((*name).into(), bytes));
+    }
+    for name in OPTIONAL_STATE_FILES {
+        let path = data_dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => entries.push(((*name).into(), bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(BackupError::Read { path, source }),
+        }
     }
     if let Some(config) = config.filter(|c| c.exists()) {
         let bytes = std::fs::read(config).map_err(|source| BackupError::Read {
@@ -320,6 +332,16 @@ pub fn restore_state(archive: &Archive, data_dir: &Path) -> Result<(), BackupErr
             path: e.path,
             source: e.source,
         })?;
+    }
+    for name in OPTIONAL_STATE_FILES {
+        if let Some(bytes) = archive.file(name) {
+            unity_pki::files::write_private(&data_dir.join(name), bytes).map_err(|e| {
+                BackupError::Write {
+                    path: e.path,
+                    source: e.source,
+                }
+            })?;
+        }
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod embedded;
 pub mod hosts;
 pub mod inventory;
 pub mod jobs;
+pub mod notify;
 pub mod packages;
 pub mod policies;
 pub mod releases;

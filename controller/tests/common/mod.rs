@@ -19,8 +19,14 @@ pub fn app(store: Store) -> (axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let job_keys = unity_controller::jobs::JobKeys::new(dir.path());
     job_keys.load_or_create().unwrap();
+    let sealer =
+        std::sync::Arc::new(unity_controller::notify::Sealer::load_or_create(dir.path()).unwrap());
     (
-        unity_controller::api::router(unity_controller::api::ApiState { store, job_keys }),
+        unity_controller::api::router(unity_controller::api::ApiState {
+            store,
+            job_keys,
+            sealer,
+        }),
         dir,
     )
 }
