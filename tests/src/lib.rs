@@ -9,6 +9,7 @@ pub mod apt;
 pub mod bench;
 pub mod engines;
 pub mod process;
+pub mod receivers;
 
 use std::time::Duration;
 
