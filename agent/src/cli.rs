@@ -320,8 +320,11 @@ fn init_logging() {
     let filter =
         EnvFilter::try_from_env("UNITY_LOG").unwrap_or_else(|_| EnvFilter::new("info,quinn=warn"));
     let json = std::env::var("UNITY_LOG_FORMAT").is_ok_and(|f| f == "json");
+    // Colour only for a person at a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

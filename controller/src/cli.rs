@@ -54,6 +54,9 @@ enum Command {
     /// Agent releases that `agent_update` jobs install.
     #[command(subcommand, name = "agent-release")]
     AgentRelease(AgentReleaseCommand),
+    /// Notification channels: where a tenant's alerts go (docs/notifications.md).
+    #[command(subcommand)]
+    Channel(ChannelCommand),
     /// Write a backup (database, CA, job key, config) to one file; safe while serving.
     Backup {
         /// Where to write it (default: <backup dir>/unity-backup-<time>.tar.gz).
@@ -81,6 +84,7 @@ impl Command {
                 | Self::Job(JobCommand::List { .. } | JobCommand::Show { .. })
                 | Self::JobKey(JobKeyCommand::Show)
                 | Self::AgentRelease(AgentReleaseCommand::List)
+                | Self::Channel(ChannelCommand::List { .. })
                 | Self::Backup { .. }
         )
     }
@@ -136,6 +140,51 @@ enum JobKeyCommand {
     Rotate,
     /// Print the current job-signing key's id and public key.
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+enum ChannelCommand {
+    /// Add a channel; prints it as JSON (with a webhook's HMAC secret, shown only now).
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// `https://…`, `ntfy://host/topic`, `gotify://host/TOKEN`, `smtp://…`,
+        /// `discord://TOKEN@ID`, `slack://T/B/X`, `telegram://TOKEN@telegram?chats=ID`.
+        url: String,
+        /// `info`, `warning` (default) or `critical`.
+        #[arg(long)]
+        min_severity: Option<String>,
+        /// Only this alert kind (repeat for several; default all).
+        #[arg(long = "kind")]
+        kinds: Vec<String>,
+        /// Quiet hours, `HH:MM-HH:MM` in `--timezone`.
+        #[arg(long)]
+        quiet: Option<String>,
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Remind of an alert still open after this long (e.g. 12h).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        remind_after: Option<Duration>,
+    },
+    /// List a tenant's channels.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Send a test message through a channel.
+    Test {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    /// Remove a channel and its notifications.
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,8 +313,11 @@ fn init_logging(default_filter: &str) {
     let filter =
         EnvFilter::try_from_env("UNITY_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = std::env::var("UNITY_LOG_FORMAT").is_ok_and(|f| f == "json");
+    // Colour only for a person at a terminal: journald and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -481,6 +533,7 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
         }
         Command::Job(command) => job_command(command, config, store).await?,
         Command::AgentRelease(command) => release_command(command, store).await?,
+        Command::Channel(command) => channel_command(command, config, store).await?,
         Command::JobKey(JobKeyCommand::Rotate) => {
             let keys = JobKeys::new(&config.data_dir);
             let rotation = keys
@@ -566,6 +619,86 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
         // `run` handles these before opening the database for administration.
         Command::Serve | Command::Ca(_) | Command::Backup { .. } | Command::Restore { .. } => {
             bail!("not an administrative command")
+        }
+    }
+    Ok(())
+}
+
+async fn channel_command(command: ChannelCommand, config: &Config, store: &Store) -> Result<()> {
+    use crate::store::notify as channels;
+    let find = |tenant: String, name: String| async move {
+        let tenant = store.tenant_by_name(&tenant).await?;
+        let mut tx = store.tenant_tx(tenant.id).await?;
+        let Some(channel) = channels::channel_by_name(&mut tx, &name).await? else {
+            bail!("tenant {} has no channel `{name}`", tenant.name);
+        };
+        Ok::<_, anyhow::Error>((tenant, tx, channel))
+    };
+    match command {
+        ChannelCommand::Add {
+            tenant,
+            name,
+            url,
+            min_severity,
+            kinds,
+            quiet,
+            timezone,
+            remind_after,
+        } => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let quiet_hours = match quiet {
+                Some(span) => {
+                    let Some((start, end)) = span.split_once('-') else {
+                        bail!("--quiet is HH:MM-HH:MM");
+                    };
+                    Some(channels::QuietHours {
+                        start: start.to_owned(),
+                        end: end.to_owned(),
+                        timezone,
+                        allow_critical: true,
+                    })
+                }
+                None => None,
+            };
+            let request = crate::notify::create::ChannelRequest {
+                name,
+                url,
+                min_severity,
+                kinds,
+                send_recoveries: None,
+                quiet_hours,
+                remind_after_secs: remind_after
+                    .map(|d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX)),
+            };
+            let sealer = crate::notify::Sealer::load_or_create(&config.data_dir)
+                .context("loading the notification key")?;
+            let mut tx = store.tenant_tx(tenant.id).await?;
+            let created =
+                crate::notify::create::create_channel(&mut tx, &sealer, tenant.id, &request)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
+            tx.commit().await.context("committing the channel")?;
+            print_json(&created)?;
+        }
+        ChannelCommand::List { tenant } => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let mut tx = store.tenant_tx(tenant.id).await?;
+            print_json(&channels::list_channels(&mut tx).await?)?;
+        }
+        ChannelCommand::Test { tenant, name } => {
+            let (tenant, mut tx, channel) = find(tenant, name).await?;
+            let id = channels::insert_test(&mut tx, tenant.id, channel.id).await?;
+            tx.commit().await.context("committing the test message")?;
+            println!(
+                "test message {id} queued for `{}`; a running controller sends it now",
+                channel.name
+            );
+        }
+        ChannelCommand::Remove { tenant, name } => {
+            let (_, mut tx, channel) = find(tenant, name).await?;
+            channels::delete_channel(&mut tx, channel.id).await?;
+            tx.commit().await.context("committing the removal")?;
+            println!("removed `{}`", channel.name);
         }
     }
     Ok(())

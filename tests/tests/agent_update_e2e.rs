@@ -209,6 +209,11 @@ async fn an_update_installs_the_new_agent_keeps_the_old_one_and_downgrades_only_
     assert!(rig.releases_left().is_empty(), "{:?}", rig.releases_left());
     // The same process throughout (exec): the supervisor never had to restart it.
     assert_eq!(rig.agent().starts(), 1, "{}", rig.agent().output());
+    // Its log is a file, not a terminal: no colour codes (what journald gets).
+    assert!(
+        !rig.agent().output().contains('\u{1b}'),
+        "ANSI escapes in a log file"
+    );
 
     // Back to the crate's version: refused by the controller as a downgrade, unless allowed.
     rig.add_release(AGENT, unity_agent::VERSION);

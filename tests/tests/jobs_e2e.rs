@@ -781,5 +781,9 @@ async fn a_job_reaches_an_agent_held_by_another_controller_process() {
     }
     assert_eq!(last["state"], "succeeded", "{last}");
     assert_eq!(last["receipt"]["status"], "verified");
+    // The controller's log is a file, not a terminal: no colour codes (what journald gets).
+    let log = std::fs::read_to_string(dir.path().join("a.log")).unwrap();
+    assert!(log.contains("controller started"), "{log}");
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in a log file");
     task.stop().await;
 }

@@ -384,6 +384,54 @@ async fn each_service_gets_the_request_its_api_documents() {
     for secret in ["tk_secret", "AppT0ken", "webhooktoken", "XXXX", "AAHdqTcv"] {
         assert!(!listed.to_string().contains(secret), "{secret} in {listed}");
     }
+    // The same through the command line.
+    let cli = |args: &[&str]| {
+        unity_e2e::process::run_to_end(
+            env!("CARGO_BIN_EXE_e2e-controller"),
+            args,
+            &[
+                ("DATABASE_URL", h.database_url.clone()),
+                (
+                    "UNITY_DATA_DIR",
+                    h.dir.path().join("controller").display().to_string(),
+                ),
+            ],
+        )
+    };
+    let added: Value = serde_json::from_str(&cli(&[
+        "channel",
+        "add",
+        "--tenant",
+        "homelab",
+        "--name",
+        "cli",
+        &format!("{base}/cli"),
+    ]))
+    .unwrap();
+    assert_eq!(added["scheme"], "webhook");
+    assert_eq!(added["secret"].as_str().unwrap().len(), 64);
+    assert!(cli(&["channel", "test", "--tenant", "homelab", "cli"]).contains("queued"));
+    let got = rx.wait_delivered(urls.len() + 1, WAIT).await;
+    let from_cli = got
+        .iter()
+        .find(|r| r.uri == "/cli")
+        .expect("the CLI's test message");
+    assert_eq!(from_cli.json()["reason"], "test");
+    // Sealed by the CLI, opened by the running controller: they share notify.key.
+    assert_eq!(
+        from_cli.header("x-unity-signature").unwrap(),
+        unity_controller::notify::message::webhook_signature(
+            added["secret"].as_str().unwrap().as_bytes(),
+            from_cli
+                .header("x-unity-timestamp")
+                .unwrap()
+                .parse()
+                .unwrap(),
+            &from_cli.body
+        )
+    );
+    assert!(cli(&["channel", "list", "--tenant", "homelab"]).contains("\"cli\""));
+    assert!(cli(&["channel", "remove", "--tenant", "homelab", "cli"]).contains("removed"));
     // A channel URL that cannot work is refused with the reason.
     let (status, body) = h
         .post(

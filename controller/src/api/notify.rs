@@ -13,42 +13,10 @@ use uuid::Uuid;
 use super::storage::query;
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
-use crate::notify::{channel, seal_context};
+use crate::notify::create::{self, ChannelRequest, CreatedChannel};
 use crate::store::notify::{
-    self as store, Channel, ChannelError, NewChannel, Notification, NotificationFilter, QuietHours,
+    self as store, Channel, ChannelError, Notification, NotificationFilter,
 };
-
-/// `POST /api/v1/channels` body.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelRequest {
-    /// Lower-case letters, digits, `-`, `_`; unique in the tenant.
-    pub name: String,
-    /// Where to deliver (docs/notifications.md): `https://…` (signed JSON webhook),
-    /// `ntfy://[:token@]host/topic`, `gotify://host/APP_TOKEN`, `discord://TOKEN@WEBHOOK_ID`,
-    /// `slack://T…/B…/SECRET`, `telegram://BOT_TOKEN@telegram?chats=CHAT_ID`,
-    /// `smtp://[user:password@]host[:port]/?from=…&to=…[&tls=starttls|tls|none]`, `smtps://…`.
-    pub url: String,
-    /// Least severity routed here: `info`, `warning` (default) or `critical`.
-    pub min_severity: Option<String>,
-    /// Only these alert kinds (default: all).
-    #[serde(default)]
-    pub kinds: Vec<String>,
-    /// Send the recovery of an alert this channel was told about (default true).
-    pub send_recoveries: Option<bool>,
-    pub quiet_hours: Option<QuietHours>,
-    /// Remind of an alert still open after this many seconds, and every as many (≥ 60).
-    pub remind_after_secs: Option<i32>,
-}
-
-/// The answer to a creation: the channel, and for a webhook its HMAC secret — shown now and
-/// never again.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct CreatedChannel {
-    #[serde(flatten)]
-    pub channel: Channel,
-    pub secret: Option<String>,
-}
 
 impl From<ChannelError> for ApiError {
     fn from(error: ChannelError) -> Self {
@@ -56,20 +24,12 @@ impl From<ChannelError> for ApiError {
             ChannelError::NameTaken(_) => ApiError::Conflict(error.to_string()),
             ChannelError::Invalid(detail) => ApiError::BadRequest(detail),
             ChannelError::Store(e) => ApiError::Store(e),
+            ChannelError::Internal(detail) => {
+                tracing::error!(%detail, "could not seal a channel");
+                ApiError::Internal
+            }
         }
     }
-}
-
-const SEVERITIES: &[&str] = &["info", "warning", "critical"];
-
-fn valid_time(text: &str) -> bool {
-    let Some((h, m)) = text.split_once(':') else {
-        return false;
-    };
-    h.len() == 2
-        && m.len() == 2
-        && h.parse::<u8>().is_ok_and(|h| h < 24)
-        && m.parse::<u8>().is_ok_and(|m| m < 60)
 }
 
 /// Add a notification channel.
@@ -91,97 +51,10 @@ pub async fn create_channel(
 ) -> Result<(StatusCode, Json<CreatedChannel>), ApiError> {
     auth.require(Scope::Admin)?;
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
-    let target = channel::parse(&request.url).map_err(ApiError::BadRequest)?;
-    let min_severity = request.min_severity.as_deref().unwrap_or("warning");
-    if !SEVERITIES.contains(&min_severity) {
-        return Err(ApiError::BadRequest(format!(
-            "min_severity `{min_severity}` is not one of info, warning, critical"
-        )));
-    }
-    if request.kinds.len() > 64 || request.kinds.iter().any(|k| k.is_empty() || k.len() > 64) {
-        return Err(ApiError::BadRequest(
-            "kinds: at most 64 alert kinds of 1-64 characters".into(),
-        ));
-    }
-    if request.remind_after_secs.is_some_and(|s| s < 60) {
-        return Err(ApiError::BadRequest(
-            "remind_after_secs must be at least 60".into(),
-        ));
-    }
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    if let Some(quiet) = &request.quiet_hours {
-        if !valid_time(&quiet.start) || !valid_time(&quiet.end) || quiet.start == quiet.end {
-            return Err(ApiError::BadRequest(
-                "quiet_hours start and end are two different HH:MM times".into(),
-            ));
-        }
-        if !store::valid_timezone(&mut tx, &quiet.timezone).await? {
-            return Err(ApiError::BadRequest(format!(
-                "quiet_hours timezone `{}` is not a time zone (e.g. Europe/Berlin, UTC)",
-                quiet.timezone
-            )));
-        }
-    }
-    let id = Uuid::new_v4();
-    let context = seal_context(auth.tenant_id, id);
-    let sealed = state
-        .sealer
-        .seal(request.url.trim().as_bytes(), &context)
-        .map_err(|_| ApiError::Internal)?;
-    let secret = match target {
-        channel::Target::Webhook { .. } => {
-            Some(state.sealer.new_secret().map_err(|_| ApiError::Internal)?)
-        }
-        _ => None,
-    };
-    let secret_sealed = match &secret {
-        Some(secret) => Some(
-            state
-                .sealer
-                .seal(secret.as_bytes(), &context)
-                .map_err(|_| ApiError::Internal)?,
-        ),
-        None => None,
-    };
-    let redacted = target.redacted();
-    let channel = store::insert_channel(
-        &mut tx,
-        &NewChannel {
-            id,
-            tenant_id: auth.tenant_id,
-            name: &request.name,
-            scheme: target.scheme(),
-            target_sealed: &sealed,
-            target_redacted: &redacted,
-            secret_sealed: secret_sealed.as_deref(),
-            min_severity,
-            kinds: &request.kinds,
-            send_recoveries: request.send_recoveries.unwrap_or(true),
-            quiet_hours: request.quiet_hours.as_ref(),
-            remind_after_secs: request.remind_after_secs,
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        // The table's name rule.
-        ChannelError::Store(crate::store::StoreError::Query { source, .. })
-            if source
-                .as_database_error()
-                .is_some_and(|d| d.is_check_violation()) =>
-        {
-            ApiError::BadRequest(
-                "name: lower-case letters, digits, - and _, at most 63 characters".into(),
-            )
-        }
-        other => other.into(),
-    })?;
+    let created = create::create_channel(&mut tx, &state.sealer, auth.tenant_id, &request).await?;
     commit(tx, "adding a notification channel").await?;
-    tracing::info!(tenant_id = %auth.tenant_id, channel = %channel.name, scheme = %channel.scheme,
-        "notification channel added");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedChannel { channel, secret }),
-    ))
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// The tenant's notification channels (never their URLs).

@@ -1,6 +1,7 @@
 //! Notifications: every alert reaches a person (docs/notifications.md).
 //!
 //! * [`channel`] — channel URLs (`ntfy://host/topic`, `smtp://…`, …), parsed and redacted.
+//! * [`create`] — adding a channel (API and CLI): checks, sealing, the row.
 //! * [`message`] — what a notification says and the exact request each service gets (pure).
 //! * [`send`] — carries a request out (reqwest, lettre); classifies failures.
 //! * [`secret`] — channel URLs and webhook secrets sealed at rest.
@@ -12,6 +13,7 @@
 //! without its notifications, whichever code path raised it.
 
 pub mod channel;
+pub mod create;
 pub mod message;
 pub mod secret;
 pub mod send;

@@ -130,6 +130,8 @@ pub enum ChannelError {
     NameTaken(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("cannot seal the channel: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
