@@ -153,6 +153,13 @@ pub async fn start(
         store.clone(),
         options.silent_after,
     )));
+    tasks.push(tokio::spawn(crate::expiry::sweep_forever(
+        store.clone(),
+        options.host_cert_validity,
+        unity_pki::rotation::Validity::of_der(ca.certificate_der())
+            .ok()
+            .map(|v| v.not_after),
+    )));
     tasks.push(tokio::spawn(crate::rollouts::run_forever(
         store.clone(),
         job_keys.clone(),

@@ -17,6 +17,7 @@ pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod expiry;
 pub mod ingest;
 pub mod jobs;
 pub mod link;

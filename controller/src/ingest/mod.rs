@@ -4,6 +4,7 @@
 //! * [`inventory`] — container engines, containers, images, databases and their alerts.
 //! * [`rules`], [`inventory_rules`] — when a change raises an alert (pure).
 
+pub mod agent_version;
 pub mod inventory;
 pub mod inventory_rules;
 pub mod limits;
@@ -144,7 +145,23 @@ pub async fn apply_with(
     }
     let applied = match &report.body {
         ReportBody::HostFacts(facts) => {
-            store::hosts::store_facts(&mut tx, identity.host_id, facts, collected_at).await?
+            let stored =
+                store::hosts::store_facts(&mut tx, identity.host_id, facts, collected_at).await?;
+            if stored {
+                let scope = store::storage::HostScope {
+                    tenant_id: identity.tenant_id,
+                    host_id: identity.host_id,
+                };
+                agent_version::apply(
+                    &mut tx,
+                    scope,
+                    &facts.hostname,
+                    &facts.agent_version,
+                    collected_at,
+                )
+                .await?;
+            }
+            stored
         }
         ReportBody::Storage(storage_report) => {
             let scope = store::storage::HostScope {

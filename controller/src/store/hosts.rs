@@ -344,3 +344,73 @@ pub async fn revoke_host(tx: &mut TenantTx, host_id: Uuid) -> Result<bool, Store
             .rows_affected();
     Ok(updated == 1)
 }
+
+/// A host whose certificate is (or no longer is) about to lapse.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LapsingCertificate {
+    pub id: Uuid,
+    pub hostname: String,
+    pub cert_not_after: OffsetDateTime,
+}
+
+/// Active hosts whose certificate ends before `threshold` and that were not alerted for it
+/// yet; marks them alerted.
+pub async fn mark_lapsing_certificates(
+    tx: &mut TenantTx,
+    threshold: OffsetDateTime,
+) -> Result<Vec<LapsingCertificate>, StoreError> {
+    sqlx::query_as(
+        "UPDATE hosts SET cert_expiry_alerted = true \
+         WHERE revoked_at IS NULL AND NOT cert_expiry_alerted AND cert_not_after < $1 \
+         RETURNING id, hostname, cert_not_after",
+    )
+    .bind(threshold)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("finding lapsing certificates"))
+}
+
+/// Hosts alerted for a lapsing certificate that have a good one again (renewed); clears the
+/// mark.
+pub async fn clear_renewed_certificates(
+    tx: &mut TenantTx,
+    threshold: OffsetDateTime,
+) -> Result<Vec<LapsingCertificate>, StoreError> {
+    sqlx::query_as(
+        "UPDATE hosts SET cert_expiry_alerted = false \
+         WHERE cert_expiry_alerted AND (cert_not_after >= $1 OR revoked_at IS NOT NULL) \
+         RETURNING id, hostname, cert_not_after",
+    )
+    .bind(threshold)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("finding renewed certificates"))
+}
+
+/// The agent version a host was last alerted as outdated for, if any.
+pub async fn outdated_version(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+) -> Result<Option<String>, StoreError> {
+    let version: Option<Option<String>> =
+        sqlx::query_scalar("SELECT outdated_version FROM hosts WHERE id = $1")
+            .bind(host_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(query_error("reading a host's outdated version"))?;
+    Ok(version.flatten())
+}
+
+pub async fn set_outdated_version(
+    tx: &mut TenantTx,
+    host_id: Uuid,
+    version: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE hosts SET outdated_version = $2 WHERE id = $1")
+        .bind(host_id)
+        .bind(version)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_error("recording a host's outdated version"))?;
+    Ok(())
+}

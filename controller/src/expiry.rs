@@ -1,0 +1,141 @@
+//! Certificates that will lapse. An agent renews its host certificate over its session at two
+//! thirds of its life; a host that has not done so with a quarter of the life left (offline
+//! for weeks, a broken clock, renewals refused) will be locked out when it expires —
+//! `certificate_expiring` says so while there is time to bring the host back, and an `info`
+//! alert follows once a renewal landed. The controller's own CA is checked too: alerts belong
+//! to a host, and the CA is no host's, so its last 90 days are an error in the log once a day
+//! (docs/alerts.md).
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::error_chain;
+use crate::store::storage::HostScope;
+use crate::store::storage::alerts::{self, NewAlert, ObjectKind, Severity};
+use crate::store::{Store, StoreError, hosts, policies};
+
+/// How long before a host certificate's end its missed renewal is alerted: a quarter of its
+/// lifetime (renewal is due at a third left).
+pub fn alert_margin(validity: Duration) -> Duration {
+    validity / 4
+}
+
+/// How long before the CA's end the log says so.
+const CA_WARNING: time::Duration = time::Duration::days(90);
+
+pub async fn sweep_forever(store: Store, validity: Duration, ca_not_after: Option<OffsetDateTime>) {
+    let every = (validity / 16).clamp(Duration::from_millis(200), Duration::from_secs(60));
+    let mut ca_logged: Option<OffsetDateTime> = None;
+    loop {
+        tokio::time::sleep(every).await;
+        let now = OffsetDateTime::now_utc();
+        if let Some(end) = ca_not_after
+            && end - now < CA_WARNING
+            && ca_logged.is_none_or(|at| now - at >= time::Duration::days(1))
+        {
+            ca_logged = Some(now);
+            tracing::error!(ca_not_after = %end, days_left = (end - now).whole_days(),
+                "the controller's CA expires soon: every host certificate ends with it; plan \
+                 a new CA and re-enroll the hosts (docs/operations.md)");
+        }
+        if let Err(error) = sweep(&store, validity, OffsetDateTime::now_utc()).await {
+            tracing::warn!(error = %error_chain(&error),
+                "certificate expiry sweep failed; next round retries");
+        }
+    }
+}
+
+pub async fn sweep(
+    store: &Store,
+    validity: Duration,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let threshold = now + alert_margin(validity);
+    for tenant_id in policies::tenant_ids(store).await? {
+        let mut tx = store.tenant_tx(tenant_id).await?;
+        for host in hosts::mark_lapsing_certificates(&mut tx, threshold).await? {
+            let left = host.cert_not_after - now;
+            let message = if left.is_negative() {
+                format!(
+                    "the host certificate of {} expired at {}: the host can no longer connect; \
+                     re-enroll it",
+                    host.hostname, host.cert_not_after
+                )
+            } else {
+                format!(
+                    "the host certificate of {} expires at {} ({} hours left) and was not renewed \
+                     (a connected agent renews at two thirds of its life): bring the host online \
+                     before then or re-enroll it",
+                    host.hostname,
+                    host.cert_not_after,
+                    left.whole_hours()
+                )
+            };
+            tracing::warn!(%tenant_id, host_id = %host.id, not_after = %host.cert_not_after,
+                "host certificate will lapse");
+            let alert = NewAlert {
+                object_kind: ObjectKind::Host,
+                object_id: Some(host.id),
+                object_name: host.hostname.clone(),
+                kind: "certificate_expiring",
+                previous: Some("valid".into()),
+                current: "expiring".into(),
+                severity: Severity::Warning,
+                message,
+            };
+            alerts::insert(
+                &mut tx,
+                HostScope {
+                    tenant_id,
+                    host_id: host.id,
+                },
+                &alert,
+                now,
+            )
+            .await?;
+        }
+        for host in hosts::clear_renewed_certificates(&mut tx, threshold).await? {
+            let alert = NewAlert {
+                object_kind: ObjectKind::Host,
+                object_id: Some(host.id),
+                object_name: host.hostname.clone(),
+                kind: "certificate_expiring",
+                previous: Some("expiring".into()),
+                current: "valid".into(),
+                severity: Severity::Info,
+                message: format!(
+                    "the host certificate of {} was renewed (valid until {})",
+                    host.hostname, host.cert_not_after
+                ),
+            };
+            alerts::insert(
+                &mut tx,
+                HostScope {
+                    tenant_id,
+                    host_id: host.id,
+                },
+                &alert,
+                now,
+            )
+            .await?;
+        }
+        tx.commit()
+            .await
+            .map_err(crate::store::query_error("committing certificate alerts"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alert_comes_once_renewal_is_well_overdue() {
+        assert_eq!(
+            alert_margin(Duration::from_secs(30 * 24 * 3600)),
+            Duration::from_secs(30 * 24 * 3600 / 4)
+        );
+    }
+}
