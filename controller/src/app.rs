@@ -174,6 +174,7 @@ pub async fn start(
         store,
         job_keys,
         sealer,
+        dispatcher: dispatcher.clone(),
     });
     tasks.push(tokio::spawn(async move {
         api::serve::serve(listener, app, http_limits, shutdown_rx).await;

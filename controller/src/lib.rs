@@ -21,6 +21,7 @@ pub mod expiry;
 pub mod ingest;
 pub mod jobs;
 pub mod link;
+pub mod metrics;
 pub mod notify;
 pub mod presence;
 mod restore;

@@ -287,7 +287,20 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         );
         assert_ne!(body, serde_json::json!([]), "owner sees data at {path}");
         let (status, body) = request(&app, method, &path, Some(&token_b), post_body(route)).await;
-        if creates_own(method, route) {
+        if *route == "/api/v1/metrics" {
+            // Text, not JSON: the owner's fleet is in it, none of it in tenant B's.
+            let (_, mine) = get(&app, route, Some(&token_a)).await;
+            assert!(
+                mine.as_str().unwrap().contains(&host_a.to_string()),
+                "{mine}"
+            );
+            assert_eq!(status, StatusCode::OK);
+            let theirs = body.as_str().unwrap();
+            assert!(
+                !theirs.contains(&host_a.to_string()) && !theirs.contains("nas-a"),
+                "{path} leaks to another tenant: {theirs}"
+            );
+        } else if creates_own(method, route) {
             assert_eq!(status, StatusCode::CREATED, "{path}: {body}");
             let (_, listed) = get(&app, "/api/v1/channels", Some(&token_a)).await;
             assert!(

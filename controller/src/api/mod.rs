@@ -7,6 +7,7 @@ mod error;
 mod hosts;
 mod inventory;
 mod jobs;
+mod metrics;
 mod notify;
 mod openapi;
 mod packages;
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub job_keys: crate::jobs::JobKeys,
     /// Seals notification channels' URLs and secrets.
     pub sealer: std::sync::Arc<crate::notify::Sealer>,
+    /// The sessions this replica holds (for `/metrics`).
+    pub dispatcher: std::sync::Arc<crate::jobs::Dispatcher>,
 }
 
 /// Every route of the API. Tests walk [`TENANT_ROUTES`] to prove isolation on each.
@@ -43,6 +46,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics::controller_metrics))
+        .route("/api/v1/metrics", get(metrics::fleet_metrics))
         .route("/api/v1/hosts", get(hosts::list_hosts))
         .route("/api/v1/hosts/{id}", get(hosts::get_host))
         .route("/api/v1/hosts/{id}/storage", get(storage::host_storage))
@@ -170,6 +175,7 @@ async fn json_errors(response: axum::response::Response) -> axum::response::Resp
 /// route's kind. The isolation test requests each one with another tenant's ids and expects
 /// 404 (or an empty list); a new route missing here fails `every_routed_path_is_classified`.
 pub const TENANT_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/metrics"),
     ("GET", "/api/v1/hosts"),
     ("GET", "/api/v1/hosts/{id}"),
     ("GET", "/api/v1/hosts/{id}/packages"),
@@ -222,7 +228,7 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
 /// alike (the agent-release catalogue): no tenant's data.
 pub const SHARED_ROUTES: &[(&str, &str)] = &[("GET", "/api/v1/agent-releases")];
 /// Routes that need no token.
-pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/api/v1/openapi.json"];
+pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/api/v1/openapi.json", "/metrics"];
 
 /// Commits a handler's transaction; a failure is a store error naming `action`.
 async fn commit(tx: crate::store::TenantTx, action: &'static str) -> Result<(), ApiError> {

@@ -14,6 +14,8 @@ use utoipa::{Modify, OpenApi};
         super::storage::host_storage,
         super::packages::host_packages,
         super::packages::agent_releases,
+        super::metrics::controller_metrics,
+        super::metrics::fleet_metrics,
         super::notify::create_channel,
         super::notify::list_channels,
         super::notify::get_channel,

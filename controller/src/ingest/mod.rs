@@ -100,8 +100,55 @@ impl Default for IngestSettings {
     }
 }
 
-/// [`apply`] with configured rules.
+/// The kind of a report body, as metrics label it.
+pub fn kind_name(body: &ReportBody) -> &'static str {
+    match body {
+        ReportBody::HostFacts(_) => "host_facts",
+        ReportBody::Storage(_) => "storage",
+        ReportBody::Containers(_) => "containers",
+        ReportBody::Databases(_) => "databases",
+        ReportBody::JobEvent(_) => "job_event",
+        ReportBody::JobResult(_) => "job_result",
+        ReportBody::AgentStatus(_) => "agent_status",
+        ReportBody::Packages(_) => "packages",
+        ReportBody::Labels(_) => "labels",
+    }
+}
+
+/// [`apply`] with configured rules; counted and timed (`crate::metrics`).
 pub async fn apply_with(
+    store: &Store,
+    peer: &Peer,
+    report: &Report,
+    settings: &IngestSettings,
+) -> Result<ReportReply, IngestError> {
+    let started = std::time::Instant::now();
+    let result = apply_counted(store, peer, report, settings).await;
+    if let Some(m) = crate::metrics::get() {
+        let kind = kind_name(&report.body);
+        m.ingest_seconds
+            .with_label_values(&[kind])
+            .observe(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(ReportReply::Ack { .. }) => m.reports.with_label_values(&[kind]).inc(),
+            Ok(ReportReply::Rejected { .. }) => m
+                .report_failures
+                .with_label_values(&[kind, "rejected"])
+                .inc(),
+            Err(IngestError::Store(_)) => m
+                .report_failures
+                .with_label_values(&[kind, "store_error"])
+                .inc(),
+            Err(IngestError::HostGone) => m
+                .report_failures
+                .with_label_values(&[kind, "host_gone"])
+                .inc(),
+        }
+    }
+    result
+}
+
+async fn apply_counted(
     store: &Store,
     peer: &Peer,
     report: &Report,

@@ -199,6 +199,17 @@ async fn attempt(
             Ok((target, secret))
         });
     let reason = Reason::parse(&c.reason).unwrap_or(Reason::Alert);
+    let scheme = prepared
+        .as_ref()
+        .map(|(target, _)| target.scheme())
+        .unwrap_or("unknown");
+    let count = |outcome: &str| {
+        if let Some(m) = crate::metrics::get() {
+            m.notification_attempts
+                .with_label_values(&[scheme, outcome])
+                .inc();
+        }
+    };
     let result = match prepared {
         Ok((target, secret)) => {
             let delivery = render(
@@ -213,6 +224,7 @@ async fn attempt(
     };
     match result {
         Ok(()) => {
+            count("delivered");
             tracing::info!(notification = %c.id, tenant_id = %c.tenant_id, channel = %c.channel,
                 reason = %c.reason, attempts = c.attempts, "notification delivered");
             store::delivered(pool, c.id).await
@@ -225,6 +237,7 @@ async fn attempt(
                 }
                 _ => None,
             };
+            count(if retry_at.is_some() { "retry" } else { "dead" });
             match retry_at {
                 Some(at) => tracing::warn!(notification = %c.id, tenant_id = %c.tenant_id,
                     channel = %c.channel, attempts, %error, retry_at = %at,

@@ -23,6 +23,7 @@ pub fn app(store: Store) -> (axum::Router, tempfile::TempDir) {
         std::sync::Arc::new(unity_controller::notify::Sealer::load_or_create(dir.path()).unwrap());
     (
         unity_controller::api::router(unity_controller::api::ApiState {
+            dispatcher: unity_controller::jobs::Dispatcher::new(store.clone()),
             store,
             job_keys,
             sealer,
@@ -89,7 +90,10 @@ pub async fn request(
         .unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    // Not JSON (the metrics routes' text, an empty 204): the text as a JSON string.
+    let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+    });
     (status, json)
 }
 
