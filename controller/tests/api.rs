@@ -357,6 +357,9 @@ async fn public_routes_answer_without_a_token() {
     let (status, health) = get(&app, "/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(health["status"], "ok");
+    let (status, ready) = get(&app, "/readyz", None).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    assert_eq!(ready["status"], "ready");
     let (status, doc) = get(&app, "/api/v1/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(

@@ -45,6 +45,7 @@ pub struct ApiState {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::controller_metrics))
         .route("/api/v1/metrics", get(metrics::fleet_metrics))
@@ -228,7 +229,7 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
 /// alike (the agent-release catalogue): no tenant's data.
 pub const SHARED_ROUTES: &[(&str, &str)] = &[("GET", "/api/v1/agent-releases")];
 /// Routes that need no token.
-pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/api/v1/openapi.json", "/metrics"];
+pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz", "/api/v1/openapi.json", "/metrics"];
 
 /// Commits a handler's transaction; a failure is a store error naming `action`.
 async fn commit(tx: crate::store::TenantTx, action: &'static str) -> Result<(), ApiError> {
@@ -276,5 +277,43 @@ async fn healthz(State(state): State<ApiState>) -> axum::response::Response {
             )
                 .into_response()
         }
+    }
+}
+
+/// Readiness (for a load balancer or a Kubernetes probe): the database answers and carries
+/// the schema this build runs on. `/healthz` is liveness: the process and its database.
+#[utoipa::path(get, path = "/readyz", tag = "meta",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+async fn readyz(State(state): State<ApiState>) -> axum::response::Response {
+    let unavailable = |message: String| {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(ErrorBody {
+                code: "unavailable",
+                message,
+            }),
+        )
+            .into_response()
+    };
+    let schema = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        state.store.schema_version(),
+    )
+    .await;
+    match schema {
+        Ok(Ok(version)) if version == crate::store::newest_known_schema() => Json(Health {
+            status: "ready",
+            version: crate::VERSION,
+        })
+        .into_response(),
+        Ok(Ok(version)) => unavailable(format!(
+            "the database schema is at {version}, this controller runs on {}",
+            crate::store::newest_known_schema()
+        )),
+        Ok(Err(error)) => {
+            tracing::warn!(error = %crate::error_chain(&error), "readiness: database unreachable");
+            unavailable("the database cannot be reached; retry later".into())
+        }
+        Err(_) => unavailable("no answer from the database within 3 s".into()),
     }
 }

@@ -9,6 +9,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Unity Fleet controller API", description = "Hosts, disks, pools, arrays, containers, images, databases and package updates of one tenant, and the signed jobs that act on them. Authenticate with `Authorization: Bearer <tenant API token>`."),
     paths(
         super::healthz,
+        super::readyz,
         super::hosts::list_hosts,
         super::hosts::get_host,
         super::storage::host_storage,
