@@ -74,57 +74,48 @@ pub async fn sweep(
             };
             tracing::warn!(%tenant_id, host_id = %host.id, not_after = %host.cert_not_after,
                 "host certificate will lapse");
-            let alert = NewAlert {
-                object_kind: ObjectKind::Host,
-                object_id: Some(host.id),
-                object_name: host.hostname.clone(),
-                kind: "certificate_expiring",
-                previous: Some("valid".into()),
-                current: "expiring".into(),
-                severity: Severity::Warning,
-                message,
+            let alert = certificate_alert(&host, ("valid", "expiring"), Severity::Warning, message);
+            let scope = HostScope {
+                tenant_id,
+                host_id: host.id,
             };
-            alerts::insert(
-                &mut tx,
-                HostScope {
-                    tenant_id,
-                    host_id: host.id,
-                },
-                &alert,
-                now,
-            )
-            .await?;
+            alerts::insert(&mut tx, scope, &alert, now).await?;
         }
         for host in hosts::clear_renewed_certificates(&mut tx, threshold).await? {
-            let alert = NewAlert {
-                object_kind: ObjectKind::Host,
-                object_id: Some(host.id),
-                object_name: host.hostname.clone(),
-                kind: "certificate_expiring",
-                previous: Some("expiring".into()),
-                current: "valid".into(),
-                severity: Severity::Info,
-                message: format!(
-                    "the host certificate of {} was renewed (valid until {})",
-                    host.hostname, host.cert_not_after
-                ),
+            let message = format!(
+                "the host certificate of {} was renewed (valid until {})",
+                host.hostname, host.cert_not_after
+            );
+            let alert = certificate_alert(&host, ("expiring", "valid"), Severity::Info, message);
+            let scope = HostScope {
+                tenant_id,
+                host_id: host.id,
             };
-            alerts::insert(
-                &mut tx,
-                HostScope {
-                    tenant_id,
-                    host_id: host.id,
-                },
-                &alert,
-                now,
-            )
-            .await?;
+            alerts::insert(&mut tx, scope, &alert, now).await?;
         }
         tx.commit()
             .await
             .map_err(crate::store::query_error("committing certificate alerts"))?;
     }
     Ok(())
+}
+
+fn certificate_alert(
+    host: &hosts::LapsingCertificate,
+    (previous, current): (&str, &str),
+    severity: Severity,
+    message: String,
+) -> NewAlert {
+    NewAlert {
+        object_kind: ObjectKind::Host,
+        object_id: Some(host.id),
+        object_name: host.hostname.clone(),
+        kind: "certificate_expiring",
+        previous: Some(previous.into()),
+        current: current.into(),
+        severity,
+        message,
+    }
 }
 
 #[cfg(test)]

@@ -62,6 +62,20 @@ async fn channel(h: &Harness, admin: &str, body: Value) -> Value {
     created
 }
 
+/// The newest notification of `channel` (its API answer), `Null` when there is none.
+async fn latest_of(h: &Harness, admin: &str, channel: &Value) -> Value {
+    let (_, list) = h
+        .api(
+            &format!(
+                "/api/v1/notifications?channel_id={}",
+                channel["id"].as_str().unwrap()
+            ),
+            admin,
+        )
+        .await;
+    list[0].clone()
+}
+
 fn smtp_or_fail(smtp: Option<SmtpReceiver>) -> Option<SmtpReceiver> {
     if smtp.is_none() {
         assert!(
@@ -214,16 +228,7 @@ async fn failing_hanging_and_refusing_receivers_are_retried_timed_out_or_dead_le
     // The refusal is final: dead after one attempt, with the service's answer.
     let mut dead = Value::Null;
     for _ in 0..200 {
-        let (_, list) = h
-            .api(
-                &format!(
-                    "/api/v1/notifications?channel_id={}",
-                    refusing_channel["id"].as_str().unwrap()
-                ),
-                &admin,
-            )
-            .await;
-        dead = list[0].clone();
+        dead = latest_of(&h, &admin, &refusing_channel).await;
         if dead["state"] == "dead" {
             break;
         }
@@ -277,17 +282,9 @@ async fn failing_hanging_and_refusing_receivers_are_retried_timed_out_or_dead_le
         .map(|r| r.header("x-unity-delivery").unwrap().to_owned())
         .collect();
     assert_eq!(ids.len(), 1, "{ids:?}");
-    let (_, list) = h
-        .api(
-            &format!(
-                "/api/v1/notifications?channel_id={}",
-                flaky_channel["id"].as_str().unwrap()
-            ),
-            &admin,
-        )
-        .await;
-    assert_eq!(list[0]["state"], "delivered", "{list}");
-    assert!(list[0]["attempts"].as_i64().unwrap() >= 5, "{list}");
+    let last = latest_of(&h, &admin, &flaky_channel).await;
+    assert_eq!(last["state"], "delivered", "{last}");
+    assert!(last["attempts"].as_i64().unwrap() >= 5, "{last}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,16 +491,7 @@ async fn quiet_hours_hold_all_but_critical_and_reminders_repeat_open_alerts() {
     // Held: due only after the quiet hours end (about 3 h from now).
     let mut held = Value::Null;
     for _ in 0..100 {
-        let (_, list) = h
-            .api(
-                &format!(
-                    "/api/v1/notifications?channel_id={}",
-                    quiet_channel["id"].as_str().unwrap()
-                ),
-                &admin,
-            )
-            .await;
-        held = list[0].clone();
+        held = latest_of(&h, &admin, &quiet_channel).await;
         let next = time::OffsetDateTime::parse(
             held["next_attempt_at"]
                 .as_str()

@@ -71,6 +71,15 @@ pub(super) async fn serve(
     }
 }
 
+/// A database failure answered to the agent (it retries), logged with what was attempted.
+fn internal_refusal(what: &'static str, error: &dyn std::error::Error) -> Refusal {
+    tracing::error!(error = %error_chain(error), "{what}");
+    Refusal {
+        reason: RefusalReason::Internal,
+        detail: "controller database error; try again".into(),
+    }
+}
+
 /// One chunk of a release, for a host with an `agent_update` job for it in progress (a
 /// session cannot download releases it was not told to install).
 async fn release_chunk(
@@ -78,13 +87,8 @@ async fn release_chunk(
     identity: HostIdentity,
     fetch: &FetchRelease,
 ) -> Result<ReleaseChunk, Refusal> {
-    let internal = |e: &dyn std::error::Error| {
-        tracing::error!(error = %error_chain(e), "could not read a release chunk");
-        Refusal {
-            reason: RefusalReason::Internal,
-            detail: "controller database error; try again".into(),
-        }
-    };
+    let internal =
+        |e: &dyn std::error::Error| internal_refusal("could not read a release chunk", e);
     let mut tx = ctx
         .store
         .tenant_tx(identity.tenant_id)
@@ -115,13 +119,7 @@ async fn release_chunk(
 
 /// Revokes the session's own host: it enrolled again under a new identity.
 async fn retire(ctx: &LinkContext, identity: HostIdentity) -> Result<(), Refusal> {
-    let internal = |e: &dyn std::error::Error| {
-        tracing::error!(error = %error_chain(e), "could not retire a host");
-        Refusal {
-            reason: RefusalReason::Internal,
-            detail: "controller database error; try again".into(),
-        }
-    };
+    let internal = |e: &dyn std::error::Error| internal_refusal("could not retire a host", e);
     let mut tx = ctx
         .store
         .tenant_tx(identity.tenant_id)
@@ -158,13 +156,8 @@ async fn renew_certificate(
             OffsetDateTime::now_utc(),
         )
         .map_err(|e| refuse(RefusalReason::BadRequest, error_chain(&e)))?;
-    let internal = |e: &dyn std::error::Error| {
-        tracing::error!(error = %error_chain(e), "could not record a renewed certificate");
-        refuse(
-            RefusalReason::Internal,
-            "controller database error; try again".into(),
-        )
-    };
+    let internal =
+        |e: &dyn std::error::Error| internal_refusal("could not record a renewed certificate", e);
     let mut tx = ctx
         .store
         .tenant_tx(identity.tenant_id)

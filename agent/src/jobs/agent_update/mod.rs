@@ -273,15 +273,7 @@ pub async fn recover(ctx: &mut JobContext, params: &AgentUpdateParams) -> Ending
         }
         Verdict::Promoted(trial) => {
             let _ = INSTALLED.set(trial.entry.clone());
-            let _ = std::fs::remove_file(&trial.release);
-            Ending::new(
-                JobEnd::Succeeded,
-                format!(
-                    "agent updated from {} to {}",
-                    trial.previous_version, trial.version
-                ),
-                detail(&trial),
-            )
+            updated(&trial, detail(&trial))
         }
         Verdict::OnTrial(trial) => on_trial(ctx, trial, detail).await,
     }
@@ -352,16 +344,22 @@ async fn on_trial(
     ) {
         tracing::warn!(error = %error_chain(&error), "could not journal the promotion");
     }
-    let _ = std::fs::remove_file(&trial.release);
     tracing::info!(from = %trial.previous_version, to = %trial.version,
         installed = %trial.entry.display(), "agent updated");
+    updated(&trial, detail(&trial))
+}
+
+/// The success of a promoted trial; the release's copy in the state directory goes (the
+/// running process keeps its inode).
+fn updated(trial: &Trial, detail: serde_json::Value) -> Ending {
+    let _ = std::fs::remove_file(&trial.release);
     Ending::new(
         JobEnd::Succeeded,
         format!(
             "agent updated from {} to {}",
             trial.previous_version, trial.version
         ),
-        detail(&trial),
+        detail,
     )
 }
 
