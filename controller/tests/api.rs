@@ -456,6 +456,31 @@ async fn every_error_is_the_json_shape_without_echoing_the_input() {
             Some(serde_json::json!({ "kind": long })),
             StatusCode::FORBIDDEN,
         ),
+        // Unknown query parameters: a typo in a filter is an error, not "everything".
+        (
+            "GET",
+            format!("/api/v1/jobs?stat={long}"),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            format!("/api/v1/disks?helth={long}"),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            format!("/api/v1/hosts?limit={long}"),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/api/v1/channels?x=1".to_owned(),
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     for (method, path, body, expected) in cases {
         let (status, json) = request(&app, method, &path, Some(&token), body).await;

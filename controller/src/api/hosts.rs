@@ -18,6 +18,7 @@ use crate::store::{HostDetail, HostSummary, hosts};
 pub async fn list_hosts(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    _: super::NoQuery,
 ) -> Result<Json<Vec<HostSummary>>, ApiError> {
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     let hosts = hosts::list_hosts(&mut tx).await?;

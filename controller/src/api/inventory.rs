@@ -39,6 +39,7 @@ pub const UPDATE_STATES: &[&str] = &["up_to_date", "update_available", "unknown"
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ContainerQuery {
     /// Only containers of this host (uuid).
     host_id: Option<String>,
@@ -53,6 +54,7 @@ pub struct ContainerQuery {
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ImageQuery {
     /// Only images of this host (uuid).
     host_id: Option<String>,
@@ -60,6 +62,7 @@ pub struct ImageQuery {
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseQuery {
     /// Only databases of this host (uuid).
     host_id: Option<String>,

@@ -19,6 +19,7 @@ use crate::store::jobs::{self as job_store, JobDetail, JobFilter, JobSummary};
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct JobQuery {
     /// Only jobs of this host (uuid).
     host_id: Option<String>,

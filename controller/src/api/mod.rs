@@ -127,6 +127,27 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// For routes that take no query parameters: any is a 400 (a typo in a filter must not be
+/// silently ignored and answer everything).
+#[derive(Debug, Clone, Copy)]
+pub struct NoQuery;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match parts.uri.query() {
+            Some(q) if !q.is_empty() => Err(ApiError::BadRequest(
+                "this route takes no query parameters".into(),
+            )),
+            _ => Ok(NoQuery),
+        }
+    }
+}
+
 /// Any route the API does not have: the same JSON error as everything else.
 async fn unknown_route() -> ApiError {
     ApiError::NotFound("route")

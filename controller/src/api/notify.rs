@@ -69,6 +69,7 @@ pub async fn create_channel(
 pub async fn list_channels(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    _: super::NoQuery,
 ) -> Result<Json<Vec<Channel>>, ApiError> {
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     Ok(Json(store::list_channels(&mut tx).await?))

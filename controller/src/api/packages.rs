@@ -46,6 +46,7 @@ pub async fn host_packages(
 pub async fn agent_releases(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    _: super::NoQuery,
 ) -> Result<Json<Vec<Release>>, ApiError> {
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     Ok(Json(releases::list(&mut *tx).await?))

@@ -255,6 +255,7 @@ fn parse_start(start: &str) -> Result<i32, ApiError> {
 pub async fn list_windows(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    _: super::NoQuery,
 ) -> Result<Json<Vec<Window>>, ApiError> {
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     Ok(Json(policies::list_windows(&mut tx).await?))

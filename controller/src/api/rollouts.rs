@@ -89,6 +89,7 @@ pub async fn create(
 pub async fn list(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    _: super::NoQuery,
 ) -> Result<Json<Vec<Rollout>>, ApiError> {
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     Ok(Json(rollouts::list(&mut tx, 100).await?))
@@ -438,6 +439,7 @@ pub async fn create_schedule(
 pub async fn list_schedules(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    _: super::NoQuery,
 ) -> Result<Json<Vec<crate::store::rollouts::Schedule>>, ApiError> {
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     Ok(Json(rollouts::list_schedules(&mut tx).await?))

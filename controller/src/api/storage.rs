@@ -28,6 +28,7 @@ const MAX_LIMIT: i64 = 1000;
 /// Raw query parameters of the storage routes.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct StorageQuery {
     /// Only objects of this host (uuid).
     host_id: Option<String>,
@@ -37,6 +38,7 @@ pub struct StorageQuery {
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// History rows to return, newest first (1-1000, default 200).
     limit: Option<String>,
@@ -44,6 +46,7 @@ pub struct HistoryQuery {
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AlertQuery {
     /// Only alerts of this host (uuid).
     host_id: Option<String>,
