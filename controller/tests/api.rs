@@ -357,6 +357,18 @@ async fn public_routes_answer_without_a_token() {
     let (status, health) = get(&app, "/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(health["status"], "ok");
+    // The API reference works without internet: the page loads only this origin's script.
+    let (status, page) = get(&app, "/api/docs", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = page.as_str().unwrap();
+    assert!(page.contains("spec-url=\"/api/v1/openapi.json\""), "{page}");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
+    let (status, script) = get(&app, "/api/docs/redoc.standalone.js", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(script.as_str().unwrap().len() > 1_000_000);
     let (status, ready) = get(&app, "/readyz", None).await;
     assert_eq!(status, StatusCode::OK, "{ready}");
     assert_eq!(ready["status"], "ready");

@@ -12,6 +12,7 @@ mod notify;
 mod openapi;
 mod packages;
 mod policies;
+mod reference;
 mod rollouts;
 pub mod serve;
 mod storage;
@@ -48,6 +49,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::controller_metrics))
+        .route("/api/docs", get(reference::page))
+        .route("/api/docs/redoc.standalone.js", get(reference::script))
         .route("/api/v1/metrics", get(metrics::fleet_metrics))
         .route("/api/v1/hosts", get(hosts::list_hosts))
         .route("/api/v1/hosts/{id}", get(hosts::get_host))
