@@ -175,6 +175,10 @@ pub async fn start(
         job_keys,
         sealer,
         dispatcher: dispatcher.clone(),
+        enrollment: api::EnrollmentInfo {
+            quic_port: quic_addr.port(),
+            ca_fingerprint: ca.fingerprint(),
+        },
     });
     tasks.push(tokio::spawn(async move {
         api::serve::serve(listener, app, http_limits, shutdown_rx).await;

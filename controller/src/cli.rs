@@ -567,9 +567,20 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
                 println!("expires at:  {expires_at}");
                 println!("fingerprint: {fingerprint}");
                 println!();
+                // The address agents use: the listen address when it names one, else this
+                // machine's name (check that hosts resolve it).
+                let host = if config.quic_listen.ip().is_unspecified() {
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .map(|h| h.trim().to_owned())
+                        .ok()
+                        .filter(|h| !h.is_empty())
+                        .unwrap_or_else(|| "<this-controller>".into())
+                } else {
+                    config.quic_listen.ip().to_string()
+                };
                 println!("On the host, run:");
                 println!(
-                    "  unity-agent enroll --controller <this-controller>:{} --token {token} --ca-fingerprint {fingerprint}",
+                    "  unity-agent enroll --controller {host}:{} --token {token} --ca-fingerprint {fingerprint}",
                     config.quic_listen.port()
                 );
             }

@@ -154,6 +154,11 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    // A second API token of tenant A, for the revocation route (not the one making the calls).
+    store
+        .create_scoped_api_token(a.id, "victim", Scope::Read)
+        .await
+        .unwrap();
     // A job of tenant A.
     let (status, job) = request(
         &app,
@@ -247,6 +252,18 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         ("/api/v1/channels/{id}/test", channel_id.clone()),
         ("/api/v1/notifications/{id}", notification_id.clone()),
         ("/api/v1/notifications/{id}/retry", notification_id.clone()),
+        ("/api/v1/tokens/{id}/revoke", {
+            let (_, tokens) = get(&app, "/api/v1/tokens", Some(&token_a)).await;
+            tokens
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == "victim")
+                .unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }),
     ]);
     // What each route that takes a body is sent: tenant B names tenant A's objects.
     let post_body = |route: &str| match route {
@@ -259,11 +276,21 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         "/api/v1/channels" => Some(serde_json::json!({
             "name": "mail", "url": "smtp://mail.example.net/?from=a@example.net&to=b@example.net"
         })),
+        "/api/v1/tokens" => Some(serde_json::json!({ "name": "ci", "scope": "read" })),
+        "/api/v1/enrollment-tokens" => Some(serde_json::json!({ "ttl_secs": 600 })),
         _ => None,
     };
     // Routes that make an object of the caller's own tenant and name none of another's: for
     // tenant B they succeed, in tenant B.
-    let creates_own = |method: &str, route: &str| method == "POST" && route == "/api/v1/channels";
+    let creates_own = |method: &str, route: &str| {
+        method == "POST"
+            && [
+                "/api/v1/channels",
+                "/api/v1/tokens",
+                "/api/v1/enrollment-tokens",
+            ]
+            .contains(&route)
+    };
 
     for (method, route) in TENANT_ROUTES {
         let path = if route.contains("{id}") {
@@ -287,7 +314,16 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         );
         assert_ne!(body, serde_json::json!([]), "owner sees data at {path}");
         let (status, body) = request(&app, method, &path, Some(&token_b), post_body(route)).await;
-        if *route == "/api/v1/metrics" {
+        if *route == "/api/v1/tokens" && *method == "GET" {
+            // Tenant B has tokens of its own (the one asking): none of A's.
+            let (_, mine) = get(&app, route, Some(&token_a)).await;
+            for token in mine.as_array().unwrap() {
+                assert!(
+                    !body.to_string().contains(token["id"].as_str().unwrap()),
+                    "{path} leaks to another tenant: {body}"
+                );
+            }
+        } else if *route == "/api/v1/metrics" {
             // Text, not JSON: the owner's fleet is in it, none of it in tenant B's.
             let (_, mine) = get(&app, route, Some(&token_a)).await;
             assert!(
@@ -302,11 +338,13 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
             );
         } else if creates_own(method, route) {
             assert_eq!(status, StatusCode::CREATED, "{path}: {body}");
-            let (_, listed) = get(&app, "/api/v1/channels", Some(&token_a)).await;
-            assert!(
-                !listed.to_string().contains(body["id"].as_str().unwrap()),
-                "tenant B's channel shows in tenant A: {listed}"
-            );
+            if *route == "/api/v1/channels" {
+                let (_, listed) = get(&app, "/api/v1/channels", Some(&token_a)).await;
+                assert!(
+                    !listed.to_string().contains(body["id"].as_str().unwrap()),
+                    "tenant B's channel shows in tenant A: {listed}"
+                );
+            }
         } else if route.contains("{id}") || *method != "GET" {
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
             assert_eq!(body["code"], "not_found");

@@ -107,3 +107,76 @@ async fn enrollment_leaves_no_debris_and_status_tells_the_state() {
     assert_eq!(active.len(), 1, "{hosts}");
     assert_ne!(active[0]["id"], first.as_str());
 }
+
+/// The admin API does what the CLI does: an enrollment token whose printed command enrolls a
+/// real agent as printed (the controller's address as the request reached it), API tokens
+/// created, listed and revoked (a revoked one is refused from then on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_enrolls_hosts_and_manages_tokens() {
+    let h = Harness::start().await;
+    let a = h.store.create_tenant("alpha").await.unwrap();
+    let admin = h
+        .store
+        .create_scoped_api_token(a.id, "admin", unity_e2e::Scope::Admin)
+        .await
+        .unwrap();
+    let (status, enrollment) = h
+        .post("/api/v1/enrollment-tokens", &admin, serde_json::json!({}))
+        .await;
+    assert_eq!(status, 201, "{enrollment}");
+    let command = enrollment["command"].as_str().unwrap();
+    assert_eq!(
+        enrollment["controller"],
+        format!("127.0.0.1:{}", h.controller().quic_addr.port())
+    );
+    // Run exactly the printed command (with a state directory of the test's).
+    let state = h.dir.path().join("api-enrolled");
+    let mut args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let state_arg = state.to_str().unwrap();
+    args.splice(0..0, ["--state-dir", state_arg]);
+    let (ok, out) = agent(&args);
+    assert!(ok, "{command}: {out}");
+    assert!(out.contains("enrolled: tenant"), "{out}");
+
+    let (status, created) = h
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            serde_json::json!({ "name": "grafana", "scope": "read" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+    let (status, _) = h.api("/api/v1/hosts", &token).await;
+    assert_eq!(status, 200);
+    let (_, tokens) = h.api("/api/v1/tokens", &admin).await;
+    let id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "grafana")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !tokens.to_string().contains(&token),
+        "never the token itself"
+    );
+    let (status, revoked) = h
+        .post(
+            &format!("/api/v1/tokens/{id}/revoke"),
+            &admin,
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert!(revoked["revoked_at"].is_string());
+    let (status, _) = h.api("/api/v1/hosts", &token).await;
+    assert_eq!(status, 401, "a revoked token is refused");
+    // A read token administers nothing.
+    let (status, _) = h
+        .post("/api/v1/tokens", &token, serde_json::json!({ "name": "x" }))
+        .await;
+    assert_eq!(status, 401);
+}

@@ -2,6 +2,7 @@
 //! document needs a tenant's bearer token and sees only that tenant's data — enforced by the
 //! database (see `store`), not only by these handlers.
 
+mod admin;
 mod auth;
 mod error;
 mod hosts;
@@ -40,6 +41,15 @@ pub struct ApiState {
     pub sealer: std::sync::Arc<crate::notify::Sealer>,
     /// The sessions this replica holds (for `/metrics`).
     pub dispatcher: std::sync::Arc<crate::jobs::Dispatcher>,
+    /// What an enrollment command names.
+    pub enrollment: EnrollmentInfo,
+}
+
+/// The controller as agents enroll with it.
+#[derive(Debug, Clone, Copy)]
+pub struct EnrollmentInfo {
+    pub quic_port: u16,
+    pub ca_fingerprint: unity_pki::Fingerprint,
 }
 
 /// Every route of the API. Tests walk [`TENANT_ROUTES`] to prove isolation on each.
@@ -57,6 +67,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/hosts/{id}/storage", get(storage::host_storage))
         .route("/api/v1/hosts/{id}/packages", get(packages::host_packages))
         .route("/api/v1/agent-releases", get(packages::agent_releases))
+        .route(
+            "/api/v1/tokens",
+            get(admin::list_tokens).post(admin::create_token),
+        )
+        .route("/api/v1/tokens/{id}/revoke", post(admin::revoke_token))
+        .route(
+            "/api/v1/enrollment-tokens",
+            post(admin::create_enrollment_token),
+        )
         .route(
             "/api/v1/channels",
             get(notify::list_channels).post(notify::create_channel),
@@ -248,6 +267,10 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/notifications/{id}"),
     ("POST", "/api/v1/notifications/{id}/retry"),
     ("DELETE", "/api/v1/channels/{id}"),
+    ("GET", "/api/v1/tokens"),
+    ("POST", "/api/v1/tokens"),
+    ("POST", "/api/v1/enrollment-tokens"),
+    ("POST", "/api/v1/tokens/{id}/revoke"),
 ];
 /// Routes that need a tenant's token but show what the controller holds for all tenants
 /// alike (the agent-release catalogue): no tenant's data.

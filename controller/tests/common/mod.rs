@@ -24,6 +24,12 @@ pub fn app(store: Store) -> (axum::Router, tempfile::TempDir) {
     (
         unity_controller::api::router(unity_controller::api::ApiState {
             dispatcher: unity_controller::jobs::Dispatcher::new(store.clone()),
+            enrollment: unity_controller::api::EnrollmentInfo {
+                quic_port: 7443,
+                ca_fingerprint: unity_controller::app::load_ca(dir.path())
+                    .unwrap()
+                    .fingerprint(),
+            },
             store,
             job_keys,
             sealer,
