@@ -222,6 +222,7 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
     let fixture_ids: HashMap<&str, String> = HashMap::from([
         ("/api/v1/hosts/{id}", host_a.to_string()),
         ("/api/v1/hosts/{id}/storage", host_a.to_string()),
+        ("/api/v1/hosts/{id}/revoke", host_a.to_string()),
         ("/api/v1/hosts/{id}/packages", host_a.to_string()),
         ("/api/v1/disks/{id}", first_id("/api/v1/disks").await),
         ("/api/v1/pools/{id}", first_id("/api/v1/pools").await),

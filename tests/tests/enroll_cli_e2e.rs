@@ -137,6 +137,32 @@ async fn the_admin_api_enrolls_hosts_and_manages_tokens() {
     let (ok, out) = agent(&args);
     assert!(ok, "{command}: {out}");
     assert!(out.contains("enrolled: tenant"), "{out}");
+    let host = unity_agent::state::AgentState::load(&state)
+        .unwrap()
+        .enrollment
+        .host_id;
+    // Revoked (kept), then deleted with its data.
+    let (status, revoked) = h
+        .post(
+            &format!("/api/v1/hosts/{host}/revoke"),
+            &admin,
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert!(revoked["revoked_at"].is_string());
+    let response = reqwest::Client::new()
+        .delete(format!(
+            "http://{}/api/v1/hosts/{host}",
+            h.controller().api_addr
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    let (status, _) = h.api(&format!("/api/v1/hosts/{host}"), &admin).await;
+    assert_eq!(status, 404);
 
     let (status, created) = h
         .post(

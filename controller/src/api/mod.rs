@@ -63,7 +63,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/docs/redoc.standalone.js", get(reference::script))
         .route("/api/v1/metrics", get(metrics::fleet_metrics))
         .route("/api/v1/hosts", get(hosts::list_hosts))
-        .route("/api/v1/hosts/{id}", get(hosts::get_host))
+        .route(
+            "/api/v1/hosts/{id}",
+            get(hosts::get_host).delete(hosts::delete_host),
+        )
+        .route("/api/v1/hosts/{id}/revoke", post(hosts::revoke_host))
         .route("/api/v1/hosts/{id}/storage", get(storage::host_storage))
         .route("/api/v1/hosts/{id}/packages", get(packages::host_packages))
         .route("/api/v1/agent-releases", get(packages::agent_releases))
@@ -271,6 +275,8 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/tokens"),
     ("POST", "/api/v1/enrollment-tokens"),
     ("POST", "/api/v1/tokens/{id}/revoke"),
+    ("POST", "/api/v1/hosts/{id}/revoke"),
+    ("DELETE", "/api/v1/hosts/{id}"),
 ];
 /// Routes that need a tenant's token but show what the controller holds for all tenants
 /// alike (the agent-release catalogue): no tenant's data.

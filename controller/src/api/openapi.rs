@@ -12,6 +12,8 @@ use utoipa::{Modify, OpenApi};
         super::readyz,
         super::hosts::list_hosts,
         super::hosts::get_host,
+        super::hosts::revoke_host,
+        super::hosts::delete_host,
         super::storage::host_storage,
         super::packages::host_packages,
         super::packages::agent_releases,
