@@ -62,6 +62,17 @@ async fn channel(h: &Harness, admin: &str, body: Value) -> Value {
     created
 }
 
+/// Tenant `homelab` and an admin token of it.
+async fn homelab(h: &Harness) -> (unity_controller::store::Tenant, String) {
+    let tenant = h.store.create_tenant("homelab").await.unwrap();
+    let admin = h
+        .store
+        .create_scoped_api_token(tenant.id, "admin", Scope::Admin)
+        .await
+        .unwrap();
+    (tenant, admin)
+}
+
 /// The newest notification of `channel` (its API answer), `Null` when there is none.
 async fn latest_of(h: &Harness, admin: &str, channel: &Value) -> Value {
     let (_, list) = h
@@ -90,12 +101,7 @@ fn smtp_or_fail(smtp: Option<SmtpReceiver>) -> Option<SmtpReceiver> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_message_per_channel_for_a_failure_and_its_recovery_across_a_restart() {
     let mut h = Harness::start().await;
-    let tenant = h.store.create_tenant("homelab").await.unwrap();
-    let admin = h
-        .store
-        .create_scoped_api_token(tenant.id, "admin", Scope::Admin)
-        .await
-        .unwrap();
+    let (tenant, admin) = homelab(&h).await;
     let hook = HttpReceiver::start().await;
     let smtp = smtp_or_fail(SmtpReceiver::start(h.dir.path()).await);
     let webhook = channel(
@@ -193,12 +199,7 @@ async fn one_message_per_channel_for_a_failure_and_its_recovery_across_a_restart
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_hanging_and_refusing_receivers_are_retried_timed_out_or_dead_lettered() {
     let mut h = Harness::start().await;
-    let tenant = h.store.create_tenant("homelab").await.unwrap();
-    let admin = h
-        .store
-        .create_scoped_api_token(tenant.id, "admin", Scope::Admin)
-        .await
-        .unwrap();
+    let (tenant, admin) = homelab(&h).await;
     let flaky = HttpReceiver::start().await;
     // Down (500) three times, then hanging past the 3 s timeout, then up.
     flaky.plan(&[
@@ -290,12 +291,7 @@ async fn failing_hanging_and_refusing_receivers_are_retried_timed_out_or_dead_le
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_service_gets_the_request_its_api_documents() {
     let h = Harness::start().await;
-    let tenant = h.store.create_tenant("homelab").await.unwrap();
-    let admin = h
-        .store
-        .create_scoped_api_token(tenant.id, "admin", Scope::Admin)
-        .await
-        .unwrap();
+    let (tenant, admin) = homelab(&h).await;
     let read = h.store.create_api_token(tenant.id, "read").await.unwrap();
     let rx = HttpReceiver::start().await;
     let host = rx.addr.to_string();
@@ -447,12 +443,7 @@ async fn each_service_gets_the_request_its_api_documents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_hours_hold_all_but_critical_and_reminders_repeat_open_alerts() {
     let h = Harness::start().await;
-    let tenant = h.store.create_tenant("homelab").await.unwrap();
-    let admin = h
-        .store
-        .create_scoped_api_token(tenant.id, "admin", Scope::Admin)
-        .await
-        .unwrap();
+    let (tenant, admin) = homelab(&h).await;
     let quiet = HttpReceiver::start().await;
     let reminded = HttpReceiver::start().await;
     // Quiet from an hour ago to three hours from now (UTC), critical alerts held too.
