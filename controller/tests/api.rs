@@ -420,6 +420,27 @@ async fn public_routes_answer_without_a_token() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+/// Every operation behind a token documents the 401 it answers without one (schemathesis
+/// found some that did not).
+#[test]
+fn every_secured_operation_documents_its_401() {
+    use utoipa::OpenApi;
+    let doc = api::ApiDoc::openapi();
+    for (path, item) in &doc.paths.paths {
+        for operation in [&item.get, &item.post, &item.put, &item.delete, &item.patch]
+            .into_iter()
+            .flatten()
+        {
+            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                assert!(
+                    operation.responses.responses.contains_key("401"),
+                    "{path} does not document 401"
+                );
+            }
+        }
+    }
+}
+
 /// Every path the OpenAPI document lists is classified as public or tenant-scoped, so a new
 /// route cannot skip the isolation test above.
 #[test]

@@ -81,6 +81,40 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // Every route behind a token answers 401 to a missing or wrong one, whether or not its
+        // own annotation says so (schemathesis found routes that did not).
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                if secured && !operation.responses.responses.contains_key("401") {
+                    operation.responses.responses.insert(
+                        "401".into(),
+                        utoipa::openapi::RefOr::T(
+                            utoipa::openapi::ResponseBuilder::new()
+                                .description("Missing or invalid token")
+                                .content(
+                                    "application/json",
+                                    utoipa::openapi::ContentBuilder::new()
+                                        .schema(Some(utoipa::openapi::Ref::from_schema_name(
+                                            "ErrorBody",
+                                        )))
+                                        .build(),
+                                )
+                                .build(),
+                        ),
+                    );
+                }
+            }
+        }
     }
 }
 
