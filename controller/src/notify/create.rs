@@ -94,7 +94,7 @@ pub async fn create_channel(
                 "quiet_hours start and end are two different HH:MM times",
             ));
         }
-        if !store::valid_timezone(tx, &quiet.timezone).await? {
+        if !crate::store::policies::time_zone_exists(tx, &quiet.timezone).await? {
             return Err(ChannelError::Invalid(format!(
                 "quiet_hours timezone `{}` is not a time zone (e.g. Europe/Berlin, UTC)",
                 quiet.timezone

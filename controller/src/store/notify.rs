@@ -136,16 +136,6 @@ pub enum ChannelError {
     Store(#[from] StoreError),
 }
 
-/// Whether PostgreSQL knows `zone` (it holds the time-zone database quiet hours use).
-pub async fn valid_timezone(tx: &mut TenantTx, zone: &str) -> Result<bool, StoreError> {
-    let known: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_timezone_names WHERE name = $1")
-        .bind(zone)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(query_error("checking a time zone"))?;
-    Ok(known.is_some())
-}
-
 pub async fn insert_channel(
     tx: &mut TenantTx,
     c: &NewChannel<'_>,
