@@ -104,6 +104,27 @@ struct AgentUpdateRequest {
     welcome_timeout_secs: Option<u32>,
 }
 
+impl AgentUpdateRequest {
+    /// What can be checked without a host: the version to install and the welcome timeout.
+    fn checked(&self) -> Result<(semver::Version, u32), CreateJobError> {
+        let version =
+            unity_protocol::latest::jobs::parse_version(&self.version).ok_or_else(|| {
+                CreateJobError::Invalid(format!(
+                    "version `{}` is not major.minor.patch[-pre]",
+                    self.version
+                ))
+            })?;
+        let welcome_timeout_secs = ranged(
+            "welcome_timeout_secs",
+            self.welcome_timeout_secs,
+            DEFAULT_WELCOME_TIMEOUT_SECS,
+            10,
+            3600,
+        )?;
+        Ok((version, welcome_timeout_secs))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateJobError {
     #[error("host not found")]
@@ -234,20 +255,7 @@ pub fn check_params(kind: &str, params: &serde_json::Value) -> Result<(), Create
         }
         "agent_update" => {
             let p: AgentUpdateRequest = serde_json::from_value(params).map_err(invalid)?;
-            unity_protocol::latest::jobs::parse_version(&p.version).ok_or_else(|| {
-                CreateJobError::Invalid(format!(
-                    "version `{}` is not major.minor.patch[-pre]",
-                    p.version
-                ))
-            })?;
-            ranged(
-                "welcome_timeout_secs",
-                p.welcome_timeout_secs,
-                DEFAULT_WELCOME_TIMEOUT_SECS,
-                10,
-                3600,
-            )
-            .map(|_| ())
+            p.checked().map(|_| ())
         }
         other => Err(unknown_kind(other)),
     }
@@ -310,12 +318,7 @@ async fn agent_update(
     p: AgentUpdateRequest,
 ) -> Result<AgentUpdateParams, CreateJobError> {
     use unity_protocol::latest::jobs::parse_version;
-    let wanted = parse_version(&p.version).ok_or_else(|| {
-        CreateJobError::Invalid(format!(
-            "version `{}` is not major.minor.patch[-pre]",
-            p.version
-        ))
-    })?;
+    let (wanted, welcome_timeout_secs) = p.checked()?;
     let host = hosts::get_host(tx, host_id)
         .await?
         .ok_or(CreateJobError::HostNotFound)?;
@@ -356,13 +359,7 @@ async fn agent_update(
         sha256,
         size: u64::try_from(release.size).unwrap_or(0),
         allow_downgrade: p.allow_downgrade,
-        welcome_timeout_secs: ranged(
-            "welcome_timeout_secs",
-            p.welcome_timeout_secs,
-            DEFAULT_WELCOME_TIMEOUT_SECS,
-            10,
-            3600,
-        )?,
+        welcome_timeout_secs,
     };
     params.validate().map_err(CreateJobError::Invalid)?;
     Ok(params)
