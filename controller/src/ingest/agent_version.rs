@@ -59,16 +59,17 @@ pub fn decide(
     }
 }
 
-/// Checks a host's reported version after its facts were stored.
+/// Checks a host's reported version after its facts were stored; `alerted` is the version it
+/// was last alerted as outdated for (`hosts::StoredFacts`).
 pub async fn apply(
     tx: &mut TenantTx,
     scope: HostScope,
     hostname: &str,
     agent: &str,
+    alerted: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let alerted = hosts::outdated_version(tx, scope.host_id).await?;
-    let Some((mut alert, mark)) = decide(agent, crate::VERSION, alerted.as_deref()) else {
+    let Some((mut alert, mark)) = decide(agent, crate::VERSION, alerted) else {
         return Ok(());
     };
     alert.object_id = Some(scope.host_id);

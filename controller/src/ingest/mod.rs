@@ -192,23 +192,25 @@ async fn apply_counted(
     }
     let applied = match &report.body {
         ReportBody::HostFacts(facts) => {
-            let stored =
-                store::hosts::store_facts(&mut tx, identity.host_id, facts, collected_at).await?;
-            if stored {
-                let scope = store::storage::HostScope {
-                    tenant_id: identity.tenant_id,
-                    host_id: identity.host_id,
-                };
-                agent_version::apply(
-                    &mut tx,
-                    scope,
-                    &facts.hostname,
-                    &facts.agent_version,
-                    collected_at,
-                )
-                .await?;
+            match store::hosts::store_facts(&mut tx, identity.host_id, facts, collected_at).await? {
+                Some(stored) => {
+                    let scope = store::storage::HostScope {
+                        tenant_id: identity.tenant_id,
+                        host_id: identity.host_id,
+                    };
+                    agent_version::apply(
+                        &mut tx,
+                        scope,
+                        &facts.hostname,
+                        &facts.agent_version,
+                        stored.outdated_version.as_deref(),
+                        collected_at,
+                    )
+                    .await?;
+                    true
+                }
+                None => false,
             }
-            stored
         }
         ReportBody::Storage(storage_report) => {
             let scope = store::storage::HostScope {

@@ -158,18 +158,26 @@ fn sanitized(facts: &HostFacts) -> HostFacts {
     }
 }
 
-/// Stores the latest facts of an active host. Returns false if the host is revoked or unknown.
+/// What storing facts returns: the agent version this host was last alerted as outdated for
+/// (read in the same statement, so the version check costs no query of its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFacts {
+    pub outdated_version: Option<String>,
+}
+
+/// Stores the latest facts of an active host; `None` if the host is revoked or unknown.
 pub async fn store_facts(
     tx: &mut TenantTx,
     host_id: Uuid,
     facts: &HostFacts,
     collected_at: OffsetDateTime,
-) -> Result<bool, StoreError> {
+) -> Result<Option<StoredFacts>, StoreError> {
     let facts = &sanitized(facts);
-    let updated = sqlx::query(
+    let outdated: Option<Option<String>> = sqlx::query_scalar(
         "UPDATE hosts SET facts = $2, facts_collected_at = $3, hostname = $4, \
              boot_id = $5, agent_version = $6, last_seen_at = now() \
-         WHERE id = $1 AND revoked_at IS NULL",
+         WHERE id = $1 AND revoked_at IS NULL \
+         RETURNING outdated_version",
     )
     .bind(host_id)
     .bind(sqlx::types::Json(facts))
@@ -177,11 +185,10 @@ pub async fn store_facts(
     .bind(&facts.hostname)
     .bind(&facts.boot_id)
     .bind(&facts.agent_version)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await
-    .map_err(query_error("storing host facts"))?
-    .rows_affected();
-    Ok(updated == 1)
+    .map_err(query_error("storing host facts"))?;
+    Ok(outdated.map(|outdated_version| StoredFacts { outdated_version }))
 }
 
 /// Stores the agent's status report. Returns false if the host is revoked or unknown.
@@ -385,20 +392,6 @@ pub async fn clear_renewed_certificates(
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("finding renewed certificates"))
-}
-
-/// The agent version a host was last alerted as outdated for, if any.
-pub async fn outdated_version(
-    tx: &mut TenantTx,
-    host_id: Uuid,
-) -> Result<Option<String>, StoreError> {
-    let version: Option<Option<String>> =
-        sqlx::query_scalar("SELECT outdated_version FROM hosts WHERE id = $1")
-            .bind(host_id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(query_error("reading a host's outdated version"))?;
-    Ok(version.flatten())
 }
 
 pub async fn set_outdated_version(
