@@ -7,6 +7,8 @@ use data_encoding::BASE32_NOPAD;
 
 /// Prefix of tenant API tokens (`Authorization: Bearer ufa_…`).
 pub const API_TOKEN_PREFIX: &str = "ufa_";
+/// Prefix of the controller operator's tokens (tenant creation; no tenant's data).
+pub const OPERATOR_TOKEN_PREFIX: &str = "ufo_";
 /// Prefix of single-use enrollment tokens.
 pub const ENROLLMENT_TOKEN_PREFIX: &str = "ufe_";
 

@@ -10,6 +10,7 @@ use crate::database::{Access, Database};
 use crate::jobs::state::JobState;
 use crate::jobs::{Cancelled, JobKeys, JobRequest, cancel, create_job};
 use crate::store::jobs::{self as job_store, JobFilter};
+use crate::store::page::Page;
 use crate::store::{Store, hosts};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -36,6 +37,9 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand, name = "api-token")]
     ApiToken(ApiTokenCommand),
+    /// Tokens of the controller's operator: create and list tenants over the API.
+    #[command(subcommand, name = "operator-token")]
+    OperatorToken(OperatorTokenCommand),
     /// Manage enrollment tokens.
     #[command(subcommand, name = "enroll-token")]
     EnrollToken(EnrollTokenCommand),
@@ -81,6 +85,7 @@ impl Command {
         matches!(
             self,
             Self::Tenant(TenantCommand::List)
+                | Self::OperatorToken(OperatorTokenCommand::List)
                 | Self::Job(JobCommand::List { .. } | JobCommand::Show { .. })
                 | Self::JobKey(JobKeyCommand::Show)
                 | Self::AgentRelease(AgentReleaseCommand::List)
@@ -217,6 +222,17 @@ enum TenantCommand {
     Create { name: String },
     /// List tenants.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorTokenCommand {
+    /// Create an operator token (for `GET`/`POST /api/v1/tenants`); printed once, stored only
+    /// as a hash.
+    Create { name: String },
+    /// List operator tokens (never the tokens themselves).
+    List,
+    /// Revoke an operator token by name: refused from then on.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -531,6 +547,18 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
                     .await?
             );
         }
+        Command::OperatorToken(OperatorTokenCommand::Create { name }) => {
+            println!("{}", store.create_operator_token(&name).await?);
+        }
+        Command::OperatorToken(OperatorTokenCommand::List) => {
+            print_json(&store.list_operator_tokens().await?)?;
+        }
+        Command::OperatorToken(OperatorTokenCommand::Revoke { name }) => {
+            if !store.revoke_operator_token(&name).await? {
+                anyhow::bail!("no live operator token named `{name}`");
+            }
+            println!("operator token `{name}` revoked");
+        }
         Command::Job(command) => job_command(command, config, store).await?,
         Command::AgentRelease(command) => release_command(command, store).await?,
         Command::Channel(command) => channel_command(command, config, store).await?,
@@ -694,7 +722,7 @@ async fn channel_command(command: ChannelCommand, config: &Config, store: &Store
         ChannelCommand::List { tenant } => {
             let tenant = store.tenant_by_name(&tenant).await?;
             let mut tx = store.tenant_tx(tenant.id).await?;
-            print_json(&channels::list_channels(&mut tx).await?)?;
+            print_json(&channels::list_channels(&mut tx, &Page::all()).await?)?;
         }
         ChannelCommand::Test { tenant, name } => {
             let (tenant, mut tx, channel) = find(tenant, name).await?;
@@ -737,7 +765,9 @@ async fn release_command(command: AgentReleaseCommand, store: &Store) -> Result<
             let release = releases::add(store, &version, architecture, &bytes).await?;
             print_json(&release)?;
         }
-        AgentReleaseCommand::List => print_json(&releases::list(store.admin()).await?)?,
+        AgentReleaseCommand::List => {
+            print_json(&releases::list(store.admin(), &Page::all()).await?)?
+        }
         AgentReleaseCommand::Remove {
             version,
             architecture,
@@ -810,8 +840,8 @@ async fn job_command(command: JobCommand, config: &Config, store: &Store) -> Res
                     host_id: host,
                     state,
                     kind: None,
-                    limit: 1000,
                 },
+                &Page::first(1000),
             )
             .await?;
             for job in jobs {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use common::{get, request};
-use unity_controller::api::{self, PUBLIC_ROUTES, SHARED_ROUTES, TENANT_ROUTES};
+use unity_controller::api::{self, OPERATOR_ROUTES, PUBLIC_ROUTES, SHARED_ROUTES, TENANT_ROUTES};
 use unity_controller::auth::Scope;
 use unity_protocol::latest::{Health, ReportReply};
 use uuid::Uuid;
@@ -358,6 +358,100 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
             );
         }
     }
+
+    // Every list route pages: walked one row at a time it yields exactly the rows of one big
+    // page, in the same order; a cursor of tenant A's continues nothing of A's for tenant B;
+    // a bad limit or cursor is a 400.
+    let list_routes: Vec<&str> = TENANT_ROUTES
+        .iter()
+        .chain(SHARED_ROUTES)
+        .filter(|(method, route)| {
+            *method == "GET" && !route.contains("{id}") && *route != "/api/v1/metrics"
+        })
+        .map(|(_, route)| *route)
+        .collect();
+    assert!(list_routes.len() >= 15, "{list_routes:?}");
+    for route in list_routes {
+        let (status, whole, next) =
+            common::get_page(&app, &format!("{route}?limit=1000"), &token_a).await;
+        assert_eq!(status, StatusCode::OK, "{route}: {whole}");
+        assert!(next.is_none(), "{route}: one page holds everything");
+        let walked = common::get_every_page(&app, route, &token_a, 1).await;
+        // Rows by identity (a token's `last_used_at` moves with each call).
+        let identity = |row: &serde_json::Value| {
+            row.get("id")
+                .or_else(|| row.get("sha256"))
+                .unwrap_or_else(|| panic!("{route}: a row without id: {row}"))
+                .to_string()
+        };
+        let walked: Vec<String> = walked.iter().map(identity).collect();
+        let expected: Vec<String> = whole.as_array().unwrap().iter().map(identity).collect();
+        assert_eq!(walked, expected, "{route}");
+        let unique: std::collections::HashSet<&String> = walked.iter().collect();
+        assert_eq!(unique.len(), walked.len(), "{route}: a row served twice");
+        let (_, first, next) = common::get_page(&app, &format!("{route}?limit=1"), &token_a).await;
+        if let Some(next) = next {
+            let (status, theirs, _) = common::get_page(&app, &next, &token_b).await;
+            assert_eq!(status, StatusCode::OK, "{next}: {theirs}");
+            if route != "/api/v1/agent-releases" {
+                for row in whole.as_array().unwrap() {
+                    let id = row["id"].as_str().unwrap();
+                    assert!(
+                        !theirs.to_string().contains(id),
+                        "{route}: A's cursor shows A's rows to B: {theirs}"
+                    );
+                }
+            }
+        } else {
+            assert!(first.as_array().unwrap().len() <= 1, "{route}");
+        }
+        for bad in ["limit=0", "limit=1001", "cursor=nonsense", "cursor=e30"] {
+            let (status, body) =
+                request(&app, "GET", &format!("{route}?{bad}"), Some(&token_a), None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{route}?{bad}: {body}");
+            assert_eq!(body["code"], "bad_request", "{route}?{bad}");
+        }
+    }
+}
+
+/// Hosts with the same hostname page by id; a host added while a client walks the list
+/// neither repeats a row nor hides one (keyset, not offset).
+#[tokio::test]
+async fn host_pages_break_ties_and_survive_inserts() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    for name in ["b", "a", "b", "c", "b", "a", "d"] {
+        common::add_host(&store, &a, name).await;
+    }
+    let token = store.create_api_token(a.id, "t").await.unwrap();
+    let (app, _keys) = common::app(store.clone());
+    let (_, first, next) = common::get_page(&app, "/api/v1/hosts?limit=3", &token).await;
+    let names: Vec<&str> = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hostname"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "a", "b"]);
+    // A host sorting before the cursor and one after it arrive mid-walk.
+    common::add_host(&store, &a, "a").await;
+    common::add_host(&store, &a, "e").await;
+    let mut seen: Vec<serde_json::Value> = first.as_array().unwrap().clone();
+    let mut next = next;
+    while let Some(page) = next {
+        let (status, body, link) = common::get_page(&app, &page, &token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        seen.extend(body.as_array().unwrap().iter().cloned());
+        next = link;
+    }
+    let names: Vec<&str> = seen
+        .iter()
+        .map(|h| h["hostname"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "a", "b", "b", "b", "c", "d", "e"]);
+    let ids: std::collections::HashSet<&str> =
+        seen.iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), seen.len());
 }
 
 #[tokio::test]
@@ -459,8 +553,9 @@ fn every_routed_path_is_classified() {
             assert!(
                 TENANT_ROUTES.contains(&(method, path.as_str()))
                     || SHARED_ROUTES.contains(&(method, path.as_str()))
+                    || OPERATOR_ROUTES.contains(&(method, path.as_str()))
                     || (*method == "GET" && PUBLIC_ROUTES.contains(&path.as_str())),
-                "route {method} {path} is in none of TENANT_ROUTES, SHARED_ROUTES, PUBLIC_ROUTES"
+                "route {method} {path} is in none of TENANT_ROUTES, SHARED_ROUTES, OPERATOR_ROUTES, PUBLIC_ROUTES"
             );
         }
     }
@@ -565,4 +660,96 @@ async fn every_error_is_the_json_shape_without_echoing_the_input() {
             message.len()
         );
     }
+}
+
+/// The operator's routes take the operator's token only; tenants' routes never take it.
+#[tokio::test]
+async fn operator_creates_and_lists_tenants_and_nobody_else_can() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let tenant_admin = store
+        .create_scoped_api_token(a.id, "t", Scope::Admin)
+        .await
+        .unwrap();
+    let operator = store.create_operator_token("ops-laptop").await.unwrap();
+    assert!(operator.starts_with("ufo_"), "{operator}");
+    let (app, _keys) = common::app(store.clone());
+    for (method, route) in OPERATOR_ROUTES {
+        let body = (*method == "POST").then(|| serde_json::json!({ "name": "gamma" }));
+        let (status, json) = request(&app, method, route, None, body.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {route}: {json}");
+        let (status, json) = request(&app, method, route, Some("ufo_nope"), body.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {route}: {json}");
+        let (status, json) = request(&app, method, route, Some(&tenant_admin), body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {route}: {json}");
+        assert_eq!(json["code"], "forbidden");
+    }
+    // The operator token is no tenant's: every tenant route refuses it.
+    let (status, json) = get(&app, "/api/v1/hosts", Some(&operator)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{json}");
+
+    let (status, created) = request(
+        &app,
+        "POST",
+        "/api/v1/tenants",
+        Some(&operator),
+        Some(serde_json::json!({ "name": "beta", "admin_token_name": "bob" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["tenant"]["name"], "beta");
+    // The new tenant's admin token works, in that tenant only.
+    let beta_admin = created["admin_token"].as_str().unwrap();
+    let (status, tokens) = get(&app, "/api/v1/tokens", Some(beta_admin)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens.as_array().unwrap().len(), 1);
+    assert_eq!(tokens[0]["name"], "bob");
+    assert_eq!(tokens[0]["scope"], "admin");
+
+    for (body, expected) in [
+        (serde_json::json!({ "name": "beta" }), StatusCode::CONFLICT),
+        (
+            serde_json::json!({ "name": "Not Valid" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            serde_json::json!({ "name": "x", "extra": 1 }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            serde_json::json!({ "name": "x", "admin_token_name": "" }),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, json) = request(
+            &app,
+            "POST",
+            "/api/v1/tenants",
+            Some(&operator),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, expected, "{body}: {json}");
+    }
+    for name in ["delta", "charlie"] {
+        let (status, _) = request(
+            &app,
+            "POST",
+            "/api/v1/tenants",
+            Some(&operator),
+            Some(serde_json::json!({ "name": name })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let walked = common::get_every_page(&app, "/api/v1/tenants", &operator, 2).await;
+    let names: Vec<&str> = walked.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alpha", "beta", "charlie", "delta"]);
+
+    assert!(store.revoke_operator_token("ops-laptop").await.unwrap());
+    let (status, _) = get(&app, "/api/v1/tenants", Some(&operator)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let listed = store.list_operator_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].revoked_at.is_some() && listed[0].last_used_at.is_some());
 }

@@ -9,6 +9,7 @@ use time::macros::datetime;
 use unity_controller::jobs::JobKeys;
 use unity_controller::jobs::auto::sweep;
 use unity_controller::store::jobs::{self as job_store, JobFilter};
+use unity_controller::store::page::Page;
 use unity_controller::store::policies::{self, NewWindow};
 use unity_protocol::latest::{ImageUpdate, ReportReply, UpdateState};
 use uuid::Uuid;
@@ -82,15 +83,9 @@ async fn the_sweep_follows_policies_and_never_retries_a_target() {
     let now = time::OffsetDateTime::now_utc();
     assert_eq!(sweep(&store, &keys, now).await.unwrap(), 2);
     let mut tx = store.tenant_tx(a.id).await.unwrap();
-    let jobs = job_store::list(
-        &mut tx,
-        &JobFilter {
-            limit: 10,
-            ..JobFilter::default()
-        },
-    )
-    .await
-    .unwrap();
+    let jobs = job_store::list(&mut tx, &JobFilter::default(), &Page::first(10))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let mut targets: Vec<(String, String)> = Vec::new();
     for job in &jobs {
@@ -121,16 +116,10 @@ async fn the_sweep_follows_policies_and_never_retries_a_target() {
     assert_eq!(sweep(&store, &keys, now).await.unwrap(), 0);
     let mut tx = store.tenant_tx(b.id).await.unwrap();
     assert!(
-        job_store::list(
-            &mut tx,
-            &JobFilter {
-                limit: 10,
-                ..JobFilter::default()
-            }
-        )
-        .await
-        .unwrap()
-        .is_empty()
+        job_store::list(&mut tx, &JobFilter::default(), &Page::first(10))
+            .await
+            .unwrap()
+            .is_empty()
     );
     drop(tx);
     // The web update failed on the host: the sweep does not try that digest again.

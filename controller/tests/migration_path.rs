@@ -90,19 +90,25 @@ async fn an_earlier_release_is_backed_up_then_migrated_and_keeps_its_data() {
     assert_eq!(store.inventory_counts().await.unwrap(), (2, 2));
     let homelab = Uuid::parse_str(HOMELAB).unwrap();
     let mut tx = store.tenant_tx(homelab).await.unwrap();
-    let listed = hosts::list_hosts(&mut tx).await.unwrap();
+    let listed = hosts::list_hosts(&mut tx, &unity_controller::store::page::Page::all())
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     let host = hosts::get_host(&mut tx, listed[0].id)
         .await
         .unwrap()
         .unwrap();
     assert!(host.facts.is_some(), "facts survive the migrations");
-    let mut names: Vec<String> = containers::list(&mut tx, &ContainerFilter::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
+    let mut names: Vec<String> = containers::list(
+        &mut tx,
+        &ContainerFilter::default(),
+        &unity_controller::store::page::Page::all(),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|c| c.name)
+    .collect();
     names.sort();
     assert_eq!(names, ["app", "app2"]);
     tx.commit().await.unwrap();
@@ -112,12 +118,22 @@ async fn an_earlier_release_is_backed_up_then_migrated_and_keeps_its_data() {
         .await
         .unwrap();
     assert!(
-        containers::list(&mut tx, &ContainerFilter::default())
+        containers::list(
+            &mut tx,
+            &ContainerFilter::default(),
+            &unity_controller::store::page::Page::all()
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    assert_eq!(
+        hosts::list_hosts(&mut tx, &unity_controller::store::page::Page::all())
             .await
             .unwrap()
-            .is_empty()
+            .len(),
+        1
     );
-    assert_eq!(hosts::list_hosts(&mut tx).await.unwrap().len(), 1);
     tx.commit().await.unwrap();
     database.close().await;
 

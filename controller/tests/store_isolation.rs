@@ -18,7 +18,7 @@ async fn each_tenant_sees_only_its_own_hosts() {
     let host_b = common::add_host(&store, &b, "nas-b").await;
 
     let mut tx = store.tenant_tx(a.id).await.unwrap();
-    let listed: Vec<Uuid> = hosts::list_hosts(&mut tx)
+    let listed: Vec<Uuid> = hosts::list_hosts(&mut tx, &unity_controller::store::page::Page::all())
         .await
         .unwrap()
         .iter()

@@ -203,11 +203,14 @@ pub async fn wait_connected(
     let started = std::time::Instant::now();
     loop {
         let mut tx = store.tenant_tx(tenant).await?;
-        let seen = unity_controller::store::hosts::list_hosts(&mut tx)
-            .await?
-            .iter()
-            .filter(|h| h.os.is_some())
-            .count();
+        let seen = unity_controller::store::hosts::list_hosts(
+            &mut tx,
+            &unity_controller::store::page::Page::all(),
+        )
+        .await?
+        .iter()
+        .filter(|h| h.os.is_some())
+        .count();
         drop(tx);
         if seen == n {
             return Ok(started.elapsed());

@@ -2,15 +2,18 @@
 //! tokens — what `unity-controller api-token` and `enroll-token` do on the command line.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::page::{PageQuery, Paged};
+use super::storage::query;
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
+use crate::store::page::{NewestKey, Page};
 use crate::store::query_error;
 
 /// One API token of the tenant (never the token itself: it is stored only as a hash).
@@ -32,26 +35,38 @@ pub struct TokenView {
 #[utoipa::path(
     get, path = "/api/v1/tokens", tag = "admin",
     security(("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "Tokens", body = [TokenView]),
+        (status = 200, description = "Tokens, newest first", body = [TokenView],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
         (status = 403, description = "The token lacks the `admin` scope", body = ErrorBody),
     )
 )]
 pub async fn list_tokens(
     State(state): State<ApiState>,
     auth: TenantAuth,
-    _: super::NoQuery,
-) -> Result<Json<Vec<TokenView>>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Paged<TokenView>, ApiError> {
     auth.require(Scope::Admin)?;
+    let page: Page<NewestKey> = query(q)?.page()?;
+    let after = page.after.as_ref();
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     let tokens = sqlx::query_as(
         "SELECT id, name, scope, created_at, last_used_at, revoked_at FROM api_tokens \
-         ORDER BY created_at DESC, id",
+         WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2)) \
+         ORDER BY created_at DESC, id DESC LIMIT $3",
     )
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| k.1))
+    .bind(page.fetch_limit())
     .fetch_all(&mut *tx)
     .await
     .map_err(query_error("listing API tokens"))?;
-    Ok(Json(tokens))
+    Ok(Paged::new(tokens, &page, &uri, |t: &TokenView| {
+        (t.created_at, t.id)
+    }))
 }
 
 /// `POST /api/v1/tokens` body.

@@ -32,20 +32,30 @@ impl TenantAuth {
     }
 }
 
+/// The token of an `Authorization: Bearer …` header, if the request has a non-empty one.
+pub(super) fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|token| !token.is_empty())
+}
+
 impl FromRequestParts<ApiState> for TenantAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|token| !token.is_empty())
-            .ok_or(ApiError::Unauthorized)?;
+        let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
+        if token.starts_with(crate::auth::OPERATOR_TOKEN_PREFIX) {
+            return Err(ApiError::Forbidden(
+                "an operator token creates and lists tenants; this route needs a tenant's API token"
+                    .into(),
+            ));
+        }
         match state.store.authenticate_api_caller(token).await? {
             Some(caller) => Ok(TenantAuth {
                 tenant_id: caller.tenant_id,

@@ -1,28 +1,40 @@
 //! `/api/v1/hosts`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::Uri;
+
+use super::page::{PageQuery, Paged};
+use super::storage::query;
 
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, parse_id};
 use crate::store::{HostDetail, HostSummary, hosts};
 
-/// Hosts of the caller's tenant.
+/// Hosts of the caller's tenant, by hostname.
 #[utoipa::path(
     get, path = "/api/v1/hosts", tag = "hosts",
     security(("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "Hosts of the tenant", body = [HostSummary]),
+        (status = 200, description = "Hosts of the tenant, by hostname", body = [HostSummary],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
 )]
 pub async fn list_hosts(
     State(state): State<ApiState>,
     auth: TenantAuth,
-    _: super::NoQuery,
-) -> Result<Json<Vec<HostSummary>>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Paged<HostSummary>, ApiError> {
+    let page = query(q)?.page()?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    let hosts = hosts::list_hosts(&mut tx).await?;
-    Ok(Json(hosts))
+    let hosts = hosts::list_hosts(&mut tx, &page).await?;
+    Ok(Paged::new(hosts, &page, &uri, |h| {
+        (h.hostname.clone(), h.id)
+    }))
 }
 
 /// One host with its latest facts. Another tenant's host is reported as not found.

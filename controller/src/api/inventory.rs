@@ -7,8 +7,10 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::Uri;
 use serde::Deserialize;
 
+use super::page::{Paged, page};
 use super::storage::{host_filter, query};
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, parse_id};
 use crate::store::inventory::containers::{
@@ -50,6 +52,10 @@ pub struct ContainerQuery {
     /// Only containers with this image update state: `up_to_date`, `update_available`,
     /// `unknown`, `not_checked`.
     update: Option<String>,
+    /// Rows on the page (1-1000, default 100).
+    limit: Option<String>,
+    /// Where the page starts: the `cursor` of the previous page's `Link: rel="next"`.
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -58,6 +64,10 @@ pub struct ContainerQuery {
 pub struct ImageQuery {
     /// Only images of this host (uuid).
     host_id: Option<String>,
+    /// Rows on the page (1-1000, default 100).
+    limit: Option<String>,
+    /// Where the page starts: the `cursor` of the previous page's `Link: rel="next"`.
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -69,6 +79,10 @@ pub struct DatabaseQuery {
     /// Only databases of this kind (`postgresql`, `mysql`, `mariadb`, `mongodb`, `redis`,
     /// `valkey`, `minio`, …): 1-32 lower-case letters, digits, `-` or `_`.
     kind: Option<String>,
+    /// Rows on the page (1-1000, default 100).
+    limit: Option<String>,
+    /// Where the page starts: the `cursor` of the previous page's `Link: rel="next"`.
+    cursor: Option<String>,
 }
 
 fn one_of(
@@ -110,7 +124,8 @@ fn kind_filter(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     security(("bearer" = [])),
     params(ContainerQuery),
     responses(
-        (status = 200, description = "Containers (current state)", body = [ContainerSummary]),
+        (status = 200, description = "Containers (current state)", body = [ContainerSummary],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "Invalid filter", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
@@ -118,16 +133,21 @@ fn kind_filter(raw: Option<&str>) -> Result<Option<String>, ApiError> {
 pub async fn list_containers(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    uri: Uri,
     q: Result<Query<ContainerQuery>, QueryRejection>,
-) -> Result<Json<Vec<ContainerSummary>>, ApiError> {
+) -> Result<Paged<ContainerSummary>, ApiError> {
     let q = query(q)?;
     let filter = ContainerFilter {
         host_id: host_filter(q.host_id.as_deref())?,
         state: one_of("state", q.state.as_deref(), CONTAINER_STATES)?.map(str::to_owned),
         update: one_of("update", q.update.as_deref(), UPDATE_STATES)?,
     };
+    let page = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(containers::list(&mut tx, &filter).await?))
+    let rows = containers::list(&mut tx, &filter, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |c| {
+        (c.host_id, c.name.clone(), c.id)
+    }))
 }
 
 /// One container: current state and the agent's full record.
@@ -160,7 +180,8 @@ pub async fn get_container(
     security(("bearer" = [])),
     params(ImageQuery),
     responses(
-        (status = 200, description = "Images (current state)", body = [ImageSummary]),
+        (status = 200, description = "Images (current state)", body = [ImageSummary],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "Invalid filter", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
@@ -168,11 +189,17 @@ pub async fn get_container(
 pub async fn list_images(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    uri: Uri,
     q: Result<Query<ImageQuery>, QueryRejection>,
-) -> Result<Json<Vec<ImageSummary>>, ApiError> {
-    let host_id = host_filter(query(q)?.host_id.as_deref())?;
+) -> Result<Paged<ImageSummary>, ApiError> {
+    let q = query(q)?;
+    let host_id = host_filter(q.host_id.as_deref())?;
+    let page = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(images::list(&mut tx, host_id).await?))
+    let rows = images::list(&mut tx, host_id, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |i| {
+        (i.host_id, i.image_id.clone(), i.id)
+    }))
 }
 
 /// Databases found on the caller's hosts.
@@ -181,7 +208,8 @@ pub async fn list_images(
     security(("bearer" = [])),
     params(DatabaseQuery),
     responses(
-        (status = 200, description = "Databases (current state)", body = [DatabaseSummary]),
+        (status = 200, description = "Databases (current state)", body = [DatabaseSummary],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "Invalid filter", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
@@ -189,15 +217,20 @@ pub async fn list_images(
 pub async fn list_databases(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    uri: Uri,
     q: Result<Query<DatabaseQuery>, QueryRejection>,
-) -> Result<Json<Vec<DatabaseSummary>>, ApiError> {
+) -> Result<Paged<DatabaseSummary>, ApiError> {
     let q = query(q)?;
     let filter = DatabaseFilter {
         host_id: host_filter(q.host_id.as_deref())?,
         kind: kind_filter(q.kind.as_deref())?,
     };
+    let page = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(databases::list(&mut tx, &filter).await?))
+    let rows = databases::list(&mut tx, &filter, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |d| {
+        (d.host_id, d.kind.clone(), d.identity_key.clone(), d.id)
+    }))
 }
 
 /// One database: current state and the agent's full record.

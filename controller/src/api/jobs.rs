@@ -7,9 +7,11 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::Uri;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::page::{Paged, page};
 use super::storage::{host_filter, query};
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
@@ -28,8 +30,10 @@ pub struct JobQuery {
     state: Option<String>,
     /// Only jobs of this kind: `ping`, `container_update`.
     kind: Option<String>,
-    /// At most this many, newest first (default 100, at most 1000).
+    /// Rows on the page, newest first (1-1000, default 100).
     limit: Option<String>,
+    /// Where the page starts: the `cursor` of the previous page's `Link: rel="next"`.
+    cursor: Option<String>,
 }
 
 const KINDS: &[&str] = &[
@@ -98,7 +102,8 @@ pub async fn create_job(
     security(("bearer" = [])),
     params(JobQuery),
     responses(
-        (status = 200, description = "Jobs", body = [JobSummary]),
+        (status = 200, description = "Jobs, newest first", body = [JobSummary],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "Invalid filter", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
@@ -106,8 +111,9 @@ pub async fn create_job(
 pub async fn list_jobs(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    uri: Uri,
     q: Result<Query<JobQuery>, QueryRejection>,
-) -> Result<Json<Vec<JobSummary>>, ApiError> {
+) -> Result<Paged<JobSummary>, ApiError> {
     let q = query(q)?;
     let state_filter = q
         .state
@@ -132,24 +138,15 @@ pub async fn list_jobs(
                 })
         })
         .transpose()?;
-    let limit = match q.limit.as_deref() {
-        None => 100,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit `{raw}` is not a number from 1 to 1000"))
-            })?,
-    };
     let filter = JobFilter {
         host_id: host_filter(q.host_id.as_deref())?,
         state: state_filter,
         kind,
-        limit,
     };
+    let page = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(job_store::list(&mut tx, &filter).await?))
+    let rows = job_store::list(&mut tx, &filter, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |j| (j.created_at, j.id)))
 }
 
 /// One job: its spec digest, state, events, result and receipt status.

@@ -11,7 +11,9 @@ mod jobs;
 mod metrics;
 mod notify;
 mod openapi;
+mod operator;
 mod packages;
+mod page;
 mod policies;
 mod reference;
 mod rollouts;
@@ -62,6 +64,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/docs", get(reference::page))
         .route("/api/docs/redoc.standalone.js", get(reference::script))
         .route("/api/v1/metrics", get(metrics::fleet_metrics))
+        .route(
+            "/api/v1/tenants",
+            get(operator::list_tenants).post(operator::create_tenant),
+        )
         .route("/api/v1/hosts", get(hosts::list_hosts))
         .route(
             "/api/v1/hosts/{id}",
@@ -281,6 +287,9 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
 /// Routes that need a tenant's token but show what the controller holds for all tenants
 /// alike (the agent-release catalogue): no tenant's data.
 pub const SHARED_ROUTES: &[(&str, &str)] = &[("GET", "/api/v1/agent-releases")];
+/// Routes of the controller's operator (an operator token, no tenant).
+pub const OPERATOR_ROUTES: &[(&str, &str)] =
+    &[("GET", "/api/v1/tenants"), ("POST", "/api/v1/tenants")];
 /// Routes that need no token.
 pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz", "/api/v1/openapi.json", "/metrics"];
 

@@ -7,9 +7,11 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::Uri;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::page::{PageQuery, Paged};
 use super::storage::query;
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
@@ -61,18 +63,24 @@ pub async fn create_channel(
 #[utoipa::path(
     get, path = "/api/v1/channels", tag = "notifications",
     security(("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "Channels", body = [Channel]),
+        (status = 200, description = "Channels", body = [Channel],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
 )]
 pub async fn list_channels(
     State(state): State<ApiState>,
     auth: TenantAuth,
-    _: super::NoQuery,
-) -> Result<Json<Vec<Channel>>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Paged<Channel>, ApiError> {
+    let page = query(q)?.page()?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(store::list_channels(&mut tx).await?))
+    let rows = store::list_channels(&mut tx, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |c| (c.name.clone(), c.id)))
 }
 
 #[utoipa::path(
@@ -167,8 +175,10 @@ pub struct NotificationQuery {
     alert_id: Option<String>,
     /// `pending`, `sending`, `delivered` or `dead`.
     state: Option<String>,
-    /// At most this many, newest first (default 100, at most 1000).
+    /// Rows on the page, newest first (1-1000, default 100).
     limit: Option<String>,
+    /// Where the page starts: the `cursor` of the previous page's `Link: rel="next"`.
+    cursor: Option<String>,
 }
 
 fn uuid_filter(raw: Option<&str>, what: &str) -> Result<Option<Uuid>, ApiError> {
@@ -185,7 +195,8 @@ fn uuid_filter(raw: Option<&str>, what: &str) -> Result<Option<Uuid>, ApiError> 
     security(("bearer" = [])),
     params(NotificationQuery),
     responses(
-        (status = 200, description = "Notifications", body = [Notification]),
+        (status = 200, description = "Notifications, newest first", body = [Notification],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "Invalid filter", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
@@ -193,8 +204,9 @@ fn uuid_filter(raw: Option<&str>, what: &str) -> Result<Option<Uuid>, ApiError> 
 pub async fn list_notifications(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    uri: Uri,
     q: Result<Query<NotificationQuery>, QueryRejection>,
-) -> Result<Json<Vec<Notification>>, ApiError> {
+) -> Result<Paged<Notification>, ApiError> {
     let q = query(q)?;
     if let Some(s) = q.state.as_deref()
         && !["pending", "sending", "delivered", "dead"].contains(&s)
@@ -203,24 +215,15 @@ pub async fn list_notifications(
             "state `{s}` is not one of pending, sending, delivered, dead"
         )));
     }
-    let limit = match q.limit.as_deref() {
-        None => 100,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit `{raw}` is not a number from 1 to 1000"))
-            })?,
-    };
+    let page = super::page::page(q.limit.as_deref(), q.cursor.as_deref())?;
     let filter = NotificationFilter {
         channel_id: uuid_filter(q.channel_id.as_deref(), "channel_id")?,
         alert_id: uuid_filter(q.alert_id.as_deref(), "alert_id")?,
         state: q.state,
-        limit,
     };
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(store::list_notifications(&mut tx, &filter).await?))
+    let rows = store::list_notifications(&mut tx, &filter, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |n| (n.created_at, n.id)))
 }
 
 #[utoipa::path(

@@ -6,10 +6,12 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "Unity Fleet controller API", description = "Hosts, disks, pools, arrays, containers, images, databases and package updates of one tenant, and the signed jobs that act on them. Authenticate with `Authorization: Bearer <tenant API token>`."),
+    info(title = "Unity Fleet controller API", description = "Hosts, disks, pools, arrays, containers, images, databases and package updates of one tenant, and the signed jobs that act on them. Authenticate with `Authorization: Bearer <tenant API token>` (the `/api/v1/tenants` routes: the controller operator's token)."),
     paths(
         super::healthz,
         super::readyz,
+        super::operator::list_tenants,
+        super::operator::create_tenant,
         super::hosts::list_hosts,
         super::hosts::get_host,
         super::hosts::revoke_host,
@@ -81,8 +83,9 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
-        // Every route behind a token answers 401 to a missing or wrong one, whether or not its
-        // own annotation says so (schemathesis found routes that did not).
+        // Every route behind a token answers 401 to a missing or wrong one and 403 to a token
+        // of the other kind (operator vs tenant), whether or not its own annotation says so
+        // (schemathesis found routes that did not).
         for item in openapi.paths.paths.values_mut() {
             for operation in [
                 &mut item.get,
@@ -95,12 +98,24 @@ impl Modify for BearerAuth {
             .flatten()
             {
                 let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
-                if secured && !operation.responses.responses.contains_key("401") {
+                if !secured {
+                    continue;
+                }
+                for (status, description) in [
+                    ("401", "Missing or invalid token"),
+                    (
+                        "403",
+                        "A token of the wrong kind, or without the scope needed",
+                    ),
+                ] {
+                    if operation.responses.responses.contains_key(status) {
+                        continue;
+                    }
                     operation.responses.responses.insert(
-                        "401".into(),
+                        status.into(),
                         utoipa::openapi::RefOr::T(
                             utoipa::openapi::ResponseBuilder::new()
-                                .description("Missing or invalid token")
+                                .description(description)
                                 .content(
                                     "application/json",
                                     utoipa::openapi::ContentBuilder::new()

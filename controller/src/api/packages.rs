@@ -2,8 +2,12 @@
 //! `GET /api/v1/agent-releases`: the agent releases `agent_update` jobs can install.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::Uri;
 
+use super::page::{PageQuery, Paged};
+use super::storage::query;
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, parse_id};
 use crate::store::packages::{self, HostPackages};
 use crate::store::releases::{self, Release};
@@ -38,16 +42,24 @@ pub async fn host_packages(
 #[utoipa::path(
     get, path = "/api/v1/agent-releases", tag = "jobs",
     security(("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "Stored releases, newest first per architecture", body = Vec<Release>),
+        (status = 200, description = "Stored releases, newest first per architecture", body = Vec<Release>,
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
 )]
 pub async fn agent_releases(
     State(state): State<ApiState>,
     auth: TenantAuth,
-    _: super::NoQuery,
-) -> Result<Json<Vec<Release>>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Paged<Release>, ApiError> {
+    let page = query(q)?.page()?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(releases::list(&mut *tx).await?))
+    let rows = releases::list(&mut *tx, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |r| {
+        (r.architecture.clone(), r.created_at, r.version.clone())
+    }))
 }

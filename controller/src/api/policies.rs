@@ -3,11 +3,15 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::Uri;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::page::{PageQuery, Paged};
+use super::storage::query;
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
 use crate::jobs::auto::{Policy, effective};
@@ -247,18 +251,24 @@ fn parse_start(start: &str) -> Result<i32, ApiError> {
 #[utoipa::path(
     get, path = "/api/v1/maintenance-windows", tag = "jobs",
     security(("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "Windows", body = [Window]),
+        (status = 200, description = "Windows", body = [Window],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
 )]
 pub async fn list_windows(
     State(state): State<ApiState>,
     auth: TenantAuth,
-    _: super::NoQuery,
-) -> Result<Json<Vec<Window>>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Paged<Window>, ApiError> {
+    let page = query(q)?.page()?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(policies::list_windows(&mut tx).await?))
+    let rows = policies::list_windows(&mut tx, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |w| (w.created_at, w.id)))
 }
 
 /// Add a maintenance window: automatic updates start only inside one (when any exists for

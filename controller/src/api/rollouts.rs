@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::Uri;
 use serde::{Deserialize, Serialize};
 
+use super::page::{PageQuery, Paged};
+use super::storage::query;
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
 use crate::rollouts::create::{CreateRolloutError, Origin, RolloutRequest, create_rollout};
@@ -81,18 +85,24 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/api/v1/rollouts", tag = "rollouts",
     security(("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "Rollouts", body = [Rollout]),
+        (status = 200, description = "Rollouts", body = [Rollout],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
 )]
 pub async fn list(
     State(state): State<ApiState>,
     auth: TenantAuth,
-    _: super::NoQuery,
-) -> Result<Json<Vec<Rollout>>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Paged<Rollout>, ApiError> {
+    let page = query(q)?.page()?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(rollouts::list(&mut tx, 100).await?))
+    let rows = rollouts::list(&mut tx, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |r| (r.created_at, r.id)))
 }
 
 /// One rollout with each host's wave, state, job and reason.
@@ -431,18 +441,24 @@ pub async fn create_schedule(
 #[utoipa::path(
     get, path = "/api/v1/rollout-schedules", tag = "rollouts",
     security(("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "Schedules", body = [crate::store::rollouts::Schedule]),
+        (status = 200, description = "Schedules", body = [crate::store::rollouts::Schedule],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
+        (status = 400, description = "Invalid limit or cursor", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
 )]
 pub async fn list_schedules(
     State(state): State<ApiState>,
     auth: TenantAuth,
-    _: super::NoQuery,
-) -> Result<Json<Vec<crate::store::rollouts::Schedule>>, ApiError> {
+    uri: Uri,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Paged<crate::store::rollouts::Schedule>, ApiError> {
+    let page = query(q)?.page()?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(rollouts::list_schedules(&mut tx).await?))
+    let rows = rollouts::list_schedules(&mut tx, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |s| (s.created_at, s.id)))
 }
 
 /// Delete a schedule (rollouts it started keep running).

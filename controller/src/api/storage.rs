@@ -7,11 +7,13 @@
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::Uri;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use unity_protocol::latest::Health;
 use uuid::Uuid;
 
+use super::page::{Paged, page};
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, parse_id};
 use crate::store::storage::alerts::{self, Alert, AlertFilter};
 use crate::store::storage::arrays::{self, ArrayDetail, ArraySummary};
@@ -21,7 +23,6 @@ use crate::store::storage::{self, HostStorage, ListFilter};
 
 /// History rows returned by the detail routes unless `?limit=` says otherwise.
 const DEFAULT_HISTORY: i64 = 200;
-const DEFAULT_ALERTS: i64 = 100;
 /// Upper bound for any `?limit=`.
 const MAX_LIMIT: i64 = 1000;
 
@@ -34,6 +35,10 @@ pub struct StorageQuery {
     host_id: Option<String>,
     /// Only objects with this health: `ok`, `unknown`, `warning`, `critical`.
     health: Option<String>,
+    /// Rows on the page (1-1000, default 100).
+    limit: Option<String>,
+    /// Where the page starts: the `cursor` of the previous page's `Link: rel="next"`.
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -52,8 +57,10 @@ pub struct AlertQuery {
     host_id: Option<String>,
     /// Only alerts raised at or after this RFC 3339 time (`2025-01-31T12:00:00Z`).
     since: Option<String>,
-    /// Alerts to return, newest first (1-1000, default 100).
+    /// Alerts on the page, newest first (1-1000, default 100).
     limit: Option<String>,
+    /// Where the page starts: the `cursor` of the previous page's `Link: rel="next"`.
+    cursor: Option<String>,
 }
 
 pub(super) fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
@@ -110,7 +117,8 @@ fn list_filter(q: &StorageQuery) -> Result<ListFilter, ApiError> {
     security(("bearer" = [])),
     params(StorageQuery),
     responses(
-        (status = 200, description = "Disks (current state)", body = [DiskSummary]),
+        (status = 200, description = "Disks (current state)", body = [DiskSummary],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "Invalid filter", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
@@ -118,11 +126,17 @@ fn list_filter(q: &StorageQuery) -> Result<ListFilter, ApiError> {
 pub async fn list_disks(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    uri: Uri,
     q: Result<Query<StorageQuery>, QueryRejection>,
-) -> Result<Json<Vec<DiskSummary>>, ApiError> {
-    let filter = list_filter(&query(q)?)?;
+) -> Result<Paged<DiskSummary>, ApiError> {
+    let q = query(q)?;
+    let filter = list_filter(&q)?;
+    let page = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(disks::list(&mut tx, filter).await?))
+    let rows = disks::list(&mut tx, filter, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |d| {
+        (d.host_id, d.device.clone(), d.id)
+    }))
 }
 
 /// One disk: current state, the agent's full record, and recent history.
@@ -158,7 +172,8 @@ pub async fn get_disk(
     security(("bearer" = [])),
     params(StorageQuery),
     responses(
-        (status = 200, description = "Pools (current state)", body = [PoolSummary]),
+        (status = 200, description = "Pools (current state)", body = [PoolSummary],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "Invalid filter", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
@@ -166,11 +181,17 @@ pub async fn get_disk(
 pub async fn list_pools(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    uri: Uri,
     q: Result<Query<StorageQuery>, QueryRejection>,
-) -> Result<Json<Vec<PoolSummary>>, ApiError> {
-    let filter = list_filter(&query(q)?)?;
+) -> Result<Paged<PoolSummary>, ApiError> {
+    let q = query(q)?;
+    let filter = list_filter(&q)?;
+    let page = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(pools::list(&mut tx, filter).await?))
+    let rows = pools::list(&mut tx, filter, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |p| {
+        (p.host_id, p.name.clone(), p.id)
+    }))
 }
 
 /// One pool: current state, the agent's full record (vdev tree), and recent history.
@@ -206,7 +227,8 @@ pub async fn get_pool(
     security(("bearer" = [])),
     params(StorageQuery),
     responses(
-        (status = 200, description = "Arrays (current state)", body = [ArraySummary]),
+        (status = 200, description = "Arrays (current state)", body = [ArraySummary],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "Invalid filter", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
@@ -214,11 +236,17 @@ pub async fn get_pool(
 pub async fn list_arrays(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    uri: Uri,
     q: Result<Query<StorageQuery>, QueryRejection>,
-) -> Result<Json<Vec<ArraySummary>>, ApiError> {
-    let filter = list_filter(&query(q)?)?;
+) -> Result<Paged<ArraySummary>, ApiError> {
+    let q = query(q)?;
+    let filter = list_filter(&q)?;
+    let page = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(arrays::list(&mut tx, filter).await?))
+    let rows = arrays::list(&mut tx, filter, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |a| {
+        (a.host_id, a.name.clone(), a.id)
+    }))
 }
 
 /// One array: current state, the agent's full record (members), and recent history.
@@ -278,7 +306,8 @@ pub async fn host_storage(
     security(("bearer" = [])),
     params(AlertQuery),
     responses(
-        (status = 200, description = "Alerts, newest first", body = [Alert]),
+        (status = 200, description = "Alerts, newest first", body = [Alert],
+         headers(("Link" = String, description = "`<…&cursor=…>; rel=\"next\"` when another page follows"))),
         (status = 400, description = "Invalid filter", body = ErrorBody),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
     )
@@ -286,8 +315,9 @@ pub async fn host_storage(
 pub async fn list_alerts(
     State(state): State<ApiState>,
     auth: TenantAuth,
+    uri: Uri,
     q: Result<Query<AlertQuery>, QueryRejection>,
-) -> Result<Json<Vec<Alert>>, ApiError> {
+) -> Result<Paged<Alert>, ApiError> {
     let q = query(q)?;
     let since = q
         .since
@@ -300,8 +330,9 @@ pub async fn list_alerts(
     let filter = AlertFilter {
         host_id: host_filter(q.host_id.as_deref())?,
         since,
-        limit: limit(q.limit.as_deref(), DEFAULT_ALERTS)?,
     };
+    let page = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    Ok(Json(alerts::list(&mut tx, filter).await?))
+    let rows = alerts::list(&mut tx, filter, &page).await?;
+    Ok(Paged::new(rows, &page, &uri, |a| (a.raised_at, a.id)))
 }

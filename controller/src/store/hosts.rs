@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use unity_protocol::latest::{AgentStatus, HostFacts};
 use uuid::Uuid;
 
+use super::page::{NameKey, Page};
 use super::{StoreError, TenantTx, query_error};
 
 /// A host being enrolled.
@@ -278,11 +279,21 @@ pub async fn touch_active(tx: &mut TenantTx, host_id: Uuid) -> Result<bool, Stor
     Ok(updated == 1)
 }
 
-pub async fn list_hosts(tx: &mut TenantTx) -> Result<Vec<HostSummary>, StoreError> {
+/// By hostname (then id: hostnames need not be unique).
+pub async fn list_hosts(
+    tx: &mut TenantTx,
+    page: &Page<NameKey>,
+) -> Result<Vec<HostSummary>, StoreError> {
+    let after = page.after.as_ref();
     // Built only from constants.
     sqlx::query_as::<_, HostSummary>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SUMMARY_COLUMNS} FROM hosts ORDER BY hostname, id"
+        "SELECT {SUMMARY_COLUMNS} FROM hosts \
+         WHERE ($1::text IS NULL OR (hostname, id) > ($1, $2)) \
+         ORDER BY hostname, id LIMIT $3"
     )))
+    .bind(after.map(|k| &k.0))
+    .bind(after.map(|k| k.1))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing hosts"))

@@ -1,6 +1,7 @@
 //! Jobs, their events and the job-key statements. Every tenant function takes a
 //! [`TenantTx`]; state changes are decided by `jobs::state::transition` and only written here.
 
+use super::page::{NewestKey, Page};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -377,20 +378,28 @@ pub struct JobFilter {
     pub host_id: Option<Uuid>,
     pub state: Option<JobState>,
     pub kind: Option<String>,
-    pub limit: i64,
 }
 
-pub async fn list(tx: &mut TenantTx, filter: &JobFilter) -> Result<Vec<JobSummary>, StoreError> {
+/// Newest first.
+pub async fn list(
+    tx: &mut TenantTx,
+    filter: &JobFilter,
+    page: &Page<NewestKey>,
+) -> Result<Vec<JobSummary>, StoreError> {
+    let after = page.after.as_ref();
     sqlx::query_as::<_, JobSummary>(sqlx::AssertSqlSafe(format!(
         "SELECT {SUMMARY_COLUMNS} FROM jobs \
          WHERE ($1::uuid IS NULL OR host_id = $1) AND ($2::text IS NULL OR state = $2) \
              AND ($3::text IS NULL OR kind = $3) \
-         ORDER BY created_at DESC, id LIMIT $4"
+             AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
+         ORDER BY created_at DESC, id DESC LIMIT $6"
     )))
     .bind(filter.host_id)
     .bind(filter.state.map(JobState::as_str))
     .bind(filter.kind.as_deref())
-    .bind(filter.limit)
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| k.1))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing jobs"))

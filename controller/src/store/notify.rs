@@ -2,6 +2,7 @@
 //! notifications are read and written in a [`TenantTx`]; the delivery loop, which serves
 //! every tenant, works on the owner's pool and touches only the outbox's delivery columns.
 
+use super::page::{NameKey, NewestKey, Page};
 use serde::Serialize;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -194,12 +195,21 @@ pub async fn insert_channel(
     }
 }
 
-pub async fn list_channels(tx: &mut TenantTx) -> Result<Vec<Channel>, StoreError> {
+/// By name.
+pub async fn list_channels(
+    tx: &mut TenantTx,
+    page: &Page<NameKey>,
+) -> Result<Vec<Channel>, StoreError> {
+    let after = page.after.as_ref();
     let rows: Vec<ChannelRow> = sqlx::query_as(concat!(
         "SELECT ",
         channel_columns!(),
-        " FROM notification_channels ORDER BY name"
+        " FROM notification_channels \
+         WHERE ($1::text IS NULL OR (name, id) > ($1, $2)) ORDER BY name, id LIMIT $3"
     ))
+    .bind(after.map(|k| &k.0))
+    .bind(after.map(|k| k.1))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing notification channels"))?;
@@ -286,26 +296,30 @@ pub struct NotificationFilter {
     pub channel_id: Option<Uuid>,
     pub alert_id: Option<Uuid>,
     pub state: Option<String>,
-    pub limit: i64,
 }
 
 /// Newest first.
 pub async fn list_notifications(
     tx: &mut TenantTx,
     f: &NotificationFilter,
+    page: &Page<NewestKey>,
 ) -> Result<Vec<Notification>, StoreError> {
+    let after = page.after.as_ref();
     sqlx::query_as(
         "SELECT id, channel_id, alert_id, reason, state, attempts, next_attempt_at, last_error, \
              created_at, delivered_at \
          FROM notifications \
          WHERE ($1::uuid IS NULL OR channel_id = $1) AND ($2::uuid IS NULL OR alert_id = $2) \
            AND ($3::text IS NULL OR state = $3) \
-         ORDER BY created_at DESC, id DESC LIMIT $4",
+           AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
+         ORDER BY created_at DESC, id DESC LIMIT $6",
     )
     .bind(f.channel_id)
     .bind(f.alert_id)
     .bind(&f.state)
-    .bind(f.limit)
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| k.1))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing notifications"))

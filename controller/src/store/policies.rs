@@ -1,6 +1,7 @@
 //! Container update policies set through the API, maintenance windows, and what the
 //! automatic-update sweep reads. Every function takes a [`TenantTx`].
 
+use super::page::{OldestKey, Page};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -127,11 +128,21 @@ pub async fn insert_window(
     .map_err(query_error("creating a maintenance window"))
 }
 
-pub async fn list_windows(tx: &mut TenantTx) -> Result<Vec<Window>, StoreError> {
+/// Oldest first.
+pub async fn list_windows(
+    tx: &mut TenantTx,
+    page: &Page<OldestKey>,
+) -> Result<Vec<Window>, StoreError> {
+    let after = page.after.as_ref();
     sqlx::query_as::<_, Window>(
         "SELECT id, host_id, days, start_minute, duration_minutes, time_zone, created_by, created_at \
-         FROM maintenance_windows ORDER BY created_at, id",
+         FROM maintenance_windows \
+         WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2)) \
+         ORDER BY created_at, id LIMIT $3",
     )
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| k.1))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing maintenance windows"))

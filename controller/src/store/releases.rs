@@ -2,6 +2,7 @@
 //! size. A catalogue of the controller, not of a tenant (migration 0013): the owner adds and
 //! removes releases, sessions read them as the application role.
 
+use super::page::Page;
 use serde::Serialize;
 use time::OffsetDateTime;
 use unity_protocol::latest::jobs::RELEASE_CHUNK_LEN;
@@ -102,14 +103,28 @@ pub async fn add(
     Ok(release)
 }
 
-/// Every stored release, newest first per architecture (the owner's pool for the CLI, a
-/// tenant's transaction for the API: the catalogue is the same for all).
-pub async fn list<'e>(executor: impl sqlx::PgExecutor<'e>) -> Result<Vec<Release>, StoreError> {
+/// Sort key of [`list`]: architecture, upload time (descending), version.
+pub type ReleaseKey = (String, OffsetDateTime, String);
+
+/// Stored releases, newest first per architecture (the owner's pool for the CLI, a tenant's
+/// transaction for the API: the catalogue is the same for all).
+pub async fn list<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    page: &Page<ReleaseKey>,
+) -> Result<Vec<Release>, StoreError> {
+    let after = page.after.as_ref();
     sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
-        " FROM agent_releases ORDER BY architecture, created_at DESC"
+        " FROM agent_releases \
+         WHERE $1::text IS NULL OR architecture > $1 \
+            OR (architecture = $1 AND (created_at < $2 OR (created_at = $2 AND version > $3))) \
+         ORDER BY architecture, created_at DESC, version LIMIT $4"
     ))
+    .bind(after.map(|k| &k.0))
+    .bind(after.map(|k| k.1))
+    .bind(after.map(|k| &k.2))
+    .bind(page.fetch_limit())
     .fetch_all(executor)
     .await
     .map_err(query_error("listing releases"))

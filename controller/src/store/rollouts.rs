@@ -1,6 +1,7 @@
 //! Host labels and rollouts, in the store. Every function takes a [`TenantTx`], so
 //! row-level security confines it to one tenant.
 
+use super::page::{NewestKey, OldestKey, Page};
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -278,11 +279,17 @@ pub struct RolloutHost {
     pub reason: Option<String>,
 }
 
-pub async fn list(tx: &mut TenantTx, limit: i64) -> Result<Vec<Rollout>, StoreError> {
+/// Newest first.
+pub async fn list(tx: &mut TenantTx, page: &Page<NewestKey>) -> Result<Vec<Rollout>, StoreError> {
+    let after = page.after.as_ref();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ROLLOUT_COLUMNS} FROM rollouts ORDER BY created_at DESC, id LIMIT $1"
+        "SELECT {ROLLOUT_COLUMNS} FROM rollouts \
+         WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2)) \
+         ORDER BY created_at DESC, id DESC LIMIT $3"
     )))
-    .bind(limit)
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| k.1))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing rollouts"))
@@ -495,10 +502,20 @@ pub async fn insert_schedule(tx: &mut TenantTx, s: &NewSchedule<'_>) -> Result<(
     Ok(())
 }
 
-pub async fn list_schedules(tx: &mut TenantTx) -> Result<Vec<Schedule>, StoreError> {
+/// Oldest first.
+pub async fn list_schedules(
+    tx: &mut TenantTx,
+    page: &Page<OldestKey>,
+) -> Result<Vec<Schedule>, StoreError> {
+    let after = page.after.as_ref();
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {SCHEDULE_COLUMNS} FROM rollout_schedules ORDER BY created_at, id"
+        "SELECT {SCHEDULE_COLUMNS} FROM rollout_schedules \
+         WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2)) \
+         ORDER BY created_at, id LIMIT $3"
     )))
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| k.1))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing rollout schedules"))

@@ -103,6 +103,60 @@ pub async fn request(
     (status, json)
 }
 
+/// `GET path` and the `rel="next"` target of its `Link` header, if any.
+pub async fn get_page(
+    app: &axum::Router,
+    path: &str,
+    token: &str,
+) -> (axum::http::StatusCode, serde_json::Value, Option<String>) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = axum::http::Request::builder()
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let next = response
+        .headers()
+        .get("link")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .map(|link| {
+            let target = link
+                .strip_prefix('<')
+                .and_then(|rest| rest.strip_suffix(">; rel=\"next\""))
+                .unwrap_or_else(|| panic!("Link header `{link}` is not one rel=next target"));
+            target.to_owned()
+        });
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap(), next)
+}
+
+/// Every row of a list route, walked `limit` rows at a time along its `Link` headers.
+pub async fn get_every_page(
+    app: &axum::Router,
+    path: &str,
+    token: &str,
+    limit: usize,
+) -> Vec<serde_json::Value> {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let mut next = Some(format!("{path}{separator}limit={limit}"));
+    let mut rows = Vec::new();
+    while let Some(page) = next {
+        let (status, body, link) = get_page(app, &page, token).await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{page}: {body}");
+        let items = body.as_array().unwrap();
+        assert!(items.len() <= limit, "{page}: {} rows", items.len());
+        if link.is_some() {
+            assert_eq!(items.len(), limit, "{page}: a short page with a next link");
+        }
+        rows.extend(items.iter().cloned());
+        next = link;
+    }
+    rows
+}
+
 /// Storage report fixtures, built directly from the wire types.
 pub mod fixtures {
     use unity_protocol::latest::{

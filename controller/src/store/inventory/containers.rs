@@ -1,5 +1,7 @@
 //! Containers: current state per `(host, engine id)`.
 
+use crate::store::page::Page;
+use crate::store::storage::ObjectKey;
 use serde::Serialize;
 use time::OffsetDateTime;
 use unity_protocol::latest::ContainerInfo;
@@ -192,20 +194,28 @@ const SUMMARY_COLUMNS: &str = "id, host_id, engine_id, name, image, image_id, re
     compose_service, update_state, update_new_digest, update_reason, present, first_seen_at, \
     last_seen_at, updated_at";
 
+/// By host, then name.
 pub async fn list(
     tx: &mut TenantTx,
     filter: &ContainerFilter,
+    page: &Page<ObjectKey>,
 ) -> Result<Vec<ContainerSummary>, StoreError> {
+    let after = page.after.as_ref();
     // Built only from constants; filters are binds.
     sqlx::query_as::<_, ContainerSummary>(sqlx::AssertSqlSafe(format!(
         "SELECT {SUMMARY_COLUMNS} FROM containers \
          WHERE ($1::uuid IS NULL OR host_id = $1) AND ($2::text IS NULL OR state = $2) \
              AND ($3::text IS NULL OR update_state = $3) \
-         ORDER BY host_id, name, id"
+             AND ($4::uuid IS NULL OR (host_id, name, id) > ($4, $5, $6)) \
+         ORDER BY host_id, name, id LIMIT $7"
     )))
     .bind(filter.host_id)
     .bind(&filter.state)
     .bind(filter.update)
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| &k.1))
+    .bind(after.map(|k| k.2))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing containers"))

@@ -1,5 +1,6 @@
 //! Databases found on hosts: current state per `(host, identity key)`.
 
+use crate::store::page::Page;
 use serde::Serialize;
 use time::OffsetDateTime;
 use unity_protocol::latest::DatabaseInfo;
@@ -160,18 +161,30 @@ const SUMMARY_COLUMNS: &str = "id, host_id, identity_key, kind, version, listen,
     container_id, data_dir, found_by, probe, probe_detail, present, first_seen_at, last_seen_at, \
     updated_at";
 
+/// Sort key of [`list`]: host, kind, identity key, id.
+pub type DatabaseKey = (Uuid, String, String, Uuid);
+
+/// By host, kind and identity.
 pub async fn list(
     tx: &mut TenantTx,
     filter: &DatabaseFilter,
+    page: &Page<DatabaseKey>,
 ) -> Result<Vec<DatabaseSummary>, StoreError> {
+    let after = page.after.as_ref();
     // Built only from constants; filters are binds.
     sqlx::query_as::<_, DatabaseSummary>(sqlx::AssertSqlSafe(format!(
         "SELECT {SUMMARY_COLUMNS} FROM databases \
          WHERE ($1::uuid IS NULL OR host_id = $1) AND ($2::text IS NULL OR kind = $2) \
-         ORDER BY host_id, kind, identity_key, id"
+           AND ($3::uuid IS NULL OR (host_id, kind, identity_key, id) > ($3, $4, $5, $6)) \
+         ORDER BY host_id, kind, identity_key, id LIMIT $7"
     )))
     .bind(filter.host_id)
     .bind(&filter.kind)
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| &k.1))
+    .bind(after.map(|k| &k.2))
+    .bind(after.map(|k| k.3))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing databases"))

@@ -1,5 +1,7 @@
 //! Container images: current state per `(host, image id)`.
 
+use crate::store::page::Page;
+use crate::store::storage::ObjectKey;
 use serde::Serialize;
 use time::OffsetDateTime;
 use unity_protocol::latest::ImageInfo;
@@ -82,16 +84,25 @@ pub struct ImageSummary {
     pub updated_at: OffsetDateTime,
 }
 
+/// By host, then image id.
 pub async fn list(
     tx: &mut TenantTx,
     host_id: Option<Uuid>,
+    page: &Page<ObjectKey>,
 ) -> Result<Vec<ImageSummary>, StoreError> {
+    let after = page.after.as_ref();
     sqlx::query_as::<_, ImageSummary>(
         "SELECT id, host_id, image_id, tags, digests, size_bytes, created_at, present, \
              first_seen_at, last_seen_at, updated_at FROM container_images \
-         WHERE ($1::uuid IS NULL OR host_id = $1) ORDER BY host_id, image_id, id",
+         WHERE ($1::uuid IS NULL OR host_id = $1) \
+           AND ($2::uuid IS NULL OR (host_id, image_id, id) > ($2, $3, $4)) \
+         ORDER BY host_id, image_id, id LIMIT $5",
     )
     .bind(host_id)
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| &k.1))
+    .bind(after.map(|k| k.2))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing container images"))

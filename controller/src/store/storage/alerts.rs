@@ -1,6 +1,7 @@
 //! Alerts: append-only records of a change worth telling someone about. Deciding *when* to
 //! raise one is ingest's job (`ingest::rules`); this stores and lists them.
 
+use crate::store::page::{NewestKey, Page};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -132,20 +133,27 @@ pub struct AlertFilter {
     pub host_id: Option<Uuid>,
     /// Only alerts raised at or after this time.
     pub since: Option<OffsetDateTime>,
-    pub limit: i64,
 }
 
 /// Newest first.
-pub async fn list(tx: &mut TenantTx, filter: AlertFilter) -> Result<Vec<Alert>, StoreError> {
+pub async fn list(
+    tx: &mut TenantTx,
+    filter: AlertFilter,
+    page: &Page<NewestKey>,
+) -> Result<Vec<Alert>, StoreError> {
+    let after = page.after.as_ref();
     sqlx::query_as::<_, Alert>(
         "SELECT id, host_id, object_kind, object_id, object_name, kind, previous, current, \
              severity, message, observed_at, raised_at FROM alerts \
          WHERE ($1::uuid IS NULL OR host_id = $1) AND ($2::timestamptz IS NULL OR raised_at >= $2) \
-         ORDER BY raised_at DESC, id DESC LIMIT $3",
+           AND ($3::timestamptz IS NULL OR (raised_at, id) < ($3, $4)) \
+         ORDER BY raised_at DESC, id DESC LIMIT $5",
     )
     .bind(filter.host_id)
     .bind(filter.since)
-    .bind(filter.limit)
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| k.1))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing alerts"))

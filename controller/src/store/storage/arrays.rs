@@ -5,7 +5,9 @@ use time::OffsetDateTime;
 use unity_protocol::latest::{ArrayReport, Health};
 use uuid::Uuid;
 
+use super::ObjectKey;
 use super::{HostScope, ListFilter, Vanished, parse_health, to_i32};
+use crate::store::page::Page;
 use crate::store::{StoreError, TenantTx, query_error};
 
 /// What ingest needs to know about an array's stored row to decide what changed.
@@ -194,15 +196,26 @@ const SUMMARY_COLUMNS: &str = "id, host_id, name, level, state, health, reasons,
     active_disks, degraded, sync_action, sync_progress_percent, present, first_seen_at, \
     last_seen_at, updated_at";
 
-pub async fn list(tx: &mut TenantTx, filter: ListFilter) -> Result<Vec<ArraySummary>, StoreError> {
+/// By host, then name.
+pub async fn list(
+    tx: &mut TenantTx,
+    filter: ListFilter,
+    page: &Page<ObjectKey>,
+) -> Result<Vec<ArraySummary>, StoreError> {
+    let after = page.after.as_ref();
     // Built only from constants; filters are binds.
     sqlx::query_as::<_, ArraySummary>(sqlx::AssertSqlSafe(format!(
         "SELECT {SUMMARY_COLUMNS} FROM arrays \
          WHERE ($1::uuid IS NULL OR host_id = $1) AND ($2::text IS NULL OR health = $2) \
-         ORDER BY host_id, name, id"
+           AND ($3::uuid IS NULL OR (host_id, name, id) > ($3, $4, $5)) \
+         ORDER BY host_id, name, id LIMIT $6"
     )))
     .bind(filter.host_id)
     .bind(filter.health_text())
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| &k.1))
+    .bind(after.map(|k| k.2))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing arrays"))

@@ -5,7 +5,9 @@ use time::OffsetDateTime;
 use unity_protocol::latest::{DiskReport, Health};
 use uuid::Uuid;
 
+use super::ObjectKey;
 use super::{HostScope, ListFilter, Vanished, parse_health, to_i32, to_i64};
+use crate::store::page::Page;
 use crate::store::{StoreError, TenantTx, query_error};
 
 /// What ingest needs to know about a disk's stored row to decide what changed.
@@ -240,15 +242,26 @@ const SUMMARY_COLUMNS: &str = "id, host_id, identity_key, device, protocol, mode
     firmware, capacity_bytes, rotation_rpm, read_status, health, reasons, temperature_c, \
     power_on_hours, present, first_seen_at, last_seen_at, updated_at";
 
-pub async fn list(tx: &mut TenantTx, filter: ListFilter) -> Result<Vec<DiskSummary>, StoreError> {
+/// By host, then device.
+pub async fn list(
+    tx: &mut TenantTx,
+    filter: ListFilter,
+    page: &Page<ObjectKey>,
+) -> Result<Vec<DiskSummary>, StoreError> {
+    let after = page.after.as_ref();
     // Built only from constants; filters are binds.
     sqlx::query_as::<_, DiskSummary>(sqlx::AssertSqlSafe(format!(
         "SELECT {SUMMARY_COLUMNS} FROM disks \
          WHERE ($1::uuid IS NULL OR host_id = $1) AND ($2::text IS NULL OR health = $2) \
-         ORDER BY host_id, device, id"
+           AND ($3::uuid IS NULL OR (host_id, device, id) > ($3, $4, $5)) \
+         ORDER BY host_id, device, id LIMIT $6"
     )))
     .bind(filter.host_id)
     .bind(filter.health_text())
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| &k.1))
+    .bind(after.map(|k| k.2))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing disks"))

@@ -38,6 +38,10 @@ pub const SOURCES: &[&str] = &["smart", "zfs", "mdraid"];
 /// Samples older than this many days (by the controller's clock) are deleted.
 pub const SAMPLE_RETENTION_DAYS: i32 = 90;
 
+/// Sort key of the per-host object lists (disks, pools, arrays, containers, images): host,
+/// then the object's name on that host, then id.
+pub type ObjectKey = (Uuid, String, Uuid);
+
 /// Filters of the list endpoints; `None` means "any".
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ListFilter {

@@ -5,7 +5,9 @@ use time::OffsetDateTime;
 use unity_protocol::latest::{Health, PoolReport};
 use uuid::Uuid;
 
+use super::ObjectKey;
 use super::{HostScope, ListFilter, Vanished, parse_health, to_i64};
+use crate::store::page::Page;
 use crate::store::{StoreError, TenantTx, query_error};
 
 /// What ingest needs to know about a pool's stored row to decide what changed.
@@ -209,15 +211,26 @@ const SUMMARY_COLUMNS: &str = "id, host_id, name, state, health, reasons, size_b
     scan_state, scan_progress_percent, scan_errors, data_errors, present, first_seen_at, \
     last_seen_at, updated_at";
 
-pub async fn list(tx: &mut TenantTx, filter: ListFilter) -> Result<Vec<PoolSummary>, StoreError> {
+/// By host, then name.
+pub async fn list(
+    tx: &mut TenantTx,
+    filter: ListFilter,
+    page: &Page<ObjectKey>,
+) -> Result<Vec<PoolSummary>, StoreError> {
+    let after = page.after.as_ref();
     // Built only from constants; filters are binds.
     sqlx::query_as::<_, PoolSummary>(sqlx::AssertSqlSafe(format!(
         "SELECT {SUMMARY_COLUMNS} FROM pools \
          WHERE ($1::uuid IS NULL OR host_id = $1) AND ($2::text IS NULL OR health = $2) \
-         ORDER BY host_id, name, id"
+           AND ($3::uuid IS NULL OR (host_id, name, id) > ($3, $4, $5)) \
+         ORDER BY host_id, name, id LIMIT $6"
     )))
     .bind(filter.host_id)
     .bind(filter.health_text())
+    .bind(after.map(|k| k.0))
+    .bind(after.map(|k| &k.1))
+    .bind(after.map(|k| k.2))
+    .bind(page.fetch_limit())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing pools"))
