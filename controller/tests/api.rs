@@ -251,6 +251,7 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         ("/api/v1/rollout-schedules/{id}", schedule_id.clone()),
         ("/api/v1/channels/{id}", channel_id.clone()),
         ("/api/v1/channels/{id}/test", channel_id.clone()),
+        ("/api/v1/channels/{id}/routing", channel_id.clone()),
         ("/api/v1/notifications/{id}", notification_id.clone()),
         ("/api/v1/notifications/{id}/retry", notification_id.clone()),
         ("/api/v1/tokens/{id}/revoke", {
@@ -278,6 +279,7 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
             "name": "mail", "url": "smtp://mail.example.net/?from=a@example.net&to=b@example.net"
         })),
         "/api/v1/tokens" => Some(serde_json::json!({ "name": "ci", "scope": "read" })),
+        "/api/v1/channels/{id}/routing" => Some(serde_json::json!({ "min_severity": "critical" })),
         "/api/v1/enrollment-tokens" => Some(serde_json::json!({ "ttl_secs": 600 })),
         _ => None,
     };
@@ -752,4 +754,130 @@ async fn operator_creates_and_lists_tenants_and_nobody_else_can() {
     let listed = store.list_operator_tokens().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].revoked_at.is_some() && listed[0].last_used_at.is_some());
+}
+
+/// A channel's routing is replaced over the API: only what the new routing admits is queued
+/// for it from then on, a muted channel gets nothing, and bad routing is a 400.
+#[tokio::test]
+async fn channel_routing_is_edited_and_applies_to_the_next_alerts() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let host = common::add_host(&store, &a, "nas").await;
+    let admin = store
+        .create_scoped_api_token(a.id, "t", Scope::Admin)
+        .await
+        .unwrap();
+    let (app, _keys) = common::app(store.clone());
+    let (status, channel) = request(
+        &app,
+        "POST",
+        "/api/v1/channels",
+        Some(&admin),
+        Some(serde_json::json!({ "name": "phone", "url": "ntfy://ntfy.example.net/lab" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{channel}");
+    let id = channel["id"].as_str().unwrap().to_owned();
+    let routing = format!("/api/v1/channels/{id}/routing");
+    let (status, changed) = request(
+        &app,
+        "PUT",
+        &routing,
+        Some(&admin),
+        Some(serde_json::json!({
+            "min_severity": "critical",
+            "quiet_hours": { "start": "7:00", "end": "22:30", "timezone": "Europe/Berlin" }
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["min_severity"], "critical");
+    assert_eq!(changed["quiet_hours"]["start"], "07:00", "normalised");
+    assert_eq!(changed["enabled"], true);
+    assert_eq!(changed["target"], channel["target"], "the URL stays");
+
+    let queued = |app: axum::Router, token: String, id: String| async move {
+        let (_, list) = get(
+            &app,
+            &format!("/api/v1/notifications?channel_id={id}"),
+            Some(&token),
+        )
+        .await;
+        list.as_array().unwrap().len()
+    };
+    let stream = Uuid::new_v4();
+    let disk = |health| {
+        common::fixtures::report(
+            vec![common::fixtures::disk("/dev/sda", None, "S1", health)],
+            vec![],
+            vec![],
+        )
+    };
+    for (seq, health) in [(1, Health::Ok), (2, Health::Warning)] {
+        common::send_storage(&store, &a, host, stream, seq, disk(health)).await;
+    }
+    assert_eq!(
+        queued(app.clone(), admin.clone(), id.clone()).await,
+        0,
+        "a warning is below critical"
+    );
+    common::send_storage(&store, &a, host, stream, 3, disk(Health::Critical)).await;
+    assert_eq!(
+        queued(app.clone(), admin.clone(), id.clone()).await,
+        1,
+        "the critical one is queued"
+    );
+
+    let (status, muted) = request(
+        &app,
+        "PUT",
+        &routing,
+        Some(&admin),
+        Some(serde_json::json!({ "min_severity": "info", "enabled": false })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{muted}");
+    assert_eq!(muted["enabled"], false);
+    assert!(
+        muted["quiet_hours"].is_null(),
+        "the whole routing is replaced"
+    );
+    for (seq, health) in [(4, Health::Ok), (5, Health::Critical)] {
+        common::send_storage(&store, &a, host, stream, seq, disk(health)).await;
+    }
+    assert_eq!(
+        queued(app.clone(), admin.clone(), id.clone()).await,
+        1,
+        "muted: nothing new"
+    );
+
+    for bad in [
+        serde_json::json!({ "min_severity": "loud" }),
+        serde_json::json!({ "quiet_hours": { "start": "7:00", "end": "07:00" } }),
+        serde_json::json!({ "quiet_hours": { "start": "+7:00", "end": "08:00" } }),
+        serde_json::json!({ "remind_after_secs": 5 }),
+        serde_json::json!({ "url": "ntfy://elsewhere/x" }),
+    ] {
+        let (status, body) = request(&app, "PUT", &routing, Some(&admin), Some(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, _) = request(
+        &app,
+        "PUT",
+        &format!("/api/v1/channels/{}/routing", Uuid::new_v4()),
+        Some(&admin),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let read = store.create_api_token(a.id, "r").await.unwrap();
+    let (status, _) = request(
+        &app,
+        "PUT",
+        &routing,
+        Some(&read),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

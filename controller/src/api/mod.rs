@@ -95,6 +95,10 @@ pub fn router(state: ApiState) -> Router {
             get(notify::get_channel).delete(notify::delete_channel),
         )
         .route("/api/v1/channels/{id}/test", post(notify::test_channel))
+        .route(
+            "/api/v1/channels/{id}/routing",
+            axum::routing::put(notify::put_routing),
+        )
         .route("/api/v1/notifications", get(notify::list_notifications))
         .route("/api/v1/notifications/{id}", get(notify::get_notification))
         .route(
@@ -273,6 +277,7 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/channels"),
     ("GET", "/api/v1/channels/{id}"),
     ("POST", "/api/v1/channels/{id}/test"),
+    ("PUT", "/api/v1/channels/{id}/routing"),
     ("GET", "/api/v1/notifications"),
     ("GET", "/api/v1/notifications/{id}"),
     ("POST", "/api/v1/notifications/{id}/retry"),

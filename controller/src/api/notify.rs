@@ -105,6 +105,38 @@ pub async fn get_channel(
         .ok_or(ApiError::NotFound("channel"))
 }
 
+/// Replace a channel's routing (scope `admin`): severities, kinds, recoveries, quiet hours,
+/// reminders, muted or not. Its URL and secret stay; notifications already queued keep the
+/// routing they were made with.
+#[utoipa::path(
+    put, path = "/api/v1/channels/{id}/routing", tag = "notifications",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Channel id")),
+    request_body = create::RoutingRequest,
+    responses(
+        (status = 200, description = "The channel with its new routing", body = Channel),
+        (status = 400, description = "Invalid routing", body = ErrorBody),
+        (status = 403, description = "The token lacks the `admin` scope", body = ErrorBody),
+        (status = 404, description = "No such channel in this tenant", body = ErrorBody),
+    )
+)]
+pub async fn put_routing(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+    body: Result<Json<create::RoutingRequest>, JsonRejection>,
+) -> Result<Json<Channel>, ApiError> {
+    auth.require(Scope::Admin)?;
+    let id = parse_id(&id, "channel")?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    let channel = create::update_routing(&mut tx, id, &request)
+        .await?
+        .ok_or(ApiError::NotFound("channel"))?;
+    commit(tx, "changing a channel's routing").await?;
+    Ok(Json(channel))
+}
+
 /// Remove a channel and its notifications.
 #[utoipa::path(
     delete, path = "/api/v1/channels/{id}", tag = "notifications",

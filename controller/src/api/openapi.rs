@@ -30,6 +30,7 @@ use utoipa::{Modify, OpenApi};
         super::notify::get_channel,
         super::notify::delete_channel,
         super::notify::test_channel,
+        super::notify::put_routing,
         super::notify::list_notifications,
         super::notify::get_notification,
         super::notify::retry_notification,

@@ -238,13 +238,9 @@ fn parse_days(days: &[String]) -> Result<Vec<i16>, ApiError> {
 }
 
 fn parse_start(start: &str) -> Result<i32, ApiError> {
-    let bad = || ApiError::BadRequest(format!("start `{start}` is not HH:MM"));
-    let (h, m) = start.split_once(':').ok_or_else(bad)?;
-    let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if !(0..24).contains(&h) || !(0..60).contains(&m) {
-        return Err(bad());
-    }
-    Ok(h * 60 + m)
+    crate::clock::parse_hhmm(start)
+        .map(i32::from)
+        .ok_or_else(|| ApiError::BadRequest(format!("start `{start}` is not HH:MM (00:00-23:59)")))
 }
 
 /// The tenant's maintenance windows.

@@ -118,11 +118,64 @@ pub struct NewChannel<'a> {
     pub target_sealed: &'a [u8],
     pub target_redacted: &'a str,
     pub secret_sealed: Option<&'a [u8]>,
+    pub routing: Routing<'a>,
+}
+
+/// Which alerts go to a channel and when (checked already).
+#[derive(Debug, Clone, Copy)]
+pub struct Routing<'a> {
     pub min_severity: &'a str,
     pub kinds: &'a [String],
     pub send_recoveries: bool,
     pub quiet_hours: Option<&'a QuietHours>,
     pub remind_after_secs: Option<i32>,
+    pub enabled: bool,
+}
+
+impl Routing<'_> {
+    /// Quiet hours as columns: start, end, zone, whether critical alerts pass.
+    fn quiet_columns(&self) -> (Option<&str>, Option<&str>, &str, bool) {
+        match self.quiet_hours {
+            Some(q) => (
+                Some(q.start.as_str()),
+                Some(q.end.as_str()),
+                q.timezone.as_str(),
+                q.allow_critical,
+            ),
+            None => (None, None, "UTC", true),
+        }
+    }
+}
+
+/// Replaces the routing of channel `id`; the channel as it is now, or `None` when the tenant
+/// has no such channel. Notifications already queued keep the routing they were made with.
+pub async fn update_routing(
+    tx: &mut TenantTx,
+    id: Uuid,
+    r: &Routing<'_>,
+) -> Result<Option<Channel>, ChannelError> {
+    let (start, end, zone, allow) = r.quiet_columns();
+    let row: Option<ChannelRow> = sqlx::query_as(concat!(
+        "UPDATE notification_channels SET min_severity = $2, kinds = $3, send_recoveries = $4, \
+             quiet_start = $5::time, quiet_end = $6::time, quiet_timezone = $7, \
+             quiet_allows_critical = $8, remind_after_secs = $9, enabled = $10 \
+         WHERE id = $1 RETURNING ",
+        channel_columns!()
+    ))
+    .bind(id)
+    .bind(r.min_severity)
+    .bind(r.kinds)
+    .bind(r.send_recoveries)
+    .bind(start)
+    .bind(end)
+    .bind(zone)
+    .bind(allow)
+    .bind(r.remind_after_secs)
+    .bind(r.enabled)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query_error("changing a channel's routing"))?;
+    Ok(row.map(Channel::from))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,20 +194,13 @@ pub async fn insert_channel(
     tx: &mut TenantTx,
     c: &NewChannel<'_>,
 ) -> Result<Channel, ChannelError> {
-    let (start, end, zone, allow) = match c.quiet_hours {
-        Some(q) => (
-            Some(q.start.as_str()),
-            Some(q.end.as_str()),
-            q.timezone.as_str(),
-            q.allow_critical,
-        ),
-        None => (None, None, "UTC", true),
-    };
+    let (start, end, zone, allow) = c.routing.quiet_columns();
     let row: Result<ChannelRow, sqlx::Error> = sqlx::query_as(concat!(
         "INSERT INTO notification_channels (id, tenant_id, name, scheme, target_sealed, \
              target_redacted, secret_sealed, min_severity, kinds, send_recoveries, quiet_start, \
-             quiet_end, quiet_timezone, quiet_allows_critical, remind_after_secs) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::time, $12::time, $13, $14, $15) \
+             quiet_end, quiet_timezone, quiet_allows_critical, remind_after_secs, enabled) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::time, $12::time, $13, $14, $15, \
+             $16) \
          RETURNING ",
         channel_columns!()
     ))
@@ -165,14 +211,15 @@ pub async fn insert_channel(
     .bind(c.target_sealed)
     .bind(c.target_redacted)
     .bind(c.secret_sealed)
-    .bind(c.min_severity)
-    .bind(c.kinds)
-    .bind(c.send_recoveries)
+    .bind(c.routing.min_severity)
+    .bind(c.routing.kinds)
+    .bind(c.routing.send_recoveries)
     .bind(start)
     .bind(end)
     .bind(zone)
     .bind(allow)
-    .bind(c.remind_after_secs)
+    .bind(c.routing.remind_after_secs)
+    .bind(c.routing.enabled)
     .fetch_one(&mut **tx)
     .await;
     match row {
