@@ -10,11 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// `POST`, `PUT`, …
+    pub method: String,
     /// Path and query.
     pub uri: String,
     pub headers: Vec<(String, String)>,
@@ -64,38 +66,43 @@ impl HttpReceiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = shared.clone();
-        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-            let state = state.clone();
-            async move {
-                let answer = state
-                    .lock()
-                    .unwrap()
-                    .plan
-                    .pop_front()
-                    .unwrap_or(Answer::Status(200));
-                let mut received = Received {
-                    uri: uri.to_string(),
-                    headers: headers
-                        .iter()
-                        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-                        .collect(),
-                    body: body.to_vec(),
-                    answered: None,
-                };
-                match answer {
-                    Answer::Status(code) => {
-                        received.answered = Some(code);
-                        state.lock().unwrap().received.push(received);
-                        (StatusCode::from_u16(code).unwrap(), "{}").into_response_parts()
-                    }
-                    Answer::Hang(how_long) => {
-                        state.lock().unwrap().received.push(received);
-                        tokio::time::sleep(how_long).await;
-                        (StatusCode::SERVICE_UNAVAILABLE, "{}").into_response_parts()
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let state = state.clone();
+                async move {
+                    let answer = state
+                        .lock()
+                        .unwrap()
+                        .plan
+                        .pop_front()
+                        .unwrap_or(Answer::Status(200));
+                    let mut received = Received {
+                        method: method.to_string(),
+                        uri: uri.to_string(),
+                        headers: headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
+                            })
+                            .collect(),
+                        body: body.to_vec(),
+                        answered: None,
+                    };
+                    match answer {
+                        Answer::Status(code) => {
+                            received.answered = Some(code);
+                            state.lock().unwrap().received.push(received);
+                            (StatusCode::from_u16(code).unwrap(), "{}").into_response_parts()
+                        }
+                        Answer::Hang(how_long) => {
+                            state.lock().unwrap().received.push(received);
+                            tokio::time::sleep(how_long).await;
+                            (StatusCode::SERVICE_UNAVAILABLE, "{}").into_response_parts()
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

@@ -308,6 +308,10 @@ async fn each_service_gets_the_request_its_api_documents() {
             "telegram",
             format!("telegram://110201543:AAHdqTcv@telegram?chats=-1001234&base={base}/"),
         ),
+        (
+            "matrix",
+            format!("matrix+http://:syt_MatrixT0ken@{host}/?rooms=!AbCdEf:example.org"),
+        ),
     ];
     // A read token may look, not add.
     let (status, _) = h
@@ -369,12 +373,44 @@ async fn each_service_gets_the_request_its_api_documents() {
     let telegram = find("/bot110201543:AAHdqTcv/sendMessage");
     assert_eq!(telegram.json()["chat_id"], "-1001234");
     assert!(telegram.json()["text"].is_string());
+    // Matrix: the Client-Server API's idempotent send, the notification id as the
+    // transaction id, the room id as one path segment, an access token.
+    let matrix = find("/_matrix/client/v3/rooms/");
+    assert_eq!(matrix.method, "PUT");
+    let (room, txn) = matrix
+        .uri
+        .strip_prefix("/_matrix/client/v3/rooms/")
+        .unwrap()
+        .split_once("/send/m.room.message/")
+        .unwrap();
+    // `!` and `:` may stand as they are in a path segment (RFC 3986); `/`, `?`, `#` may not.
+    assert!(
+        ["!AbCdEf:example.org", "%21AbCdEf%3Aexample.org"].contains(&room),
+        "{room}"
+    );
+    assert!(uuid::Uuid::parse_str(txn).is_ok(), "{txn}");
+    assert_eq!(
+        matrix.header("authorization"),
+        Some("Bearer syt_MatrixT0ken")
+    );
+    assert_eq!(matrix.json()["msgtype"], "m.text");
+    assert!(matrix.json()["body"].as_str().unwrap().contains("works"));
     for r in &got {
         assert_eq!(r.header("content-type"), Some("application/json"), "{r:?}");
+        if !r.uri.starts_with("/_matrix/") {
+            assert_eq!(r.method, "POST", "{r:?}");
+        }
     }
     // Nothing the API returns shows a token.
     let (_, listed) = h.api("/api/v1/channels", &read).await;
-    for secret in ["tk_secret", "AppT0ken", "webhooktoken", "XXXX", "AAHdqTcv"] {
+    for secret in [
+        "tk_secret",
+        "AppT0ken",
+        "webhooktoken",
+        "XXXX",
+        "AAHdqTcv",
+        "syt_Matrix",
+    ] {
         assert!(!listed.to_string().contains(secret), "{secret} in {listed}");
     }
     // The same through the command line.

@@ -39,6 +39,13 @@ pub enum Target {
         token: String,
         chat: String,
     },
+    /// `PUT {base}/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}` with an access
+    /// token (Client-Server API).
+    Matrix {
+        base: Url,
+        token: String,
+        room: String,
+    },
     Smtp(SmtpTarget),
 }
 
@@ -93,6 +100,7 @@ impl Target {
             Target::Discord { .. } => "discord",
             Target::Slack { .. } => "slack",
             Target::Telegram { .. } => "telegram",
+            Target::Matrix { .. } => "matrix",
             Target::Smtp(_) => "smtp",
         }
     }
@@ -113,6 +121,7 @@ impl Target {
             Target::Discord { base, .. } => format!("discord {}", host(base)),
             Target::Slack { base, .. } => format!("slack {}", host(base)),
             Target::Telegram { base, .. } => format!("telegram {}", host(base)),
+            Target::Matrix { base, .. } => format!("matrix {}", host(base)),
             Target::Smtp(s) => format!("smtp {}:{} to {} recipient(s)", s.host, s.port, s.to.len()),
         }
     }
@@ -270,6 +279,24 @@ pub fn parse(text: &str) -> Result<Target, String> {
                 chat,
             })
         }
+        "matrix" | "matrix+http" => {
+            no_unknown_query(&url, &["rooms"])?;
+            let token = url.password().map(decoded).unwrap_or_default();
+            let room = query(&url, "rooms").unwrap_or_default();
+            let room_ok = room.starts_with('!') && room.contains(':') && !room.contains(',');
+            if token.is_empty() || !room_ok || !path_segments(&url).is_empty() {
+                return Err(
+                    "matrix URL is matrix://:ACCESS_TOKEN@homeserver[:port]/?rooms=!ROOM_ID:server \
+                     (one room per channel)"
+                        .into(),
+                );
+            }
+            Ok(Target::Matrix {
+                base: http_base(&url, scheme == "matrix+http")?,
+                token,
+                room,
+            })
+        }
         "smtp" | "smtps" => {
             no_unknown_query(&url, &["from", "to", "tls"])?;
             let host = url
@@ -321,7 +348,7 @@ pub fn parse(text: &str) -> Result<Target, String> {
         }
         other => Err(format!(
             "scheme `{other}` is not one of https (webhook), ntfy, gotify, discord, slack, \
-             telegram, smtp, smtps"
+             telegram, matrix, smtp, smtps"
         )),
     }
 }
@@ -426,6 +453,16 @@ mod tests {
             ),
             ("smtp://m/?from=a@b.c&to=d@e.f&tls=maybe", "tls `maybe`"),
             ("ntfy://ntfy.sh/t?priority=5", "unknown parameter"),
+            ("matrix://matrix.org/?rooms=!a:matrix.org", "ACCESS_TOKEN"),
+            ("matrix://:t@matrix.org/?rooms=#lab:matrix.org", "ROOM_ID"),
+            (
+                "matrix://:t@matrix.org/?rooms=!a:matrix.org,!b:matrix.org",
+                "one room",
+            ),
+            (
+                "matrix://:t@matrix.org/room?rooms=!a:matrix.org",
+                "matrix://",
+            ),
             ("not a url", "not a URL"),
         ] {
             let error = parse(url).unwrap_err();
@@ -445,6 +482,7 @@ mod tests {
             "telegram://1:secrettoken@telegram?chats=5",
             "smtp://u:secretpass@m.example.net/?from=a@example.net&to=b@example.net",
             "https://hooks.example.net/secretpath",
+            "matrix://:secrettoken@matrix.example.net/?rooms=!secretroom:example.net",
         ] {
             let shown = parse(url).unwrap().redacted();
             assert!(!shown.contains("secret"), "{url} → {shown}");

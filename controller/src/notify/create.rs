@@ -17,6 +17,7 @@ pub struct ChannelRequest {
     /// Where to deliver (docs/notifications.md): `https://…` (signed JSON webhook),
     /// `ntfy://[:token@]host/topic`, `gotify://host/APP_TOKEN`, `discord://TOKEN@WEBHOOK_ID`,
     /// `slack://T…/B…/SECRET`, `telegram://BOT_TOKEN@telegram?chats=CHAT_ID`,
+    /// `matrix://:ACCESS_TOKEN@homeserver/?rooms=!ROOM_ID:server`,
     /// `smtp://[user:password@]host[:port]/?from=…&to=…[&tls=starttls|tls|none]`, `smtps://…`.
     pub url: String,
     /// Least severity routed here: `info`, `warning` (default) or `critical`.

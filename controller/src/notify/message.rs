@@ -74,10 +74,19 @@ pub struct Notice {
     pub alert: Option<AlertView>,
 }
 
+/// The HTTP method of a delivery: every service takes a POST but Matrix, whose idempotent
+/// `PUT …/send/…/{txnId}` is what makes its retries safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Post,
+    Put,
+}
+
 /// A request to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     Http {
+        method: Method,
         url: Url,
         headers: Vec<(String, String)>,
         body: Vec<u8>,
@@ -216,6 +225,7 @@ pub fn render(notice: &Notice, target: &Target, secret: &[u8], now: OffsetDateTi
             let signature = webhook_signature(secret, timestamp, &body);
             let (id, timestamp) = (notice.id.to_string(), timestamp.to_string());
             Delivery::Http {
+                method: Method::Post,
                 url: url.clone(),
                 headers: headers(&[
                     CONTENT_JSON,
@@ -248,6 +258,7 @@ pub fn render(notice: &Notice, target: &Target, secret: &[u8], now: OffsetDateTi
                 h.push(("authorization".into(), auth));
             }
             Delivery::Http {
+                method: Method::Post,
                 url: base.clone(),
                 headers: h,
                 body,
@@ -260,6 +271,7 @@ pub fn render(notice: &Notice, target: &Target, secret: &[u8], now: OffsetDateTi
                 _ => 2,
             };
             Delivery::Http {
+                method: Method::Post,
                 url: join(base, "message"),
                 headers: headers(&[CONTENT_JSON, ("x-gotify-key", token)]),
                 body: json(&serde_json::json!({
@@ -270,6 +282,7 @@ pub fn render(notice: &Notice, target: &Target, secret: &[u8], now: OffsetDateTi
             }
         }
         Target::Discord { base, id, token } => Delivery::Http {
+            method: Method::Post,
             url: join(base, &format!("api/webhooks/{id}/{token}")),
             headers: headers(&[CONTENT_JSON]),
             body: json(&serde_json::json!({
@@ -280,6 +293,7 @@ pub fn render(notice: &Notice, target: &Target, secret: &[u8], now: OffsetDateTi
             })),
         },
         Target::Slack { base, path } => Delivery::Http {
+            method: Method::Post,
             url: join(base, &format!("services/{path}")),
             headers: headers(&[CONTENT_JSON]),
             body: json(&serde_json::json!({
@@ -287,6 +301,7 @@ pub fn render(notice: &Notice, target: &Target, secret: &[u8], now: OffsetDateTi
             })),
         },
         Target::Telegram { base, token, chat } => Delivery::Http {
+            method: Method::Post,
             url: join(base, &format!("bot{token}/sendMessage")),
             headers: headers(&[CONTENT_JSON]),
             body: json(&serde_json::json!({
@@ -295,6 +310,27 @@ pub fn render(notice: &Notice, target: &Target, secret: &[u8], now: OffsetDateTi
                 "disable_web_page_preview": true,
             })),
         },
+        Target::Matrix { base, token, room } => {
+            // The transaction id is the notification's: a retry after a lost answer is the
+            // same transaction, which the homeserver answers with the event it already made.
+            let mut url = join(base, "_matrix/client/v3/rooms");
+            if let Ok(mut segments) = url.path_segments_mut() {
+                segments.extend([room.as_str(), "send", "m.room.message"]);
+                segments.push(&notice.id.to_string());
+            }
+            Delivery::Http {
+                method: Method::Put,
+                url,
+                headers: vec![
+                    (CONTENT_JSON.0.into(), CONTENT_JSON.1.into()),
+                    ("authorization".into(), format!("Bearer {token}")),
+                ],
+                body: json(&serde_json::json!({
+                    "msgtype": "m.text",
+                    "body": clipped(format!("{title}\n{text}"), 16_000),
+                })),
+            }
+        }
         Target::Smtp(smtp) => Delivery::Email {
             target: smtp.clone(),
             subject: title,

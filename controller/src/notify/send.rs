@@ -9,7 +9,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::channel::SmtpTls;
-use super::message::Delivery;
+use super::message::{Delivery, Method};
 
 /// How a delivery attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,8 +45,17 @@ impl Sender {
 
     pub async fn send(&self, delivery: Delivery) -> Result<(), SendError> {
         match delivery {
-            Delivery::Http { url, headers, body } => {
-                let mut request = self.http.post(url.clone()).body(body);
+            Delivery::Http {
+                method,
+                url,
+                headers,
+                body,
+            } => {
+                let mut request = match method {
+                    Method::Post => self.http.post(url.clone()),
+                    Method::Put => self.http.put(url.clone()),
+                }
+                .body(body);
                 for (name, value) in headers {
                     request = request.header(name, value);
                 }

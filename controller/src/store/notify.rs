@@ -39,7 +39,7 @@ fn yes() -> bool {
 pub struct Channel {
     pub id: Uuid,
     pub name: String,
-    /// `webhook`, `ntfy`, `gotify`, `smtp`, `discord`, `slack` or `telegram`.
+    /// `webhook`, `ntfy`, `gotify`, `smtp`, `discord`, `slack`, `telegram` or `matrix`.
     pub scheme: String,
     /// The service and host, credentials and paths left out.
     pub target: String,
