@@ -27,6 +27,9 @@ const CA_WARNING: time::Duration = time::Duration::days(90);
 pub async fn sweep_forever(store: Store, validity: Duration, ca_not_after: Option<OffsetDateTime>) {
     let every = (validity / 16).clamp(Duration::from_millis(200), Duration::from_secs(60));
     let mut ca_logged: Option<OffsetDateTime> = None;
+    if let (Some(end), Some(metrics)) = (ca_not_after, crate::metrics::get()) {
+        metrics.ca_not_after.set(end.unix_timestamp());
+    }
     loop {
         tokio::time::sleep(every).await;
         let now = OffsetDateTime::now_utc();

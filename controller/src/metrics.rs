@@ -28,6 +28,9 @@ pub struct Metrics {
     pub ingest_seconds: HistogramVec,
     /// Notification attempts by channel scheme and outcome (`delivered`, `retry`, `dead`).
     pub notification_attempts: IntCounterVec,
+    /// When the controller's CA certificate ends (Unix seconds; absent until known): the CA
+    /// belongs to no host, so this gauge, not an alert row, is where a rule can watch it.
+    pub ca_not_after: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,6 +72,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["scheme", "outcome"],
     )?;
+    let ca_not_after = prometheus::IntGauge::new(
+        "unity_ca_expiry_timestamp_seconds",
+        "When the controller's CA certificate expires, as a Unix time: every host certificate ends with it.",
+    )?;
+    registry.register(Box::new(ca_not_after.clone()))?;
     registry.register(Box::new(reports.clone()))?;
     registry.register(Box::new(report_failures.clone()))?;
     registry.register(Box::new(ingest_seconds.clone()))?;
@@ -79,6 +87,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         report_failures,
         ingest_seconds,
         notification_attempts,
+        ca_not_after,
     })
 }
 

@@ -141,6 +141,10 @@ async fn both_endpoints_pass_promtool_and_show_the_fleet() {
     );
     assert_eq!(value(&controller, "unity_agent_sessions", ""), Some(1.0));
     assert_eq!(value(&controller, "unity_store_up", ""), Some(1.0));
+    // The built-in CA's end, years ahead.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    let ca_end = value(&controller, "unity_ca_expiry_timestamp_seconds", "").unwrap();
+    assert!(ca_end > now + 365.0 * 86400.0, "{ca_end}");
     assert!(controller.contains("unity_ingest_duration_seconds_bucket{"));
     assert!(
         !controller.contains(&host.to_string()) && !controller.contains("homelab"),
