@@ -11,6 +11,7 @@ use crate::jobs::state::JobState;
 use crate::jobs::{Cancelled, JobKeys, JobRequest, cancel, create_job};
 use crate::store::jobs::{self as job_store, JobFilter};
 use crate::store::page::Page;
+use crate::store::users::Role;
 use crate::store::{Store, hosts};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -61,6 +62,9 @@ enum Command {
     /// Notification channels: where a tenant's alerts go (docs/notifications.md).
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// People who log in to the web console (docs/console.md).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Write a backup (database, CA, job key, config) to one file; safe while serving.
     Backup {
         /// Where to write it (default: <backup dir>/unity-backup-<time>.tar.gz).
@@ -85,6 +89,7 @@ impl Command {
         matches!(
             self,
             Self::Tenant(TenantCommand::List)
+                | Self::User(UserCommand::List { .. })
                 | Self::OperatorToken(OperatorTokenCommand::List)
                 | Self::Job(JobCommand::List { .. } | JobCommand::Show { .. })
                 | Self::JobKey(JobKeyCommand::Show)
@@ -145,6 +150,40 @@ enum JobKeyCommand {
     Rotate,
     /// Print the current job-signing key's id and public key.
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user to a tenant. The password is read from the first line of stdin with
+    /// `--password-stdin`; otherwise a random one is made and printed once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// `viewer` (reads), `operator` (also updates, jobs, rollouts) or `admin`.
+        #[arg(long, default_value = "viewer")]
+        role: Role,
+        #[arg(long)]
+        password_stdin: bool,
+        /// Unique on the controller: lower-case letters, digits, `.`, `_`, `@`, `+`, `-`.
+        name: String,
+    },
+    /// List a tenant's users.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Disable a user: refused at login, every session ended.
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -562,6 +601,7 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
         Command::Job(command) => job_command(command, config, store).await?,
         Command::AgentRelease(command) => release_command(command, store).await?,
         Command::Channel(command) => channel_command(command, config, store).await?,
+        Command::User(command) => user_command(command, store).await?,
         Command::JobKey(JobKeyCommand::Rotate) => {
             let keys = JobKeys::new(&config.data_dir);
             let rotation = keys
@@ -877,5 +917,71 @@ async fn job_command(command: JobCommand, config: &Config, store: &Store) -> Res
             }
         }
     }
+    Ok(())
+}
+
+async fn user_command(command: UserCommand, store: &Store) -> Result<()> {
+    use crate::store::users;
+    match command {
+        UserCommand::Create {
+            tenant,
+            role,
+            password_stdin,
+            name,
+        } => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let (password, made) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from stdin")?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                // 160 random bits, base32: typed once, changed at the first login.
+                (crate::auth::generate_token("")?, true)
+            };
+            let mut tx = store.tenant_tx(tenant.id).await?;
+            let user = users::create_user(&mut tx, tenant.id, &name, role, &password).await?;
+            tx.commit().await.context("committing the user")?;
+            println!(
+                "user {} ({}) added to tenant {}",
+                user.name, user.role, tenant.name
+            );
+            if made {
+                println!("password (shown once; change it after logging in): {password}");
+            }
+        }
+        UserCommand::List { tenant } => {
+            let tenant = store.tenant_by_name(&tenant).await?;
+            let mut tx = store.tenant_tx(tenant.id).await?;
+            print_json(&users::list_users(&mut tx, &Page::all()).await?)?;
+        }
+        UserCommand::Disable { tenant, name } => {
+            set_user_disabled(store, &tenant, &name, true).await?
+        }
+        UserCommand::Enable { tenant, name } => {
+            set_user_disabled(store, &tenant, &name, false).await?
+        }
+    }
+    Ok(())
+}
+
+async fn set_user_disabled(store: &Store, tenant: &str, name: &str, disabled: bool) -> Result<()> {
+    use crate::store::users;
+    let tenant = store.tenant_by_name(tenant).await?;
+    let mut tx = store.tenant_tx(tenant.id).await?;
+    let Some(user) = users::user_by_name(&mut tx, name).await? else {
+        bail!("tenant {} has no user `{name}`", tenant.name);
+    };
+    users::set_disabled(&mut tx, user.id, disabled).await?;
+    tx.commit().await.context("committing the change")?;
+    println!(
+        "user {name} {}",
+        if disabled {
+            "disabled; its sessions ended"
+        } else {
+            "enabled"
+        }
+    );
     Ok(())
 }

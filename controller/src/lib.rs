@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod link;
 pub mod metrics;
 pub mod notify;
+pub mod password;
 pub mod presence;
 mod restore;
 pub mod rollouts;

@@ -25,6 +25,7 @@ pub mod releases;
 pub mod rollouts;
 pub mod storage;
 pub mod tenants;
+pub mod users;
 
 use std::time::Duration;
 
