@@ -126,6 +126,11 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         assert!(matches!(reply, ReportReply::Ack { .. }), "{reply:?}");
     }
     let (app, _keys) = common::app(store.clone());
+    // The host list rolls its objects up: the failing disk makes it critical, its alerts open.
+    let (_, hosts) = get(&app, "/api/v1/hosts", Some(&token_a)).await;
+    assert_eq!(hosts[0]["health"], "critical", "{hosts}");
+    assert!(hosts[0]["open_alerts"].as_i64().unwrap() >= 1, "{hosts}");
+    assert!(hosts[0]["silent_since"].is_null(), "{hosts}");
     // A notification channel of tenant A, with a test message that gave up (dead).
     let (status, channel) = request(
         &app,

@@ -34,6 +34,14 @@ pub struct HostSummary {
     pub last_seen_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// Since when the host has been silent (`host_silent` open); null while it reports.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub silent_since: Option<OffsetDateTime>,
+    /// The worst verdict of its present disks, pools and arrays (`ok`, `unknown`, `warning`,
+    /// `critical`), an unhealthy container counting as `warning`; null when it has none.
+    pub health: Option<String>,
+    /// Alerts whose latest state for their object and kind is not `info` (still open).
+    pub open_alerts: i64,
 }
 
 /// `GET /api/v1/hosts/{id}`: the summary plus the latest facts.
@@ -64,7 +72,21 @@ pub enum HostStanding {
 
 const SUMMARY_COLUMNS: &str = "id, hostname, \
     CASE WHEN facts IS NULL THEN NULL ELSE concat_ws(' ', facts->>'os_name', facts->>'os_version') END AS os, \
-    agent_version, enrolled_at, last_seen_at, revoked_at";
+    agent_version, enrolled_at, last_seen_at, revoked_at, silent_since, \
+    (SELECT (ARRAY['ok', 'unknown', 'warning', 'critical'])[max(rank)] FROM ( \
+        SELECT CASE d.health WHEN 'critical' THEN 4 WHEN 'warning' THEN 3 WHEN 'ok' THEN 1 ELSE 2 END \
+            FROM disks d WHERE d.host_id = hosts.id AND d.present \
+        UNION ALL SELECT CASE p.health WHEN 'critical' THEN 4 WHEN 'warning' THEN 3 WHEN 'ok' THEN 1 ELSE 2 END \
+            FROM pools p WHERE p.host_id = hosts.id AND p.present \
+        UNION ALL SELECT CASE a.health WHEN 'critical' THEN 4 WHEN 'warning' THEN 3 WHEN 'ok' THEN 1 ELSE 2 END \
+            FROM arrays a WHERE a.host_id = hosts.id AND a.present \
+        UNION ALL SELECT CASE WHEN c.health = 'unhealthy' THEN 3 ELSE 1 END \
+            FROM containers c WHERE c.host_id = hosts.id AND c.present \
+    ) AS objects(rank)) AS health, \
+    (SELECT count(*) FROM ( \
+        SELECT DISTINCT ON (al.object_id, al.kind) al.severity FROM alerts al \
+        WHERE al.host_id = hosts.id ORDER BY al.object_id, al.kind, al.raised_at DESC, al.id DESC \
+    ) AS latest WHERE latest.severity <> 'info') AS open_alerts";
 
 pub async fn insert_host(tx: &mut TenantTx, host: &NewHost) -> Result<(), StoreError> {
     sqlx::query(
