@@ -42,6 +42,8 @@ pub struct ControllerOptions {
     pub silent_after: Duration,
     /// How notifications are delivered and retried.
     pub notify: crate::notify::NotifySettings,
+    /// How the web console sets its cookie.
+    pub console: crate::console::ConsoleOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,6 +181,7 @@ pub async fn start(
             quic_port: quic_addr.port(),
             ca_fingerprint: ca.fingerprint(),
         },
+        console: options.console,
     });
     tasks.push(tokio::spawn(async move {
         api::serve::serve(listener, app, http_limits, shutdown_rx).await;

@@ -475,6 +475,9 @@ async fn serve(
             ingest: crate::ingest::IngestSettings::default(),
             silent_after: crate::presence::default_silent_after(config.report_interval()),
             notify: crate::notify::NotifySettings::default(),
+            console: crate::console::ConsoleOptions {
+                secure_cookies: config.api_behind_tls_proxy,
+            },
         },
         store,
     )

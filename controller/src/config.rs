@@ -30,6 +30,9 @@ pub struct Config {
     pub host_cert_validity_days: u32,
     /// How often automatic container updates are looked for.
     pub auto_update_interval_secs: u32,
+    /// The API listener is reached through a TLS-terminating proxy: the console's session
+    /// cookie is then marked `Secure` (never sent over plain HTTP).
+    pub api_behind_tls_proxy: bool,
     /// Scheduled backups (`[backup]`).
     pub backup: BackupConfig,
 }
@@ -67,6 +70,7 @@ impl Default for Config {
             report_interval_secs: 60,
             host_cert_validity_days: 30,
             auto_update_interval_secs: 60,
+            api_behind_tls_proxy: false,
             backup: BackupConfig::default(),
         }
     }
@@ -175,6 +179,9 @@ impl Config {
         }
         if let Some(v) = lookup("UNITY_AUTO_UPDATE_INTERVAL_SECS") {
             self.auto_update_interval_secs = parse("UNITY_AUTO_UPDATE_INTERVAL_SECS", v)?;
+        }
+        if let Some(v) = lookup("UNITY_API_BEHIND_TLS_PROXY") {
+            self.api_behind_tls_proxy = parse("UNITY_API_BEHIND_TLS_PROXY", v)?;
         }
         if let Some(v) = lookup("UNITY_BACKUP_INTERVAL_HOURS") {
             self.backup.interval_hours = parse("UNITY_BACKUP_INTERVAL_HOURS", v)?;

@@ -17,6 +17,7 @@ pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod database;
 pub mod expiry;
 pub mod ingest;

@@ -88,6 +88,7 @@ impl Harness {
                 reminders_every: Duration::from_secs(1),
                 ..unity_controller::notify::NotifySettings::default()
             },
+            console: unity_controller::console::ConsoleOptions::default(),
         }
     }
 

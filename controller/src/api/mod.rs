@@ -45,6 +45,8 @@ pub struct ApiState {
     pub dispatcher: std::sync::Arc<crate::jobs::Dispatcher>,
     /// What an enrollment command names.
     pub enrollment: EnrollmentInfo,
+    /// How the web console sets its cookie.
+    pub console: crate::console::ConsoleOptions,
 }
 
 /// The controller as agents enroll with it.
@@ -158,6 +160,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/maintenance-windows/{id}",
             get(policies::get_window).delete(policies::delete_window),
         )
+        .merge(crate::console::routes())
         .fallback(unknown_route)
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
@@ -195,11 +198,11 @@ async fn unknown_route() -> ApiError {
 async fn json_errors(response: axum::response::Response) -> axum::response::Response {
     use axum::http::header::CONTENT_TYPE;
     let status = response.status();
-    let is_json = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    // JSON errors are ours already; HTML ones are the console's own pages.
+    let is_ours = response.headers().get(CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+    });
+    if !(status.is_client_error() || status.is_server_error()) || is_ours {
         return response;
     }
     let code = match status.as_u16() {

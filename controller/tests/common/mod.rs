@@ -33,6 +33,7 @@ pub fn app(store: Store) -> (axum::Router, tempfile::TempDir) {
             store,
             job_keys,
             sealer,
+            console: unity_controller::console::ConsoleOptions::default(),
         }),
         dir,
     )

@@ -1,0 +1,58 @@
+//! The web console (issue 11, docs/console.md): server-rendered HTML on the API's listener,
+//! no scripts, every asset built into the binary so it works on a network without internet.
+//! People log in with a user of their tenant (`unity-controller user create`); every page
+//! reads through the same store functions and row-level security as the API.
+
+pub mod layout;
+pub mod login;
+pub mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::api::ApiState;
+
+/// How the console sets its cookie.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConsoleOptions {
+    /// Mark the session cookie `Secure`: the console is reached over HTTPS (a TLS proxy in
+    /// front of the API listener, `api_behind_tls_proxy`).
+    pub secure_cookies: bool,
+}
+
+/// The console's routes, merged into the API's router.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/", get(pages::fleet))
+        .route("/hosts/{id}", get(pages::host))
+        .route("/alerts", get(pages::alerts))
+        .route("/login", get(login::show_login).post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/account", get(login::account))
+        .route("/account/password", post(login::change_password))
+        .route("/account/logout-everywhere", post(login::logout_everywhere))
+        .route("/console.css", get(stylesheet))
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        layout::CSS,
+    )
+}
