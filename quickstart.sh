@@ -60,6 +60,13 @@ operate_file="$demo_dir/api-token-operate"
 [[ -s "$operate_file" ]] ||
   "$controller" api-token create --tenant homelab --name quickstart-ops --scope operate >"$operate_file"
 operate_token=$(cat "$operate_file")
+# A console user (the web page at $api/): the password is made once and kept in the demo dir.
+console_file="$demo_dir/console-password"
+if [[ ! -s "$console_file" ]]; then
+  (umask 077; head -c 15 /dev/urandom | base32 | tr -d '=\n' >"$console_file")
+  "$controller" user create --tenant homelab --role admin --password-stdin admin <"$console_file" >/dev/null
+fi
+console_password=$(cat "$console_file")
 
 say "starting the controller (QUIC $UNITY_QUIC_LISTEN, API $api; log $demo_dir/controller.log)"
 "$controller" serve >>"$demo_dir/controller.log" 2>&1 &
@@ -149,11 +156,25 @@ printf '%s' "$job" | pretty
 [[ "$job" == *'"state":"succeeded"'* && "$job" == *'"status":"verified"'* ]] ||
   { say "the ping job did not come back verified"; tail -20 "$demo_dir"/*.log; exit 1; }
 
+# The web console: log in as the quickstart's user and find this host on the fleet page.
+say "GET $api/  (the web console, logged in as 'admin')"
+cookies="$demo_dir/console-cookies"
+login_status=$(curl -sS -o /dev/null -w '%{http_code}' -c "$cookies" \
+  --data-urlencode name=admin --data-urlencode "password=$console_password" "$api/login")
+fleet_page=$(curl -fsS -b "$cookies" "$api/" || true)
+rm -f "$cookies"
+hostname_shown=$(printf '%s' "$detail" | sed -n 's/.*"hostname": *"\([^"]*\)".*/\1/p' | head -1)
+[[ "$login_status" == 303 && "$fleet_page" == *">$hostname_shown<"* ]] ||
+  { say "the console did not show this host (login answered $login_status)"; exit 1; }
+echo "the fleet page lists $hostname_shown"
+
 $check_only && { say "quickstart check passed"; exit 0; }
 
 cat <<MSG
 
-Your controller is running with this host enrolled. Try:
+Your controller is running with this host enrolled.
+Web console: $api/  (user admin, password $console_password)
+Or the API:
   curl -H "Authorization: Bearer $api_token" $api/api/v1/hosts
   curl -H "Authorization: Bearer $api_token" $api/api/v1/containers
   curl -H "Authorization: Bearer $api_token" $api/api/v1/jobs
