@@ -1,8 +1,8 @@
 //! Logging in and out, and the account page (password change, logout everywhere).
 
 use axum::Form;
-use axum::extract::rejection::FormRejection;
 use axum::extract::State;
+use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;

@@ -85,7 +85,7 @@ pub async fn fleet(
     let body = html! {
         h1 { "Fleet" }
         p.muted {
-            (list.len()) " hosts"
+            (list.len()) @if list.len() == 1 { " host" } @else { " hosts" }
             @if silent > 0 { ", " strong.warning { (silent) " silent" } }
             @if more { " (the first " (PAGE_ROWS) ")" }
         }

@@ -1,0 +1,318 @@
+//! The web console in a real browser: Debian's chromium, driven over WebDriver by
+//! chromedriver (the `fantoccini` crate), against a real controller with a real agent that
+//! reports recorded storage faults (a failing NVMe drive, a degraded pool, a degraded md
+//! array). Logs in as a viewer, reads the fleet, the host and the alerts, checks the cookie's
+//! flags, logs out; another tenant's user sees none of it. Screenshots of each page go to
+//! `target/ui-screenshots/` (docs/ui.md shows them).
+//!
+//! `.ci/run` installs chromium and chromium-driver; outside CI their absence skips.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
+use unity_agent::run::RunOptions;
+use unity_controller::store::users::{self, Role};
+use unity_e2e::{AgentTask, Harness, fast_options};
+
+const PASSWORD: &str = "correct horse battery staple";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver() -> Option<Driver> {
+    if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "chromium and chromium-driver are required under CI (.ci/run installs them)"
+        );
+        eprintln!("chromium or chromedriver is not installed: skipping");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting chromedriver");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Some(Driver {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not listen on {port}");
+}
+
+async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     format!("--window-size={width},{height}")],
+        }),
+    );
+    Client::with_capabilities_and_connector(
+        &driver.url,
+        &caps,
+        hyper_util::client::legacy::connect::HttpConnector::new(),
+    )
+    .await
+    .expect("a chromium session")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shoot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
+async fn log_in(client: &Client, base: &str, name: &str) {
+    client.goto(&format!("{base}/login")).await.unwrap();
+    client
+        .find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("header nav"))
+        .await
+        .expect("the console after logging in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() {
+    let Some(driver) = driver().await else {
+        return;
+    };
+    let h = Harness::start().await;
+    let tenant = h.store.create_tenant("homelab").await.unwrap();
+    let other = h.store.create_tenant("other").await.unwrap();
+    let read = h.store.create_api_token(tenant.id, "read").await.unwrap();
+    for (t, name) in [(&tenant, "alice"), (&other, "eve")] {
+        let mut tx = h.store.tenant_tx(t.id).await.unwrap();
+        users::create_user(&mut tx, t.id, name, Role::Viewer, PASSWORD)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let state = h.enroll("nas", tenant.id).await;
+    let host = state.enrollment.host_id;
+    let scratch = tempfile::tempdir().unwrap();
+    let agent = AgentTask::spawn(
+        state,
+        RunOptions {
+            storage: Some(Arc::new(
+                unity_agent::testing::recorded_storage(scratch.path()).unwrap(),
+            )),
+            storage_interval: Duration::from_millis(500),
+            ..fast_options()
+        },
+    );
+    let hostname = h.wait_for_facts(&read, host).await["hostname"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..200 {
+        let (_, arrays) = h.api("/api/v1/arrays", &read).await;
+        if arrays.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let base = format!("http://{}", h.controller().api_addr);
+
+    let client = browser(&driver, 1280, 900).await;
+    client.goto(&format!("{base}/")).await.unwrap();
+    assert!(
+        client.current_url().await.unwrap().path() == "/login",
+        "sent to log in"
+    );
+    shoot(&client, "login").await;
+    // A wrong password is refused on the page.
+    client
+        .find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("not the password")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let refusal = client.find(Locator::Css("[role=alert]")).await.unwrap();
+    assert!(
+        refusal
+            .text()
+            .await
+            .unwrap()
+            .contains("Wrong user name or password")
+    );
+
+    log_in(&client, &base, "alice").await;
+    let fleet = client.source().await.unwrap();
+    assert!(
+        fleet.contains(&format!(">{hostname}<")),
+        "the fleet lists the host"
+    );
+    assert!(
+        fleet.contains("badge critical"),
+        "and its roll-up is critical"
+    );
+    shoot(&client, "fleet").await;
+    // The session cookie as the browser holds it: not for scripts, not cross-site.
+    let cookie = client.get_named_cookie("unity_session").await.unwrap();
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+    assert!(cookie.value().starts_with("ufs_"));
+
+    client
+        .find(Locator::LinkText(&hostname))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client.wait().for_element(Locator::Css("h1")).await.unwrap();
+    assert_eq!(
+        client.current_url().await.unwrap().path(),
+        format!("/hosts/{host}")
+    );
+    let page = client.source().await.unwrap();
+    for shown in [
+        "/dev/nvme0",
+        "/dev/nvme1",
+        "DEGRADED",
+        "md0",
+        "badge critical",
+    ] {
+        assert!(page.contains(shown), "{shown} missing from the host page");
+    }
+    shoot(&client, "host").await;
+    client
+        .find(Locator::LinkText("Alerts"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("table"))
+        .await
+        .unwrap();
+    assert!(client.source().await.unwrap().contains(&hostname));
+    shoot(&client, "alerts").await;
+
+    // On a phone: the same page, 360 px wide, nothing cut off sideways.
+    client.set_window_size(360, 800).await.unwrap();
+    client.goto(&format!("{base}/")).await.unwrap();
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "the fleet page scrolls sideways at 360 px"
+    );
+    shoot(&client, "fleet-phone").await;
+
+    client
+        .find(Locator::Css("header form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("input[name=password]"))
+        .await
+        .unwrap();
+    client.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(
+        client.current_url().await.unwrap().path(),
+        "/login",
+        "logged out"
+    );
+    client.close().await.unwrap();
+
+    // Another tenant's user, in a fresh browser: none of it.
+    let client = browser(&driver, 1280, 900).await;
+    log_in(&client, &base, "eve").await;
+    let theirs = client.source().await.unwrap();
+    assert!(
+        !theirs.contains(">nas<") && !theirs.contains("nvme"),
+        "{theirs}"
+    );
+    client.goto(&format!("{base}/hosts/{host}")).await.unwrap();
+    let theirs = client.source().await.unwrap();
+    assert!(theirs.contains("No such host") && !theirs.contains("nvme"));
+    client.goto(&format!("{base}/alerts")).await.unwrap();
+    assert!(!client.source().await.unwrap().contains("nvme"));
+    client.close().await.unwrap();
+    agent.stop().await;
+}
