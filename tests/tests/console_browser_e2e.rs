@@ -48,21 +48,22 @@ async fn driver() -> Option<Driver> {
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starting chromedriver");
+    // Owned by a `Driver` at once: whatever happens next, dropping it kills and reaps it.
+    let driver = Driver {
+        child: std::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting chromedriver"),
+        url: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return Some(Driver {
-                child,
-                url: format!("http://127.0.0.1:{port}"),
-            });
+            return Some(driver);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
