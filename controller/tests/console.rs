@@ -348,3 +348,169 @@ async fn a_password_change_ends_the_other_sessions() {
         StatusCode::SEE_OTHER
     );
 }
+
+/// An operator updates a container from the Updates page: the confirmation names both
+/// digests, the job is the signed `container_update` for exactly the confirmed one, its page
+/// follows it, and it can be cancelled while queued. A viewer sees the update but the server
+/// refuses it the confirmation and the action.
+#[tokio::test]
+async fn an_operator_updates_a_container_and_a_viewer_cannot() {
+    use unity_protocol::latest::UpdateState;
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let host = common::add_host(&store, &a, "docker-1").await;
+    let new_digest = format!("sha256:{}", "b".repeat(64));
+    let mut web = common::inventory::container("c1", "web", "running");
+    web.update.state = UpdateState::UpdateAvailable;
+    web.update.new_digest = Some(new_digest.clone());
+    let reply = common::send_body(
+        &store,
+        &a,
+        host,
+        Uuid::new_v4(),
+        1,
+        common::inventory::containers(vec![web], vec![]),
+    )
+    .await;
+    assert!(
+        matches!(reply, unity_protocol::latest::ReportReply::Ack { .. }),
+        "{reply:?}"
+    );
+    for (name, role) in [("olga", Role::Operator), ("vic", Role::Viewer)] {
+        let mut tx = store.tenant_tx(a.id).await.unwrap();
+        users::create_user(&mut tx, a.id, name, role, PASSWORD)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let (app, _keys) = common::app(store.clone());
+    let mut tx = store.tenant_tx(a.id).await.unwrap();
+    let container: Uuid = sqlx::query_scalar("SELECT id FROM containers")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    drop(tx);
+
+    let vic = log_in(&app, "vic").await;
+    let listed = send(&app, "GET", "/updates", Some(&vic), None, None).await;
+    assert!(
+        listed.body.contains("web") && !listed.body.contains("Update…"),
+        "{}",
+        listed.body
+    );
+    let confirm = send(
+        &app,
+        "GET",
+        &format!("/updates/{container}"),
+        Some(&vic),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(confirm.status, StatusCode::FORBIDDEN);
+    let vic_csrf = csrf_of(&listed.body);
+    let refused = send(
+        &app,
+        "POST",
+        &format!("/updates/{container}"),
+        Some(&vic),
+        Some(&[("csrf", &vic_csrf), ("digest", &new_digest)]),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    let olga = log_in(&app, "olga").await;
+    let listed = send(&app, "GET", "/updates", Some(&olga), None, None).await;
+    assert!(listed.body.contains(&format!("/updates/{container}")));
+    let confirm = send(
+        &app,
+        "GET",
+        &format!("/updates/{container}"),
+        Some(&olga),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(
+        confirm.body.contains(&new_digest) && confirm.body.contains("sha256:old"),
+        "{}",
+        confirm.body
+    );
+    let csrf = csrf_of(&confirm.body);
+    let stale = send(
+        &app,
+        "POST",
+        &format!("/updates/{container}"),
+        Some(&olga),
+        Some(&[
+            ("csrf", &csrf),
+            ("digest", &format!("sha256:{}", "c".repeat(64))),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::CONFLICT,
+        "a digest other than the known one"
+    );
+    let started = send(
+        &app,
+        "POST",
+        &format!("/updates/{container}"),
+        Some(&olga),
+        Some(&[("csrf", &csrf), ("digest", &new_digest)]),
+        None,
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let job_path = started.headers[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let job_id = job_path.strip_prefix("/jobs/").unwrap();
+    // The same signed job the API shows, pinned to the confirmed digest, asked for by her.
+    let token = store.create_api_token(a.id, "t").await.unwrap();
+    let (status, job) = common::get(&app, &format!("/api/v1/jobs/{job_id}"), Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(job["kind"], "container_update");
+    assert_eq!(job["requested_by"], "user:olga");
+    assert!(
+        job["params"]["image"]
+            .as_str()
+            .unwrap()
+            .ends_with(&new_digest),
+        "{job}"
+    );
+    let page = send(&app, "GET", &job_path, Some(&olga), None, None).await;
+    assert!(
+        page.body.contains("http-equiv=\"refresh\""),
+        "a queued job's page follows it"
+    );
+    assert!(page.body.contains(&format!("/jobs/{job_id}/cancel")));
+    let viewer_page = send(&app, "GET", &job_path, Some(&vic), None, None).await;
+    assert!(
+        !viewer_page.body.contains("/cancel"),
+        "a viewer gets no cancel button"
+    );
+    let cancelled = send(
+        &app,
+        "POST",
+        &format!("{job_path}/cancel"),
+        Some(&olga),
+        Some(&[("csrf", &csrf)]),
+        None,
+    )
+    .await;
+    assert_eq!(cancelled.status, StatusCode::SEE_OTHER);
+    let page = send(&app, "GET", &job_path, Some(&olga), None, None).await;
+    assert!(
+        page.body.contains("cancelled") && !page.body.contains("http-equiv"),
+        "{}",
+        page.body
+    );
+    let jobs = send(&app, "GET", "/jobs", Some(&vic), None, None).await;
+    assert!(jobs.body.contains(job_id));
+}

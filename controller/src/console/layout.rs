@@ -21,6 +21,8 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
 pub enum Section {
     Fleet,
     Alerts,
+    Updates,
+    Jobs,
     Account,
 }
 
@@ -29,6 +31,8 @@ pub fn page(who: &ConsoleUser, section: Section, title: &str, body: Markup) -> R
     let nav = [
         (Section::Fleet, "/", "Fleet"),
         (Section::Alerts, "/alerts", "Alerts"),
+        (Section::Updates, "/updates", "Updates"),
+        (Section::Jobs, "/jobs", "Jobs"),
         (Section::Account, "/account", "Account"),
     ];
     let markup = html! {

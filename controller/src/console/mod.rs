@@ -3,6 +3,7 @@
 //! People log in with a user of their tenant (`unity-controller user create`); every page
 //! reads through the same store functions and row-level security as the API.
 
+pub mod actions;
 pub mod layout;
 pub mod login;
 pub mod pages;
@@ -29,6 +30,14 @@ pub fn routes() -> Router<ApiState> {
         .route("/", get(pages::fleet))
         .route("/hosts/{id}", get(pages::host))
         .route("/alerts", get(pages::alerts))
+        .route("/updates", get(actions::updates))
+        .route(
+            "/updates/{id}",
+            get(actions::confirm_update).post(actions::start_update),
+        )
+        .route("/jobs", get(actions::jobs))
+        .route("/jobs/{id}", get(actions::job))
+        .route("/jobs/{id}/cancel", post(actions::cancel_job))
         .route("/login", get(login::show_login).post(login::login))
         .route("/logout", post(login::logout))
         .route("/account", get(login::account))
