@@ -159,6 +159,18 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    // A console user of tenant A.
+    let mut tx = store.tenant_tx(a.id).await.unwrap();
+    let user_a = unity_controller::store::users::create_user(
+        &mut tx,
+        a.id,
+        "alice",
+        unity_controller::store::users::Role::Viewer,
+        "correct horse battery staple",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     // A second API token of tenant A, for the revocation route (not the one making the calls).
     store
         .create_scoped_api_token(a.id, "victim", Scope::Read)
@@ -257,6 +269,8 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         ("/api/v1/channels/{id}", channel_id.clone()),
         ("/api/v1/channels/{id}/test", channel_id.clone()),
         ("/api/v1/channels/{id}/routing", channel_id.clone()),
+        ("/api/v1/users/{id}/disable", user_a.id.to_string()),
+        ("/api/v1/users/{id}/enable", user_a.id.to_string()),
         ("/api/v1/notifications/{id}", notification_id.clone()),
         ("/api/v1/notifications/{id}/retry", notification_id.clone()),
         ("/api/v1/tokens/{id}/revoke", {
@@ -284,6 +298,9 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
             "name": "mail", "url": "smtp://mail.example.net/?from=a@example.net&to=b@example.net"
         })),
         "/api/v1/tokens" => Some(serde_json::json!({ "name": "ci", "scope": "read" })),
+        "/api/v1/users" => Some(
+            serde_json::json!({ "name": format!("u{}", Uuid::new_v4().simple()), "role": "viewer" }),
+        ),
         "/api/v1/channels/{id}/routing" => Some(serde_json::json!({ "min_severity": "critical" })),
         "/api/v1/enrollment-tokens" => Some(serde_json::json!({ "ttl_secs": 600 })),
         _ => None,
@@ -296,6 +313,7 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
                 "/api/v1/channels",
                 "/api/v1/tokens",
                 "/api/v1/enrollment-tokens",
+                "/api/v1/users",
             ]
             .contains(&route)
     };
@@ -885,4 +903,84 @@ async fn channel_routing_is_edited_and_applies_to_the_next_alerts() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Console users over the admin API: a made password is returned once and logs in; a
+/// disabled user cannot; a read token may not list users.
+#[tokio::test]
+async fn users_are_administered_over_the_api() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let admin = store
+        .create_scoped_api_token(a.id, "t", Scope::Admin)
+        .await
+        .unwrap();
+    let read = store.create_api_token(a.id, "r").await.unwrap();
+    let (app, _keys) = common::app(store.clone());
+    let (status, created) = request(
+        &app,
+        "POST",
+        "/api/v1/users",
+        Some(&admin),
+        Some(serde_json::json!({ "name": "dora", "role": "operator" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["user"]["role"], "operator");
+    let password = created["password"].as_str().unwrap().to_owned();
+    assert!(password.len() >= 12);
+    let now = time::OffsetDateTime::now_utc();
+    assert!(matches!(
+        store.login("dora", &password, now).await.unwrap(),
+        unity_controller::store::users::Login::Ok { .. }
+    ));
+    let (status, listed) = get(&app, "/api/v1/users", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(
+        !listed.to_string().contains("argon2"),
+        "never the hash: {listed}"
+    );
+    let (status, _) = get(&app, "/api/v1/users", Some(&read)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for (body, expected) in [
+        (serde_json::json!({ "name": "dora" }), StatusCode::CONFLICT),
+        (
+            serde_json::json!({ "name": "eve", "role": "root" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            serde_json::json!({ "name": "eve", "password": "short" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            serde_json::json!({ "name": "Eve!" }),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, json) = request(
+            &app,
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, expected, "{body}: {json}");
+    }
+    let id = created["user"]["id"].as_str().unwrap();
+    let (status, disabled) = request(
+        &app,
+        "POST",
+        &format!("/api/v1/users/{id}/disable"),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{disabled}");
+    assert!(disabled["disabled_at"].is_string());
+    assert_eq!(
+        store.login("dora", &password, now).await.unwrap(),
+        unity_controller::store::users::Login::Refused
+    );
 }

@@ -227,32 +227,43 @@ pub async fn create_enrollment_token(
     auth.require(Scope::Admin)?;
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let ttl = std::time::Duration::from_secs(request.ttl_secs.unwrap_or(3600));
+    let enrollment =
+        new_enrollment(&state, auth.tenant_id, &headers, ttl, &auth.token_name).await?;
+    Ok((StatusCode::CREATED, Json(enrollment)))
+}
+
+/// A single-use enrollment token and the one command a new host runs, naming the controller
+/// as this request reached it (the API's host name and the QUIC port). The API and the
+/// console's "add a host" both make theirs here.
+pub(crate) async fn new_enrollment(
+    state: &ApiState,
+    tenant_id: Uuid,
+    headers: &HeaderMap,
+    ttl: std::time::Duration,
+    by: &str,
+) -> Result<Enrollment, ApiError> {
     let (token, expires_at) = state
         .store
-        .create_enrollment_token(auth.tenant_id, ttl)
+        .create_enrollment_token(tenant_id, ttl)
         .await
         .map_err(|e| match e {
             crate::store::StoreError::InvalidTtl { .. } => ApiError::BadRequest(e.to_string()),
             other => ApiError::Store(other),
         })?;
-    let host = request_host(&headers).unwrap_or_else(|| "CONTROLLER-ADDRESS".into());
+    let host = request_host(headers).unwrap_or_else(|| "CONTROLLER-ADDRESS".into());
     let controller = format!("{host}:{}", state.enrollment.quic_port);
     let fingerprint = state.enrollment.ca_fingerprint.to_string();
     let command = format!(
         "unity-agent enroll --controller {controller} --token {token} --ca-fingerprint {fingerprint}"
     );
-    tracing::info!(tenant_id = %auth.tenant_id, %expires_at, by = %auth.token_name,
-        "enrollment token created");
-    Ok((
-        StatusCode::CREATED,
-        Json(Enrollment {
-            token,
-            expires_at,
-            ca_fingerprint: fingerprint,
-            controller,
-            command,
-        }),
-    ))
+    tracing::info!(%tenant_id, %expires_at, %by, "enrollment token created");
+    Ok(Enrollment {
+        token,
+        expires_at,
+        ca_fingerprint: fingerprint,
+        controller,
+        command,
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! document needs a tenant's bearer token and sees only that tenant's data — enforced by the
 //! database (see `store`), not only by these handlers.
 
-mod admin;
+pub(crate) mod admin;
 mod auth;
 mod error;
 mod hosts;
@@ -19,6 +19,7 @@ mod reference;
 mod rollouts;
 pub mod serve;
 mod storage;
+pub(crate) mod users;
 
 use axum::Json;
 use axum::Router;
@@ -84,6 +85,12 @@ pub fn router(state: ApiState) -> Router {
             get(admin::list_tokens).post(admin::create_token),
         )
         .route("/api/v1/tokens/{id}/revoke", post(admin::revoke_token))
+        .route(
+            "/api/v1/users",
+            get(users::list_users).post(users::create_user),
+        )
+        .route("/api/v1/users/{id}/disable", post(users::disable_user))
+        .route("/api/v1/users/{id}/enable", post(users::enable_user))
         .route(
             "/api/v1/enrollment-tokens",
             post(admin::create_enrollment_token),
@@ -289,6 +296,10 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/tokens"),
     ("POST", "/api/v1/enrollment-tokens"),
     ("POST", "/api/v1/tokens/{id}/revoke"),
+    ("GET", "/api/v1/users"),
+    ("POST", "/api/v1/users"),
+    ("POST", "/api/v1/users/{id}/disable"),
+    ("POST", "/api/v1/users/{id}/enable"),
     ("POST", "/api/v1/hosts/{id}/revoke"),
     ("DELETE", "/api/v1/hosts/{id}"),
 ];
