@@ -66,12 +66,16 @@ async fn send(
 
 /// Logs `name` in; the session cookie's value.
 async fn log_in(app: &axum::Router, name: &str) -> String {
+    log_in_with(app, name, PASSWORD).await
+}
+
+async fn log_in_with(app: &axum::Router, name: &str, password: &str) -> String {
     let answer = send(
         app,
         "POST",
         "/login",
         None,
-        Some(&[("name", name), ("password", PASSWORD)]),
+        Some(&[("name", name), ("password", password)]),
         Some("http://fleet.lan:7080"),
     )
     .await;
@@ -513,4 +517,137 @@ async fn an_operator_updates_a_container_and_a_viewer_cannot() {
     );
     let jobs = send(&app, "GET", "/jobs", Some(&vic), None, None).await;
     assert!(jobs.body.contains(job_id));
+}
+
+/// An admin adds a user, a token and a host from Settings; the user's made password logs
+/// in, the token works, the command names this controller; a viewer gets no Settings.
+#[tokio::test]
+async fn an_admin_manages_users_tokens_and_enrollment_from_settings() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let mut tx = store.tenant_tx(a.id).await.unwrap();
+    users::create_user(&mut tx, a.id, "root-admin", Role::Admin, PASSWORD)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (app, _keys) = common::app(store.clone());
+    let admin = log_in(&app, "root-admin").await;
+    let page = send(&app, "GET", "/settings", Some(&admin), None, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = csrf_of(&page.body);
+
+    let added = send(
+        &app,
+        "POST",
+        "/settings/users",
+        Some(&admin),
+        Some(&[("csrf", &csrf), ("name", "vera"), ("role", "viewer")]),
+        None,
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let at = added.body.find("(shown once):").unwrap();
+    let password = added.body[at..]
+        .split("<code>")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(matches!(
+        store
+            .login("vera", &password, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap(),
+        users::Login::Ok { .. }
+    ));
+    let vera = log_in_with(&app, "vera", &password).await;
+    let fleet = send(&app, "GET", "/", Some(&vera), None, None).await;
+    assert!(
+        !fleet.body.contains("/settings"),
+        "no Settings for a viewer"
+    );
+    assert_eq!(
+        send(&app, "GET", "/settings", Some(&vera), None, None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let vera_csrf = csrf_of(&fleet.body);
+    let refused = send(
+        &app,
+        "POST",
+        "/settings/tokens",
+        Some(&vera),
+        Some(&[("csrf", &vera_csrf), ("name", "x"), ("scope", "admin")]),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    let token_page = send(
+        &app,
+        "POST",
+        "/settings/tokens",
+        Some(&admin),
+        Some(&[("csrf", &csrf), ("name", "grafana"), ("scope", "read")]),
+        None,
+    )
+    .await;
+    let token = token_page
+        .body
+        .split("<code>ufa_")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap();
+    let token = format!("ufa_{token}");
+    let (status, _) = common::get(&app, "/api/v1/hosts", Some(&token)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the token made in the console works"
+    );
+
+    let enrolled = send(
+        &app,
+        "POST",
+        "/settings/enroll",
+        Some(&admin),
+        Some(&[("csrf", &csrf)]),
+        None,
+    )
+    .await;
+    assert!(
+        enrolled
+            .body
+            .contains("unity-agent enroll --controller fleet.lan:7443 --token ufe_"),
+        "{}",
+        enrolled.body
+    );
+
+    // Disabling vera ends her session.
+    let mut tx = store.tenant_tx(a.id).await.unwrap();
+    let vera_id = users::user_by_name(&mut tx, "vera")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    drop(tx);
+    let disabled = send(
+        &app,
+        "POST",
+        &format!("/settings/users/{vera_id}/disable"),
+        Some(&admin),
+        Some(&[("csrf", &csrf)]),
+        None,
+    )
+    .await;
+    assert_eq!(disabled.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        send(&app, "GET", "/", Some(&vera), None, None).await.status,
+        StatusCode::SEE_OTHER
+    );
 }

@@ -51,9 +51,20 @@ pub async fn list_tokens(
 ) -> Result<Paged<TokenView>, ApiError> {
     auth.require(Scope::Admin)?;
     let page: Page<NewestKey> = query(q)?.page()?;
-    let after = page.after.as_ref();
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    let tokens = sqlx::query_as(
+    let tokens = token_page(&mut tx, &page).await?;
+    Ok(Paged::new(tokens, &page, &uri, |t: &TokenView| {
+        (t.created_at, t.id)
+    }))
+}
+
+/// A page of the tenant's API tokens, newest first (the API and the console's settings).
+pub(crate) async fn token_page(
+    tx: &mut crate::store::TenantTx,
+    page: &Page<NewestKey>,
+) -> Result<Vec<TokenView>, crate::store::StoreError> {
+    let after = page.after.as_ref();
+    sqlx::query_as(
         "SELECT id, name, scope, created_at, last_used_at, revoked_at FROM api_tokens \
          WHERE ($1::timestamptz IS NULL OR (created_at, id) < ($1, $2)) \
          ORDER BY created_at DESC, id DESC LIMIT $3",
@@ -61,12 +72,24 @@ pub async fn list_tokens(
     .bind(after.map(|k| k.0))
     .bind(after.map(|k| k.1))
     .bind(page.fetch_limit())
-    .fetch_all(&mut *tx)
+    .fetch_all(&mut **tx)
     .await
-    .map_err(query_error("listing API tokens"))?;
-    Ok(Paged::new(tokens, &page, &uri, |t: &TokenView| {
-        (t.created_at, t.id)
-    }))
+    .map_err(query_error("listing API tokens"))
+}
+
+/// Revokes token `id` of the tenant; `None` when there is no such live token.
+pub(crate) async fn revoke(
+    tx: &mut crate::store::TenantTx,
+    id: Uuid,
+) -> Result<Option<TokenView>, crate::store::StoreError> {
+    sqlx::query_as(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL \
+         RETURNING id, name, scope, created_at, last_used_at, revoked_at",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query_error("revoking an API token"))
 }
 
 /// `POST /api/v1/tokens` body.
@@ -150,15 +173,9 @@ pub async fn revoke_token(
     auth.require(Scope::Admin)?;
     let id = parse_id(&id, "token")?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    let revoked: Option<TokenView> = sqlx::query_as(
-        "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL \
-         RETURNING id, name, scope, created_at, last_used_at, revoked_at",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(query_error("revoking an API token"))?;
-    let revoked = revoked.ok_or(ApiError::NotFound("token"))?;
+    let revoked = revoke(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound("token"))?;
     commit(tx, "revoking an API token").await?;
     tracing::info!(tenant_id = %auth.tenant_id, token = %revoked.name, by = %auth.token_name,
         "API token revoked");

@@ -23,6 +23,7 @@ pub enum Section {
     Alerts,
     Updates,
     Jobs,
+    Settings,
     Account,
 }
 
@@ -33,6 +34,7 @@ pub fn page(who: &ConsoleUser, section: Section, title: &str, body: Markup) -> R
         (Section::Alerts, "/alerts", "Alerts"),
         (Section::Updates, "/updates", "Updates"),
         (Section::Jobs, "/jobs", "Jobs"),
+        (Section::Settings, "/settings", "Settings"),
         (Section::Account, "/account", "Account"),
     ];
     let markup = html! {
@@ -48,7 +50,9 @@ pub fn page(who: &ConsoleUser, section: Section, title: &str, body: Markup) -> R
                 header {
                     a.brand href="/" { "Unity Fleet" }
                     nav aria-label="Main" {
-                        @for (s, href, label) in nav {
+                        @for (s, href, label) in nav.into_iter().filter(|(s, _, _)| {
+                            *s != Section::Settings || who.user.role.scope() >= crate::auth::Scope::Admin
+                        }) {
                             @if s == section {
                                 a href=(href) aria-current="page" { (label) }
                             } @else {

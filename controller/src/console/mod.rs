@@ -8,6 +8,7 @@ pub mod layout;
 pub mod login;
 pub mod pages;
 pub mod session;
+pub mod settings;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -40,6 +41,12 @@ pub fn routes() -> Router<ApiState> {
         .route("/jobs/{id}/cancel", post(actions::cancel_job))
         .route("/login", get(login::show_login).post(login::login))
         .route("/logout", post(login::logout))
+        .route("/settings", get(settings::settings))
+        .route("/settings/enroll", post(settings::enroll))
+        .route("/settings/users", post(settings::add_user))
+        .route("/settings/users/{id}/{action}", post(settings::set_user))
+        .route("/settings/tokens", post(settings::add_token))
+        .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))
         .route("/account", get(login::account))
         .route("/account/password", post(login::change_password))
         .route("/account/logout-everywhere", post(login::logout_everywhere))
