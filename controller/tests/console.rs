@@ -198,6 +198,51 @@ async fn the_console_shows_the_tenants_fleet_behind_a_login() {
     }
     let alerts = send(&app, "GET", "/alerts", Some(&alice), None, None).await;
     assert!(alerts.body.contains("nas-a"), "{}", alerts.body);
+    // A second sample: the disk page charts the history.
+    let mut hotter = common::fixtures::disk("/dev/sdb", None, "S1", Health::Critical);
+    hotter.temperature_c = Some(47);
+    common::send_storage(
+        &store,
+        &a,
+        host,
+        Uuid::new_v4(),
+        1,
+        common::fixtures::report(vec![hotter], vec![], vec![]),
+    )
+    .await;
+    let disk_id = page
+        .body
+        .split("href=\"/disks/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let disk = send(
+        &app,
+        "GET",
+        &format!("/disks/{disk_id}"),
+        Some(&alice),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(disk.status, StatusCode::OK);
+    for shown in [
+        "Temperature",
+        "<svg",
+        "last <strong>47</strong>",
+        "Reallocated sectors",
+        "ata.5.reallocated_sector_ct",
+        "FAILED",
+    ] {
+        assert!(
+            disk.body.contains(shown),
+            "{shown} missing from the disk page: {}",
+            disk.body
+        );
+    }
 
     // Bob (another tenant, even as admin) sees none of it.
     let bob = log_in(&app, "bob").await;
@@ -216,6 +261,16 @@ async fn the_console_shows_the_tenants_fleet_behind_a_login() {
     assert!(!theirs.body.contains("sdb"));
     let theirs = send(&app, "GET", "/alerts", Some(&bob), None, None).await;
     assert!(!theirs.body.contains("nas-a") && !theirs.body.contains("sdb"));
+    let theirs = send(
+        &app,
+        "GET",
+        &format!("/disks/{disk_id}"),
+        Some(&bob),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
 
     // Forms need this session's CSRF token and this origin.
     let csrf = csrf_of(&fleet.body);

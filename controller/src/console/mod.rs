@@ -4,6 +4,7 @@
 //! reads through the same store functions and row-level security as the API.
 
 pub mod actions;
+pub mod charts;
 pub mod layout;
 pub mod login;
 pub mod pages;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/", get(pages::fleet))
         .route("/hosts/{id}", get(pages::host))
+        .route("/disks/{id}", get(pages::disk))
         .route("/alerts", get(pages::alerts))
         .route("/updates", get(actions::updates))
         .route(

@@ -222,7 +222,7 @@ pub async fn host(
                     th.wide scope="col" { "Model" } th.wide scope="col" { "Serial" } th scope="col" { "°C" } th.wide scope="col" { "Size" } } }
                 tbody { @for d in &disk_list {
                     tr {
-                        td { (d.device) @if !d.present { br; span.muted { "absent" } } }
+                        td { a href={"/disks/" (d.id)} { (d.device) } @if !d.present { br; span.muted { "absent" } } }
                         td { (health(Some(&d.health))) }
                         td { (reasons(&d.reasons)) }
                         td.wide { (d.model.as_deref().unwrap_or("—")) }
@@ -342,4 +342,98 @@ pub async fn alerts(
         }
     };
     Ok(layout::page(&who, Section::Alerts, "Alerts", body))
+}
+
+/// The series a disk page charts, when its samples carry them: (metric, title, unit).
+const CHARTED: &[(&str, &str, &str)] = &[
+    ("ata.5.", "Reallocated sectors", "sectors"),
+    ("ata.197.", "Pending sectors", "sectors"),
+    ("ata.198.", "Offline uncorrectable", "sectors"),
+    ("nvme.percentage_used", "Endurance used", "%"),
+    ("nvme.media_errors", "Media errors", "errors"),
+    ("nvme.available_spare_percent", "Available spare", "%"),
+    ("scsi.grown_defects", "Grown defects", "defects"),
+    ("scsi.percentage_used_endurance", "Endurance used", "%"),
+];
+
+/// One disk: verdict and reasons, identity, its SMART numbers, and history charts over the
+/// retained samples.
+pub async fn disk(
+    State(state): State<ApiState>,
+    who: ConsoleUser,
+    Path(id): Path<String>,
+) -> Result<Response, Refusal> {
+    let not_found = || {
+        Ok(layout::error_page(
+            StatusCode::NOT_FOUND,
+            "No such disk",
+            "This tenant has no disk with that id.",
+        ))
+    };
+    let Ok(id) = Uuid::try_parse(&id) else {
+        return not_found();
+    };
+    let mut tx = tenant_tx(&state, &who).await?;
+    let Some(detail) = disks::get(&mut tx, id, 1000).await.map_err(unavailable)? else {
+        return not_found();
+    };
+    let d = &detail.summary;
+    let temperature: Vec<(OffsetDateTime, i64)> = detail
+        .history
+        .iter()
+        .filter_map(|s| s.temperature_c.map(|t| (s.collected_at, i64::from(t))))
+        .collect();
+    let latest = detail.history.iter().max_by_key(|s| s.collected_at);
+    let metric_names: Vec<String> = latest
+        .and_then(|s| s.metrics.0.as_object().map(|m| m.keys().cloned().collect()))
+        .unwrap_or_default();
+    let series = |prefix: &str| -> Option<(String, Vec<(OffsetDateTime, i64)>)> {
+        let name = metric_names.iter().find(|n| n.starts_with(prefix))?.clone();
+        let points = detail
+            .history
+            .iter()
+            .filter_map(|s| {
+                s.metrics
+                    .0
+                    .get(&name)?
+                    .as_i64()
+                    .map(|v| (s.collected_at, v))
+            })
+            .collect();
+        Some((name, points))
+    };
+    let body = html! {
+        p { a href={"/hosts/" (d.host_id)} { "← host" } }
+        h1 { (d.device) " " (health(Some(&d.health))) }
+        section.panel {
+            h2 { "Why" }
+            (reasons(&d.reasons))
+            dl.facts {
+                dt { "Model" } dd { (d.model.as_deref().unwrap_or("—")) }
+                dt { "Serial" } dd { (d.serial.as_deref().unwrap_or("—")) }
+                dt { "Firmware" } dd { (d.firmware.as_deref().unwrap_or("—")) }
+                dt { "Protocol" } dd { (d.protocol) " (" (detail.device_type) ")" }
+                dt { "Size" } dd { (bytes(d.capacity_bytes)) }
+                dt { "Power-on hours" } dd { (d.power_on_hours.map(|h| h.to_string()).unwrap_or_else(|| "—".into())) }
+                dt { "Read" } dd { (d.read_status) @if !detail.read_detail.is_empty() { " — " (detail.read_detail) } }
+            }
+        }
+        h2 { "History (" (detail.history.len()) " samples)" }
+        (super::charts::line_chart("Temperature", "°C", &temperature))
+        @for (prefix, title, unit) in CHARTED {
+            @if let Some((name, points)) = series(prefix) {
+                (super::charts::line_chart(&format!("{title} ({name})"), unit, &points))
+            }
+        }
+        h2 { "SMART numbers (latest sample)" }
+        @if metric_names.is_empty() { p.muted { "None reported." } } @else {
+            div.scroll { table {
+                thead { tr { th scope="col" { "Attribute" } th scope="col" { "Raw value" } } }
+                tbody { @if let Some(latest) = latest { @for name in &metric_names {
+                    tr { td { code { (name) } } td { (latest.metrics.0.get(name).map(|v| v.to_string()).unwrap_or_default()) } }
+                } } }
+            } }
+        }
+    };
+    Ok(layout::page(&who, Section::Fleet, &d.device, body))
 }
