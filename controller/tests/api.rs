@@ -270,6 +270,10 @@ async fn another_tenants_objects_are_not_found_on_every_route() {
         ("/api/v1/channels/{id}/test", channel_id.clone()),
         ("/api/v1/channels/{id}/routing", channel_id.clone()),
         ("/api/v1/users/{id}/disable", user_a.id.to_string()),
+        (
+            "/api/v1/alerts/{id}/acknowledge",
+            first_id("/api/v1/alerts").await,
+        ),
         ("/api/v1/users/{id}/enable", user_a.id.to_string()),
         ("/api/v1/notifications/{id}", notification_id.clone()),
         ("/api/v1/notifications/{id}/retry", notification_id.clone()),

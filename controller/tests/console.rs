@@ -706,3 +706,102 @@ async fn an_admin_manages_users_tokens_and_enrollment_from_settings() {
         StatusCode::SEE_OTHER
     );
 }
+
+/// An operator acknowledges an alert on the Alerts page; the API shows who and when; a
+/// viewer gets no button and the server refuses the action.
+#[tokio::test]
+async fn alerts_are_acknowledged_by_operators_only() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let host = common::add_host(&store, &a, "nas").await;
+    common::send_storage(
+        &store,
+        &a,
+        host,
+        Uuid::new_v4(),
+        1,
+        common::fixtures::report(
+            vec![common::fixtures::disk(
+                "/dev/sda",
+                None,
+                "S1",
+                Health::Critical,
+            )],
+            vec![],
+            vec![],
+        ),
+    )
+    .await;
+    for (name, role) in [("olga", Role::Operator), ("vic", Role::Viewer)] {
+        let mut tx = store.tenant_tx(a.id).await.unwrap();
+        users::create_user(&mut tx, a.id, name, role, PASSWORD)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let token = store.create_api_token(a.id, "t").await.unwrap();
+    let (app, _keys) = common::app(store.clone());
+    let (_, alerts) = common::get(&app, "/api/v1/alerts", Some(&token)).await;
+    let alert = alerts[0]["id"].as_str().unwrap().to_owned();
+    assert!(alerts[0]["acknowledged_at"].is_null());
+
+    let vic = log_in(&app, "vic").await;
+    let page = send(&app, "GET", "/alerts", Some(&vic), None, None).await;
+    assert!(
+        !page.body.contains("/acknowledge"),
+        "no button for a viewer"
+    );
+    let refused = send(
+        &app,
+        "POST",
+        &format!("/alerts/{alert}/acknowledge"),
+        Some(&vic),
+        Some(&[("csrf", &csrf_of(&page.body))]),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    let olga = log_in(&app, "olga").await;
+    let page = send(&app, "GET", "/alerts", Some(&olga), None, None).await;
+    assert!(page.body.contains(&format!("/alerts/{alert}/acknowledge")));
+    let done = send(
+        &app,
+        "POST",
+        &format!("/alerts/{alert}/acknowledge"),
+        Some(&olga),
+        Some(&[("csrf", &csrf_of(&page.body))]),
+        None,
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let (_, alerts) = common::get(&app, "/api/v1/alerts", Some(&token)).await;
+    assert_eq!(alerts[0]["acknowledged_by"], "user:olga");
+    assert!(alerts[0]["acknowledged_at"].is_string());
+    let page = send(&app, "GET", "/alerts", Some(&olga), None, None).await;
+    assert!(page.body.contains("by user:olga") && !page.body.contains("/acknowledge\""));
+    // The API route: operate scope, the first acknowledgement stands.
+    let ops = store
+        .create_scoped_api_token(a.id, "ops", unity_controller::auth::Scope::Operate)
+        .await
+        .unwrap();
+    let (status, _) = common::request(
+        &app,
+        "POST",
+        &format!("/api/v1/alerts/{alert}/acknowledge"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "read scope");
+    let (status, again) = common::request(
+        &app,
+        "POST",
+        &format!("/api/v1/alerts/{alert}/acknowledge"),
+        Some(&ops),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["acknowledged_by"], "user:olga");
+}

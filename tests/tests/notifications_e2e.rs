@@ -556,4 +556,24 @@ async fn quiet_hours_hold_all_but_critical_and_reminders_repeat_open_alerts() {
     // Not again within the interval.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(reminded.delivered().len(), 2);
+    // Acknowledged, it is not reminded of again even once the interval has passed.
+    let alert_id = got[1].json()["alert"]["id"].as_str().unwrap().to_owned();
+    let (status, acked) = h
+        .post(
+            &format!("/api/v1/alerts/{alert_id}/acknowledge"),
+            &admin,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{acked}");
+    sqlx::query("UPDATE notifications SET created_at = created_at - interval '2 minutes'")
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        reminded.delivered().len(),
+        2,
+        "no reminder after the acknowledgement"
+    );
 }

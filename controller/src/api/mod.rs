@@ -142,6 +142,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/arrays/{id}", get(storage::get_array))
         .route("/api/v1/alerts", get(storage::list_alerts))
         .route(
+            "/api/v1/alerts/{id}/acknowledge",
+            post(storage::acknowledge_alert),
+        )
+        .route(
             "/api/v1/hosts/{id}/inventory",
             get(inventory::host_inventory),
         )
@@ -266,6 +270,7 @@ pub const TENANT_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/arrays"),
     ("GET", "/api/v1/arrays/{id}"),
     ("GET", "/api/v1/alerts"),
+    ("POST", "/api/v1/alerts/{id}/acknowledge"),
     ("GET", "/api/v1/hosts/{id}/inventory"),
     ("GET", "/api/v1/containers"),
     ("GET", "/api/v1/containers/{id}"),

@@ -56,6 +56,7 @@ use utoipa::{Modify, OpenApi};
         super::storage::list_arrays,
         super::storage::get_array,
         super::storage::list_alerts,
+        super::storage::acknowledge_alert,
         super::inventory::host_inventory,
         super::inventory::list_containers,
         super::inventory::get_container,

@@ -336,3 +336,30 @@ pub async fn list_alerts(
     let rows = alerts::list(&mut tx, filter, &page).await?;
     Ok(Paged::new(rows, &page, &uri, |a| (a.raised_at, a.id)))
 }
+
+/// Acknowledge an alert (scope `operate`): recorded with who and when, and no more reminders
+/// are sent for it. Acknowledging twice keeps the first.
+#[utoipa::path(
+    post, path = "/api/v1/alerts/{id}/acknowledge", tag = "storage",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Alert id")),
+    responses(
+        (status = 200, description = "The alert, acknowledged", body = Alert),
+        (status = 403, description = "The token lacks the `operate` scope", body = ErrorBody),
+        (status = 404, description = "No such alert in this tenant", body = ErrorBody),
+    )
+)]
+pub async fn acknowledge_alert(
+    State(state): State<ApiState>,
+    auth: TenantAuth,
+    Path(id): Path<String>,
+) -> Result<Json<Alert>, ApiError> {
+    auth.require(crate::auth::Scope::Operate)?;
+    let id = parse_id(&id, "alert")?;
+    let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
+    let alert = alerts::acknowledge(&mut tx, id, &format!("token:{}", auth.token_name))
+        .await?
+        .ok_or(ApiError::NotFound("alert"))?;
+    super::commit(tx, "acknowledging an alert").await?;
+    Ok(Json(alert))
+}

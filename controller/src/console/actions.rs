@@ -96,12 +96,7 @@ pub async fn updates(State(state): State<ApiState>, who: ConsoleUser) -> Result<
 }
 
 async fn host_names(tx: &mut TenantTx) -> Result<BTreeMap<Uuid, String>, Refusal> {
-    Ok(hosts::list_hosts(tx, &Page::all())
-        .await
-        .map_err(unavailable)?
-        .into_iter()
-        .map(|h| (h.id, h.hostname))
-        .collect())
+    hosts::names(tx).await.map_err(unavailable)
 }
 
 /// The confirmation: which container, which image, from which digest to which.

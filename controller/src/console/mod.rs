@@ -33,6 +33,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/hosts/{id}", get(pages::host))
         .route("/disks/{id}", get(pages::disk))
         .route("/alerts", get(pages::alerts))
+        .route("/alerts/{id}/acknowledge", post(pages::acknowledge))
         .route("/updates", get(actions::updates))
         .route(
             "/updates/{id}",

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -317,25 +317,31 @@ pub async fn alerts(
     )
     .await
     .map_err(unavailable)?;
-    let names: BTreeMap<Uuid, String> = hosts::list_hosts(&mut tx, &Page::all())
-        .await
-        .map_err(unavailable)?
-        .into_iter()
-        .map(|h| (h.id, h.hostname))
-        .collect();
+    let names: BTreeMap<Uuid, String> = hosts::names(&mut tx).await.map_err(unavailable)?;
     let now = OffsetDateTime::now_utc();
+    let may_ack = who.user.role.scope() >= crate::auth::Scope::Operate;
     let body = html! {
         h1 { "Alerts" }
         @if host_id.is_some() { p { a href="/alerts" { "All hosts" } } }
         @if list.is_empty() { p.muted { "No alerts." } } @else {
             div.scroll { table {
-                thead { tr { th scope="col" { "When" } th scope="col" { "Severity" } th scope="col" { "Host" } th scope="col" { "What" } } }
+                thead { tr { th scope="col" { "When" } th scope="col" { "Severity" } th scope="col" { "Host" } th scope="col" { "What" } th scope="col" { "Acknowledged" } } }
                 tbody { @for a in list.iter().take(PAGE_ROWS as usize) {
                     tr {
                         td { (ago(Some(a.raised_at), now)) }
                         td { (layout::severity(&a.severity)) }
                         td { a href={"/hosts/" (a.host_id)} { (names.get(&a.host_id).map(String::as_str).unwrap_or("?")) } }
                         td { (a.message) }
+                        td {
+                            @if let (Some(at), Some(by)) = (a.acknowledged_at, &a.acknowledged_by) {
+                                (ago(Some(at), now)) " by " (by)
+                            } @else if may_ack && a.severity != "info" {
+                                form method="post" action={"/alerts/" (a.id) "/acknowledge"} {
+                                    input type="hidden" name="csrf" value=(who.user.csrf_token);
+                                    button type="submit" { "Acknowledge" }
+                                }
+                            }
+                        }
                     }
                 } }
             } }
@@ -436,4 +442,48 @@ pub async fn disk(
         }
     };
     Ok(layout::page(&who, Section::Fleet, &d.device, body))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// Acknowledges an alert (operator): no more reminders for it.
+pub async fn acknowledge(
+    State(state): State<ApiState>,
+    who: ConsoleUser,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<String>,
+    form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Result<Response, Refusal> {
+    super::session::same_origin(&headers)?;
+    let axum::Form(form) = form.map_err(super::session::bad_form)?;
+    who.check_csrf(&form.csrf)?;
+    who.require(crate::auth::Scope::Operate)?;
+    let Ok(id) = Uuid::try_parse(&id) else {
+        return Ok(layout::error_page(
+            StatusCode::NOT_FOUND,
+            "No such alert",
+            "This tenant has no alert with that id.",
+        ));
+    };
+    let mut tx = tenant_tx(&state, &who).await?;
+    let acked = alerts::acknowledge(&mut tx, id, &format!("user:{}", who.user.name))
+        .await
+        .map_err(unavailable)?;
+    if acked.is_none() {
+        return Ok(layout::error_page(
+            StatusCode::NOT_FOUND,
+            "No such alert",
+            "This tenant has no alert with that id.",
+        ));
+    }
+    tx.commit().await.map_err(|e| {
+        unavailable(StoreError::Query {
+            action: "acknowledging an alert",
+            source: e,
+        })
+    })?;
+    Ok(axum::response::Redirect::to("/alerts").into_response())
 }

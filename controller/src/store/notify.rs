@@ -556,6 +556,7 @@ pub async fn enqueue_reminders(pool: &PgPool) -> Result<u64, StoreError> {
          JOIN notifications first ON first.channel_id = c.id AND first.reason = 'alert' \
          JOIN alerts a ON a.id = first.alert_id \
          WHERE c.enabled AND c.remind_after_secs IS NOT NULL AND a.severity <> 'info' \
+           AND a.acknowledged_at IS NULL \
            AND NOT EXISTS (SELECT 1 FROM alerts later \
                  WHERE later.host_id = a.host_id AND later.object_kind = a.object_kind \
                    AND later.kind = a.kind \

@@ -125,6 +125,10 @@ pub struct Alert {
     /// When the controller raised it.
     #[serde(with = "time::serde::rfc3339")]
     pub raised_at: OffsetDateTime,
+    /// When an operator acknowledged it (no more reminders), and who.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub acknowledged_at: Option<OffsetDateTime>,
+    pub acknowledged_by: Option<String>,
 }
 
 /// Filters of `GET /api/v1/alerts`.
@@ -144,7 +148,8 @@ pub async fn list(
     let after = page.after.as_ref();
     sqlx::query_as::<_, Alert>(
         "SELECT id, host_id, object_kind, object_id, object_name, kind, previous, current, \
-             severity, message, observed_at, raised_at FROM alerts \
+             severity, message, observed_at, raised_at, acknowledged_at, acknowledged_by \
+         FROM alerts \
          WHERE ($1::uuid IS NULL OR host_id = $1) AND ($2::timestamptz IS NULL OR raised_at >= $2) \
            AND ($3::timestamptz IS NULL OR (raised_at, id) < ($3, $4)) \
          ORDER BY raised_at DESC, id DESC LIMIT $5",
@@ -157,4 +162,31 @@ pub async fn list(
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing alerts"))
+}
+
+/// Acknowledges alert `id` as `by`; the alert as it is now (the first acknowledgement
+/// stands), or `None` when the tenant has no such alert.
+pub async fn acknowledge(
+    tx: &mut TenantTx,
+    id: Uuid,
+    by: &str,
+) -> Result<Option<Alert>, StoreError> {
+    sqlx::query(
+        "UPDATE alerts SET acknowledged_at = now(), acknowledged_by = $2 \
+                 WHERE id = $1 AND acknowledged_at IS NULL",
+    )
+    .bind(id)
+    .bind(by)
+    .execute(&mut **tx)
+    .await
+    .map_err(query_error("acknowledging an alert"))?;
+    sqlx::query_as::<_, Alert>(
+        "SELECT id, host_id, object_kind, object_id, object_name, kind, previous, current, \
+             severity, message, observed_at, raised_at, acknowledged_at, acknowledged_by \
+         FROM alerts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(query_error("reading an alert"))
 }
