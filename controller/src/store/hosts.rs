@@ -301,15 +301,11 @@ pub async fn touch_active(tx: &mut TenantTx, host_id: Uuid) -> Result<bool, Stor
     Ok(updated == 1)
 }
 
-/// The columns of a host row a summary shows as they are.
-const BASE_COLUMNS: &str = "id, hostname, \
-    CASE WHEN facts IS NULL THEN NULL ELSE concat_ws(' ', facts->>'os_name', facts->>'os_version') END AS os, \
-    agent_version, enrolled_at, last_seen_at, revoked_at, silent_since";
-
-/// By hostname (then id: hostnames need not be unique). Set-based: the page of hosts first,
-/// then its objects' verdicts and its open alerts aggregated in one pass each and joined
-/// (the correlated form of [`SUMMARY_COLUMNS`] costs a few index scans per host — 46 ms for
-/// 300 hosts in `console-bench`; this form: see docs/performance.md).
+/// By hostname (then id: hostnames need not be unique). The roll-up columns are correlated
+/// subqueries, each an index scan on `(host_id, …)`: ~10 ms for 300 hosts once the tables are
+/// analyzed, like the set-based form (a page CTE joined to one aggregate per table), which
+/// was tried and dropped — it planned worse on tables not yet analyzed (112 ms vs 46 ms in
+/// `console-bench` right after loading). docs/performance.md.
 pub async fn list_hosts(
     tx: &mut TenantTx,
     page: &Page<NameKey>,
@@ -317,30 +313,9 @@ pub async fn list_hosts(
     let after = page.after.as_ref();
     // Built only from constants.
     sqlx::query_as::<_, HostSummary>(sqlx::AssertSqlSafe(format!(
-        "WITH page AS ( \
-             SELECT {BASE_COLUMNS} FROM hosts \
-             WHERE ($1::text IS NULL OR (hostname, id) > ($1, $2)) \
-             ORDER BY hostname, id LIMIT $3), \
-         objects AS ( \
-             SELECT host_id, CASE health WHEN 'critical' THEN 4 WHEN 'warning' THEN 3 WHEN 'ok' THEN 1 ELSE 2 END AS rank \
-                 FROM disks WHERE present AND host_id IN (SELECT id FROM page) \
-             UNION ALL SELECT host_id, CASE health WHEN 'critical' THEN 4 WHEN 'warning' THEN 3 WHEN 'ok' THEN 1 ELSE 2 END \
-                 FROM pools WHERE present AND host_id IN (SELECT id FROM page) \
-             UNION ALL SELECT host_id, CASE health WHEN 'critical' THEN 4 WHEN 'warning' THEN 3 WHEN 'ok' THEN 1 ELSE 2 END \
-                 FROM arrays WHERE present AND host_id IN (SELECT id FROM page) \
-             UNION ALL SELECT host_id, CASE WHEN health = 'unhealthy' THEN 3 ELSE 1 END \
-                 FROM containers WHERE present AND host_id IN (SELECT id FROM page)), \
-         rollup AS (SELECT host_id, max(rank) AS rank FROM objects GROUP BY host_id), \
-         latest AS ( \
-             SELECT DISTINCT ON (host_id, object_id, kind) host_id, severity FROM alerts \
-             WHERE host_id IN (SELECT id FROM page) \
-             ORDER BY host_id, object_id, kind, raised_at DESC, id DESC), \
-         open AS (SELECT host_id, count(*) AS n FROM latest WHERE severity <> 'info' GROUP BY host_id) \
-         SELECT page.*, (ARRAY['ok', 'unknown', 'warning', 'critical'])[rollup.rank] AS health, \
-             coalesce(open.n, 0) AS open_alerts \
-         FROM page LEFT JOIN rollup ON rollup.host_id = page.id \
-             LEFT JOIN open ON open.host_id = page.id \
-         ORDER BY page.hostname, page.id"
+        "SELECT {SUMMARY_COLUMNS} FROM hosts \
+         WHERE ($1::text IS NULL OR (hostname, id) > ($1, $2)) \
+         ORDER BY hostname, id LIMIT $3"
     )))
     .bind(after.map(|k| &k.0))
     .bind(after.map(|k| k.1))

@@ -11,7 +11,7 @@
 //!    the storage the agent reads from recorded real tool outputs (a failing NVMe drive, a
 //!    healthy one, a degraded pool and array — serials made unique per host, as real disks
 //!    are) and `--containers` containers, a third of them with an image update; then a
-//!    second storage round, so disks have history.
+//!    second storage round, so disks have history; then `ANALYZE`, as autovacuum would.
 //! 3. Logs a console user in over HTTP and times `--requests` sequential GETs of each page
 //!    (after 5 warm-ups): p50, p95, max, and the page's size; then the same for the API
 //!    routes that serve those rows as JSON.
@@ -43,6 +43,10 @@ struct Args {
     requests: usize,
     #[arg(long, default_value = "target/release/unity-controller")]
     controller_bin: PathBuf,
+    /// After loading, print the database URL and the tenant id and wait this long (to look
+    /// at query plans with psql) instead of timing pages.
+    #[arg(long)]
+    hold_secs: Option<u64>,
 }
 
 const PASSWORD: &str = "console bench passphrase";
@@ -220,6 +224,14 @@ async fn main() -> Result<()> {
         }
         host_ids.push(id);
     }
+    // As autovacuum would within a minute of such writes: plans on tables without statistics
+    // are not what a running fleet sees.
+    let owner = sqlx::PgPool::connect(&database_url).await?;
+    sqlx::query("ANALYZE")
+        .execute(&owner)
+        .await
+        .context("ANALYZE")?;
+    owner.close().await;
     println!(
         "{} hosts loaded in {:.1} s ({} disks, pools and arrays each; {} containers)",
         args.hosts,
@@ -228,6 +240,11 @@ async fn main() -> Result<()> {
         args.containers
     );
 
+    if let Some(secs) = args.hold_secs {
+        println!("database: {database_url}\ntenant: {}", tenant.id);
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        return Ok(());
+    }
     let bench = BenchController::start(
         &args.controller_bin,
         &database_url,
