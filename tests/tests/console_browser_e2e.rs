@@ -100,29 +100,32 @@ async fn shoot(client: &Client, name: &str) {
     std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
-async fn log_in(client: &Client, base: &str, name: &str) {
-    client.goto(&format!("{base}/login")).await.unwrap();
+async fn type_into(client: &Client, css: &str, text: &str) {
     client
-        .find(Locator::Css("input[name=name]"))
+        .find(Locator::Css(css))
         .await
-        .unwrap()
-        .send_keys(name)
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .send_keys(text)
         .await
         .unwrap();
+}
+
+async fn click(client: &Client, locator: Locator<'_>) {
+    let described = format!("{locator:?}");
     client
-        .find(Locator::Css("input[name=password]"))
+        .find(locator)
         .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{described}: {e}"))
         .click()
         .await
         .unwrap();
+}
+
+async fn log_in(client: &Client, base: &str, name: &str) {
+    client.goto(&format!("{base}/login")).await.unwrap();
+    type_into(client, "input[name=name]", name).await;
+    type_into(client, "input[name=password]", PASSWORD).await;
+    click(client, Locator::Css("button[type=submit]")).await;
     client
         .wait()
         .for_element(Locator::Css("header nav"))
@@ -180,27 +183,9 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     );
     shoot(&client, "login").await;
     // A wrong password is refused on the page.
-    client
-        .find(Locator::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("alice")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("not the password")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "input[name=name]", "alice").await;
+    type_into(&client, "input[name=password]", "not the password").await;
+    click(&client, Locator::Css("button[type=submit]")).await;
     let refusal = client.find(Locator::Css("[role=alert]")).await.unwrap();
     assert!(
         refusal
@@ -227,13 +212,7 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
     assert!(cookie.value().starts_with("ufs_"));
 
-    client
-        .find(Locator::LinkText(&hostname))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText(&hostname)).await;
     client.wait().for_element(Locator::Css("h1")).await.unwrap();
     assert_eq!(
         client.current_url().await.unwrap().path(),
@@ -250,13 +229,7 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
         assert!(page.contains(shown), "{shown} missing from the host page");
     }
     shoot(&client, "host").await;
-    client
-        .find(Locator::LinkText("Alerts"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::LinkText("Alerts")).await;
     client
         .wait()
         .for_element(Locator::Css("table"))
@@ -281,13 +254,7 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     );
     shoot(&client, "fleet-phone").await;
 
-    client
-        .find(Locator::Css("header form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("header form button")).await;
     client
         .wait()
         .for_element(Locator::Css("input[name=password]"))

@@ -14,37 +14,18 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::layout::not_found;
 use super::layout::{self, Section, ago};
 use super::session::{self, ConsoleUser, Refusal};
+use super::store::{commit, tenant_tx, unavailable};
 use crate::api::ApiState;
 use crate::auth::Scope;
 use crate::jobs::{Cancelled, CreateJobError, JobRequest, cancel, create_job};
 use crate::store::inventory::containers::{self, ContainerFilter};
 use crate::store::page::Page;
-use crate::store::{StoreError, TenantTx, hosts, jobs as job_store};
+use crate::store::{TenantTx, hosts, jobs as job_store};
 
 const PAGE_ROWS: i64 = 500;
-
-fn unavailable(error: StoreError) -> Refusal {
-    tracing::warn!(error = %crate::error_chain(&error), "console action: store query failed");
-    Refusal::Unavailable
-}
-
-async fn tenant_tx(state: &ApiState, who: &ConsoleUser) -> Result<TenantTx, Refusal> {
-    state
-        .store
-        .tenant_tx(who.user.tenant_id)
-        .await
-        .map_err(unavailable)
-}
-
-fn not_found(what: &str) -> Response {
-    layout::error_page(
-        StatusCode::NOT_FOUND,
-        &format!("No such {what}"),
-        &format!("This tenant has no {what} with that id."),
-    )
-}
 
 /// A digest short enough for a table cell, whole in its tooltip.
 fn digest(d: Option<&str>) -> Markup {
@@ -161,10 +142,8 @@ pub async fn start_update(
     Path(id): Path<String>,
     form: Result<Form<UpdateForm>, FormRejection>,
 ) -> Result<Response, Refusal> {
-    session::same_origin(&headers)?;
     let Form(form) = form.map_err(session::bad_form)?;
-    who.check_csrf(&form.csrf)?;
-    who.require(Scope::Operate)?;
+    who.admit(&headers, &form.csrf, Scope::Operate)?;
     let Ok(id) = Uuid::try_parse(&id) else {
         return Ok(not_found("container"));
     };
@@ -202,12 +181,7 @@ pub async fn start_update(
     .await;
     match created {
         Ok(job) => {
-            tx.commit().await.map_err(|e| {
-                unavailable(StoreError::Query {
-                    action: "queueing a job",
-                    source: e,
-                })
-            })?;
+            commit(tx, "queueing a job").await?;
             tracing::info!(user = %who.user.name, job_id = %job.id, container = %c.name,
                 "console: container update queued");
             Ok(Redirect::to(&format!("/jobs/{}", job.id)).into_response())
@@ -335,10 +309,8 @@ pub async fn cancel_job(
     Path(id): Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, Refusal> {
-    session::same_origin(&headers)?;
     let Form(form) = form.map_err(session::bad_form)?;
-    who.check_csrf(&form.csrf)?;
-    who.require(Scope::Operate)?;
+    who.admit(&headers, &form.csrf, Scope::Operate)?;
     let Ok(id) = Uuid::try_parse(&id) else {
         return Ok(not_found("job"));
     };
@@ -351,12 +323,7 @@ pub async fn cancel_job(
     )
     .await
     .map_err(unavailable)?;
-    tx.commit().await.map_err(|e| {
-        unavailable(StoreError::Query {
-            action: "cancelling a job",
-            source: e,
-        })
-    })?;
+    commit(tx, "cancelling a job").await?;
     Ok(match outcome {
         Cancelled::Done => Redirect::to(&format!("/jobs/{id}")).into_response(),
         Cancelled::Refused { state, reason } => layout::error_page(

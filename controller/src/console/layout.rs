@@ -90,6 +90,15 @@ pub fn bare(status: StatusCode, title: &str, body: Markup) -> Response {
     respond(status, markup)
 }
 
+/// "No such host" and the like: what an id of another tenant, or of nothing, shows.
+pub fn not_found(what: &str) -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        &format!("No such {what}"),
+        &format!("This tenant has no {what} with that id."),
+    )
+}
+
 pub fn error_page(status: StatusCode, title: &str, detail: &str) -> Response {
     bare(
         status,

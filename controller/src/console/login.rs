@@ -11,7 +11,9 @@ use time::OffsetDateTime;
 
 use super::layout::{self, Section};
 use super::session::{self, ConsoleUser, Refusal};
+use super::store::{commit, tenant_tx, unavailable};
 use crate::api::ApiState;
+use crate::auth::Scope;
 use crate::store::users::{self, Login, UserError};
 
 fn login_page(status: StatusCode, problem: Option<&str>, name: &str) -> Response {
@@ -116,18 +118,13 @@ pub async fn logout(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, Refusal> {
-    session::same_origin(&headers)?;
     let Form(form) = form.map_err(super::session::bad_form)?;
-    who.check_csrf(&form.csrf)?;
-    let mut tx = state
-        .store
-        .tenant_tx(who.user.tenant_id)
-        .await
-        .map_err(|_| Refusal::Unavailable)?;
+    who.admit(&headers, &form.csrf, Scope::Read)?;
+    let mut tx = tenant_tx(&state, &who).await?;
     users::end_session(&mut tx, &who.session_id)
         .await
-        .map_err(|_| Refusal::Unavailable)?;
-    tx.commit().await.map_err(|_| Refusal::Unavailable)?;
+        .map_err(unavailable)?;
+    commit(tx, "ending sessions").await?;
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -183,14 +180,9 @@ pub async fn change_password(
     headers: HeaderMap,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Result<Response, Refusal> {
-    session::same_origin(&headers)?;
     let Form(form) = form.map_err(super::session::bad_form)?;
-    who.check_csrf(&form.csrf)?;
-    let mut tx = state
-        .store
-        .tenant_tx(who.user.tenant_id)
-        .await
-        .map_err(|_| Refusal::Unavailable)?;
+    who.admit(&headers, &form.csrf, Scope::Read)?;
+    let mut tx = tenant_tx(&state, &who).await?;
     let changed = users::change_password(
         &mut tx,
         who.user.user_id,
@@ -201,7 +193,7 @@ pub async fn change_password(
     .await;
     Ok(match changed {
         Ok(()) => {
-            tx.commit().await.map_err(|_| Refusal::Unavailable)?;
+            commit(tx, "ending sessions").await?;
             tracing::info!(user = %who.user.name, "console password changed; other sessions ended");
             account_page(
                 &who,
@@ -227,18 +219,13 @@ pub async fn logout_everywhere(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, Refusal> {
-    session::same_origin(&headers)?;
     let Form(form) = form.map_err(super::session::bad_form)?;
-    who.check_csrf(&form.csrf)?;
-    let mut tx = state
-        .store
-        .tenant_tx(who.user.tenant_id)
-        .await
-        .map_err(|_| Refusal::Unavailable)?;
+    who.admit(&headers, &form.csrf, Scope::Read)?;
+    let mut tx = tenant_tx(&state, &who).await?;
     let ended = users::end_all_sessions(&mut tx, who.user.user_id)
         .await
-        .map_err(|_| Refusal::Unavailable)?;
-    tx.commit().await.map_err(|_| Refusal::Unavailable)?;
+        .map_err(unavailable)?;
+    commit(tx, "ending sessions").await?;
     tracing::info!(user = %who.user.name, sessions = ended, "console: logged out everywhere");
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().insert(

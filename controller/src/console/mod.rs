@@ -10,6 +10,7 @@ pub mod login;
 pub mod pages;
 pub mod session;
 pub mod settings;
+pub mod store;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};

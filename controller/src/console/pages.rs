@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -14,28 +13,16 @@ use uuid::Uuid;
 
 use super::layout::{self, Section, ago, health};
 use super::session::{ConsoleUser, Refusal};
+use super::store::{commit, tenant_tx, unavailable};
 use crate::api::ApiState;
 use crate::store::inventory::containers::{self, ContainerFilter};
 use crate::store::page::Page;
 use crate::store::storage::alerts::{self, AlertFilter};
 use crate::store::storage::{ListFilter, arrays, disks, pools};
-use crate::store::{StoreError, TenantTx, hosts, jobs as job_store};
+use crate::store::{hosts, jobs as job_store};
 
 /// Rows one page of a list shows.
 const PAGE_ROWS: i64 = 500;
-
-fn unavailable(error: StoreError) -> Refusal {
-    tracing::warn!(error = %crate::error_chain(&error), "console page: store query failed");
-    Refusal::Unavailable
-}
-
-async fn tenant_tx(state: &ApiState, who: &ConsoleUser) -> Result<TenantTx, Refusal> {
-    state
-        .store
-        .tenant_tx(who.user.tenant_id)
-        .await
-        .map_err(unavailable)
-}
 
 fn bytes(n: Option<i64>) -> String {
     match n {
@@ -143,13 +130,7 @@ pub async fn host(
     who: ConsoleUser,
     Path(id): Path<String>,
 ) -> Result<Response, Refusal> {
-    let not_found = || {
-        Ok(layout::error_page(
-            StatusCode::NOT_FOUND,
-            "No such host",
-            "This tenant has no host with that id.",
-        ))
-    };
+    let not_found = || Ok(layout::not_found("host"));
     let Ok(id) = Uuid::try_parse(&id) else {
         return not_found();
     };
@@ -369,13 +350,7 @@ pub async fn disk(
     who: ConsoleUser,
     Path(id): Path<String>,
 ) -> Result<Response, Refusal> {
-    let not_found = || {
-        Ok(layout::error_page(
-            StatusCode::NOT_FOUND,
-            "No such disk",
-            "This tenant has no disk with that id.",
-        ))
-    };
+    let not_found = || Ok(layout::not_found("disk"));
     let Ok(id) = Uuid::try_parse(&id) else {
         return not_found();
     };
@@ -457,33 +432,18 @@ pub async fn acknowledge(
     Path(id): Path<String>,
     form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, Refusal> {
-    super::session::same_origin(&headers)?;
     let axum::Form(form) = form.map_err(super::session::bad_form)?;
-    who.check_csrf(&form.csrf)?;
-    who.require(crate::auth::Scope::Operate)?;
+    who.admit(&headers, &form.csrf, crate::auth::Scope::Operate)?;
     let Ok(id) = Uuid::try_parse(&id) else {
-        return Ok(layout::error_page(
-            StatusCode::NOT_FOUND,
-            "No such alert",
-            "This tenant has no alert with that id.",
-        ));
+        return Ok(layout::not_found("alert"));
     };
     let mut tx = tenant_tx(&state, &who).await?;
     let acked = alerts::acknowledge(&mut tx, id, &format!("user:{}", who.user.name))
         .await
         .map_err(unavailable)?;
     if acked.is_none() {
-        return Ok(layout::error_page(
-            StatusCode::NOT_FOUND,
-            "No such alert",
-            "This tenant has no alert with that id.",
-        ));
+        return Ok(layout::not_found("alert"));
     }
-    tx.commit().await.map_err(|e| {
-        unavailable(StoreError::Query {
-            action: "acknowledging an alert",
-            source: e,
-        })
-    })?;
+    commit(tx, "acknowledging an alert").await?;
     Ok(axum::response::Redirect::to("/alerts").into_response())
 }

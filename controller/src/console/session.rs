@@ -127,6 +127,19 @@ impl ConsoleUser {
         }
     }
 
+    /// The checks every form that changes something passes: same origin, this session's
+    /// CSRF token, and a role with `needed`.
+    pub fn admit(
+        &self,
+        headers: &HeaderMap,
+        csrf: &str,
+        needed: crate::auth::Scope,
+    ) -> Result<(), Refusal> {
+        same_origin(headers)?;
+        self.check_csrf(csrf)?;
+        self.require(needed)
+    }
+
     pub fn require(&self, needed: crate::auth::Scope) -> Result<(), Refusal> {
         if self.user.role.scope() >= needed {
             Ok(())

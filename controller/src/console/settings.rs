@@ -14,15 +14,11 @@ use uuid::Uuid;
 
 use super::layout::{self, Section, ago};
 use super::session::{self, ConsoleUser, Refusal};
+use super::store::{commit, tenant_tx, unavailable};
 use crate::api::{ApiError, ApiState, admin};
 use crate::auth::Scope;
 use crate::store::page::Page;
 use crate::store::users;
-
-fn store_error(error: crate::store::StoreError) -> Refusal {
-    tracing::warn!(error = %crate::error_chain(&error), "console settings: store query failed");
-    Refusal::Unavailable
-}
 
 /// An API error as a page: the client's mistakes are said, the rest is "unavailable".
 fn api_error(error: ApiError) -> Result<Response, Refusal> {
@@ -57,17 +53,13 @@ async fn settings_page(
     shown: Option<Shown>,
 ) -> Result<Response, Refusal> {
     who.require(Scope::Admin)?;
-    let mut tx = state
-        .store
-        .tenant_tx(who.user.tenant_id)
-        .await
-        .map_err(store_error)?;
+    let mut tx = tenant_tx(state, who).await?;
     let user_list = users::list_users(&mut tx, &Page::all())
         .await
-        .map_err(store_error)?;
+        .map_err(unavailable)?;
     let tokens = admin::token_page(&mut tx, &Page::first(500))
         .await
-        .map_err(store_error)?;
+        .map_err(unavailable)?;
     drop(tx);
     let now = OffsetDateTime::now_utc();
     let csrf = &who.user.csrf_token;
@@ -167,13 +159,6 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-/// The checks every settings action passes first.
-fn admit(who: &ConsoleUser, headers: &HeaderMap, csrf: &str) -> Result<(), Refusal> {
-    session::same_origin(headers)?;
-    who.check_csrf(csrf)?;
-    who.require(Scope::Admin)
-}
-
 pub async fn enroll(
     State(state): State<ApiState>,
     who: ConsoleUser,
@@ -181,7 +166,7 @@ pub async fn enroll(
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, Refusal> {
     let Form(form) = form.map_err(session::bad_form)?;
-    admit(&who, &headers, &form.csrf)?;
+    who.admit(&headers, &form.csrf, Scope::Admin)?;
     let by = format!("user:{}", who.user.name);
     match admin::new_enrollment(
         &state,
@@ -222,7 +207,7 @@ pub async fn add_user(
     form: Result<Form<UserForm>, FormRejection>,
 ) -> Result<Response, Refusal> {
     let Form(form) = form.map_err(session::bad_form)?;
-    admit(&who, &headers, &form.csrf)?;
+    who.admit(&headers, &form.csrf, Scope::Admin)?;
     let by = format!("user:{}", who.user.name);
     match crate::api::users::add_user(
         &state,
@@ -263,7 +248,7 @@ pub async fn set_user(
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, Refusal> {
     let Form(form) = form.map_err(session::bad_form)?;
-    admit(&who, &headers, &form.csrf)?;
+    who.admit(&headers, &form.csrf, Scope::Admin)?;
     let disabled = match action.as_str() {
         "disable" => true,
         "enable" => false,
@@ -277,23 +262,14 @@ pub async fn set_user(
             "You cannot disable yourself: another admin can.".into(),
         ));
     }
-    let mut tx = state
-        .store
-        .tenant_tx(who.user.tenant_id)
-        .await
-        .map_err(store_error)?;
+    let mut tx = tenant_tx(&state, &who).await?;
     let Some(user) = users::set_disabled(&mut tx, id, disabled)
         .await
-        .map_err(store_error)?
+        .map_err(unavailable)?
     else {
         return api_error(ApiError::NotFound("user"));
     };
-    tx.commit().await.map_err(|e| {
-        store_error(crate::store::StoreError::Query {
-            action: "disabling a user",
-            source: e,
-        })
-    })?;
+    commit(tx, "disabling a user").await?;
     tracing::info!(user = %user.name, disabled, by = %who.user.name, "console user changed");
     Ok(Redirect::to("/settings#users").into_response())
 }
@@ -312,7 +288,7 @@ pub async fn add_token(
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Result<Response, Refusal> {
     let Form(form) = form.map_err(session::bad_form)?;
-    admit(&who, &headers, &form.csrf)?;
+    who.admit(&headers, &form.csrf, Scope::Admin)?;
     let name = form.name.trim();
     if name.is_empty() || name.len() > 128 {
         return api_error(ApiError::BadRequest(
@@ -328,7 +304,7 @@ pub async fn add_token(
         .store
         .create_scoped_api_token(who.user.tenant_id, name, scope)
         .await
-        .map_err(store_error)?;
+        .map_err(unavailable)?;
     tracing::info!(tenant_id = %who.user.tenant_id, %name, scope = scope.as_str(),
         by = %who.user.name, "API token created in the console");
     settings_page(
@@ -351,24 +327,15 @@ pub async fn revoke_token(
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, Refusal> {
     let Form(form) = form.map_err(session::bad_form)?;
-    admit(&who, &headers, &form.csrf)?;
+    who.admit(&headers, &form.csrf, Scope::Admin)?;
     let Ok(id) = Uuid::try_parse(&id) else {
         return api_error(ApiError::NotFound("token"));
     };
-    let mut tx = state
-        .store
-        .tenant_tx(who.user.tenant_id)
-        .await
-        .map_err(store_error)?;
-    let Some(revoked) = admin::revoke(&mut tx, id).await.map_err(store_error)? else {
+    let mut tx = tenant_tx(&state, &who).await?;
+    let Some(revoked) = admin::revoke(&mut tx, id).await.map_err(unavailable)? else {
         return api_error(ApiError::NotFound("token"));
     };
-    tx.commit().await.map_err(|e| {
-        store_error(crate::store::StoreError::Query {
-            action: "revoking an API token",
-            source: e,
-        })
-    })?;
+    commit(tx, "revoking an API token").await?;
     tracing::info!(token = %revoked.name, by = %who.user.name, "API token revoked in the console");
     Ok(Redirect::to("/settings#tokens").into_response())
 }
