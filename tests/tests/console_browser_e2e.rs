@@ -229,6 +229,19 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
         assert!(page.contains(shown), "{shown} missing from the host page");
     }
     shoot(&client, "host").await;
+    // The pool's page: the vdev tree the agent read, its offline device among them.
+    click(&client, Locator::Css("a[href^='/pools/']")).await;
+    client
+        .wait()
+        .for_element(Locator::Css("ul.tree"))
+        .await
+        .unwrap();
+    let pool = client.source().await.unwrap();
+    for shown in ["DEGRADED", "OFFLINE", "/tmp/zf/v2", "checksum"] {
+        assert!(pool.contains(shown), "{shown} missing from the pool page");
+    }
+    shoot(&client, "pool").await;
+    client.back().await.unwrap();
     click(&client, Locator::LinkText("Alerts")).await;
     client
         .wait()

@@ -11,6 +11,7 @@ pub mod pages;
 pub mod session;
 pub mod settings;
 pub mod store;
+pub mod vdevs;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -33,6 +34,7 @@ pub fn routes() -> Router<ApiState> {
         .route("/", get(pages::fleet))
         .route("/hosts/{id}", get(pages::host))
         .route("/disks/{id}", get(pages::disk))
+        .route("/pools/{id}", get(pages::pool))
         .route("/alerts", get(pages::alerts))
         .route("/alerts/{id}/acknowledge", post(pages::acknowledge))
         .route("/updates", get(actions::updates))

@@ -220,7 +220,7 @@ pub async fn host(
                 thead { tr { th scope="col" { "Pool" } th scope="col" { "State" } th scope="col" { "Verdict" } th scope="col" { "Why" } th scope="col" { "Scan" } th.wide scope="col" { "Used" } } }
                 tbody { @for p in &pool_list {
                     tr {
-                        td { (p.name) }
+                        td { a href={"/pools/" (p.id)} { (p.name) } }
                         td { (p.state) }
                         td { (health(Some(&p.health))) }
                         td { (reasons(&p.reasons)) }
@@ -446,4 +446,59 @@ pub async fn acknowledge(
     }
     commit(tx, "acknowledging an alert").await?;
     Ok(axum::response::Redirect::to("/alerts").into_response())
+}
+
+/// One pool: state, verdict and reasons, ZFS's own status and action text, the vdev tree
+/// with each device's state and error counts, the last scan, and capacity history.
+pub async fn pool(
+    State(state): State<ApiState>,
+    who: ConsoleUser,
+    Path(id): Path<String>,
+) -> Result<Response, Refusal> {
+    let Ok(id) = Uuid::try_parse(&id) else {
+        return Ok(layout::not_found("pool"));
+    };
+    let mut tx = tenant_tx(&state, &who).await?;
+    let Some(detail) = pools::get(&mut tx, id, 1000).await.map_err(unavailable)? else {
+        return Ok(layout::not_found("pool"));
+    };
+    let p = &detail.summary;
+    let status = detail.detail.get("status");
+    let text = |key: &str| {
+        status
+            .and_then(|s| s.get(key))
+            .and_then(serde_json::Value::as_str)
+    };
+    let capacity: Vec<(OffsetDateTime, i64)> = detail
+        .history
+        .iter()
+        .filter_map(|s| s.capacity_percent.map(|c| (s.collected_at, i64::from(c))))
+        .collect();
+    let body = html! {
+        p { a href={"/hosts/" (p.host_id)} { "← host" } }
+        h1 { (p.name) " " (health(Some(&p.health))) }
+        section.panel {
+            h2 { "Why" }
+            (reasons(&p.reasons))
+            dl.facts {
+                dt { "State" } dd { (p.state) }
+                @if let Some(s) = text("status") { dt { "ZFS says" } dd { (s) } }
+                @if let Some(a) = text("action") { dt { "Action" } dd { (a) } }
+                dt { "Last scan" } dd {
+                    @if let Some(f) = &p.scan_function {
+                        (f) " " (p.scan_state.as_deref().unwrap_or(""))
+                        @if let Some(pc) = p.scan_progress_percent { " " (format!("{pc:.1} %")) }
+                        @if let Some(e) = p.scan_errors { ", " (e) " errors" }
+                    } @else { span.muted { "none recorded" } }
+                }
+                dt { "Data errors" } dd { (p.data_errors.map(|e| e.to_string()).unwrap_or_else(|| "—".into())) }
+                dt { "Used" } dd { (bytes(p.allocated_bytes)) " of " (bytes(p.size_bytes)) }
+            }
+        }
+        h2 { "Devices" }
+        (super::vdevs::tree(status))
+        h2 { "History (" (detail.history.len()) " samples)" }
+        (super::charts::line_chart("Capacity used", "%", &capacity))
+    };
+    Ok(layout::page(&who, Section::Fleet, &p.name, body))
 }
