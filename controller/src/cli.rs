@@ -572,7 +572,7 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
             println!("{}", tenant.id);
         }
         Command::Tenant(TenantCommand::List) => {
-            for tenant in store.list_tenants().await? {
+            for tenant in store.list_tenants(&Page::all()).await? {
                 println!("{}\t{}", tenant.id, tenant.name);
             }
         }

@@ -185,7 +185,14 @@ async fn a_schema_newer_than_this_build_is_refused_untouched() {
     let database = Database::open(&config, None, Access::ReadOnly)
         .await
         .unwrap();
-    assert!(database.store.list_tenants().await.unwrap().is_empty());
+    assert!(
+        database
+            .store
+            .list_tenants(&unity_controller::store::page::Page::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(database.store.schema_version().await.unwrap(), future);
     database.close().await;
 }

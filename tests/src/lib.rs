@@ -356,6 +356,24 @@ impl AgentTask {
     }
 }
 
+/// Runs `state` reporting the storage recorded from real tool outputs (a failing NVMe drive,
+/// a healthy one, a degraded pool and array; `unity_agent::testing::recorded_storage`) every
+/// 500 ms. The scratch directory the recorded runner needs lives as long as the returned guard.
+pub fn spawn_with_recorded_storage(state: AgentState) -> (AgentTask, tempfile::TempDir) {
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let storage = unity_agent::testing::recorded_storage(scratch.path())
+        .expect("the recorded storage fixtures");
+    let agent = AgentTask::spawn(
+        state,
+        RunOptions {
+            storage: Some(std::sync::Arc::new(storage)),
+            storage_interval: Duration::from_millis(500),
+            ..fast_options()
+        },
+    );
+    (agent, scratch)
+}
+
 /// Options with a fast backoff for tests.
 pub fn fast_options() -> RunOptions {
     RunOptions {

@@ -7,11 +7,9 @@
 //! `.ci/run` installs schemathesis (pinned) on the PATH; outside CI its absence skips.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use unity_agent::run::RunOptions;
-use unity_e2e::{AgentTask, Harness, fast_options};
+use unity_e2e::Harness;
 
 /// The generated cases per operation, and the seed: fixed, so a CI failure reproduces with
 /// the same command (change the seed locally to explore further).
@@ -81,17 +79,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let read = h.store.create_api_token(tenant.id, "read").await.unwrap();
     let state = h.enroll("nas", tenant.id).await;
     let host = state.enrollment.host_id;
-    let scratch = tempfile::tempdir().unwrap();
-    let agent = AgentTask::spawn(
-        state,
-        RunOptions {
-            storage: Some(Arc::new(
-                unity_agent::testing::recorded_storage(scratch.path()).unwrap(),
-            )),
-            storage_interval: Duration::from_millis(500),
-            ..fast_options()
-        },
-    );
+    let (agent, _scratch) = unity_e2e::spawn_with_recorded_storage(state);
     h.wait_for_facts(&read, host).await;
     for _ in 0..200 {
         let (_, alerts) = h.api("/api/v1/alerts", &read).await;

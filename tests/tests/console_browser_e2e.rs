@@ -9,13 +9,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
-use unity_agent::run::RunOptions;
 use unity_controller::store::users::{self, Role};
-use unity_e2e::{AgentTask, Harness, fast_options};
+use unity_e2e::Harness;
 
 const PASSWORD: &str = "correct horse battery staple";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -151,17 +149,7 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     }
     let state = h.enroll("nas", tenant.id).await;
     let host = state.enrollment.host_id;
-    let scratch = tempfile::tempdir().unwrap();
-    let agent = AgentTask::spawn(
-        state,
-        RunOptions {
-            storage: Some(Arc::new(
-                unity_agent::testing::recorded_storage(scratch.path()).unwrap(),
-            )),
-            storage_interval: Duration::from_millis(500),
-            ..fast_options()
-        },
-    );
+    let (agent, _scratch) = unity_e2e::spawn_with_recorded_storage(state);
     let hostname = h.wait_for_facts(&read, host).await["hostname"]
         .as_str()
         .unwrap()

@@ -5,11 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
-use unity_agent::run::RunOptions;
-use unity_e2e::{AgentTask, Harness, fast_options};
+use unity_e2e::Harness;
 
 async fn text(h: &Harness, path: &str, token: Option<&str>) -> (u16, String) {
     let mut request =
@@ -73,17 +71,7 @@ async fn both_endpoints_pass_promtool_and_show_the_fleet() {
     let other_token = h.store.create_api_token(other.id, "read").await.unwrap();
     let state = h.enroll("nas", tenant.id).await;
     let host = state.enrollment.host_id;
-    let scratch = tempfile::tempdir().unwrap();
-    let agent = AgentTask::spawn(
-        state,
-        RunOptions {
-            storage: Some(Arc::new(
-                unity_agent::testing::recorded_storage(scratch.path()).unwrap(),
-            )),
-            storage_interval: Duration::from_millis(500),
-            ..fast_options()
-        },
-    );
+    let (agent, _scratch) = unity_e2e::spawn_with_recorded_storage(state);
     let mut fleet = String::new();
     for _ in 0..200 {
         let (status, body) = text(&h, "/api/v1/metrics", Some(&token)).await;

@@ -128,30 +128,44 @@ pub async fn create_token(
 ) -> Result<(StatusCode, Json<NewToken>), ApiError> {
     auth.require(Scope::Admin)?;
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
-    if request.name.trim().is_empty() || request.name.len() > 128 {
+    // The tenant is the caller's own: the token can never be made for another.
+    let token = new_token(
+        &state,
+        auth.tenant_id,
+        &request.name,
+        request.scope.as_deref(),
+        &format!("token:{}", auth.token_name),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(token)))
+}
+
+/// Makes an API token of `tenant_id` named `name` with `scope` (default `read`) after checking
+/// both: the API and the console's settings make theirs here.
+pub(crate) async fn new_token(
+    state: &ApiState,
+    tenant_id: Uuid,
+    name: &str,
+    scope: Option<&str>,
+    by: &str,
+) -> Result<NewToken, ApiError> {
+    if name.trim().is_empty() || name.len() > 128 {
         return Err(ApiError::BadRequest("name must be 1-128 characters".into()));
     }
-    let scope: Scope = request
-        .scope
-        .as_deref()
+    let scope: Scope = scope
         .unwrap_or("read")
         .parse()
         .map_err(|_| ApiError::BadRequest("scope is one of read, operate, admin".into()))?;
-    // The tenant is the caller's own: the token can never be made for another.
     let token = state
         .store
-        .create_scoped_api_token(auth.tenant_id, &request.name, scope)
+        .create_scoped_api_token(tenant_id, name, scope)
         .await?;
-    tracing::info!(tenant_id = %auth.tenant_id, name = %request.name, scope = scope.as_str(),
-        by = %auth.token_name, "API token created");
-    Ok((
-        StatusCode::CREATED,
-        Json(NewToken {
-            token,
-            name: request.name,
-            scope: scope.as_str().to_owned(),
-        }),
-    ))
+    tracing::info!(%tenant_id, %name, scope = scope.as_str(), %by, "API token created");
+    Ok(NewToken {
+        token,
+        name: name.to_owned(),
+        scope: scope.as_str().to_owned(),
+    })
 }
 
 /// Revoke one of the tenant's API tokens: it is refused from now on.

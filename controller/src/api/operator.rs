@@ -63,7 +63,7 @@ pub async fn list_tenants(
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Paged<Tenant>, ApiError> {
     let page = query(q)?.page()?;
-    let tenants = state.store.list_tenants_page(&page).await?;
+    let tenants = state.store.list_tenants(&page).await?;
     Ok(Paged::new(tenants, &page, &uri, |t: &Tenant| {
         t.name.clone()
     }))

@@ -46,20 +46,25 @@ pub fn page<K: DeserializeOwned>(
     limit: Option<&str>,
     cursor: Option<&str>,
 ) -> Result<Page<K>, ApiError> {
-    let limit = match limit {
-        None => DEFAULT_PAGE_SIZE,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "limit `{raw}` is not a number from 1 to {MAX_PAGE_SIZE}"
-                ))
-            })?,
-    };
+    let limit = self::limit(limit, DEFAULT_PAGE_SIZE)?;
     let after = cursor.map(decode).transpose()?;
     Ok(Page { limit, after })
+}
+
+/// A `?limit=` of 1 to [`MAX_PAGE_SIZE`] rows (a page, or a detail route's history), `default`
+/// when absent.
+pub fn limit(raw: Option<&str>, default: i64) -> Result<i64, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "limit `{raw}` is not a number from 1 to {MAX_PAGE_SIZE}"
+            ))
+        })
 }
 
 fn decode<K: DeserializeOwned>(raw: &str) -> Result<K, ApiError> {

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use unity_protocol::latest::Health;
 use uuid::Uuid;
 
-use super::page::{Paged, page};
+use super::page::{Paged, limit, page};
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, parse_id};
 use crate::store::storage::alerts::{self, Alert, AlertFilter};
 use crate::store::storage::arrays::{self, ArrayDetail, ArraySummary};
@@ -23,8 +23,6 @@ use crate::store::storage::{self, HostStorage, ListFilter};
 
 /// History rows returned by the detail routes unless `?limit=` says otherwise.
 const DEFAULT_HISTORY: i64 = 200;
-/// Upper bound for any `?limit=`.
-const MAX_LIMIT: i64 = 1000;
 
 /// Raw query parameters of the storage routes.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -88,20 +86,6 @@ fn health_filter(raw: Option<&str>) -> Result<Option<Health>, ApiError> {
         ))),
     })
     .transpose()
-}
-
-fn limit(raw: Option<&str>, default: i64) -> Result<i64, ApiError> {
-    let Some(raw) = raw else {
-        return Ok(default);
-    };
-    raw.parse::<i64>()
-        .ok()
-        .filter(|n| (1..=MAX_LIMIT).contains(n))
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "limit `{raw}` is not a number from 1 to {MAX_LIMIT}"
-            ))
-        })
 }
 
 fn list_filter(q: &StorageQuery) -> Result<ListFilter, ApiError> {

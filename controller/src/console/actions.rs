@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::layout::not_found;
 use super::layout::{self, Section, ago};
-use super::session::{self, ConsoleUser, Refusal};
+use super::session::{self, ConsoleUser, CsrfForm, Refusal};
 use super::store::{commit, tenant_tx, unavailable};
 use crate::api::ApiState;
 use crate::auth::Scope;
@@ -175,7 +175,7 @@ pub async fn start_update(
         &state.job_keys,
         who.user.tenant_id,
         &request,
-        &format!("user:{}", who.user.name),
+        &who.actor(),
         OffsetDateTime::now_utc(),
     )
     .await;
@@ -239,13 +239,6 @@ fn state_badge(state: &str) -> Markup {
     html! { span class={"badge " (class)} { (state.replace('_', " ")) } }
 }
 
-fn finished(state: &str) -> bool {
-    matches!(
-        state,
-        "succeeded" | "failed" | "rolled_back" | "refused" | "expired" | "cancelled"
-    )
-}
-
 /// One job: state, events, result and receipt. While it runs the page reloads itself every
 /// two seconds (a `refresh` meta tag: no script needed).
 pub async fn job(
@@ -263,7 +256,10 @@ pub async fn job(
     let names = host_names(&mut tx).await?;
     let now = OffsetDateTime::now_utc();
     let s = &job.summary;
-    let running = !finished(&s.state);
+    let running = !s
+        .state
+        .parse::<crate::jobs::state::JobState>()
+        .is_ok_and(crate::jobs::state::JobState::is_terminal);
     let may_cancel = who.user.role.scope() >= Scope::Operate
         && matches!(s.state.as_str(), "queued" | "dispatched");
     let body = html! {
@@ -297,11 +293,6 @@ pub async fn job(
     Ok(layout::page(&who, Section::Jobs, "Job", body))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 pub async fn cancel_job(
     State(state): State<ApiState>,
     who: ConsoleUser,
@@ -315,14 +306,9 @@ pub async fn cancel_job(
         return Ok(not_found("job"));
     };
     let mut tx = tenant_tx(&state, &who).await?;
-    let outcome = cancel(
-        &mut tx,
-        id,
-        &format!("user:{}", who.user.name),
-        OffsetDateTime::now_utc(),
-    )
-    .await
-    .map_err(unavailable)?;
+    let outcome = cancel(&mut tx, id, &who.actor(), OffsetDateTime::now_utc())
+        .await
+        .map_err(unavailable)?;
     commit(tx, "cancelling a job").await?;
     Ok(match outcome {
         Cancelled::Done => Redirect::to(&format!("/jobs/{id}")).into_response(),

@@ -27,6 +27,22 @@ pub enum Section {
     Account,
 }
 
+/// The HTML document around `body`: the same head for every page.
+fn document(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Unity Fleet" }
+                link rel="stylesheet" href="/console.css";
+            }
+            body { (body) }
+        }
+    }
+}
+
 /// A full page for a logged-in user.
 pub fn page(who: &ConsoleUser, section: Section, title: &str, body: Markup) -> Response {
     let nav = [
@@ -37,57 +53,34 @@ pub fn page(who: &ConsoleUser, section: Section, title: &str, body: Markup) -> R
         (Section::Settings, "/settings", "Settings"),
         (Section::Account, "/account", "Account"),
     ];
-    let markup = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Unity Fleet" }
-                link rel="stylesheet" href="/console.css";
-            }
-            body {
-                header {
-                    a.brand href="/" { "Unity Fleet" }
-                    nav aria-label="Main" {
-                        @for (s, href, label) in nav.into_iter().filter(|(s, _, _)| {
-                            *s != Section::Settings || who.user.role.scope() >= crate::auth::Scope::Admin
-                        }) {
-                            @if s == section {
-                                a href=(href) aria-current="page" { (label) }
-                            } @else {
-                                a href=(href) { (label) }
-                            }
-                        }
-                    }
-                    span.muted { (who.user.name) " (" (who.user.role) ")" }
-                    form method="post" action="/logout" {
-                        input type="hidden" name="csrf" value=(who.user.csrf_token);
-                        button type="submit" { "Log out" }
+    let shell = html! {
+        header {
+            a.brand href="/" { "Unity Fleet" }
+            nav aria-label="Main" {
+                @for (s, href, label) in nav.into_iter().filter(|(s, _, _)| {
+                    *s != Section::Settings || who.user.role.scope() >= crate::auth::Scope::Admin
+                }) {
+                    @if s == section {
+                        a href=(href) aria-current="page" { (label) }
+                    } @else {
+                        a href=(href) { (label) }
                     }
                 }
-                main { (body) }
+            }
+            span.muted { (who.user.name) " (" (who.user.role) ")" }
+            form method="post" action="/logout" {
+                input type="hidden" name="csrf" value=(who.user.csrf_token);
+                button type="submit" { "Log out" }
             }
         }
+        main { (body) }
     };
-    respond(StatusCode::OK, markup)
+    respond(StatusCode::OK, document(title, shell))
 }
 
 /// A page without the navigation (login, errors).
 pub fn bare(status: StatusCode, title: &str, body: Markup) -> Response {
-    let markup = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Unity Fleet" }
-                link rel="stylesheet" href="/console.css";
-            }
-            body { main { (body) } }
-        }
-    };
-    respond(status, markup)
+    respond(status, document(title, html! { main { (body) } }))
 }
 
 /// "No such host" and the like: what an id of another tenant, or of nothing, shows.
@@ -165,10 +158,7 @@ pub fn until(at: OffsetDateTime, now: OffsetDateTime) -> Markup {
     let text = if at <= now {
         format!("ended {}", relative(now - at))
     } else {
-        format!(
-            "in {}",
-            relative(now - at + (at - now) * 2).trim_end_matches(" ago")
-        )
+        format!("in {}", relative(at - now).trim_end_matches(" ago"))
     };
     html! { time datetime=(exact) title=(exact) { (text) } }
 }

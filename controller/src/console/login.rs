@@ -10,7 +10,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::layout::{self, Section};
-use super::session::{self, ConsoleUser, Refusal};
+use super::session::{self, ConsoleUser, CsrfForm, Refusal};
 use super::store::{commit, tenant_tx, unavailable};
 use crate::api::ApiState;
 use crate::auth::Scope;
@@ -105,11 +105,6 @@ pub async fn login(
             return Err(Refusal::Unavailable);
         }
     })
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn logout(

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::layout::{self, Section, ago, health};
-use super::session::{ConsoleUser, Refusal};
+use super::session::{ConsoleUser, CsrfForm, Refusal};
 use super::store::{commit, tenant_tx, unavailable};
 use crate::api::ApiState;
 use crate::store::inventory::containers::{self, ContainerFilter};
@@ -419,11 +419,6 @@ pub async fn disk(
     Ok(layout::page(&who, Section::Fleet, &d.device, body))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 /// Acknowledges an alert (operator): no more reminders for it.
 pub async fn acknowledge(
     State(state): State<ApiState>,
@@ -438,7 +433,7 @@ pub async fn acknowledge(
         return Ok(layout::not_found("alert"));
     };
     let mut tx = tenant_tx(&state, &who).await?;
-    let acked = alerts::acknowledge(&mut tx, id, &format!("user:{}", who.user.name))
+    let acked = alerts::acknowledge(&mut tx, id, &who.actor())
         .await
         .map_err(unavailable)?;
     if acked.is_none() {

@@ -68,6 +68,12 @@ pub enum Refusal {
     Unavailable,
 }
 
+/// The body of a form whose only field is the CSRF token (logout, cancel, revoke, …).
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfForm {
+    pub csrf: String,
+}
+
 /// A form the handler could not read.
 pub fn bad_form(rejection: axum::extract::rejection::FormRejection) -> Refusal {
     Refusal::BadForm(rejection.body_text())
@@ -138,6 +144,11 @@ impl ConsoleUser {
         same_origin(headers)?;
         self.check_csrf(csrf)?;
         self.require(needed)
+    }
+
+    /// Who did it, as jobs, acknowledgements and logs record it (`user:NAME`).
+    pub fn actor(&self) -> String {
+        format!("user:{}", self.user.name)
     }
 
     pub fn require(&self, needed: crate::auth::Scope) -> Result<(), Refusal> {

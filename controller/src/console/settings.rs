@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::layout::{self, Section, ago};
-use super::session::{self, ConsoleUser, Refusal};
+use super::session::{self, ConsoleUser, CsrfForm, Refusal};
 use super::store::{commit, tenant_tx, unavailable};
 use crate::api::{ApiError, ApiState, admin};
 use crate::auth::Scope;
@@ -154,11 +154,6 @@ pub async fn settings(
     settings_page(&state, &who, None).await
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
 pub async fn enroll(
     State(state): State<ApiState>,
     who: ConsoleUser,
@@ -167,7 +162,7 @@ pub async fn enroll(
 ) -> Result<Response, Refusal> {
     let Form(form) = form.map_err(session::bad_form)?;
     who.admit(&headers, &form.csrf, Scope::Admin)?;
-    let by = format!("user:{}", who.user.name);
+    let by = who.actor();
     match admin::new_enrollment(
         &state,
         who.user.tenant_id,
@@ -208,7 +203,7 @@ pub async fn add_user(
 ) -> Result<Response, Refusal> {
     let Form(form) = form.map_err(session::bad_form)?;
     who.admit(&headers, &form.csrf, Scope::Admin)?;
-    let by = format!("user:{}", who.user.name);
+    let by = who.actor();
     match crate::api::users::add_user(
         &state,
         who.user.tenant_id,
@@ -289,24 +284,18 @@ pub async fn add_token(
 ) -> Result<Response, Refusal> {
     let Form(form) = form.map_err(session::bad_form)?;
     who.admit(&headers, &form.csrf, Scope::Admin)?;
-    let name = form.name.trim();
-    if name.is_empty() || name.len() > 128 {
-        return api_error(ApiError::BadRequest(
-            "A token's name is 1-128 characters.".into(),
-        ));
-    }
-    let Ok(scope) = form.scope.parse::<Scope>() else {
-        return api_error(ApiError::BadRequest(
-            "The scope is read, operate or admin.".into(),
-        ));
+    let token = match admin::new_token(
+        &state,
+        who.user.tenant_id,
+        form.name.trim(),
+        Some(&form.scope),
+        &who.actor(),
+    )
+    .await
+    {
+        Ok(token) => token.token,
+        Err(error) => return api_error(error),
     };
-    let token = state
-        .store
-        .create_scoped_api_token(who.user.tenant_id, name, scope)
-        .await
-        .map_err(unavailable)?;
-    tracing::info!(tenant_id = %who.user.tenant_id, %name, scope = scope.as_str(),
-        by = %who.user.name, "API token created in the console");
     settings_page(
         &state,
         &who,

@@ -6,8 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::page::Page;
-use super::{Store, StoreError, Tenant, query_error};
+use super::{Store, StoreError, query_error};
 use crate::auth;
 
 /// One operator token (never the token itself).
@@ -71,18 +70,5 @@ impl Store {
         .fetch_optional(self.admin())
         .await
         .map_err(query_error("authenticating an operator token"))
-    }
-
-    /// Tenants by name, a page at a time (the operator's `GET /api/v1/tenants`).
-    pub async fn list_tenants_page(&self, page: &Page<String>) -> Result<Vec<Tenant>, StoreError> {
-        sqlx::query_as::<_, Tenant>(
-            "SELECT id, name, created_at FROM tenants \
-             WHERE $1::text IS NULL OR name > $1 ORDER BY name LIMIT $2",
-        )
-        .bind(page.after.as_deref())
-        .bind(page.fetch_limit())
-        .fetch_all(self.admin())
-        .await
-        .map_err(query_error("listing tenants"))
     }
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::page::Page;
 use super::{Store, StoreError, query_error};
 use crate::auth::{self, Scope};
 
@@ -69,11 +70,18 @@ impl Store {
         })
     }
 
-    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        sqlx::query_as::<_, Tenant>("SELECT id, name, created_at FROM tenants ORDER BY name")
-            .fetch_all(self.admin())
-            .await
-            .map_err(query_error("listing tenants"))
+    /// Tenants by name, a page at a time (the CLI asks for [`Page::all`], the operator's
+    /// `GET /api/v1/tenants` for pages).
+    pub async fn list_tenants(&self, page: &Page<String>) -> Result<Vec<Tenant>, StoreError> {
+        sqlx::query_as::<_, Tenant>(
+            "SELECT id, name, created_at FROM tenants \
+             WHERE $1::text IS NULL OR name > $1 ORDER BY name LIMIT $2",
+        )
+        .bind(page.after.as_deref())
+        .bind(page.fetch_limit())
+        .fetch_all(self.admin())
+        .await
+        .map_err(query_error("listing tenants"))
     }
 
     /// Tenants and active hosts across all tenants, for operators' summaries (restore).
