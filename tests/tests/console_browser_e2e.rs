@@ -285,3 +285,254 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     client.close().await.unwrap();
     agent.stop().await;
 }
+
+/// Waits (up to `within`) for the job page the browser is on to show an ended job; the page
+/// reloads itself while the job runs, so this only re-reads what the browser shows.
+async fn job_page_ends(client: &Client, within: Duration) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let page = client.source().await.unwrap();
+        if !page.contains("this page follows it") && page.contains("<h1>Job") {
+            return page;
+        }
+        assert!(
+            start.elapsed() < within,
+            "the job did not end within {within:?}:\n{page}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The row of the Updates table naming `container`, as the browser shows it.
+async fn update_link(client: &Client, container: &str) -> Option<String> {
+    client
+        .execute(
+            "for (const row of document.querySelectorAll('tbody tr')) {
+               if (row.cells[1].textContent === arguments[0]) {
+                 const a = row.querySelector('a[href^=\"/updates/\"]');
+                 return a ? a.getAttribute('href') : '';
+               }
+             }
+             return null;",
+            vec![serde_json::json!(container)],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back() {
+    use std::sync::Arc;
+    use unity_agent::collect::inventory::HostInventory;
+    use unity_agent::jobs::JobOptions;
+    use unity_agent::run::RunOptions;
+    use unity_collect::databases::DiscoveryOptions;
+    use unity_collect::runner::SystemRunner;
+    use unity_e2e::engines::{Behaviour, Dockerd, Registry, present};
+
+    let Some(driver) = driver().await else {
+        return;
+    };
+    let Some(busybox) = present("busybox-static", &["/bin/busybox", "/usr/bin/busybox"]) else {
+        return;
+    };
+    let Some(engine) = Dockerd::start() else {
+        return;
+    };
+    let Some(registry) = Registry::start(engine.dir.path()) else {
+        return;
+    };
+    // Two services on v1; then a good v2 is pushed to `web`'s tag and a broken one (its
+    // health check never passes) to `api`'s.
+    let web_tag = format!("{}/homelab/web:stable", registry.addr);
+    let api_tag = format!("{}/homelab/api:stable", registry.addr);
+    engine.build_and_push(&busybox, Behaviour::Healthy, "v1", &web_tag);
+    engine.build_and_push(&busybox, Behaviour::Healthy, "v1", &api_tag);
+    for (name, tag) in [("web", &web_tag), ("api", &api_tag)] {
+        engine.docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            "unless-stopped",
+            tag,
+        ]);
+    }
+    let web_v2 = engine.build_and_push(&busybox, Behaviour::Healthy, "v2", &web_tag);
+    engine.build_and_push(&busybox, Behaviour::NeverHealthy, "sick", &api_tag);
+    let web_v2_digest = web_v2.rsplit_once('@').unwrap().1.to_owned();
+
+    let h = Harness::start().await;
+    let tenant = h.store.create_tenant("homelab").await.unwrap();
+    let read = h.store.create_api_token(tenant.id, "read").await.unwrap();
+    for (name, role) in [("olga", Role::Operator), ("vic", Role::Viewer)] {
+        let mut tx = h.store.tenant_tx(tenant.id).await.unwrap();
+        users::create_user(&mut tx, tenant.id, name, role, PASSWORD)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let state = h.enroll("docker-host", tenant.id).await;
+    let host = state.enrollment.host_id;
+    let containers = engine.config();
+    let agent = unity_e2e::AgentTask::spawn(
+        state,
+        RunOptions {
+            report_interval: Some(Duration::from_millis(500)),
+            inventory_interval: Duration::from_secs(2),
+            inventory: Some(Arc::new(HostInventory::new(
+                containers.clone(),
+                SystemRunner,
+                PathBuf::from("/proc"),
+                DiscoveryOptions::default(),
+            ))),
+            jobs: JobOptions {
+                containers,
+                ..JobOptions::default()
+            },
+            ..unity_e2e::fast_options()
+        },
+    );
+    // Both updates known to the controller before anyone looks.
+    for _ in 0..600 {
+        let (_, list) = h
+            .api(&format!("/api/v1/containers?host_id={host}"), &read)
+            .await;
+        let known = list.as_array().map_or(0, |l| {
+            l.iter()
+                .filter(|c| c["update_state"] == "update_available")
+                .count()
+        });
+        if known == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let base = format!("http://{}", h.controller().api_addr);
+
+    // A viewer sees the updates and no button; the server refuses the form all the same.
+    let client = browser(&driver, 1280, 900).await;
+    log_in(&client, &base, "vic").await;
+    click(&client, Locator::LinkText("Updates")).await;
+    client
+        .wait()
+        .for_element(Locator::Css("tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(update_link(&client, "web").await.as_deref(), Some(""));
+    assert_eq!(update_link(&client, "api").await.as_deref(), Some(""));
+    let (_, list) = h
+        .api(&format!("/api/v1/containers?host_id={host}"), &read)
+        .await;
+    let web_id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "web")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    client
+        .goto(&format!("{base}/updates/{web_id}"))
+        .await
+        .unwrap();
+    assert!(
+        client
+            .source()
+            .await
+            .unwrap()
+            .contains("Your role does not allow this.")
+    );
+    // The form the page does not offer, built by hand with the viewer's own CSRF token.
+    client.goto(&format!("{base}/updates")).await.unwrap();
+    client
+        .execute(
+            "const f = document.createElement('form');
+             f.method = 'post'; f.action = '/updates/' + arguments[0];
+             for (const [k, v] of [['csrf', document.querySelector('input[name=csrf]').value],
+                                   ['digest', arguments[1]]]) {
+               const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v;
+               f.appendChild(i);
+             }
+             document.body.appendChild(f); f.submit();",
+            vec![serde_json::json!(web_id), serde_json::json!(web_v2_digest)],
+        )
+        .await
+        .unwrap();
+    client.wait().for_element(Locator::Css("h1")).await.unwrap();
+    assert!(
+        client
+            .source()
+            .await
+            .unwrap()
+            .contains("Your role does not allow this.")
+    );
+    let (_, jobs) = h.api(&format!("/api/v1/jobs?host_id={host}"), &read).await;
+    assert_eq!(jobs, serde_json::json!([]), "the viewer queued nothing");
+    client.close().await.unwrap();
+
+    // The operator: confirm (old and new digest on the page), update, watch it succeed.
+    let client = browser(&driver, 1280, 900).await;
+    log_in(&client, &base, "olga").await;
+    click(&client, Locator::LinkText("Updates")).await;
+    client
+        .wait()
+        .for_element(Locator::Css("tbody tr"))
+        .await
+        .unwrap();
+    shoot(&client, "updates").await;
+    let link = update_link(&client, "web").await.unwrap();
+    click(&client, Locator::Css(&format!("a[href='{link}']"))).await;
+    client
+        .wait()
+        .for_element(Locator::Css("dl.facts"))
+        .await
+        .unwrap();
+    let confirm = client.source().await.unwrap();
+    assert!(confirm.contains(&web_v2_digest), "the new digest is shown");
+    assert!(confirm.contains("Running digest"));
+    shoot(&client, "update-confirm").await;
+    click(&client, Locator::Css("button.primary")).await;
+    let page = job_page_ends(&client, Duration::from_secs(240)).await;
+    assert!(
+        page.contains("badge ok") && page.contains("succeeded"),
+        "{page}"
+    );
+    assert!(page.contains("verified"), "the receipt was checked: {page}");
+    shoot(&client, "job-succeeded").await;
+    assert_eq!(engine.docker(&["exec", "web", "cat", "/marker"]), "v2");
+
+    // The broken image: the agent rolls back, the page says so, `api` still runs v1.
+    client.goto(&format!("{base}/updates")).await.unwrap();
+    let link = update_link(&client, "api").await.unwrap();
+    click(&client, Locator::Css(&format!("a[href='{link}']"))).await;
+    client
+        .wait()
+        .for_element(Locator::Css("button.primary"))
+        .await
+        .unwrap();
+    click(&client, Locator::Css("button.primary")).await;
+    let page = job_page_ends(&client, Duration::from_secs(240)).await;
+    assert!(page.contains("rolled back"), "{page}");
+    assert!(
+        page.contains("not ready"),
+        "the failed health check's output: {page}"
+    );
+    shoot(&client, "job-rolled-back").await;
+    assert_eq!(engine.docker(&["exec", "api", "cat", "/marker"]), "v1");
+    // Both on the jobs list.
+    click(&client, Locator::LinkText("Jobs")).await;
+    client
+        .wait()
+        .for_element(Locator::Css("tbody tr"))
+        .await
+        .unwrap();
+    let jobs = client.source().await.unwrap();
+    assert!(jobs.contains("succeeded") && jobs.contains("rolled back"));
+    client.close().await.unwrap();
+    agent.stop().await;
+}
