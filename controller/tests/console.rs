@@ -805,3 +805,148 @@ async fn alerts_are_acknowledged_by_operators_only() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again["acknowledged_by"], "user:olga");
 }
+
+/// Rollouts in the console: listed, shown host by host, paused, resumed and aborted by an
+/// operator with the same rule as the API; a viewer gets no buttons and the server refuses
+/// the form; another tenant's user finds no such rollout.
+#[tokio::test]
+async fn rollouts_are_shown_and_controlled_by_operators_only() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let b = store.create_tenant("beta").await.unwrap();
+    let host = common::add_host(&store, &a, "nas-1").await;
+    for (tenant, name, role) in [
+        (&a, "olga", Role::Operator),
+        (&a, "vic", Role::Viewer),
+        (&b, "eve", Role::Admin),
+    ] {
+        let mut tx = store.tenant_tx(tenant.id).await.unwrap();
+        users::create_user(&mut tx, tenant.id, name, role, PASSWORD)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let (app, _keys) = common::app(store.clone());
+    let token = store
+        .create_scoped_api_token(a.id, "ops", unity_controller::auth::Scope::Operate)
+        .await
+        .unwrap();
+    // The runner is not running here: the rollout stays in its first wave, its host pending.
+    let (status, rollout) = common::request(
+        &app,
+        "POST",
+        "/api/v1/rollouts",
+        Some(&token),
+        Some(serde_json::json!({ "kind": "ping", "hosts": { "host_ids": [host] } })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{rollout}");
+    let id = rollout["id"].as_str().unwrap().to_owned();
+    let path = format!("/rollouts/{id}");
+
+    let vic = log_in(&app, "vic").await;
+    let listed = send(&app, "GET", "/rollouts", Some(&vic), None, None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert!(
+        listed.body.contains(&path) && listed.body.contains("token:ops"),
+        "{}",
+        listed.body
+    );
+    let shown = send(&app, "GET", &path, Some(&vic), None, None).await;
+    assert!(
+        shown.body.contains("nas-1") && shown.body.contains("pending"),
+        "{}",
+        shown.body
+    );
+    assert!(
+        shown.body.contains("http-equiv=\"refresh\""),
+        "it follows a running rollout"
+    );
+    assert!(!shown.body.contains("/pause"), "no buttons for a viewer");
+    let refused = send(
+        &app,
+        "POST",
+        &format!("{path}/pause"),
+        Some(&vic),
+        Some(&[("csrf", &csrf_of(&shown.body))]),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    let olga = log_in(&app, "olga").await;
+    let shown = send(&app, "GET", &path, Some(&olga), None, None).await;
+    assert!(shown.body.contains(&format!("{path}/pause")));
+    assert!(shown.body.contains(&format!("{path}/abort")));
+    assert!(!shown.body.contains(&format!("{path}/resume")));
+    let csrf = csrf_of(&shown.body);
+    let control = async |verb: &str| {
+        send(
+            &app,
+            "POST",
+            &format!("{path}/{verb}"),
+            Some(&olga),
+            Some(&[("csrf", &csrf)]),
+            None,
+        )
+        .await
+    };
+    assert_eq!(control("pause").await.status, StatusCode::SEE_OTHER);
+    let (_, seen) = common::get(&app, &format!("/api/v1/rollouts/{id}"), Some(&token)).await;
+    assert_eq!(seen["state"], "paused");
+    assert_eq!(seen["reason"], "paused by user:olga");
+    let again = control("pause").await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert!(
+        again
+            .body
+            .contains("the rollout is paused; pause does not apply")
+    );
+    assert_eq!(control("resume").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(control("abort").await.status, StatusCode::SEE_OTHER);
+    let shown = send(&app, "GET", &path, Some(&olga), None, None).await;
+    assert!(
+        shown.body.contains("aborted by user:olga") && shown.body.contains("skipped"),
+        "{}",
+        shown.body
+    );
+    assert!(
+        !shown.body.contains("http-equiv"),
+        "an ended rollout's page stays still"
+    );
+    assert!(
+        !shown.body.contains(&format!("{path}/")),
+        "nothing more to press"
+    );
+    assert_eq!(
+        send(
+            &app,
+            "POST",
+            &format!("{path}/delete"),
+            Some(&olga),
+            Some(&[("csrf", &csrf)]),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let eve = log_in(&app, "eve").await;
+    let theirs = send(&app, "GET", &path, Some(&eve), None, None).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    assert!(!theirs.body.contains("nas-1"));
+    let listed = send(&app, "GET", "/rollouts", Some(&eve), None, None).await;
+    assert!(!listed.body.contains(&id));
+    let csrf = csrf_of(&listed.body);
+    let pressed = send(
+        &app,
+        "POST",
+        &format!("{path}/resume"),
+        Some(&eve),
+        Some(&[("csrf", &csrf)]),
+        None,
+    )
+    .await;
+    assert_eq!(pressed.status, StatusCode::NOT_FOUND);
+}

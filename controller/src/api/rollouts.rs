@@ -15,6 +15,7 @@ use super::page::{PageQuery, Paged};
 use super::storage::query;
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
+use crate::rollouts::control::{self, Control, ControlError};
 use crate::rollouts::create::{CreateRolloutError, Origin, RolloutRequest, create_rollout};
 use crate::store::rollouts::{self, Rollout, RolloutHost};
 
@@ -126,12 +127,14 @@ pub async fn get(
     Ok(Json(detail(&mut tx, id).await?))
 }
 
-/// What the operator asks of a rollout.
-#[derive(Debug, Clone, Copy)]
-enum Control {
-    Pause,
-    Resume,
-    Abort,
+impl From<ControlError> for ApiError {
+    fn from(error: ControlError) -> Self {
+        match error {
+            ControlError::NotFound => ApiError::NotFound("rollout"),
+            e @ ControlError::DoesNotApply { .. } => ApiError::Conflict(e.to_string()),
+            ControlError::Store(e) => ApiError::Store(e),
+        }
+    }
 }
 
 async fn control(
@@ -143,58 +146,7 @@ async fn control(
     auth.require(Scope::Operate)?;
     let id = parse_id(&id, "rollout")?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    let rollout = rollouts::lock(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("rollout"))?;
-    let wave = rollout.current_wave;
-    let by = format!("token:{}", auth.token_name);
-    match (control, rollout.state.as_str()) {
-        (Control::Pause, "running") => {
-            rollouts::set_state(
-                &mut tx,
-                id,
-                "paused",
-                wave,
-                Some(&format!("paused by {by}")),
-            )
-            .await?;
-        }
-        (Control::Resume, "paused") => {
-            rollouts::set_state(&mut tx, id, "running", wave, None).await?
-        }
-        // Resuming a halted rollout accepts the failed wave: the next one starts.
-        (Control::Resume, "halted") => {
-            let waves = rollouts::wave_count(&mut tx, id).await?;
-            if wave + 1 < waves {
-                rollouts::set_state(&mut tx, id, "running", wave + 1, None).await?;
-            } else {
-                rollouts::set_state(
-                    &mut tx,
-                    id,
-                    "completed",
-                    wave,
-                    Some(&format!("last wave's failures accepted by {by}")),
-                )
-                .await?;
-            }
-        }
-        (Control::Abort, "running" | "paused" | "halted") => {
-            let reason = format!("aborted by {by}");
-            rollouts::skip_waiting(&mut tx, id, &reason).await?;
-            rollouts::set_state(&mut tx, id, "aborted", wave, Some(&reason)).await?;
-        }
-        (_, current) => {
-            return Err(ApiError::Conflict(format!(
-                "the rollout is {current}; {} does not apply",
-                match control {
-                    Control::Pause => "pause",
-                    Control::Resume => "resume",
-                    Control::Abort => "abort",
-                }
-            )));
-        }
-    }
-    tracing::info!(rollout_id = %id, ?control, by, "rollout control");
+    control::apply(&mut tx, id, control, &format!("token:{}", auth.token_name)).await?;
     let detail = detail(&mut tx, id).await?;
     commit(tx, "changing a rollout").await?;
     Ok(Json(detail))

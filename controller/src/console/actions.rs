@@ -219,7 +219,7 @@ pub async fn jobs(State(state): State<ApiState>, who: ConsoleUser) -> Result<Res
                         td { a href={"/jobs/" (j.id)} { (ago(Some(j.created_at), now)) } }
                         td { (names.get(&j.host_id).map(String::as_str).unwrap_or("?")) }
                         td { (j.kind) @if let Some(t) = &j.target { " " code { (t) } } }
-                        td { (state_badge(&j.state)) }
+                        td { (layout::state_badge(&j.state)) }
                         td.wide { (j.requested_by) }
                     }
                 } }
@@ -227,16 +227,6 @@ pub async fn jobs(State(state): State<ApiState>, who: ConsoleUser) -> Result<Res
         }
     };
     Ok(layout::page(&who, Section::Jobs, "Jobs", body))
-}
-
-fn state_badge(state: &str) -> Markup {
-    let class = match state {
-        "succeeded" => "ok",
-        "failed" | "refused" => "critical",
-        "rolled_back" | "expired" | "cancelled" => "warning",
-        _ => "unknown",
-    };
-    html! { span class={"badge " (class)} { (state.replace('_', " ")) } }
 }
 
 /// One job: state, events, result and receipt. While it runs the page reloads itself every
@@ -264,7 +254,7 @@ pub async fn job(
         && matches!(s.state.as_str(), "queued" | "dispatched");
     let body = html! {
         @if running { (PreEscaped("<meta http-equiv=\"refresh\" content=\"2\">")) }
-        h1 { "Job " (s.kind) " " (state_badge(&s.state)) }
+        h1 { "Job " (s.kind) " " (layout::state_badge(&s.state)) }
         dl.facts {
             dt { "Host" } dd { a href={"/hosts/" (s.host_id)} { (names.get(&s.host_id).map(String::as_str).unwrap_or("?")) } }
             @if let Some(t) = &s.target { dt { "Target" } dd { code { (t) } } }

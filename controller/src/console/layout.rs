@@ -23,6 +23,7 @@ pub enum Section {
     Alerts,
     Updates,
     Jobs,
+    Rollouts,
     Settings,
     Account,
 }
@@ -50,6 +51,7 @@ pub fn page(who: &ConsoleUser, section: Section, title: &str, body: Markup) -> R
         (Section::Alerts, "/alerts", "Alerts"),
         (Section::Updates, "/updates", "Updates"),
         (Section::Jobs, "/jobs", "Jobs"),
+        (Section::Rollouts, "/rollouts", "Rollouts"),
         (Section::Settings, "/settings", "Settings"),
         (Section::Account, "/account", "Account"),
     ];
@@ -164,6 +166,20 @@ pub fn until(at: OffsetDateTime, now: OffsetDateTime) -> Markup {
 }
 
 /// An alert's severity as a badge (`info` in the colour of good news).
+/// The state of a job, a rollout or a rollout's host as a badge: ended well, ended badly,
+/// ended otherwise, or still going.
+pub fn state_badge(state: &str) -> Markup {
+    let class = match state {
+        "succeeded" | "completed" => "ok",
+        "failed" | "refused" | "halted" => "critical",
+        "rolled_back" | "expired" | "cancelled" | "aborted" | "skipped" | "deferred" | "paused" => {
+            "warning"
+        }
+        _ => "unknown",
+    };
+    html! { span class={"badge " (class)} { (state.replace('_', " ")) } }
+}
+
 pub fn severity(severity: &str) -> Markup {
     let class = match severity {
         "warning" | "critical" => severity,

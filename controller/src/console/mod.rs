@@ -8,6 +8,7 @@ pub mod charts;
 pub mod layout;
 pub mod login;
 pub mod pages;
+pub mod rollouts;
 pub mod session;
 pub mod settings;
 pub mod store;
@@ -45,6 +46,9 @@ pub fn routes() -> Router<ApiState> {
         .route("/jobs", get(actions::jobs))
         .route("/jobs/{id}", get(actions::job))
         .route("/jobs/{id}/cancel", post(actions::cancel_job))
+        .route("/rollouts", get(rollouts::list))
+        .route("/rollouts/{id}", get(rollouts::show))
+        .route("/rollouts/{id}/{verb}", post(rollouts::control))
         .route("/login", get(login::show_login).post(login::login))
         .route("/logout", post(login::logout))
         .route("/settings", get(settings::settings))

@@ -4,11 +4,13 @@
 //! windows like automatic updates do.
 //!
 //! * [`plan`] — pure: wave sizes and the next actions for a wave.
+//! * [`control`] — pause, resume, abort: one rule for the API and the console.
 //! * [`create`] — a request (API) into a rollout with its hosts fixed and placed in waves.
 //! * [`step`] — the runner: every [`TICK`] (and on every replica at once — rollouts are
 //!   locked `FOR UPDATE SKIP LOCKED`, so each is stepped by one), gathers the facts for
 //!   `plan::decide` and applies its actions, creating jobs through the one job path.
 
+pub mod control;
 pub mod create;
 pub mod plan;
 
