@@ -30,6 +30,7 @@ pub mod presence;
 mod restore;
 pub mod rollouts;
 pub mod store;
+pub mod weekly;
 
 /// This build's version, reported to agents and by `/healthz`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -950,3 +950,235 @@ async fn rollouts_are_shown_and_controlled_by_operators_only() {
     .await;
     assert_eq!(pressed.status, StatusCode::NOT_FOUND);
 }
+
+/// Settings for what happens by itself: a notification channel added by URL (the webhook's
+/// secret shown once), its routing edited and muted, a test message queued, the channel
+/// removed; a maintenance window added (a wrong time refused with the reason) and removed; a
+/// container's update policy overridden and handed back to its label — each visible through
+/// the API afterwards, the same rows.
+#[tokio::test]
+async fn an_admin_sets_channels_windows_and_policies_from_settings() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let host = common::add_host(&store, &a, "docker-1").await;
+    let reply = common::send_body(
+        &store,
+        &a,
+        host,
+        Uuid::new_v4(),
+        1,
+        common::inventory::containers(
+            vec![common::inventory::container("c1", "web", "running")],
+            vec![],
+        ),
+    )
+    .await;
+    assert!(
+        matches!(reply, unity_protocol::latest::ReportReply::Ack { .. }),
+        "{reply:?}"
+    );
+    for (name, role) in [("ada", Role::Admin), ("vic", Role::Viewer)] {
+        let mut tx = store.tenant_tx(a.id).await.unwrap();
+        users::create_user(&mut tx, a.id, name, role, PASSWORD)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let (app, _keys) = common::app(store.clone());
+    let token = store.create_api_token(a.id, "reader").await.unwrap();
+    let ada = log_in(&app, "ada").await;
+    let settings = send(&app, "GET", "/settings", Some(&ada), None, None).await;
+    assert_eq!(settings.status, StatusCode::OK);
+    for section in [
+        "Notification channels",
+        "Maintenance windows",
+        "Update policies",
+    ] {
+        assert!(settings.body.contains(section), "{section}");
+    }
+    let csrf = csrf_of(&settings.body);
+    let post = async |path: &str, fields: &[(&str, &str)]| {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        send(&app, "POST", path, Some(&ada), Some(&all), None).await
+    };
+
+    // A channel.
+    let added = post(
+        "/settings/channels",
+        &[
+            ("name", "pager"),
+            ("url", "https://hooks.example.net/unity"),
+            ("min_severity", "warning"),
+            ("send_recoveries", "on"),
+            ("quiet_start", ""),
+            ("quiet_end", ""),
+            ("remind_minutes", ""),
+        ],
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert!(
+        added.body.contains("signing secret (shown once)"),
+        "{}",
+        added.body
+    );
+    let (_, channels) = common::get(&app, "/api/v1/channels", Some(&token)).await;
+    let channel = &channels[0];
+    assert_eq!(channel["name"], "pager");
+    let id = channel["id"].as_str().unwrap().to_owned();
+    let page = format!("/settings/channels/{id}");
+    let shown = send(&app, "GET", &page, Some(&ada), None, None).await;
+    assert!(shown.body.contains("hooks.example.net") && !shown.body.contains("/unity\""));
+    let wrong = post(
+        &format!("{page}/routing"),
+        &[("min_severity", "loud"), ("enabled", "on")],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(wrong.body.contains("loud"), "{}", wrong.body);
+    let routed = post(
+        &format!("{page}/routing"),
+        &[
+            ("min_severity", "critical"),
+            ("kinds", "disk_failing, pool_degraded"),
+            ("quiet_start", "22:00"),
+            ("quiet_end", "07:00"),
+            ("quiet_timezone", "Europe/Berlin"),
+            ("remind_minutes", "120"),
+        ],
+    )
+    .await;
+    assert_eq!(routed.status, StatusCode::SEE_OTHER, "{}", routed.body);
+    let (_, channel) = common::get(&app, &format!("/api/v1/channels/{id}"), Some(&token)).await;
+    assert_eq!(channel["min_severity"], "critical");
+    assert_eq!(
+        channel["kinds"],
+        serde_json::json!(["disk_failing", "pool_degraded"])
+    );
+    assert_eq!(channel["enabled"], false, "the unticked box mutes it");
+    assert_eq!(channel["send_recoveries"], false);
+    assert_eq!(channel["remind_after_secs"], 7200);
+    assert_eq!(channel["quiet_hours"]["timezone"], "Europe/Berlin");
+    assert_eq!(channel["quiet_hours"]["allow_critical"], false);
+    assert_eq!(
+        post(&format!("{page}/test"), &[]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let shown = send(&app, "GET", &page, Some(&ada), None, None).await;
+    assert!(shown.body.contains("<td>test</td>"), "{}", shown.body);
+    assert_eq!(
+        post(&format!("{page}/delete"), &[]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let (_, channels) = common::get(&app, "/api/v1/channels", Some(&token)).await;
+    assert_eq!(channels, serde_json::json!([]));
+
+    // A maintenance window.
+    let wrong = post(
+        "/settings/windows",
+        &[
+            ("day_sat", "on"),
+            ("start", "25:00"),
+            ("duration_minutes", "120"),
+        ],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(wrong.body.contains("25:00"), "{}", wrong.body);
+    let added = post(
+        "/settings/windows",
+        &[
+            ("host_id", &host.to_string()),
+            ("day_sat", "on"),
+            ("day_sun", "on"),
+            ("start", "03:30"),
+            ("duration_minutes", "90"),
+            ("time_zone", "Europe/Berlin"),
+        ],
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let (_, windows) = common::get(&app, "/api/v1/maintenance-windows", Some(&token)).await;
+    assert_eq!(windows[0]["days"], serde_json::json!([6, 7]));
+    assert_eq!(windows[0]["start_minute"], 210);
+    assert_eq!(windows[0]["host_id"], host.to_string());
+    assert_eq!(windows[0]["created_by"], "user:ada");
+    let settings = send(&app, "GET", "/settings", Some(&ada), None, None).await;
+    assert!(settings.body.contains("sat, sun") && settings.body.contains("03:30"));
+    let window = windows[0]["id"].as_str().unwrap();
+    assert_eq!(
+        post(&format!("/settings/windows/{window}/delete"), &[])
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let (_, windows) = common::get(&app, "/api/v1/maintenance-windows", Some(&token)).await;
+    assert_eq!(windows, serde_json::json!([]));
+
+    // A container's policy.
+    let (_, list) = common::get(&app, "/api/v1/containers", Some(&token)).await;
+    let container = list[0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        settings
+            .body
+            .contains(&format!("/settings/policies/{container}"))
+    );
+    let set = post(
+        &format!("/settings/policies/{container}"),
+        &[("policy", "minor")],
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    let policy_path = format!("/api/v1/containers/{container}/policy");
+    let (_, policy) = common::get(&app, &policy_path, Some(&token)).await;
+    assert_eq!(policy["effective"], "minor");
+    assert_eq!(policy["override_by"], "user:ada");
+    let wrong = post(
+        &format!("/settings/policies/{container}"),
+        &[("policy", "yolo")],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    post(
+        &format!("/settings/policies/{container}"),
+        &[("policy", "")],
+    )
+    .await;
+    let (_, policy) = common::get(&app, &policy_path, Some(&token)).await;
+    assert_eq!(policy["override_policy"], serde_json::Value::Null);
+
+    // A viewer changes none of it, whatever it sends.
+    let vic = log_in(&app, "vic").await;
+    let fleet = send(&app, "GET", "/", Some(&vic), None, None).await;
+    let vic_csrf = csrf_of(&fleet.body);
+    for (path, fields) in [
+        (
+            "/settings/windows".to_owned(),
+            vec![
+                ("day_sat", "on"),
+                ("start", "03:00"),
+                ("duration_minutes", "60"),
+            ],
+        ),
+        (
+            format!("/settings/policies/{container}"),
+            vec![("policy", "major")],
+        ),
+        (
+            "/settings/channels".to_owned(),
+            vec![("name", "x"), ("url", "https://e.example/x")],
+        ),
+    ] {
+        let mut all = vec![("csrf", vic_csrf.as_str())];
+        all.extend(fields);
+        let refused = send(&app, "POST", &path, Some(&vic), Some(&all), None).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(
+        send(&app, "GET", &page, Some(&vic), None, None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}

@@ -368,7 +368,11 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
     let h = Harness::start().await;
     let tenant = h.store.create_tenant("homelab").await.unwrap();
     let read = h.store.create_api_token(tenant.id, "read").await.unwrap();
-    for (name, role) in [("olga", Role::Operator), ("vic", Role::Viewer)] {
+    for (name, role) in [
+        ("olga", Role::Operator),
+        ("vic", Role::Viewer),
+        ("ada", Role::Admin),
+    ] {
         let mut tx = h.store.tenant_tx(tenant.id).await.unwrap();
         users::create_user(&mut tx, tenant.id, name, role, PASSWORD)
             .await
@@ -533,6 +537,33 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
         .unwrap();
     let jobs = client.source().await.unwrap();
     assert!(jobs.contains("succeeded") && jobs.contains("rolled back"));
+    client.close().await.unwrap();
+
+    // The admin's Settings, with both containers' policies and a window added in the page.
+    let client = browser(&driver, 1280, 900).await;
+    log_in(&client, &base, "ada").await;
+    click(&client, Locator::LinkText("Settings")).await;
+    client
+        .wait()
+        .for_element(Locator::Css("#windows"))
+        .await
+        .unwrap();
+    click(&client, Locator::Css("input[name=day_sat]")).await;
+    type_into(&client, "input[name=start]", "03:00").await;
+    type_into(&client, "input[name=time_zone]", "Europe/Berlin").await;
+    click(
+        &client,
+        Locator::XPath("//button[normalize-space()='Add window']"),
+    )
+    .await;
+    client
+        .wait()
+        .for_element(Locator::Css("#policies"))
+        .await
+        .unwrap();
+    let settings = client.source().await.unwrap();
+    assert!(settings.contains("Europe/Berlin") && settings.contains("every host"));
+    shoot(&client, "settings").await;
     client.close().await.unwrap();
     agent.stop().await;
 }

@@ -15,9 +15,10 @@ use super::storage::query;
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
 use crate::jobs::auto::{Policy, effective};
+use crate::store::TenantTx;
 use crate::store::inventory::containers;
-use crate::store::policies::{self, NewWindow, Window};
-use crate::store::{TenantTx, hosts};
+use crate::store::policies::{self, Window};
+use crate::weekly::{self, WeeklyError};
 
 /// A container's update policy.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -160,6 +161,16 @@ pub async fn delete_policy(
     Ok(Json(view))
 }
 
+impl From<WeeklyError> for ApiError {
+    fn from(error: WeeklyError) -> Self {
+        match error {
+            WeeklyError::Invalid(detail) => ApiError::BadRequest(detail),
+            WeeklyError::HostNotFound => ApiError::NotFound("host"),
+            WeeklyError::Store(e) => ApiError::Store(e),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowRequest {
@@ -172,75 +183,6 @@ pub struct WindowRequest {
     pub duration_minutes: i32,
     /// IANA time zone (default `UTC`).
     pub time_zone: Option<String>,
-}
-
-const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-
-/// Days, start and time zone of a weekly window (maintenance windows, rollout schedules),
-/// checked: weekday names, `HH:MM`, a duration of at most a week, a zone PostgreSQL knows.
-pub(super) struct WeeklyWindow {
-    pub days: Vec<i16>,
-    pub start_minute: i32,
-    pub time_zone: String,
-}
-
-impl WeeklyWindow {
-    pub(super) async fn parse(
-        tx: &mut crate::store::TenantTx,
-        days: &[String],
-        start: &str,
-        duration_minutes: i32,
-        time_zone: Option<&str>,
-    ) -> Result<Self, ApiError> {
-        let days = parse_days(days)?;
-        let start_minute = parse_start(start)?;
-        if !(1..=10080).contains(&duration_minutes) {
-            return Err(ApiError::BadRequest(
-                "duration_minutes must be between 1 and 10080 (a week)".into(),
-            ));
-        }
-        let time_zone = time_zone.unwrap_or("UTC").to_owned();
-        if !policies::time_zone_exists(tx, &time_zone).await? {
-            return Err(ApiError::BadRequest(format!(
-                "time zone `{time_zone}` is not known (IANA names such as Europe/Berlin)"
-            )));
-        }
-        Ok(Self {
-            days,
-            start_minute,
-            time_zone,
-        })
-    }
-}
-
-fn parse_days(days: &[String]) -> Result<Vec<i16>, ApiError> {
-    let mut out = Vec::new();
-    for day in days {
-        let day = day.trim().to_ascii_lowercase();
-        if day == "daily" {
-            return Ok((1..=7).collect());
-        }
-        let n = DAYS.iter().position(|d| *d == day).ok_or_else(|| {
-            ApiError::BadRequest(format!("day `{day}` is not one of mon … sun, daily"))
-        })?;
-        let n = i16::try_from(n + 1).unwrap_or(1);
-        if !out.contains(&n) {
-            out.push(n);
-        }
-    }
-    if out.is_empty() {
-        return Err(ApiError::BadRequest(
-            "days must name at least one day".into(),
-        ));
-    }
-    out.sort_unstable();
-    Ok(out)
-}
-
-fn parse_start(start: &str) -> Result<i32, ApiError> {
-    crate::clock::parse_hhmm(start)
-        .map(i32::from)
-        .ok_or_else(|| ApiError::BadRequest(format!("start `{start}` is not HH:MM (00:00-23:59)")))
 }
 
 /// The tenant's maintenance windows.
@@ -289,34 +231,17 @@ pub async fn create_window(
     auth.require(Scope::Operate)?;
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    let WeeklyWindow {
-        days,
-        start_minute,
-        time_zone,
-    } = WeeklyWindow::parse(
+    let window = weekly::create_window(
         &mut tx,
-        &request.days,
-        &request.start,
-        request.duration_minutes,
-        request.time_zone.as_deref(),
-    )
-    .await?;
-    if let Some(host_id) = request.host_id
-        && hosts::get_host(&mut tx, host_id).await?.is_none()
-    {
-        return Err(ApiError::NotFound("host"));
-    }
-    let window = policies::insert_window(
-        &mut tx,
-        &NewWindow {
-            tenant_id: auth.tenant_id,
+        auth.tenant_id,
+        &weekly::WindowSpec {
             host_id: request.host_id,
-            days: &days,
-            start_minute,
+            days: &request.days,
+            start: &request.start,
             duration_minutes: request.duration_minutes,
-            time_zone: &time_zone,
-            created_by: &format!("token:{}", auth.token_name),
+            time_zone: request.time_zone.as_deref(),
         },
+        &format!("token:{}", auth.token_name),
     )
     .await?;
     commit(tx, "creating a maintenance window").await?;

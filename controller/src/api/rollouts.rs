@@ -347,11 +347,11 @@ pub async fn create_schedule(
     }
     let checked = check_request(&request.rollout)?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    let super::policies::WeeklyWindow {
+    let crate::weekly::WeeklyWindow {
         days,
         start_minute,
         time_zone,
-    } = super::policies::WeeklyWindow::parse(
+    } = crate::weekly::WeeklyWindow::parse(
         &mut tx,
         &request.days,
         &request.start,

@@ -4,9 +4,11 @@
 //! reads through the same store functions and row-level security as the API.
 
 pub mod actions;
+pub mod channels;
 pub mod charts;
 pub mod layout;
 pub mod login;
+pub mod maintenance;
 pub mod pages;
 pub mod rollouts;
 pub mod session;
@@ -57,6 +59,19 @@ pub fn routes() -> Router<ApiState> {
         .route("/settings/users/{id}/{action}", post(settings::set_user))
         .route("/settings/tokens", post(settings::add_token))
         .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))
+        .route("/settings/channels", post(channels::add))
+        .route("/settings/channels/{id}", get(channels::show))
+        .route(
+            "/settings/channels/{id}/routing",
+            post(channels::set_routing),
+        )
+        .route("/settings/channels/{id}/{verb}", post(channels::act))
+        .route("/settings/windows", post(maintenance::add_window))
+        .route(
+            "/settings/windows/{id}/delete",
+            post(maintenance::delete_window),
+        )
+        .route("/settings/policies/{id}", post(maintenance::set_policy))
         .route("/account", get(login::account))
         .route("/account/password", post(login::change_password))
         .route("/account/logout-everywhere", post(login::logout_everywhere))

@@ -41,13 +41,13 @@ fn api_error(error: ApiError) -> Result<Response, Refusal> {
 }
 
 /// Something to show once (a password, a token, a command) above the settings.
-struct Shown {
-    title: &'static str,
-    value: String,
-    hint: &'static str,
+pub(super) struct Shown {
+    pub title: &'static str,
+    pub value: String,
+    pub hint: &'static str,
 }
 
-async fn settings_page(
+pub(super) async fn settings_page(
     state: &ApiState,
     who: &ConsoleUser,
     shown: Option<Shown>,
@@ -60,6 +60,8 @@ async fn settings_page(
     let tokens = admin::token_page(&mut tx, &Page::first(500))
         .await
         .map_err(unavailable)?;
+    let channels = super::channels::section(&mut tx, &who.user.csrf_token).await?;
+    let maintenance = super::maintenance::section(&mut tx, &who.user.csrf_token).await?;
     drop(tx);
     let now = OffsetDateTime::now_utc();
     let csrf = &who.user.csrf_token;
@@ -143,6 +145,8 @@ async fn settings_page(
             }
             button type="submit" { "Create token" }
         }
+        (channels)
+        (maintenance)
     };
     Ok(layout::page(who, Section::Settings, "Settings", body))
 }

@@ -189,6 +189,35 @@ pub async fn may_update_at(
     .map_err(query_error("checking maintenance windows"))
 }
 
+/// A present container's update policy: its label, the override, by whom.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PolicyRow {
+    pub container_id: Uuid,
+    pub host_id: Uuid,
+    pub hostname: String,
+    pub name: String,
+    pub label_policy: Option<String>,
+    pub override_policy: Option<String>,
+    pub override_by: Option<String>,
+}
+
+/// Every present container of the tenant with its policy sources, by host and name (at most
+/// `limit`).
+pub async fn list_policies(tx: &mut TenantTx, limit: i64) -> Result<Vec<PolicyRow>, StoreError> {
+    sqlx::query_as::<_, PolicyRow>(
+        "SELECT c.id AS container_id, c.host_id, h.hostname, c.name, \
+             c.detail->>'policy' AS label_policy, p.policy AS override_policy, \
+             p.updated_by AS override_by \
+         FROM containers c JOIN hosts h ON h.id = c.host_id AND h.revoked_at IS NULL \
+         LEFT JOIN container_policies p ON p.host_id = c.host_id AND p.container_name = c.name \
+         WHERE c.present ORDER BY h.hostname, c.name, c.id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("listing update policies"))
+}
+
 /// A running container with something newer known, as the sweep sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UpdateCandidateRow {
