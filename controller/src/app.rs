@@ -182,6 +182,7 @@ pub async fn start(
             ca_fingerprint: ca.fingerprint(),
         },
         console: options.console,
+        login_throttle: Default::default(),
     });
     tasks.push(tokio::spawn(async move {
         api::serve::serve(listener, app, http_limits, shutdown_rx).await;

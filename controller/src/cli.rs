@@ -477,6 +477,7 @@ async fn serve(
             notify: crate::notify::NotifySettings::default(),
             console: crate::console::ConsoleOptions {
                 secure_cookies: config.api_behind_tls_proxy,
+                behind_proxy: config.api_behind_tls_proxy,
             },
         },
         store,

@@ -1182,3 +1182,43 @@ async fn an_admin_sets_channels_windows_and_policies_from_settings() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// The fleet's label filter is the labels rollouts select by, applied by the database.
+#[tokio::test]
+async fn the_fleet_filters_by_label() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let nas = common::add_host(&store, &a, "nas-1").await;
+    common::add_host(&store, &a, "web-1").await;
+    let mut tx = store.tenant_tx(a.id).await.unwrap();
+    users::create_user(&mut tx, a.id, "vic", Role::Viewer, PASSWORD)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (app, _keys) = common::app(store.clone());
+    let token = store
+        .create_scoped_api_token(a.id, "ops", unity_controller::auth::Scope::Operate)
+        .await
+        .unwrap();
+    let (status, body) = common::request(
+        &app,
+        "PUT",
+        &format!("/api/v1/hosts/{nas}/labels"),
+        Some(&token),
+        Some(serde_json::json!({ "labels": { "role": "nas" } })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let vic = log_in(&app, "vic").await;
+    let all = send(&app, "GET", "/", Some(&vic), None, None).await;
+    assert!(all.body.contains(">nas-1<") && all.body.contains(">web-1<"));
+    let only = send(&app, "GET", "/?label=role%3Dnas", Some(&vic), None, None).await;
+    assert!(
+        only.body.contains(">nas-1<") && !only.body.contains(">web-1<"),
+        "{}",
+        only.body
+    );
+    assert!(only.body.contains("1 host"), "{}", only.body);
+    let none = send(&app, "GET", "/?label=role%3Dweb", Some(&vic), None, None).await;
+    assert!(!none.body.contains(">nas-1<") && none.body.contains("0 hosts"));
+}

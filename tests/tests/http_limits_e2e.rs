@@ -139,3 +139,57 @@ async fn one_address_cannot_take_every_connection() {
     }
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// One console login over a real socket from loopback address `from`; the status line and
+/// headers of the answer.
+async fn login_from(from: &str, api: SocketAddr, name: &str, password: &str) -> String {
+    let mut stream = connect_from(from, api).await;
+    let body = format!("name={name}&password={}", password.replace(' ', "+"));
+    stream
+        .write_all(
+            format!(
+                "POST /login HTTP/1.1\r\nHost: {api}\r\nOrigin: http://{api}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let (answer, _) = read_to_close(&mut stream).await;
+    answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// An address spraying guesses over many user names is held back — before any password is
+/// checked, even with a right one — while another address logs the same user in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_spraying_console_logins_is_held_back_and_no_other() {
+    use unity_controller::console::address_throttle::MAX_FAILURES;
+    use unity_controller::store::users::{self, Role};
+    let h = harness().await;
+    let tenant = h.store.create_tenant("homelab").await.unwrap();
+    let mut tx = h.store.tenant_tx(tenant.id).await.unwrap();
+    let password = "correct horse battery staple";
+    users::create_user(&mut tx, tenant.id, "alice", Role::Viewer, password)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let api = h.controller().api_addr;
+    for i in 0..MAX_FAILURES {
+        let answer = login_from("127.0.0.2", api, &format!("user{i}"), "guess guess guess").await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "guess {i}: {answer}");
+    }
+    let held = login_from("127.0.0.2", api, "alice", password).await;
+    assert!(held.starts_with("HTTP/1.1 429"), "{held}");
+    assert!(
+        held.to_ascii_lowercase().contains("retry-after: "),
+        "{held}"
+    );
+    let elsewhere = login_from("127.0.0.3", api, "alice", password).await;
+    assert!(elsewhere.starts_with("HTTP/1.1 303"), "{elsewhere}");
+}

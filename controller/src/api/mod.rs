@@ -48,6 +48,8 @@ pub struct ApiState {
     pub enrollment: EnrollmentInfo,
     /// How the web console sets its cookie.
     pub console: crate::console::ConsoleOptions,
+    /// Failed console logins per client address (this replica's; docs/console.md).
+    pub login_throttle: std::sync::Arc<crate::console::address_throttle::AddressThrottle>,
 }
 
 /// The controller as agents enroll with it.

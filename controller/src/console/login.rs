@@ -1,14 +1,17 @@
 //! Logging in and out, and the account page (password change, logout everywhere).
 
-use axum::Form;
+use std::time::Instant;
+
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use maud::html;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::address_throttle::{AddressKey, PeerAddress, client_ip};
 use super::layout::{self, Section};
 use super::session::{self, ConsoleUser, CsrfForm, Refusal};
 use super::store::{commit, tenant_tx, unavailable};
@@ -53,14 +56,41 @@ pub struct LoginForm {
     password: String,
 }
 
+/// The "wait" answer of both throttles.
+fn throttled_page(name: &str, retry_after: std::time::Duration) -> Response {
+    let secs = retry_after.as_secs().max(1);
+    let mut response = login_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(&format!("Too many failed attempts. Try again in {secs} s.")),
+        name,
+    );
+    if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 pub async fn login(
     State(state): State<ApiState>,
+    peer: Option<Extension<PeerAddress>>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, Refusal> {
     session::same_origin(&headers)?;
     let Form(form) = form.map_err(super::session::bad_form)?;
     let name = form.name.trim().to_ascii_lowercase();
+    let client = client_ip(
+        peer.map(|Extension(p)| p),
+        &headers,
+        state.console.behind_proxy,
+    );
+    let address = AddressKey::of(client);
+    // Before any password is hashed: a sprayer spends no argon2 time once held back.
+    if let Err(retry_after) = state.login_throttle.check(address, Instant::now()) {
+        tracing::warn!(user = %name, client = ?client, retry_after_secs = retry_after.as_secs(),
+            "console login refused: too many failures from this address");
+        return Ok(throttled_page(&name, retry_after));
+    }
     let outcome = state
         .store
         .login(&name, &form.password, OffsetDateTime::now_utc())
@@ -68,7 +98,7 @@ pub async fn login(
     Ok(match outcome {
         Ok(Login::Ok { session_id, user }) => {
             tracing::info!(user = %user.name, tenant_id = %user.tenant_id, role = %user.role,
-                "console login");
+                client = ?client, "console login");
             let mut response = Redirect::to("/").into_response();
             response.headers_mut().insert(
                 header::SET_COOKIE,
@@ -77,7 +107,8 @@ pub async fn login(
             response
         }
         Ok(Login::Refused) => {
-            tracing::info!(user = %name, "console login refused");
+            state.login_throttle.failed(address, Instant::now());
+            tracing::info!(user = %name, client = ?client, "console login refused");
             login_page(
                 StatusCode::UNAUTHORIZED,
                 Some("Wrong user name or password."),
@@ -85,20 +116,10 @@ pub async fn login(
             )
         }
         Ok(Login::Throttled { retry_after }) => {
-            tracing::warn!(user = %name, retry_after_secs = retry_after.as_secs(),
+            state.login_throttle.failed(address, Instant::now());
+            tracing::warn!(user = %name, client = ?client, retry_after_secs = retry_after.as_secs(),
                 "console login throttled after repeated failures");
-            let mut response = login_page(
-                StatusCode::TOO_MANY_REQUESTS,
-                Some(&format!(
-                    "Too many failed attempts. Try again in {} s.",
-                    retry_after.as_secs().max(1)
-                )),
-                &name,
-            );
-            if let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
+            throttled_page(&name, retry_after)
         }
         Err(error) => {
             tracing::warn!(error = %crate::error_chain(&error), "console login failed");

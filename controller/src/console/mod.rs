@@ -4,6 +4,7 @@
 //! reads through the same store functions and row-level security as the API.
 
 pub mod actions;
+pub mod address_throttle;
 pub mod channels;
 pub mod charts;
 pub mod layout;
@@ -29,6 +30,9 @@ pub struct ConsoleOptions {
     /// Mark the session cookie `Secure`: the console is reached over HTTPS (a TLS proxy in
     /// front of the API listener, `api_behind_tls_proxy`).
     pub secure_cookies: bool,
+    /// Requests arrive through a TLS proxy: the client's address for login throttling is the
+    /// last `X-Forwarded-For` entry, not the proxy's.
+    pub behind_proxy: bool,
 }
 
 /// The console's routes, merged into the API's router.

@@ -53,20 +53,16 @@ pub async fn fleet(
     Query(q): Query<FleetQuery>,
 ) -> Result<Response, Refusal> {
     let mut tx = tenant_tx(&state, &who).await?;
-    let mut list = hosts::list_hosts(&mut tx, &Page::first(PAGE_ROWS))
+    let label = q.label.as_deref().map(str::trim).filter(|l| !l.is_empty());
+    let wanted = label.map(|l| {
+        let (key, value) = l.split_once('=').unwrap_or((l, ""));
+        (key.trim(), value.trim())
+    });
+    let mut list = hosts::list_hosts_labelled(&mut tx, wanted, &Page::first(PAGE_ROWS))
         .await
         .map_err(unavailable)?;
     let more = list.len() > PAGE_ROWS as usize;
     list.truncate(PAGE_ROWS as usize);
-    let label = q.label.as_deref().map(str::trim).filter(|l| !l.is_empty());
-    if let Some(label) = label {
-        let (key, value) = label.split_once('=').unwrap_or((label, ""));
-        let wanted = BTreeMap::from([(key.trim().to_owned(), value.trim().to_owned())]);
-        let ids = crate::store::rollouts::select_hosts(&mut tx, &wanted, None)
-            .await
-            .map_err(unavailable)?;
-        list.retain(|h| ids.contains(&h.id));
-    }
     let now = OffsetDateTime::now_utc();
     let silent = list.iter().filter(|h| h.silent_since.is_some()).count();
     let body = html! {

@@ -310,16 +310,30 @@ pub async fn list_hosts(
     tx: &mut TenantTx,
     page: &Page<NameKey>,
 ) -> Result<Vec<HostSummary>, StoreError> {
+    list_hosts_labelled(tx, None, page).await
+}
+
+/// [`list_hosts`], only hosts whose labels in effect (`host_labels`, what rollouts select
+/// by) hold `key = value` when a label is given — filtered in SQL, so a page is full.
+pub async fn list_hosts_labelled(
+    tx: &mut TenantTx,
+    label: Option<(&str, &str)>,
+    page: &Page<NameKey>,
+) -> Result<Vec<HostSummary>, StoreError> {
     let after = page.after.as_ref();
     // Built only from constants.
     sqlx::query_as::<_, HostSummary>(sqlx::AssertSqlSafe(format!(
         "SELECT {SUMMARY_COLUMNS} FROM hosts \
          WHERE ($1::text IS NULL OR (hostname, id) > ($1, $2)) \
+           AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM host_labels l \
+                WHERE l.host_id = hosts.id AND l.key = $4 AND l.value = $5)) \
          ORDER BY hostname, id LIMIT $3"
     )))
     .bind(after.map(|k| &k.0))
     .bind(after.map(|k| k.1))
     .bind(page.fetch_limit())
+    .bind(label.map(|(k, _)| k))
+    .bind(label.map(|(_, v)| v))
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("listing hosts"))

@@ -34,6 +34,7 @@ pub fn app(store: Store) -> (axum::Router, tempfile::TempDir) {
             job_keys,
             sealer,
             console: unity_controller::console::ConsoleOptions::default(),
+            login_throttle: Default::default(),
         }),
         dir,
     )
