@@ -305,6 +305,16 @@ async fn main() -> Result<()> {
         ),
         ("console /jobs", format!("{base}/jobs"), ("cookie", &cookie)),
         (
+            "console /?label=role=nas (fleet, filtered in SQL)",
+            format!("{base}/?label=role%3Dnas"),
+            ("cookie", &cookie),
+        ),
+        (
+            "console /rollouts",
+            format!("{base}/rollouts"),
+            ("cookie", &cookie),
+        ),
+        (
             "console /settings",
             format!("{base}/settings"),
             ("cookie", &cookie),
