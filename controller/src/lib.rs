@@ -29,6 +29,7 @@ pub mod password;
 pub mod presence;
 mod restore;
 pub mod rollouts;
+pub mod stepca;
 pub mod store;
 pub mod weekly;
 

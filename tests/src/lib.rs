@@ -10,6 +10,7 @@ pub mod bench;
 pub mod engines;
 pub mod process;
 pub mod receivers;
+pub mod stepca;
 
 use std::time::Duration;
 
