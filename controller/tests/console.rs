@@ -97,6 +97,15 @@ async fn log_in_with(app: &axum::Router, name: &str, password: &str) -> String {
         .to_owned()
 }
 
+/// A console user of `tenant` with the tests' password.
+async fn add_user(store: &unity_controller::store::Store, tenant: Uuid, name: &str, role: Role) {
+    let mut tx = store.tenant_tx(tenant).await.unwrap();
+    users::create_user(&mut tx, tenant, name, role, PASSWORD)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
 fn csrf_of(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     page[at..].split('"').next().unwrap().to_owned()
@@ -131,11 +140,7 @@ async fn the_console_shows_the_tenants_fleet_behind_a_login() {
         "{reply:?}"
     );
     for (tenant, name, role) in [(&a, "alice", Role::Viewer), (&b, "bob", Role::Admin)] {
-        let mut tx = store.tenant_tx(tenant.id).await.unwrap();
-        users::create_user(&mut tx, tenant.id, name, role, PASSWORD)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        add_user(&store, tenant.id, name, role).await;
     }
     let (app, _keys) = common::app(store.clone());
 
@@ -334,11 +339,7 @@ async fn the_console_shows_the_tenants_fleet_behind_a_login() {
 async fn a_password_change_ends_the_other_sessions() {
     let (_pg, store) = common::database().await;
     let a = store.create_tenant("alpha").await.unwrap();
-    let mut tx = store.tenant_tx(a.id).await.unwrap();
-    users::create_user(&mut tx, a.id, "carol", Role::Operator, PASSWORD)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    add_user(&store, a.id, "carol", Role::Operator).await;
     let (app, _keys) = common::app(store.clone());
     let laptop = log_in(&app, "carol").await;
     let phone = log_in(&app, "carol").await;
@@ -436,11 +437,7 @@ async fn an_operator_updates_a_container_and_a_viewer_cannot() {
         "{reply:?}"
     );
     for (name, role) in [("olga", Role::Operator), ("vic", Role::Viewer)] {
-        let mut tx = store.tenant_tx(a.id).await.unwrap();
-        users::create_user(&mut tx, a.id, name, role, PASSWORD)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        add_user(&store, a.id, name, role).await;
     }
     let (app, _keys) = common::app(store.clone());
     let mut tx = store.tenant_tx(a.id).await.unwrap();
@@ -580,11 +577,7 @@ async fn an_operator_updates_a_container_and_a_viewer_cannot() {
 async fn an_admin_manages_users_tokens_and_enrollment_from_settings() {
     let (_pg, store) = common::database().await;
     let a = store.create_tenant("alpha").await.unwrap();
-    let mut tx = store.tenant_tx(a.id).await.unwrap();
-    users::create_user(&mut tx, a.id, "root-admin", Role::Admin, PASSWORD)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    add_user(&store, a.id, "root-admin", Role::Admin).await;
     let (app, _keys) = common::app(store.clone());
     let admin = log_in(&app, "root-admin").await;
     let page = send(&app, "GET", "/settings", Some(&admin), None, None).await;
@@ -733,11 +726,7 @@ async fn alerts_are_acknowledged_by_operators_only() {
     )
     .await;
     for (name, role) in [("olga", Role::Operator), ("vic", Role::Viewer)] {
-        let mut tx = store.tenant_tx(a.id).await.unwrap();
-        users::create_user(&mut tx, a.id, name, role, PASSWORD)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        add_user(&store, a.id, name, role).await;
     }
     let token = store.create_api_token(a.id, "t").await.unwrap();
     let (app, _keys) = common::app(store.clone());
@@ -820,11 +809,7 @@ async fn rollouts_are_shown_and_controlled_by_operators_only() {
         (&a, "vic", Role::Viewer),
         (&b, "eve", Role::Admin),
     ] {
-        let mut tx = store.tenant_tx(tenant.id).await.unwrap();
-        users::create_user(&mut tx, tenant.id, name, role, PASSWORD)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        add_user(&store, tenant.id, name, role).await;
     }
     let (app, _keys) = common::app(store.clone());
     let token = store
@@ -978,11 +963,7 @@ async fn an_admin_sets_channels_windows_and_policies_from_settings() {
         "{reply:?}"
     );
     for (name, role) in [("ada", Role::Admin), ("vic", Role::Viewer)] {
-        let mut tx = store.tenant_tx(a.id).await.unwrap();
-        users::create_user(&mut tx, a.id, name, role, PASSWORD)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        add_user(&store, a.id, name, role).await;
     }
     let (app, _keys) = common::app(store.clone());
     let token = store.create_api_token(a.id, "reader").await.unwrap();
@@ -1190,11 +1171,7 @@ async fn the_fleet_filters_by_label() {
     let a = store.create_tenant("alpha").await.unwrap();
     let nas = common::add_host(&store, &a, "nas-1").await;
     common::add_host(&store, &a, "web-1").await;
-    let mut tx = store.tenant_tx(a.id).await.unwrap();
-    users::create_user(&mut tx, a.id, "vic", Role::Viewer, PASSWORD)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    add_user(&store, a.id, "vic", Role::Viewer).await;
     let (app, _keys) = common::app(store.clone());
     let token = store
         .create_scoped_api_token(a.id, "ops", unity_controller::auth::Scope::Operate)

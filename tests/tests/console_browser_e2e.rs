@@ -119,6 +119,15 @@ async fn click(client: &Client, locator: Locator<'_>) {
         .unwrap();
 }
 
+/// A console user of `tenant` with the tests' password.
+async fn add_user(h: &Harness, tenant: uuid::Uuid, name: &str, role: Role) {
+    let mut tx = h.store.tenant_tx(tenant).await.unwrap();
+    users::create_user(&mut tx, tenant, name, role, PASSWORD)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
 async fn log_in(client: &Client, base: &str, name: &str) {
     client.goto(&format!("{base}/login")).await.unwrap();
     type_into(client, "input[name=name]", name).await;
@@ -141,11 +150,7 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     let other = h.store.create_tenant("other").await.unwrap();
     let read = h.store.create_api_token(tenant.id, "read").await.unwrap();
     for (t, name) in [(&tenant, "alice"), (&other, "eve")] {
-        let mut tx = h.store.tenant_tx(t.id).await.unwrap();
-        users::create_user(&mut tx, t.id, name, Role::Viewer, PASSWORD)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        add_user(&h, t.id, name, Role::Viewer).await;
     }
     let state = h.enroll("nas", tenant.id).await;
     let host = state.enrollment.host_id;
@@ -373,11 +378,7 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
         ("vic", Role::Viewer),
         ("ada", Role::Admin),
     ] {
-        let mut tx = h.store.tenant_tx(tenant.id).await.unwrap();
-        users::create_user(&mut tx, tenant.id, name, role, PASSWORD)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        add_user(&h, tenant.id, name, role).await;
     }
     let state = h.enroll("docker-host", tenant.id).await;
     let host = state.enrollment.host_id;
