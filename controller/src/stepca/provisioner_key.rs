@@ -294,6 +294,52 @@ pub(crate) mod tests {
         );
     }
 
+    /// Damaged keys of every kind come back as errors, never a panic: thousands of byte
+    /// mutations of the plain JWK, and of the JWE's header, key and tag (the JWE's PBKDF2
+    /// makes each try cost milliseconds, hence fewer).
+    #[test]
+    fn mutated_keys_are_errors_not_panics() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut mutate = |text: &str, tries: usize| {
+            let bytes = text.as_bytes();
+            for _ in 0..tries {
+                let mut b = bytes.to_vec();
+                for _ in 0..=(next() % 4) {
+                    let at = usize::try_from(next()).unwrap_or(0) % b.len();
+                    match next() % 3 {
+                        0 => b[at] = u8::try_from(next() % 256).unwrap_or(0),
+                        1 => {
+                            b.remove(at);
+                        }
+                        _ => b.truncate(at),
+                    }
+                    if b.is_empty() {
+                        break;
+                    }
+                }
+                let text = String::from_utf8_lossy(&b);
+                let _ = ProvisionerKey::parse(&text, Some(b"unity fixture password"));
+            }
+        };
+        mutate(&fixture_jwk(), 5000);
+        let made: serde_json::Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/stepca-provisioner-key.json"
+        ))
+        .unwrap();
+        let jwe = made["encryptedKey"].as_str().unwrap();
+        let (header, rest) = jwe.split_once('.').unwrap();
+        let hostile_header =
+            B64.encode(br#"{"alg":"PBES2-HS256+A128KW","enc":"A256GCM","p2s":"AAAA","p2c":1}"#);
+        mutate(&format!("{hostile_header}.{rest}"), 2000);
+        mutate(&format!("{header}.{rest}"), 30);
+    }
+
     #[test]
     fn a_jwe_with_a_hostile_iteration_count_is_refused_before_any_work() {
         let header = B64.encode(
