@@ -291,6 +291,20 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     agent.stop().await;
 }
 
+/// A fresh browser logged in as `user`, on the section its navigation calls `link`, once
+/// `ready` (CSS) is on the page.
+async fn browse_as(driver: &Driver, base: &str, user: &str, link: &str, ready: &str) -> Client {
+    let client = browser(driver, 1280, 900).await;
+    log_in(&client, base, user).await;
+    click(&client, Locator::LinkText(link)).await;
+    client
+        .wait()
+        .for_element(Locator::Css(ready))
+        .await
+        .unwrap_or_else(|e| panic!("{ready} on {link}: {e}"));
+    client
+}
+
 /// Waits (up to `within`) for the job page the browser is on to show an ended job; the page
 /// reloads itself while the job runs, so this only re-reads what the browser shows.
 async fn job_page_ends(client: &Client, within: Duration) -> String {
@@ -419,14 +433,7 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
     let base = format!("http://{}", h.controller().api_addr);
 
     // A viewer sees the updates and no button; the server refuses the form all the same.
-    let client = browser(&driver, 1280, 900).await;
-    log_in(&client, &base, "vic").await;
-    click(&client, Locator::LinkText("Updates")).await;
-    client
-        .wait()
-        .for_element(Locator::Css("tbody tr"))
-        .await
-        .unwrap();
+    let client = browse_as(&driver, &base, "vic", "Updates", "tbody tr").await;
     assert_eq!(update_link(&client, "web").await.as_deref(), Some(""));
     assert_eq!(update_link(&client, "api").await.as_deref(), Some(""));
     let (_, list) = h
@@ -481,14 +488,7 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
     client.close().await.unwrap();
 
     // The operator: confirm (old and new digest on the page), update, watch it succeed.
-    let client = browser(&driver, 1280, 900).await;
-    log_in(&client, &base, "olga").await;
-    click(&client, Locator::LinkText("Updates")).await;
-    client
-        .wait()
-        .for_element(Locator::Css("tbody tr"))
-        .await
-        .unwrap();
+    let client = browse_as(&driver, &base, "olga", "Updates", "tbody tr").await;
     shoot(&client, "updates").await;
     let link = update_link(&client, "web").await.unwrap();
     click(&client, Locator::Css(&format!("a[href='{link}']"))).await;
@@ -541,14 +541,7 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
     client.close().await.unwrap();
 
     // The admin's Settings, with both containers' policies and a window added in the page.
-    let client = browser(&driver, 1280, 900).await;
-    log_in(&client, &base, "ada").await;
-    click(&client, Locator::LinkText("Settings")).await;
-    client
-        .wait()
-        .for_element(Locator::Css("#windows"))
-        .await
-        .unwrap();
+    let client = browse_as(&driver, &base, "ada", "Settings", "#windows").await;
     click(&client, Locator::Css("input[name=day_sat]")).await;
     type_into(&client, "input[name=start]", "03:00").await;
     type_into(&client, "input[name=time_zone]", "Europe/Berlin").await;
