@@ -5,7 +5,7 @@
 use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -119,11 +119,9 @@ fn routing_inputs(channel: Option<&Channel>) -> Markup {
 /// A channel error as a page: the admin's mistakes are said, the rest is "unavailable".
 fn channel_error(error: ChannelError) -> Result<Response, Refusal> {
     match error {
-        ChannelError::NameTaken(_) | ChannelError::Invalid(_) => Ok(layout::error_page(
-            StatusCode::BAD_REQUEST,
-            "That did not work",
-            &error.to_string(),
-        )),
+        ChannelError::NameTaken(_) | ChannelError::Invalid(_) => {
+            Ok(layout::refused(&error.to_string()))
+        }
         ChannelError::Store(e) => Err(unavailable(e)),
         ChannelError::Internal(detail) => {
             tracing::error!(%detail, "console: could not seal a channel");
@@ -282,7 +280,7 @@ pub async fn show(
                     tr {
                         td { (ago(Some(n.created_at), now)) }
                         td { (n.reason) }
-                        td { (state_badge(match n.state.as_str() { "delivered" => "succeeded", "dead" => "failed", other => other })) }
+                        td { (state_badge(&n.state)) }
                         td { (n.attempts) }
                         td.wide { (n.last_error.as_deref().unwrap_or("")) }
                     }

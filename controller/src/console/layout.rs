@@ -94,6 +94,11 @@ pub fn not_found(what: &str) -> Response {
     )
 }
 
+/// What the user asked cannot be done as asked; `why` says what to change.
+pub fn refused(why: &str) -> Response {
+    error_page(StatusCode::BAD_REQUEST, "That did not work", why)
+}
+
 pub fn error_page(status: StatusCode, title: &str, detail: &str) -> Response {
     bare(
         status,
@@ -166,12 +171,12 @@ pub fn until(at: OffsetDateTime, now: OffsetDateTime) -> Markup {
 }
 
 /// An alert's severity as a badge (`info` in the colour of good news).
-/// The state of a job, a rollout or a rollout's host as a badge: ended well, ended badly,
-/// ended otherwise, or still going.
+/// The state of a job, a rollout, a rollout's host or a notification as a badge: ended
+/// well, ended badly, ended otherwise, or still going.
 pub fn state_badge(state: &str) -> Markup {
     let class = match state {
-        "succeeded" | "completed" => "ok",
-        "failed" | "refused" | "halted" => "critical",
+        "succeeded" | "completed" | "delivered" => "ok",
+        "failed" | "refused" | "halted" | "dead" => "critical",
         "rolled_back" | "expired" | "cancelled" | "aborted" | "skipped" | "deferred" | "paused" => {
             "warning"
         }

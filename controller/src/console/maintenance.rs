@@ -6,7 +6,7 @@
 use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -150,10 +150,6 @@ impl WindowForm {
     }
 }
 
-fn refused(why: &str) -> Response {
-    layout::error_page(StatusCode::BAD_REQUEST, "That did not work", why)
-}
-
 pub async fn add_window(
     State(state): State<ApiState>,
     who: ConsoleUser,
@@ -170,7 +166,9 @@ pub async fn add_window(
         },
     };
     let Ok(duration_minutes) = form.duration_minutes.trim().parse::<i32>() else {
-        return Ok(refused("The duration is a whole number of minutes."));
+        return Ok(layout::refused(
+            "The duration is a whole number of minutes.",
+        ));
     };
     let days = form.days();
     let mut tx = tenant_tx(&state, &who).await?;
@@ -193,7 +191,7 @@ pub async fn add_window(
             tracing::info!(window_id = %window.id, by = %who.user.name, "console: maintenance window added");
             Ok(Redirect::to("/settings#windows").into_response())
         }
-        Err(WeeklyError::Invalid(why)) => Ok(refused(&why)),
+        Err(WeeklyError::Invalid(why)) => Ok(layout::refused(&why)),
         Err(WeeklyError::HostNotFound) => Ok(not_found("host")),
         Err(WeeklyError::Store(e)) => Err(unavailable(e)),
     }
@@ -246,7 +244,7 @@ pub async fn set_policy(
         "" => None,
         p => match p.parse::<Policy>() {
             Ok(p) => Some(p),
-            Err(e) => return Ok(refused(&e.to_string())),
+            Err(e) => return Ok(layout::refused(&e.to_string())),
         },
     };
     let mut tx = tenant_tx(&state, &who).await?;

@@ -23,11 +23,7 @@ use crate::store::users;
 /// An API error as a page: the client's mistakes are said, the rest is "unavailable".
 fn api_error(error: ApiError) -> Result<Response, Refusal> {
     match error {
-        ApiError::BadRequest(why) | ApiError::Conflict(why) => Ok(layout::error_page(
-            StatusCode::BAD_REQUEST,
-            "That did not work",
-            &why,
-        )),
+        ApiError::BadRequest(why) | ApiError::Conflict(why) => Ok(layout::refused(&why)),
         ApiError::NotFound(what) => Ok(layout::error_page(
             StatusCode::NOT_FOUND,
             &format!("No such {what}"),
