@@ -50,11 +50,7 @@ impl WeeklyWindow {
                 "duration_minutes must be between 1 and 10080 (a week)".into(),
             ));
         }
-        let time_zone = time_zone
-            .map(str::trim)
-            .filter(|z| !z.is_empty())
-            .unwrap_or("UTC")
-            .to_owned();
+        let time_zone = time_zone.unwrap_or("UTC").to_owned();
         if !policies::time_zone_exists(tx, &time_zone).await? {
             return Err(WeeklyError::Invalid(format!(
                 "time zone `{time_zone}` is not known (IANA names such as Europe/Berlin)"

@@ -339,15 +339,15 @@ pub async fn act(
         return Ok(not_found("channel"));
     };
     let mut tx = tenant_tx(&state, &who).await?;
-    if store::get_channel(&mut tx, id)
-        .await
-        .map_err(unavailable)?
-        .is_none()
-    {
-        return Ok(not_found("channel"));
-    }
     match verb.as_str() {
         "test" => {
+            if store::get_channel(&mut tx, id)
+                .await
+                .map_err(unavailable)?
+                .is_none()
+            {
+                return Ok(not_found("channel"));
+            }
             store::insert_test(&mut tx, who.user.tenant_id, id)
                 .await
                 .map_err(unavailable)?;
@@ -355,9 +355,12 @@ pub async fn act(
             Ok(Redirect::to(&format!("/settings/channels/{id}")).into_response())
         }
         "delete" => {
-            store::delete_channel(&mut tx, id)
+            if !store::delete_channel(&mut tx, id)
                 .await
-                .map_err(unavailable)?;
+                .map_err(unavailable)?
+            {
+                return Ok(not_found("channel"));
+            }
             commit(tx, "removing a notification channel").await?;
             tracing::info!(channel_id = %id, by = %who.user.name, "console: channel removed");
             Ok(Redirect::to("/settings#channels").into_response())

@@ -180,7 +180,8 @@ pub async fn add_window(
             days: &days,
             start: form.start.trim(),
             duration_minutes,
-            time_zone: Some(form.time_zone.as_str()),
+            // An empty box is "not given" (UTC), as an absent field is over the API.
+            time_zone: Some(form.time_zone.trim()).filter(|z| !z.is_empty()),
         },
         &who.actor(),
     )
