@@ -4,7 +4,7 @@
 //! persist), and one JWK provisioner whose key step-ca itself generated and encrypted
 //! (`step-ca new-provisioner-key`, the `step ca init` code path).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -172,10 +172,6 @@ impl StepCa {
             let _ = child.kill();
             let _ = child.wait();
         }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        Path::new(self.dir.path()).join(name)
     }
 }
 

@@ -97,7 +97,7 @@ pub async fn show(
             div.actions { @for c in &controls {
                 form method="post" action={"/rollouts/" (r.id) "/" (c.verb())} {
                     input type="hidden" name="csrf" value=(who.user.csrf_token);
-                    button type="submit" { (capitalized(c.verb())) }
+                    button type="submit" { (c.label()) }
                 }
             } }
         }
@@ -123,14 +123,6 @@ pub async fn show(
         pre.panel { (pretty(&r.selector.0)) }
     };
     Ok(layout::page(&who, Section::Rollouts, "Rollout", body))
-}
-
-fn capitalized(verb: &str) -> String {
-    let mut chars = verb.chars();
-    chars
-        .next()
-        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-        .unwrap_or_default()
 }
 
 /// Pause, resume or abort (operator), then back to the rollout.

@@ -27,6 +27,15 @@ impl Control {
         }
     }
 
+    /// What a button says.
+    pub fn label(self) -> &'static str {
+        match self {
+            Control::Pause => "Pause",
+            Control::Resume => "Resume",
+            Control::Abort => "Abort",
+        }
+    }
+
     /// From a path segment (`/rollouts/{id}/pause`).
     pub fn from_verb(verb: &str) -> Option<Self> {
         match verb {
