@@ -140,8 +140,9 @@ pub async fn enroll(options: &EnrollOptions) -> Result<Enrollment, EnrollError> 
         .map_err(|_| EnrollError::Timeout(REPLY_TIMEOUT));
     connection.close(0u32.into(), b"enrolled");
     endpoint.wait_idle().await;
-    let grant = match response?? {
-        EnrollResponse::Enrolled(grant) => grant,
+    let (grant, intermediates) = match response?? {
+        EnrollResponse::Enrolled(grant) => (grant, Vec::new()),
+        EnrollResponse::EnrolledChain(grant, chain) => (grant, chain.certificates_der),
         EnrollResponse::Refused(refusal) => {
             return Err(match refusal.reason {
                 RefusalReason::TokenAlreadyUsed => EnrollError::TokenAlreadyUsed,
@@ -159,6 +160,7 @@ pub async fn enroll(options: &EnrollOptions) -> Result<Enrollment, EnrollError> 
         &options.state_dir,
         &key,
         &grant.certificate_der,
+        &intermediates,
         &grant.ca_certificate_der,
         &enrollment,
     )?;
@@ -181,11 +183,7 @@ pub enum RetireError {
 /// its own certificate, the controller revokes that host record, so a re-enrollment with
 /// `--force` leaves no orphan behind.
 pub async fn retire(old: &AgentState) -> Result<(), RetireError> {
-    let tls = unity_pki::tls::agent_client_config(
-        &old.ca,
-        vec![old.certificate.clone()],
-        old.private_key_der(),
-    )?;
+    let tls = unity_pki::tls::agent_client_config(&old.ca, old.chain(), old.private_key_der())?;
     let addr = link::resolve(&old.enrollment.controller).await?;
     let (_endpoint, connection) = link::connect(addr, tls).await?;
     let mut session = link::Session::open(connection, crate::version()).await?;

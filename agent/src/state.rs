@@ -3,7 +3,7 @@
 //! | file | mode | what |
 //! |---|---|---|
 //! | `host.key.pem` | 0600 | the host's private key, generated here, never sent anywhere |
-//! | `host.cert.pem` | 0644 | the certificate the controller's CA issued for it |
+//! | `host.cert.pem` | 0644 | the host certificate, then any intermediates it needs (step-ca) |
 //! | `ca.cert.pem` | 0644 | the CA the agent trusts (its fingerprint was pinned at enrollment) |
 //! | `enrollment.json` | 0644 | controller address, tenant and host ids, job-signing public keys |
 
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
 use unity_pki::agent_key::{AgentKey, AgentKeyError};
-use unity_pki::ca::{der_to_pem, pem_to_der};
+use unity_pki::ca::{der_to_pem, pem_chain_to_der, pem_to_der};
 use unity_pki::files::{self, WriteError};
 use uuid::Uuid;
 
@@ -56,7 +56,12 @@ pub struct AgentState {
     pub dir: PathBuf,
     pub enrollment: Enrollment,
     pub key: AgentKey,
+    /// The host certificate.
     pub certificate: CertificateDer<'static>,
+    /// The CA certificates between it and its root, nearest first; presented with it. Empty
+    /// for the built-in CA.
+    pub intermediates: Vec<CertificateDer<'static>>,
+    /// The CA the agent verifies the controller with.
     pub ca: CertificateDer<'static>,
 }
 
@@ -88,10 +93,21 @@ impl AgentState {
                 reason: "no PEM certificate".into(),
             })
         };
+        let mut chain = pem_chain_to_der(&read(CERT_FILE)?)
+            .ok_or_else(|| StateError::Corrupt {
+                path: dir.join(CERT_FILE),
+                reason: "no PEM certificate, or a damaged one".into(),
+            })?
+            .into_iter();
+        let certificate = chain.next().ok_or_else(|| StateError::Corrupt {
+            path: dir.join(CERT_FILE),
+            reason: "no PEM certificate".into(),
+        })?;
         Ok(Self {
             dir: dir.to_owned(),
             key: AgentKey::from_pem(&read(KEY_FILE)?)?,
-            certificate: cert(CERT_FILE)?,
+            certificate,
+            intermediates: chain.collect(),
             ca: cert(CA_FILE)?,
             enrollment,
         })
@@ -103,12 +119,13 @@ impl AgentState {
         dir: &Path,
         key: &AgentKey,
         certificate: &[u8],
+        intermediates: &[Vec<u8>],
         ca: &[u8],
         enrollment: &Enrollment,
     ) -> Result<(), StateError> {
         files::create_private_dir(dir)?;
         files::write_private(&dir.join(KEY_FILE), key.to_pem().as_bytes())?;
-        files::write_public(&dir.join(CERT_FILE), der_to_pem(certificate).as_bytes())?;
+        Self::save_certificate(dir, certificate, intermediates)?;
         files::write_public(&dir.join(CA_FILE), der_to_pem(ca).as_bytes())?;
         let json = serde_json::to_vec_pretty(enrollment).map_err(|e| StateError::Corrupt {
             path: dir.join(ENROLLMENT_FILE),
@@ -118,10 +135,26 @@ impl AgentState {
         Ok(())
     }
 
-    /// Replaces the stored host certificate (after renewal), atomically.
-    pub fn save_certificate(dir: &Path, certificate: &[u8]) -> Result<(), StateError> {
-        files::write_public(&dir.join(CERT_FILE), der_to_pem(certificate).as_bytes())?;
+    /// Replaces the stored host certificate and its intermediates (after renewal), in one
+    /// atomic write: a crash leaves the old chain or the new one, never a mix.
+    pub fn save_certificate(
+        dir: &Path,
+        certificate: &[u8],
+        intermediates: &[Vec<u8>],
+    ) -> Result<(), StateError> {
+        let mut pem = der_to_pem(certificate);
+        for intermediate in intermediates {
+            pem.push_str(&der_to_pem(intermediate));
+        }
+        files::write_public(&dir.join(CERT_FILE), pem.as_bytes())?;
         Ok(())
+    }
+
+    /// What the agent presents: the certificate, then its intermediates.
+    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+        std::iter::once(self.certificate.clone())
+            .chain(self.intermediates.iter().cloned())
+            .collect()
     }
 
     pub fn private_key_der(&self) -> PrivateKeyDer<'static> {

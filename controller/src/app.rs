@@ -11,13 +11,18 @@ use unity_pki::tls::TlsConfigError;
 use unity_pki::{CaError, CertificateAuthority, Fingerprint};
 
 use crate::api::{self, ApiState};
+use crate::issuer::{HostIssuer, IssuerKind};
 use crate::jobs::keys::RotateError;
 use crate::jobs::{Dispatcher, JobKeys};
 use crate::link::{self, LinkContext, LinkError};
+use crate::stepca::{ProvisionerKey, StepCa, StepCaSettings};
 use crate::store::Store;
 
 /// The controller's own certificate lives 30 days and is replaced at two thirds of that.
 const SERVER_CERT_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often retired step-ca certificates are revoked there (seconds after the revocation
+/// here, which is what refuses the host).
+const REVOCATION_SWEEP: Duration = Duration::from_secs(10);
 
 /// What [`start`] needs besides the store.
 #[derive(Debug, Clone)]
@@ -44,6 +49,8 @@ pub struct ControllerOptions {
     pub notify: crate::notify::NotifySettings,
     /// How the web console sets its cookie.
     pub console: crate::console::ConsoleOptions,
+    /// Who signs host certificates.
+    pub pki: crate::config::PkiConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +63,20 @@ pub enum StartError {
     Rotation(#[from] RotateError),
     #[error("could not build the TLS configuration")]
     Tls(#[from] TlsConfigError),
+    #[error("could not set up step-ca as the certificate issuer")]
+    StepCa(#[from] crate::stepca::StepCaError),
+    #[error("could not read {path}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the step-ca provisioner key in {path} cannot be used")]
+    ProvisionerKey {
+        path: PathBuf,
+        #[source]
+        source: crate::stepca::KeyError,
+    },
     #[error(transparent)]
     Link(#[from] LinkError),
     #[error("could not load or create the notification key")]
@@ -86,15 +107,88 @@ pub fn load_ca(state_dir: &std::path::Path) -> Result<CertificateAuthority, CaEr
     CertificateAuthority::load_or_create(&state_dir.join("ca"), "Unity Fleet built-in CA")
 }
 
-fn server_config(ca: &CertificateAuthority) -> Result<quinn::ServerConfig, StartError> {
+fn server_config(
+    ca: &CertificateAuthority,
+    issuer: &HostIssuer,
+) -> Result<quinn::ServerConfig, StartError> {
     let identity = ca.issue_controller(SERVER_CERT_VALIDITY)?;
     let tls = unity_pki::tls::controller_server_config(
-        ca.certificate_der(),
+        &issuer.client_roots(),
         identity.chain,
         identity.key,
         Vec::new(),
     )?;
     Ok(link::quic_server_config(tls)?)
+}
+
+/// Where the step-ca root the controller bootstrapped is kept: a restart trusts it without
+/// asking step-ca (which may be down just then).
+fn step_ca_root_cache(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("step-ca").join("root.crt")
+}
+
+/// The built-in CA alone, or with step-ca when `[pki.step_ca]` is configured.
+async fn host_issuer(
+    options: &ControllerOptions,
+    ca: Arc<CertificateAuthority>,
+) -> Result<HostIssuer, StartError> {
+    let Some(config) = &options.pki.step_ca else {
+        return Ok(HostIssuer::built_in(ca));
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|source| StartError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let key_text = read(&config.key_file)?;
+    let password = match &config.password_file {
+        Some(path) => Some(read(path)?.trim_end_matches(['\r', '\n']).to_owned()),
+        None => None,
+    };
+    let settings = || -> Result<StepCaSettings, StartError> {
+        Ok(StepCaSettings {
+            url: config.url.clone(),
+            root_fingerprint: config.root_fingerprint.clone(),
+            provisioner: config.provisioner.clone(),
+            key: ProvisionerKey::parse(&key_text, password.as_deref().map(str::as_bytes)).map_err(
+                |source| StartError::ProvisionerKey {
+                    path: config.key_file.clone(),
+                    source,
+                },
+            )?,
+        })
+    };
+    let cache = step_ca_root_cache(&options.state_dir);
+    let cached = std::fs::read_to_string(&cache)
+        .ok()
+        .and_then(|pem| unity_pki::ca::pem_to_der(&pem))
+        .and_then(|root| StepCa::with_root(settings().ok()?, root).ok());
+    let client = match cached {
+        Some(client) => client,
+        None => {
+            let client = StepCa::bootstrap(settings()?).await?;
+            if let Some(dir) = cache.parent() {
+                unity_pki::files::create_private_dir(dir).map_err(unity_pki::CaError::from)?;
+            }
+            unity_pki::files::write_public(
+                &cache,
+                unity_pki::ca::der_to_pem(client.root()).as_bytes(),
+            )
+            .map_err(unity_pki::CaError::from)?;
+            client
+        }
+    };
+    let issues_with = match options.pki.issuer {
+        crate::config::PkiIssuer::BuiltIn => IssuerKind::BuiltIn,
+        crate::config::PkiIssuer::StepCa => IssuerKind::StepCa,
+    };
+    let lifetime = config
+        .certificate_lifetime_hours
+        .map(|hours| Duration::from_secs(u64::from(hours) * 3600));
+    tracing::info!(issuer = issues_with.as_str(), step_ca = %config.url,
+        step_ca_root = %client.root_sha256(), "host certificates: both CAs trusted");
+    Ok(HostIssuer::with_step_ca(ca, client, lifetime, issues_with))
 }
 
 /// Starts the QUIC link and the HTTP API.
@@ -108,7 +202,8 @@ pub async fn start(
     job_keys.finish_interrupted_rotation(&store).await?;
     let sealer = Arc::new(crate::notify::Sealer::load_or_create(&options.state_dir)?);
     let dispatcher = Dispatcher::new(store.clone());
-    let endpoint = link::bind(options.quic_listen, server_config(&ca)?)?;
+    let issuer = Arc::new(host_issuer(&options, ca.clone()).await?);
+    let endpoint = link::bind(options.quic_listen, server_config(&ca, &issuer)?)?;
     let quic_addr = endpoint.local_addr().map_err(|source| LinkError::Bind {
         addr: options.quic_listen,
         source,
@@ -116,7 +211,7 @@ pub async fn start(
     let admission = Arc::new(link::admission::Admission::new(options.admission));
     let ctx = Arc::new(LinkContext {
         store: store.clone(),
-        ca: ca.clone(),
+        issuer: issuer.clone(),
         job_keys: job_keys.clone(),
         dispatcher: dispatcher.clone(),
         host_cert_validity: options.host_cert_validity,
@@ -130,6 +225,12 @@ pub async fn start(
     tasks.push(tokio::spawn(rotate_server_certificate(
         endpoint.clone(),
         ca.clone(),
+        issuer.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::issuer::revocations::sweep_forever(
+        store.clone(),
+        issuer.clone(),
+        REVOCATION_SWEEP,
     )));
 
     let listener = tokio::net::TcpListener::bind(options.api_listen)
@@ -201,11 +302,15 @@ pub async fn start(
 
 /// Replaces the controller's server certificate at two thirds of its life. New handshakes use
 /// the new certificate; established sessions are unaffected.
-async fn rotate_server_certificate(endpoint: quinn::Endpoint, ca: Arc<CertificateAuthority>) {
+async fn rotate_server_certificate(
+    endpoint: quinn::Endpoint,
+    ca: Arc<CertificateAuthority>,
+    issuer: Arc<HostIssuer>,
+) {
     let period = SERVER_CERT_VALIDITY * 2 / 3;
     loop {
         tokio::time::sleep(period).await;
-        match server_config(&ca) {
+        match server_config(&ca, &issuer) {
             Ok(config) => {
                 endpoint.set_server_config(Some(config));
                 tracing::info!("controller server certificate rotated");

@@ -479,6 +479,7 @@ async fn serve(
                 secure_cookies: config.api_behind_tls_proxy,
                 behind_proxy: config.api_behind_tls_proxy,
             },
+            pki: config.pki.clone(),
         },
         store,
     )

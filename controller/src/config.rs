@@ -35,6 +35,46 @@ pub struct Config {
     pub api_behind_tls_proxy: bool,
     /// Scheduled backups (`[backup]`).
     pub backup: BackupConfig,
+    /// Who signs host certificates (`[pki]`, docs/pki.md).
+    pub pki: PkiConfig,
+}
+
+/// `[pki]`: the built-in CA (default) or the operator's step-ca signs host certificates.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PkiConfig {
+    /// `built-in` or `step-ca`: who signs new host certificates. Both CAs' hosts are
+    /// accepted whenever `[pki.step_ca]` is configured (switching, either way).
+    pub issuer: PkiIssuer,
+    pub step_ca: Option<StepCaConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PkiIssuer {
+    #[default]
+    BuiltIn,
+    StepCa,
+}
+
+/// `[pki.step_ca]`: how to reach step-ca and sign with its JWK provisioner.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StepCaConfig {
+    /// `https://ca.lan:9000`.
+    pub url: String,
+    /// SHA-256 of step-ca's root (`step certificate fingerprint root_ca.crt`).
+    pub root_fingerprint: String,
+    /// The JWK provisioner's name.
+    pub provisioner: String,
+    /// The provisioner's key: its `encryptedKey` from step-ca's `ca.json` (a JWE), or a plain
+    /// private JWK.
+    pub key_file: PathBuf,
+    /// The password of an encrypted key.
+    pub password_file: Option<PathBuf>,
+    /// How long host certificates live; unset: the provisioner's default (24 h unless the
+    /// operator changed it).
+    pub certificate_lifetime_hours: Option<u32>,
 }
 
 /// `[backup]`: the controller backs itself up while it serves.
@@ -72,6 +112,7 @@ impl Default for Config {
             auto_update_interval_secs: 60,
             api_behind_tls_proxy: false,
             backup: BackupConfig::default(),
+            pki: PkiConfig::default(),
         }
     }
 }
@@ -217,6 +258,29 @@ impl Config {
                 reason: "at most 8760 (0 turns scheduled backups off)",
             });
         }
+        if self.pki.issuer == PkiIssuer::StepCa && self.pki.step_ca.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "pki.issuer",
+                reason: "`built-in` unless [pki.step_ca] says how to reach step-ca",
+            });
+        }
+        if let Some(step_ca) = &self.pki.step_ca {
+            if !step_ca.url.starts_with("https://") {
+                return Err(ConfigError::Invalid {
+                    key: "pki.step_ca.url",
+                    reason: "an https:// URL",
+                });
+            }
+            if step_ca
+                .certificate_lifetime_hours
+                .is_some_and(|h| !(1..=8760).contains(&h))
+            {
+                return Err(ConfigError::Invalid {
+                    key: "pki.step_ca.certificate_lifetime_hours",
+                    reason: "between 1 and 8760",
+                });
+            }
+        }
         if self.backup.keep == 0 {
             return Err(ConfigError::Invalid {
                 key: "backup.keep",
@@ -281,5 +345,28 @@ mod tests {
         assert!(err.to_string().contains("UNITY_API_LISTEN"), "{err}");
         config.report_interval_secs = 0;
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn step_ca_needs_its_section_and_an_https_url() {
+        let config: Config = toml::from_str("[pki]\nissuer = \"step-ca\"\n").unwrap();
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("pki.issuer")
+        );
+        let config: Config = toml::from_str(
+            "[pki]\nissuer = \"step-ca\"\n[pki.step_ca]\nurl = \"https://ca.lan:9000\"\n\
+             root_fingerprint = \"ab\"\nprovisioner = \"unity\"\nkey_file = \"/k\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.pki.issuer, PkiIssuer::StepCa);
+        let mut plain = config.clone();
+        plain.pki.step_ca.as_mut().unwrap().url = "http://ca.lan".into();
+        assert!(plain.validate().is_err());
+        assert!(toml::from_str::<Config>("[pki]\nissuer = \"acme\"\n").is_err());
     }
 }

@@ -21,6 +21,7 @@ pub mod console;
 pub mod database;
 pub mod expiry;
 pub mod ingest;
+pub mod issuer;
 pub mod jobs;
 pub mod link;
 pub mod metrics;

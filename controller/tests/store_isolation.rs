@@ -50,6 +50,7 @@ async fn writing_a_row_for_another_tenant_is_refused_by_the_database() {
             agent_version: "x".into(),
             cert_serial: "01".into(),
             cert_not_after: OffsetDateTime::now_utc(),
+            cert_issuer: unity_controller::issuer::IssuerKind::BuiltIn,
         },
     )
     .await

@@ -214,6 +214,22 @@ impl CertificateAuthority {
             .map_err(CaError::BadCsr)
     }
 
+    /// The common name a CSR asks for, if any (an issuer that keeps the CSR's subject — step-ca
+    /// requires it to equal the token's subject — needs it; the built-in CA ignores it).
+    pub fn csr_common_name(csr_der: &[u8]) -> Result<Option<String>, CaError> {
+        use x509_parser::prelude::{FromDer, X509CertificationRequest};
+        Self::check_csr(csr_der)?;
+        // rcgen parsed it just now; x509-parser disagreeing is still a bad CSR.
+        let (_, csr) = X509CertificationRequest::from_der(csr_der)
+            .map_err(|_| CaError::BadCsr(rcgen::Error::CouldNotParseCertificationRequest))?;
+        let subject = &csr.certification_request_info.subject;
+        Ok(subject
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned))
+    }
+
     /// Issues a host certificate for the public key in `csr_der`.
     ///
     /// Only the CSR's key is used (after its self-signature verifies): the subject, SANs, usages
@@ -345,6 +361,32 @@ pub fn pem_to_der(pem: &str) -> Option<CertificateDer<'static>> {
     CertificateDer::from_pem_slice(pem.as_bytes()).ok()
 }
 
+/// Decodes every PEM CERTIFICATE block, in order (a leaf followed by its intermediates, as
+/// the agent stores a chain). `None` when there is none or one is damaged.
+pub fn pem_chain_to_der(pem: &str) -> Option<Vec<CertificateDer<'static>>> {
+    use rustls_pki_types::pem::PemObject;
+    let chain = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    (!chain.is_empty()).then_some(chain)
+}
+
+/// The serial of a DER certificate in upper-case hex without leading zero octets — the form
+/// [`IssuedCertificate::serial_hex`] records, whichever CA signed the certificate.
+pub fn certificate_serial_hex(der: &[u8]) -> Result<String, crate::IdentityError> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| crate::IdentityError::BadCertificate {
+            reason: e.to_string(),
+        })?;
+    let raw = cert.raw_serial();
+    let first = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
+    Ok(hex::encode_upper(&raw[first..]))
+}
+
 /// Encodes a DER certificate as PEM.
 pub fn der_to_pem(der: &[u8]) -> String {
     let body = data_encoding::BASE64.encode(der);
@@ -355,4 +397,61 @@ pub fn der_to_pem(der: &[u8]) -> String {
     }
     out.push_str("-----END CERTIFICATE-----\n");
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::agent_key::AgentKey;
+    use uuid::Uuid;
+
+    #[test]
+    fn a_certificates_serial_reads_back_as_recorded_and_chains_round_trip_through_pem() {
+        let ca = CertificateAuthority::generate("t").unwrap();
+        let key = AgentKey::generate().unwrap();
+        let identity = HostIdentity {
+            tenant_id: Uuid::new_v4(),
+            host_id: Uuid::new_v4(),
+        };
+        for _ in 0..50 {
+            let issued = ca
+                .issue_host(
+                    &key.csr_der("h").unwrap(),
+                    identity,
+                    Duration::from_secs(3600),
+                    OffsetDateTime::now_utc(),
+                )
+                .unwrap();
+            assert_eq!(
+                certificate_serial_hex(&issued.der).unwrap(),
+                issued.serial_hex
+            );
+        }
+        let issued = ca
+            .issue_host(
+                &key.csr_der("h").unwrap(),
+                identity,
+                Duration::from_secs(3600),
+                OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+        let pem = der_to_pem(&issued.der) + &der_to_pem(ca.certificate_der());
+        let chain = pem_chain_to_der(&pem).unwrap();
+        assert_eq!(
+            chain,
+            vec![issued.der.clone(), ca.certificate_der().clone()]
+        );
+        assert!(pem_chain_to_der("").is_none());
+        assert!(
+            pem_chain_to_der("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n")
+                .is_none()
+        );
+        assert!(certificate_serial_hex(b"not a certificate").is_err());
+        assert_eq!(
+            CertificateAuthority::csr_common_name(&key.csr_der("nas.lan").unwrap()).unwrap(),
+            Some("nas.lan".to_owned())
+        );
+        assert!(CertificateAuthority::csr_common_name(b"junk").is_err());
+    }
 }

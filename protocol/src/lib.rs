@@ -52,6 +52,12 @@ pub const AGENT_UPDATE_SINCE: (u64, u64, u64) = (0, 3, 0);
 /// The first controller release that decodes [`latest::ReportBody::Labels`].
 pub const LABELS_SINCE: (u64, u64, u64) = (0, 3, 0);
 
+/// The first release whose agent decodes [`latest::EnrollResponse::EnrolledChain`] and
+/// [`latest::ControlReply::RenewedChain`] — certificates with intermediates (step-ca). A
+/// controller issuing through step-ca refuses an older agent's enrollment or renewal with
+/// that reason instead of sending bytes it cannot read.
+pub const CHAIN_SINCE: (u64, u64, u64) = (0, 4, 0);
+
 /// Whether `version` (`major.minor.patch`, with any `-pre`/`+build` suffix ignored) is at
 /// least `since`. An unparseable version is treated as too old: sending less is safe.
 pub fn version_at_least(version: &str, since: (u64, u64, u64)) -> bool {

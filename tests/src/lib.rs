@@ -90,6 +90,7 @@ impl Harness {
                 ..unity_controller::notify::NotifySettings::default()
             },
             console: unity_controller::console::ConsoleOptions::default(),
+            pki: Default::default(),
         }
     }
 
@@ -389,15 +390,12 @@ pub async fn open_session(
     state: &AgentState,
 ) -> Result<unity_agent::link::Session, unity_agent::link::SessionError> {
     use unity_agent::link::{self, Session, SessionError};
-    let tls = unity_pki::tls::agent_client_config(
-        &state.ca,
-        vec![state.certificate.clone()],
-        state.private_key_der(),
-    )
-    .unwrap();
+    let tls =
+        unity_pki::tls::agent_client_config(&state.ca, state.chain(), state.private_key_der())
+            .unwrap();
     let addr = link::resolve(&state.enrollment.controller).await.unwrap();
     match link::connect(addr, tls).await {
-        Ok((_endpoint, connection)) => Session::open(connection, "test").await,
+        Ok((_endpoint, connection)) => Session::open(connection, unity_agent::version()).await,
         Err(link::ConnectError::Connection { source, .. }) => Err(SessionError::Closed(source)),
         Err(other) => panic!("unexpected connect error: {other}"),
     }

@@ -35,6 +35,7 @@ fn agent_state(dir: &std::path::Path, signer: &JobSigningKey) -> AgentState {
         },
         key: AgentKey::generate().unwrap(),
         certificate: CertificateDer::from(Vec::new()),
+        intermediates: Vec::new(),
         ca: CertificateDer::from(Vec::new()),
     }
 }

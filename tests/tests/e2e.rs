@@ -441,3 +441,58 @@ async fn agent_renews_its_certificate_before_expiry_and_keeps_working_after() {
     let session = open_session(&stored).await.unwrap();
     assert_eq!(session.welcome.host_id, host);
 }
+
+/// A renewal retires the predecessor: once the new certificate opened a session the old one
+/// opens none. A renewal whose answer the agent never saved (a crash) leaves the old one
+/// working, and the lost certificate is retired by the next renewal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_retires_the_predecessor_once_the_new_certificate_is_used() {
+    let h = Harness::start().await;
+    let a = h.store.create_tenant("alpha").await.unwrap();
+    let old = h.enroll("host", a.id).await;
+    let renewed_state = |grant: unity_protocol::latest::RenewGrant| AgentState {
+        certificate: grant.certificate_der.into(),
+        intermediates: Vec::new(),
+        ..AgentState::load(&h.dir.path().join("host")).unwrap()
+    };
+    let csr = || {
+        old.key
+            .csr_der(&old.enrollment.host_id.to_string())
+            .unwrap()
+    };
+
+    // Renewed, and the answer "lost": the old certificate still opens sessions.
+    let mut session = open_session(&old).await.unwrap();
+    let (lost, chain) = session.renew(csr()).await.unwrap();
+    assert!(
+        chain.certificates_der.is_empty(),
+        "the built-in CA needs no intermediates"
+    );
+    session.close();
+    let lost = renewed_state(lost);
+    let mut session = open_session(&old).await.unwrap();
+    // Renewed again from the old certificate: the lost one is retired at once.
+    let (kept, _) = session.renew(csr()).await.unwrap();
+    session.close();
+    let kept = renewed_state(kept);
+    match open_session(&lost).await {
+        Err(SessionError::Refused(refusal)) => {
+            assert_eq!(refusal.reason, RefusalReason::HostRevoked);
+            assert!(refusal.detail.contains("replaced"), "{}", refusal.detail);
+        }
+        other => panic!("the unsaved certificate must be retired: {other:?}"),
+    }
+    // The old one still works until the new one is used…
+    open_session(&old).await.unwrap().close();
+    open_session(&kept).await.unwrap().close();
+    // …and not after.
+    match open_session(&old).await {
+        Err(SessionError::Refused(refusal)) => {
+            assert_eq!(refusal.reason, RefusalReason::HostRevoked);
+            assert!(refusal.detail.contains("replaced"), "{}", refusal.detail);
+        }
+        other => panic!("the predecessor must be refused: {other:?}"),
+    }
+    let again = open_session(&kept).await.unwrap();
+    assert_eq!(again.welcome.host_id, old.enrollment.host_id);
+}

@@ -461,7 +461,7 @@ async fn a_controller_impostor_with_a_valid_tls_certificate_cannot_run_anything(
     let ca = h.ca();
     let identity = ca.issue_controller(Duration::from_secs(3600)).unwrap();
     let tls = unity_pki::tls::controller_server_config(
-        ca.certificate_der(),
+        std::slice::from_ref(ca.certificate_der()),
         identity.chain,
         identity.key,
         Vec::new(),

@@ -53,6 +53,7 @@ impl Rig {
             },
             key: AgentKey::generate().unwrap(),
             certificate: CertificateDer::from(Vec::new()),
+            intermediates: Vec::new(),
             ca: CertificateDer::from(Vec::new()),
         };
         let options = JobOptions {

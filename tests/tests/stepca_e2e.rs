@@ -55,7 +55,7 @@ async fn the_controller_signs_host_certificates_with_a_real_step_ca() {
     let now = OffsetDateTime::now_utc();
     let not_after = now + time::Duration::hours(24);
     let signed = ca
-        .sign(&csr, "nas", &[identity.uri()], not_after, now)
+        .sign(&csr, "nas", &[identity.uri()], Some(not_after), now)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", real.output()));
     assert_eq!(
@@ -89,8 +89,10 @@ async fn the_controller_signs_host_certificates_with_a_real_step_ca() {
 
     // A one-time token works once.
     let token = ca.sign_token("nas", &[identity.uri()], now).unwrap();
-    ca.sign_with_token(&csr, &token, not_after).await.unwrap();
-    match ca.sign_with_token(&csr, &token, not_after).await {
+    ca.sign_with_token(&csr, &token, Some(not_after))
+        .await
+        .unwrap();
+    match ca.sign_with_token(&csr, &token, Some(not_after)).await {
         Err(StepCaError::Refused {
             status: 401,
             message,
@@ -110,7 +112,13 @@ async fn the_controller_signs_host_certificates_with_a_real_step_ca() {
     let forged_key = rcgen::KeyPair::generate().unwrap();
     let forged_csr = forged.serialize_request(&forged_key).unwrap();
     match ca
-        .sign(forged_csr.der(), "nas", &[identity.uri()], not_after, now)
+        .sign(
+            forged_csr.der(),
+            "nas",
+            &[identity.uri()],
+            Some(not_after),
+            now,
+        )
         .await
     {
         Err(StepCaError::Refused {
@@ -134,7 +142,7 @@ async fn the_controller_signs_host_certificates_with_a_real_step_ca() {
     // Down: said so, with the address.
     real.stop();
     match ca
-        .sign(&csr, "nas", &[identity.uri()], not_after, now)
+        .sign(&csr, "nas", &[identity.uri()], Some(not_after), now)
         .await
     {
         Err(StepCaError::Unreachable { url, .. }) => assert_eq!(url, real.url),

@@ -2,8 +2,8 @@
 
 use unity_protocol::io::{FrameIoError, read_frame, write_frame};
 use unity_protocol::latest::{
-    ControlReply, ControlRequest, FetchRelease, Hello, HelloReply, Refusal, RenewGrant,
-    RenewRequest, Report, ReportBody, ReportReply, Welcome, close_code,
+    ControlReply, ControlRequest, FetchRelease, Hello, HelloReply, Intermediates, Refusal,
+    RenewGrant, RenewRequest, Report, ReportBody, ReportReply, Welcome, close_code,
 };
 use unity_protocol::{MAX_FRAME_LEN, PROTOCOL_VERSION};
 use uuid::Uuid;
@@ -150,15 +150,25 @@ impl Session {
         }
     }
 
-    /// Asks for a new certificate for the key in `csr_der` (control stream).
-    pub async fn renew(&mut self, csr_der: Vec<u8>) -> Result<RenewGrant, SessionError> {
+    /// Asks for a new certificate for the key in `csr_der` (control stream); with it come
+    /// the intermediates it needs (none from the built-in CA).
+    pub async fn renew(
+        &mut self,
+        csr_der: Vec<u8>,
+    ) -> Result<(RenewGrant, Intermediates), SessionError> {
         let (send, recv) = &mut self.control;
         let exchange = async {
             write_frame(send, &ControlRequest::Renew(RenewRequest { csr_der })).await?;
             Ok::<_, SessionError>(read_frame::<_, ControlReply>(recv, MAX_FRAME_LEN).await?)
         };
         match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
-            Ok(Ok(ControlReply::Renewed(grant))) => Ok(grant),
+            Ok(Ok(ControlReply::Renewed(grant))) => Ok((
+                grant,
+                Intermediates {
+                    certificates_der: Vec::new(),
+                },
+            )),
+            Ok(Ok(ControlReply::RenewedChain(grant, intermediates))) => Ok((grant, intermediates)),
             Ok(Ok(ControlReply::Refused(refusal))) => Err(SessionError::Refused(refusal)),
             Ok(Ok(ControlReply::Retired | ControlReply::ReleaseChunk(_))) => {
                 Err(SessionError::Frame(FrameIoError::Closed))
@@ -209,9 +219,8 @@ impl Session {
         match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
             Ok(Ok(ControlReply::Retired)) => Ok(()),
             Ok(Ok(ControlReply::Refused(refusal))) => Err(SessionError::Refused(refusal)),
-            Ok(Ok(ControlReply::Renewed(_) | ControlReply::ReleaseChunk(_))) => {
-                Err(SessionError::Frame(FrameIoError::Closed))
-            }
+            // Any other answer means the stream is out of step.
+            Ok(Ok(_)) => Err(SessionError::Frame(FrameIoError::Closed)),
             Ok(Err(error)) => Err(error),
             Err(_) => Err(SessionError::Timeout(REPLY_TIMEOUT)),
         }

@@ -30,11 +30,23 @@ enum AttemptError {
     Session(#[from] SessionError),
     #[error("could not build the TLS configuration")]
     Tls(#[from] unity_pki::tls::TlsConfigError),
+    /// Found before dialing: the controller would refuse the handshake with a bare TLS alert.
+    #[error(
+        "the host certificate expired at {not_after}: this host was away longer than its \
+         certificate lives, so it cannot renew it; re-enroll it with a new token \
+         (`unity-agent enroll --force --controller … --token … --ca-fingerprint …`)"
+    )]
+    Expired { not_after: OffsetDateTime },
+    /// Not a failure: the session renewed the certificate and ends so the next one presents
+    /// the new certificate, which is what makes the controller stop accepting the old one.
+    #[error("reconnecting with the renewed certificate")]
+    Renewed,
 }
 
 impl AttemptError {
     fn is_permanent(&self) -> bool {
-        matches!(self, AttemptError::Session(e) if e.is_permanent())
+        matches!(self, AttemptError::Expired { .. })
+            || matches!(self, AttemptError::Session(e) if e.is_permanent())
     }
 }
 
@@ -46,11 +58,15 @@ pub(super) async fn link_forever(
 ) {
     let mut carried = Carried {
         backoff: Backoff::new(options.backoff_base, options.backoff_max),
-        certificate: state.certificate.clone(),
+        chain: state.chain(),
         fetches: jobs.take_fetch_requests(),
     };
     loop {
         let (error, hint) = session_life(state, options, shared, jobs, &mut carried).await;
+        if matches!(error, AttemptError::Renewed) {
+            tracing::info!("reconnecting with the renewed certificate");
+            continue;
+        }
         let (queued, _) = shared.spool().depth();
         if let Some(retry_after) = hint {
             let delay = hinted_delay(retry_after, random_unit());
@@ -75,9 +91,9 @@ pub(super) async fn link_forever(
 /// What outlives a connection.
 struct Carried {
     backoff: Backoff,
-    /// The certificate in use; replaced in place when a session renews it, so the next
-    /// connection presents the new one.
-    certificate: CertificateDer<'static>,
+    /// The certificate in use and its intermediates; replaced in place when a session renews
+    /// it, so the next connection presents the new one.
+    chain: Vec<CertificateDer<'static>>,
     /// Release chunks `agent_update` jobs ask for, served on whichever session is up.
     fetches: Option<FetchRequests>,
 }
@@ -114,7 +130,15 @@ async fn connection_life(
     carried: &mut Carried,
     connection_out: &mut Option<quinn::Connection>,
 ) -> AttemptError {
-    let tls = match tls_config(state, &carried.certificate) {
+    if let Some(leaf) = carried.chain.first()
+        && let Ok(validity) = Validity::of_der(leaf)
+        && validity.not_after <= OffsetDateTime::now_utc()
+    {
+        return AttemptError::Expired {
+            not_after: validity.not_after,
+        };
+    }
+    let tls = match tls_config(state, carried.chain.clone()) {
         Ok(tls) => tls,
         Err(error) => return error.into(),
     };
@@ -186,7 +210,12 @@ async fn connection_life(
         tokio::select! {
             error = session.closed() => return SessionError::Closed(error).into(),
             () = shared.wake.notified() => {}
-            _ = renew.tick() => renew_if_due(&mut session, state, &mut carried.certificate).await,
+            _ = renew.tick() => {
+                if renew_if_due(&mut session, state, &mut carried.chain).await {
+                    session.close();
+                    return AttemptError::Renewed;
+                }
+            }
             Some(request) = next_fetch(&mut carried.fetches) => {
                 if let Err(error) = serve_fetch(&mut session, request).await {
                     return error.into();
@@ -380,35 +409,39 @@ async fn answer_push(
 
 /// Renews the host certificate over the session once it is two thirds through its life.
 /// Checked every facts interval (a certificate parse: microseconds); a failure is logged and
-/// retried at the next check, with a third of the lifetime left to succeed.
+/// retried at the next check, with a third of the lifetime left to succeed. True when a new
+/// certificate is stored and in `chain`.
 async fn renew_if_due(
     session: &mut Session,
     state: &AgentState,
-    certificate: &mut CertificateDer<'static>,
-) {
+    chain: &mut Vec<CertificateDer<'static>>,
+) -> bool {
+    let Some(certificate) = chain.first() else {
+        return false;
+    };
     let validity = match Validity::of_der(certificate) {
         Ok(validity) => validity,
         Err(error) => {
             tracing::error!(%error, "the host certificate in use cannot be read");
-            return;
+            return false;
         }
     };
     if !validity.renewal_due(OffsetDateTime::now_utc()) {
-        return;
+        return false;
     }
     let csr = match state.key.csr_der(&state.enrollment.host_id.to_string()) {
         Ok(csr) => csr,
         Err(error) => {
             tracing::error!(error = %error_chain(&error), "could not build a renewal CSR");
-            return;
+            return false;
         }
     };
-    let grant = match session.renew(csr).await {
-        Ok(grant) => grant,
+    let (grant, intermediates) = match session.renew(csr).await {
+        Ok(renewed) => renewed,
         Err(error) => {
             tracing::warn!(error = %error_chain(&error), not_after = %validity.not_after,
                 "certificate renewal failed; retrying at the next check");
-            return;
+            return false;
         }
     };
     let expected = HostIdentity {
@@ -422,14 +455,35 @@ async fn renew_if_due(
                 ?other,
                 "controller sent a certificate for another identity; ignored"
             );
-            return;
+            return false;
         }
     }
-    if let Err(error) = AgentState::save_certificate(&state.dir, &grant.certificate_der) {
+    let intermediates = intermediates.certificates_der;
+    if let Err(error) =
+        AgentState::save_certificate(&state.dir, &grant.certificate_der, &intermediates)
+    {
         tracing::error!(error = %error_chain(&error), "could not store the renewed certificate");
-        return;
+        return false;
     }
-    *certificate = CertificateDer::from(grant.certificate_der);
-    let not_after = Validity::of_der(certificate).map(|v| v.not_after).ok();
+    let not_after = Validity::of_der(&grant.certificate_der)
+        .map(|v| v.not_after)
+        .ok();
+    let due_at_once = Validity::of_der(&grant.certificate_der)
+        .is_ok_and(|v| v.renewal_due(OffsetDateTime::now_utc()));
+    *chain = std::iter::once(grant.certificate_der)
+        .chain(intermediates)
+        .map(CertificateDer::from)
+        .collect();
+    if due_at_once {
+        // A reconnect would renew again at once, and again: keep this session (the next
+        // connection presents the new certificate) and say why renewal keeps coming due.
+        tracing::warn!(
+            ?not_after,
+            "host certificate renewed, and due for renewal again \
+            already: its lifetime is very short or this host's clock is wrong"
+        );
+        return false;
+    }
     tracing::info!(?not_after, "host certificate renewed");
+    true
 }

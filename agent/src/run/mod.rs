@@ -179,7 +179,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     // Fail early on a stored enrollment rustls cannot use.
-    tls_config(state, &state.certificate)?;
+    tls_config(state, state.chain())?;
     let span = tracing::info_span!("agent", tenant_id = %state.enrollment.tenant_id,
         host_id = %state.enrollment.host_id, controller = %state.enrollment.controller);
     let (jobs, outgoing) = JobHost::open(state, options.jobs.clone())?;
@@ -227,13 +227,9 @@ pub async fn run(
 
 fn tls_config(
     state: &AgentState,
-    certificate: &CertificateDer<'static>,
+    chain: Vec<CertificateDer<'static>>,
 ) -> Result<rustls::ClientConfig, unity_pki::tls::TlsConfigError> {
-    unity_pki::tls::agent_client_config(
-        &state.ca,
-        vec![certificate.clone()],
-        state.private_key_der(),
-    )
+    unity_pki::tls::agent_client_config(&state.ca, chain, state.private_key_der())
 }
 
 fn now_ms() -> i64 {

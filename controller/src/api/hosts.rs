@@ -112,12 +112,7 @@ pub async fn delete_host(
     auth.require(crate::auth::Scope::Admin)?;
     let id = parse_id(&id, "host")?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    let deleted = sqlx::query("DELETE FROM hosts WHERE id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(crate::store::query_error("deleting a host"))?;
-    if deleted.rows_affected() == 0 {
+    if !hosts::delete_host(&mut tx, id).await? {
         return Err(ApiError::NotFound("host"));
     }
     super::commit(tx, "deleting a host").await?;

@@ -4,16 +4,28 @@
 use std::sync::Arc;
 
 use time::OffsetDateTime;
-use unity_pki::{CertificateAuthority, HostIdentity};
+use unity_pki::HostIdentity;
 use unity_protocol::io::{FrameIoError, read_frame, write_frame};
 use unity_protocol::latest::{
-    ControlReply, ControlRequest, FetchRelease, Refusal, RefusalReason, ReleaseChunk, RenewGrant,
-    RenewRequest, close_code,
+    ControlReply, ControlRequest, FetchRelease, Intermediates, Refusal, RefusalReason,
+    ReleaseChunk, RenewGrant, RenewRequest, close_code,
 };
+use unity_protocol::{CHAIN_SINCE, version_at_least};
 
 use super::{LinkContext, close};
 use crate::error_chain;
+use crate::issuer::{IssueError, IssuerKind};
 use crate::store::{hosts, releases};
+
+/// Who is on the other end of a session, as the control stream needs it.
+#[derive(Debug, Clone)]
+pub(super) struct ControlPeer {
+    pub identity: HostIdentity,
+    /// Serial of the certificate the session presented: a renewal keeps only it.
+    pub serial_hex: String,
+    /// From Hello: whether the agent can take a certificate with intermediates.
+    pub agent_version: String,
+}
 
 /// Control requests are small (a CSR).
 const MAX_CONTROL_FRAME: u32 = 64 * 1024;
@@ -23,8 +35,9 @@ pub(super) async fn serve(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     ctx: Arc<LinkContext>,
-    identity: HostIdentity,
+    peer: ControlPeer,
 ) {
+    let identity = peer.identity;
     loop {
         let request = match read_frame::<_, ControlRequest>(&mut recv, MAX_CONTROL_FRAME).await {
             Ok(request) => request,
@@ -40,8 +53,16 @@ pub(super) async fn serve(
             }
         };
         let reply = match request {
-            ControlRequest::Renew(renew) => match renew_certificate(&ctx, identity, &renew).await {
-                Ok(grant) => ControlReply::Renewed(grant),
+            ControlRequest::Renew(renew) => match renew_certificate(&ctx, &peer, &renew).await {
+                Ok((grant, intermediates)) if intermediates.is_empty() => {
+                    ControlReply::Renewed(grant)
+                }
+                Ok((grant, intermediates)) => ControlReply::RenewedChain(
+                    grant,
+                    Intermediates {
+                        certificates_der: intermediates,
+                    },
+                ),
                 Err(refusal) => {
                     tracing::warn!(reason = ?refusal.reason, detail = %refusal.detail,
                         "certificate renewal refused");
@@ -134,28 +155,47 @@ async fn retire(ctx: &LinkContext, identity: HostIdentity) -> Result<(), Refusal
 }
 
 /// Issues a new certificate for the session's own identity (never one named in the CSR) and
-/// records it on the host, unless the host was revoked meanwhile.
+/// records it on the host, unless the host was revoked meanwhile. Every other certificate of
+/// the host but the session's is retired with it.
 async fn renew_certificate(
     ctx: &LinkContext,
-    identity: HostIdentity,
+    peer: &ControlPeer,
     request: &RenewRequest,
-) -> Result<RenewGrant, Refusal> {
+) -> Result<(RenewGrant, Vec<Vec<u8>>), Refusal> {
+    let identity = peer.identity;
     let refuse = |reason, detail: String| Refusal { reason, detail };
-    CertificateAuthority::check_csr(&request.csr_der).map_err(|e| {
+    crate::issuer::HostIssuer::check_csr(&request.csr_der).map_err(|e| {
         refuse(
             RefusalReason::BadRequest,
             format!("invalid CSR: {}", error_chain(&e)),
         )
     })?;
+    if ctx.issuer.kind() == IssuerKind::StepCa
+        && !version_at_least(&peer.agent_version, CHAIN_SINCE)
+    {
+        return Err(refuse(
+            RefusalReason::BadRequest,
+            format!(
+                "agent {} cannot hold a step-ca certificate (it needs {}.{}.{} or later); \
+                 update the agent — until then its certificate is not renewed",
+                peer.agent_version, CHAIN_SINCE.0, CHAIN_SINCE.1, CHAIN_SINCE.2
+            ),
+        ));
+    }
     let issued = ctx
-        .ca
-        .issue_host(
+        .issuer
+        .issue(
             &request.csr_der,
             identity,
             ctx.host_cert_validity,
             OffsetDateTime::now_utc(),
         )
-        .map_err(|e| refuse(RefusalReason::BadRequest, error_chain(&e)))?;
+        .await
+        .map_err(|e| match e {
+            IssueError::BadCsr(_) => refuse(RefusalReason::BadRequest, error_chain(&e)),
+            // The agent tries again at its next check.
+            IssueError::Unavailable(_) => refuse(RefusalReason::Internal, error_chain(&e)),
+        })?;
     let internal =
         |e: &dyn std::error::Error| internal_refusal("could not record a renewed certificate", e);
     let mut tx = ctx
@@ -165,9 +205,14 @@ async fn renew_certificate(
         .map_err(|e| internal(&e))?;
     let recorded = hosts::record_certificate(
         &mut tx,
+        identity.tenant_id,
         identity.host_id,
-        &issued.serial_hex,
-        issued.not_after,
+        hosts::Renewed {
+            from_serial: &peer.serial_hex,
+            serial: &issued.serial_hex,
+            not_after: issued.not_after,
+            issuer: issued.issuer,
+        },
     )
     .await
     .map_err(|e| internal(&e))?;
@@ -179,8 +224,11 @@ async fn renew_certificate(
     }
     tx.commit().await.map_err(|e| internal(&e))?;
     tracing::info!(serial = %issued.serial_hex, not_after = %issued.not_after,
-        "host certificate renewed");
-    Ok(RenewGrant {
-        certificate_der: issued.der.to_vec(),
-    })
+        issuer = issued.issuer.as_str(), "host certificate renewed");
+    Ok((
+        RenewGrant {
+            certificate_der: issued.certificate_der,
+        },
+        issued.intermediates,
+    ))
 }

@@ -1,16 +1,17 @@
 //! Enrollment: a token and a CSR in, a host certificate out.
 
 use time::OffsetDateTime;
-use unity_pki::{CertificateAuthority, HostIdentity};
-use unity_protocol::PROTOCOL_VERSION;
+use unity_pki::HostIdentity;
 use unity_protocol::io::{read_frame, write_frame};
 use unity_protocol::latest::{
-    EnrollGrant, EnrollRequest, EnrollResponse, Refusal, RefusalReason, close_code,
+    EnrollGrant, EnrollRequest, EnrollResponse, Intermediates, Refusal, RefusalReason, close_code,
 };
+use unity_protocol::{CHAIN_SINCE, PROTOCOL_VERSION, version_at_least};
 use uuid::Uuid;
 
 use super::{FIRST_MESSAGE_TIMEOUT, LinkContext, close};
 use crate::error_chain;
+use crate::issuer::IssueError;
 use crate::store::{self, EnrollmentTokenOutcome, NewHost, StoreError};
 
 /// Enrollment requests are small: a token, a CSR, a hostname.
@@ -57,10 +58,20 @@ async fn send_reply(
         }
     };
     let response = match enroll(&request, ctx).await {
-        Ok(grant) => {
+        Ok((grant, intermediates)) => {
             tracing::info!(%remote, tenant_id = %grant.tenant_id, host_id = %grant.host_id,
-                hostname = %request.hostname, "host enrolled");
-            EnrollResponse::Enrolled(grant)
+                hostname = %request.hostname, issuer = ctx.issuer.kind().as_str(),
+                "host enrolled");
+            if intermediates.is_empty() {
+                EnrollResponse::Enrolled(grant)
+            } else {
+                EnrollResponse::EnrolledChain(
+                    grant,
+                    Intermediates {
+                        certificates_der: intermediates,
+                    },
+                )
+            }
         }
         Err(refusal) => {
             tracing::warn!(%remote, hostname = %request.hostname, reason = ?refusal.reason,
@@ -86,7 +97,10 @@ fn refusal(reason: RefusalReason, detail: impl Into<String>) -> Refusal {
 
 /// Checks the request, spends the token, issues the certificate and records the host — the
 /// last three in one transaction, so a failure anywhere leaves the token unspent.
-async fn enroll(request: &EnrollRequest, ctx: &LinkContext) -> Result<EnrollGrant, Refusal> {
+async fn enroll(
+    request: &EnrollRequest,
+    ctx: &LinkContext,
+) -> Result<(EnrollGrant, Vec<Vec<u8>>), Refusal> {
     if request.protocol_version != PROTOCOL_VERSION {
         return Err(refusal(
             RefusalReason::UnsupportedProtocolVersion,
@@ -108,12 +122,25 @@ async fn enroll(request: &EnrollRequest, ctx: &LinkContext) -> Result<EnrollGran
             "hostname must not contain NUL or other control characters",
         ));
     }
-    CertificateAuthority::check_csr(&request.csr_der).map_err(|error| {
+    crate::issuer::HostIssuer::check_csr(&request.csr_der).map_err(|error| {
         refusal(
             RefusalReason::BadRequest,
             format!("invalid CSR: {}", error_chain(&error)),
         )
     })?;
+    if ctx.issuer.kind() == crate::issuer::IssuerKind::StepCa
+        && !version_at_least(&request.agent_version, CHAIN_SINCE)
+    {
+        // Its certificate needs intermediates this agent cannot store or present.
+        return Err(refusal(
+            RefusalReason::BadRequest,
+            format!(
+                "agent {} cannot hold a step-ca certificate (it needs {}.{}.{} or later); \
+                 update the agent, then enroll",
+                request.agent_version, CHAIN_SINCE.0, CHAIN_SINCE.1, CHAIN_SINCE.2
+            ),
+        ));
+    }
     let internal = |error: StoreError| {
         tracing::error!(error = %error_chain(&error), "enrollment failed in the store");
         refusal(
@@ -156,19 +183,33 @@ async fn enroll(request: &EnrollRequest, ctx: &LinkContext) -> Result<EnrollGran
         }
     };
     let identity = HostIdentity { tenant_id, host_id };
+    // Inside the transaction that spent the token: if the issuer fails (step-ca down), the
+    // rollback leaves the token unspent for the agent's next try.
     let issued = ctx
-        .ca
-        .issue_host(
+        .issuer
+        .issue(
             &request.csr_der,
             identity,
             ctx.host_cert_validity,
             OffsetDateTime::now_utc(),
         )
+        .await
         .map_err(|error| {
-            refusal(
-                RefusalReason::BadRequest,
-                format!("could not issue: {}", error_chain(&error)),
-            )
+            tracing::warn!(%tenant_id, error = %error_chain(&error),
+                "enrollment: the issuer did not sign; the token stays unspent");
+            match error {
+                IssueError::BadCsr(_) => refusal(
+                    RefusalReason::BadRequest,
+                    format!("could not issue: {}", error_chain(&error)),
+                ),
+                IssueError::Unavailable(_) => refusal(
+                    RefusalReason::Internal,
+                    format!(
+                        "{}; the enrollment token was not spent, try again",
+                        error_chain(&error)
+                    ),
+                ),
+            }
         })?;
     store::enter_tenant(&mut tx, tenant_id)
         .await
@@ -182,6 +223,7 @@ async fn enroll(request: &EnrollRequest, ctx: &LinkContext) -> Result<EnrollGran
             agent_version: request.agent_version.clone(),
             cert_serial: issued.serial_hex.clone(),
             cert_not_after: issued.not_after,
+            cert_issuer: issued.issuer,
         },
     )
     .await
@@ -192,11 +234,16 @@ async fn enroll(request: &EnrollRequest, ctx: &LinkContext) -> Result<EnrollGran
             source: e,
         })
     })?;
-    Ok(EnrollGrant {
-        tenant_id,
-        host_id,
-        certificate_der: issued.der.to_vec(),
-        ca_certificate_der: ctx.ca.certificate_der().to_vec(),
-        job_signing_keys: vec![job_key.public_key().to_vec()],
-    })
+    Ok((
+        EnrollGrant {
+            tenant_id,
+            host_id,
+            certificate_der: issued.certificate_der,
+            // The CA the agent verifies the controller with: always the built-in one, which
+            // signs the controller's own certificate whoever signs hosts'.
+            ca_certificate_der: ctx.issuer.built_in_certificate_der().to_vec(),
+            job_signing_keys: vec![job_key.public_key().to_vec()],
+        },
+        issued.intermediates,
+    ))
 }

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
-use unity_pki::CertificateAuthority;
 use unity_protocol::latest::close_code;
 use unity_protocol::{ALPN_AGENT, ALPN_ENROLL};
 
@@ -41,7 +40,8 @@ const CONNECTION_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
 #[derive(Debug)]
 pub struct LinkContext {
     pub store: Store,
-    pub ca: Arc<CertificateAuthority>,
+    /// Signs host certificates at enrollment and renewal (built-in CA or step-ca).
+    pub issuer: Arc<crate::issuer::HostIssuer>,
     /// The job-signing key files; enrollment hands out the current public key.
     pub job_keys: crate::jobs::JobKeys,
     /// Delivers jobs to the sessions this process holds.

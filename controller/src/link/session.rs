@@ -15,6 +15,7 @@ use crate::error_chain;
 use crate::ingest::{self, IngestError};
 use crate::jobs::outcome::Peer;
 
+use crate::store::certificates::{self, Presented};
 use crate::store::hosts::{self, HostStanding};
 
 /// What an agent is told to wait before reconnecting while the database is unreachable: about
@@ -23,7 +24,7 @@ const RETRY_AFTER_SECS: u32 = 5;
 
 pub(super) async fn handle(connection: quinn::Connection, ctx: Arc<LinkContext>) {
     let remote = connection.remote_address();
-    let Some((identity, host_key)) = peer_identity(&connection) else {
+    let Some((identity, host_key, serial_hex)) = peer_identity(&connection) else {
         tracing::warn!(%remote, "agent session without a valid host certificate refused");
         close(
             &connection,
@@ -34,14 +35,14 @@ pub(super) async fn handle(connection: quinn::Connection, ctx: Arc<LinkContext>)
     };
     let span = tracing::info_span!("session", tenant_id = %identity.tenant_id,
         host_id = %identity.host_id, %remote);
-    run(connection, ctx, Peer { identity, host_key })
+    run(connection, ctx, Peer { identity, host_key }, serial_hex)
         .instrument(span)
         .await;
 }
 
-/// Reads the identity (and the key receipts are checked with) from the client certificate
-/// rustls already verified.
-fn peer_identity(connection: &quinn::Connection) -> Option<(HostIdentity, Vec<u8>)> {
+/// Reads the identity, the key receipts are checked with, and the serial from the client
+/// certificate rustls already verified.
+fn peer_identity(connection: &quinn::Connection) -> Option<(HostIdentity, Vec<u8>, String)> {
     let certs = connection
         .peer_identity()?
         .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
@@ -54,8 +55,15 @@ fn peer_identity(connection: &quinn::Connection) -> Option<(HostIdentity, Vec<u8
             return None;
         }
     };
+    let serial = match unity_pki::ca::certificate_serial_hex(leaf) {
+        Ok(serial) => serial,
+        Err(error) => {
+            tracing::warn!(%error, "client certificate serial cannot be read");
+            return None;
+        }
+    };
     match unity_pki::receipt::certificate_public_key(leaf) {
-        Ok(key) => Some((identity, key)),
+        Ok(key) => Some((identity, key, serial)),
         Err(error) => {
             tracing::warn!(%error, "client certificate key cannot verify job receipts");
             None
@@ -63,7 +71,7 @@ fn peer_identity(connection: &quinn::Connection) -> Option<(HostIdentity, Vec<u8
     }
 }
 
-async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer) {
+async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer, serial_hex: String) {
     let identity = peer.identity;
     let hello = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, async {
         let (send, mut recv) = connection.accept_bi().await.ok()?;
@@ -80,7 +88,7 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer) {
         Ok(Some((_, _, Err(error)))) => return protocol_violation(&connection, &error),
         Ok(Some((send, recv, Ok(hello)))) => (send, recv, hello),
     };
-    let reply = match welcome(&ctx, identity, &hello).await {
+    let reply = match welcome(&ctx, identity, &serial_hex, &hello).await {
         Ok(welcome) => HelloReply::Welcome(welcome),
         Err(refusal) if refusal.reason == RefusalReason::Internal => {
             // The database, not this host: come back soon, not never and not in a minute.
@@ -117,7 +125,11 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer) {
             control,
             control_recv,
             ctx.clone(),
-            identity,
+            control::ControlPeer {
+                identity,
+                serial_hex,
+                agent_version: hello.agent_version.clone(),
+            },
         )
         .in_current_span(),
     );
@@ -191,6 +203,7 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer) {
 async fn welcome(
     ctx: &LinkContext,
     identity: HostIdentity,
+    serial_hex: &str,
     hello: &Hello,
 ) -> Result<Welcome, Refusal> {
     if hello.protocol_version != PROTOCOL_VERSION {
@@ -218,6 +231,31 @@ async fn welcome(
         .await
         .map_err(|e| internal(&e))?;
     if standing == HostStanding::Active {
+        match certificates::present(&mut tx, identity.host_id, serial_hex)
+            .await
+            .map_err(|e| internal(&e))?
+        {
+            Presented::Current => {}
+            Presented::Retired { retired_at } => {
+                return Err(Refusal {
+                    reason: RefusalReason::HostRevoked,
+                    detail: format!(
+                        "this certificate (serial {serial_hex}) was replaced at {retired_at} by a \
+                         newer one of the same host; an agent restored from an old copy of its \
+                         state must re-enroll"
+                    ),
+                });
+            }
+            Presented::Unknown => {
+                return Err(Refusal {
+                    reason: RefusalReason::HostRevoked,
+                    detail: format!(
+                        "this certificate (serial {serial_hex}) was not issued to this host by \
+                         this controller; re-enroll the host"
+                    ),
+                });
+            }
+        }
         crate::presence::host_returned(
             &mut tx,
             identity.tenant_id,

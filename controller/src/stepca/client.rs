@@ -92,8 +92,8 @@ struct ErrorAnswer {
 struct SignBody<'a> {
     csr: String,
     ott: &'a str,
-    #[serde(rename = "notAfter")]
-    not_after: String,
+    #[serde(rename = "notAfter", skip_serializing_if = "Option::is_none")]
+    not_after: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -276,6 +276,34 @@ impl StepCa {
         if got != expected {
             return Err(StepCaError::WrongRoot { expected, got });
         }
+        let ca = Self::with_root(settings, root_der)?;
+        let health = ca
+            .http
+            .get(format!("{}/health", ca.url))
+            .send()
+            .await
+            .map_err(unreachable(&ca.url))?;
+        if !health.status().is_success() {
+            return Err(refused(health).await);
+        }
+        tracing::info!(url = %ca.url, root_sha256 = %ca.root_sha256,
+            provisioner = %ca.provisioner, "step-ca bootstrapped");
+        Ok(ca)
+    }
+
+    /// A step-ca whose root is already known (the controller keeps the one it bootstrapped,
+    /// so a restart while step-ca is down still trusts its hosts). The root must have the
+    /// configured fingerprint; no request is made.
+    pub fn with_root(
+        settings: StepCaSettings,
+        root_der: CertificateDer<'static>,
+    ) -> Result<Self, StepCaError> {
+        let url = settings.url.trim_end_matches('/').to_owned();
+        let expected = normalized_fingerprint(&settings.root_fingerprint);
+        let got = hex::encode(ring::digest::digest(&ring::digest::SHA256, &root_der));
+        if got != expected {
+            return Err(StepCaError::WrongRoot { expected, got });
+        }
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(root_der.clone())
@@ -287,16 +315,6 @@ impl StepCa {
                 .with_root_certificates(roots)
                 .with_no_client_auth(),
         )?;
-        let health = http
-            .get(format!("{url}/health"))
-            .send()
-            .await
-            .map_err(unreachable(&url))?;
-        if !health.status().is_success() {
-            return Err(refused(health).await);
-        }
-        tracing::info!(%url, root_sha256 = %got, provisioner = %settings.provisioner,
-            "step-ca bootstrapped");
         Ok(Self {
             url,
             root_der,
@@ -314,6 +332,10 @@ impl StepCa {
 
     pub fn root_sha256(&self) -> &str {
         &self.root_sha256
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     fn token(
@@ -340,13 +362,14 @@ impl StepCa {
     }
 
     /// Signs `csr_der` with the common name `subject` and exactly `sans`, valid until
-    /// `not_after` (within the provisioner's limits, or step-ca refuses).
+    /// `not_after` (within the provisioner's limits, or step-ca refuses) or, with `None`, for
+    /// the provisioner's default lifetime.
     pub async fn sign(
         &self,
         csr_der: &[u8],
         subject: &str,
         sans: &[String],
-        not_after: OffsetDateTime,
+        not_after: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> Result<Signed, StepCaError> {
         let ott = self.token("/1.0/sign", subject, sans, now)?;
@@ -358,14 +381,19 @@ impl StepCa {
         &self,
         csr_der: &[u8],
         ott: &str,
-        not_after: OffsetDateTime,
+        not_after: Option<OffsetDateTime>,
     ) -> Result<Signed, StepCaError> {
+        let not_after = match not_after {
+            Some(at) => Some(
+                at.format(&Rfc3339)
+                    .map_err(|e| StepCaError::BadAnswer(e.to_string()))?,
+            ),
+            None => None,
+        };
         let body = SignBody {
             csr: csr_pem(csr_der),
             ott,
-            not_after: not_after
-                .format(&Rfc3339)
-                .map_err(|e| StepCaError::BadAnswer(e.to_string()))?,
+            not_after,
         };
         let response = self
             .http

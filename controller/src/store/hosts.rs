@@ -18,6 +18,7 @@ pub struct NewHost {
     pub agent_version: String,
     pub cert_serial: String,
     pub cert_not_after: OffsetDateTime,
+    pub cert_issuer: crate::issuer::IssuerKind,
 }
 
 /// One line of `GET /api/v1/hosts`.
@@ -88,10 +89,12 @@ const SUMMARY_COLUMNS: &str = "id, hostname, \
         WHERE al.host_id = hosts.id ORDER BY al.object_id, al.kind, al.raised_at DESC, al.id DESC \
     ) AS latest WHERE latest.severity <> 'info') AS open_alerts";
 
+/// Records an enrolled host and the certificate it was issued.
 pub async fn insert_host(tx: &mut TenantTx, host: &NewHost) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO hosts (id, tenant_id, hostname, agent_version, cert_serial, cert_not_after) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO hosts (id, tenant_id, hostname, agent_version, cert_serial, cert_not_after, \
+                            cert_issuer) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(host.id)
     .bind(host.tenant_id)
@@ -99,10 +102,19 @@ pub async fn insert_host(tx: &mut TenantTx, host: &NewHost) -> Result<(), StoreE
     .bind(&host.agent_version)
     .bind(&host.cert_serial)
     .bind(host.cert_not_after)
+    .bind(host.cert_issuer.as_str())
     .execute(&mut **tx)
     .await
     .map_err(query_error("recording an enrolled host"))?;
-    Ok(())
+    super::certificates::record_issued(
+        tx,
+        host.tenant_id,
+        host.id,
+        &host.cert_serial,
+        host.cert_issuer,
+        host.cert_not_after,
+    )
+    .await
 }
 
 /// Looks the host up and, when active, records that it was seen now.
@@ -380,26 +392,51 @@ pub async fn get_host(tx: &mut TenantTx, host_id: Uuid) -> Result<Option<HostDet
     }))
 }
 
-/// Records a renewed certificate on an active host. Returns false if the host is revoked or
+/// A certificate issued by renewal.
+#[derive(Debug, Clone, Copy)]
+pub struct Renewed<'a> {
+    /// The certificate the renewing session presented: the only one kept besides the new.
+    pub from_serial: &'a str,
+    pub serial: &'a str,
+    pub not_after: OffsetDateTime,
+    pub issuer: crate::issuer::IssuerKind,
+}
+
+/// Records a renewed certificate on an active host and retires every other certificate of
+/// the host but the one the session presented. Returns false if the host is revoked or
 /// unknown (the caller must then refuse the renewal).
 pub async fn record_certificate(
     tx: &mut TenantTx,
+    tenant_id: Uuid,
     host_id: Uuid,
-    serial: &str,
-    not_after: OffsetDateTime,
+    renewed: Renewed<'_>,
 ) -> Result<bool, StoreError> {
     let updated = sqlx::query(
-        "UPDATE hosts SET cert_serial = $2, cert_not_after = $3 \
+        "UPDATE hosts SET cert_serial = $2, cert_not_after = $3, cert_issuer = $4 \
          WHERE id = $1 AND revoked_at IS NULL",
     )
     .bind(host_id)
-    .bind(serial)
-    .bind(not_after)
+    .bind(renewed.serial)
+    .bind(renewed.not_after)
+    .bind(renewed.issuer.as_str())
     .execute(&mut **tx)
     .await
     .map_err(query_error("recording a renewed certificate"))?
     .rows_affected();
-    Ok(updated == 1)
+    if updated != 1 {
+        return Ok(false);
+    }
+    super::certificates::retire_others(tx, host_id, Some(renewed.from_serial)).await?;
+    super::certificates::record_issued(
+        tx,
+        tenant_id,
+        host_id,
+        renewed.serial,
+        renewed.issuer,
+        renewed.not_after,
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Marks a host revoked; its sessions are refused from then on. Administrative.
@@ -411,7 +448,24 @@ pub async fn revoke_host(tx: &mut TenantTx, host_id: Uuid) -> Result<bool, Store
             .await
             .map_err(query_error("revoking a host"))?
             .rows_affected();
+    if updated == 1 {
+        // Its step-ca certificates are revoked there by the issuer sweep.
+        super::certificates::retire_others(tx, host_id, None).await?;
+    }
     Ok(updated == 1)
+}
+
+/// Deletes a host and everything it reported (cascades). Its certificates stay retired until
+/// the issuer sweep has revoked the step-ca ones there. False if there was no such host.
+pub async fn delete_host(tx: &mut TenantTx, host_id: Uuid) -> Result<bool, StoreError> {
+    super::certificates::retire_others(tx, host_id, None).await?;
+    let deleted = sqlx::query("DELETE FROM hosts WHERE id = $1")
+        .bind(host_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(query_error("deleting a host"))?
+        .rows_affected();
+    Ok(deleted == 1)
 }
 
 /// A host whose certificate is (or no longer is) about to lapse.

@@ -12,6 +12,7 @@
 //! * **administrative** (the controller's command line, migrations) — the owner pool: creating
 //!   tenants and tokens, revoking hosts.
 
+pub mod certificates;
 pub mod embedded;
 pub mod hosts;
 pub mod inventory;

@@ -53,6 +53,7 @@ pub async fn add_host(store: &Store, tenant: &Tenant, hostname: &str) -> Uuid {
             agent_version: "test".into(),
             cert_serial: "01".into(),
             cert_not_after: OffsetDateTime::now_utc() + time::Duration::days(30),
+            cert_issuer: unity_controller::issuer::IssuerKind::BuiltIn,
         },
     )
     .await

@@ -40,28 +40,38 @@ pub enum TlsConfigError {
 }
 
 fn roots(ca: &CertificateDer<'static>) -> Result<Arc<RootCertStore>, TlsConfigError> {
+    roots_of(std::slice::from_ref(ca))
+}
+
+fn roots_of(cas: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsConfigError> {
     let mut store = RootCertStore::empty();
-    store.add(ca.clone()).map_err(TlsConfigError::TrustAnchor)?;
+    for ca in cas {
+        store.add(ca.clone()).map_err(TlsConfigError::TrustAnchor)?;
+    }
     Ok(Arc::new(store))
 }
 
 /// The controller's QUIC server configuration.
 ///
-/// `crls` revoke host certificates by serial during the handshake.
+/// `client_roots` are the CAs whose host certificates open agent sessions: the built-in CA,
+/// and step-ca's root when one is configured (both while a fleet switches issuer; see
+/// docs/pki.md). Whichever signed, the session still has to name an active host. `crls`
+/// revoke host certificates by serial during the handshake.
 pub fn controller_server_config(
-    ca: &CertificateDer<'static>,
+    client_roots: &[CertificateDer<'static>],
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     crls: Vec<CertificateRevocationListDer<'static>>,
 ) -> Result<ServerConfig, TlsConfigError> {
     let provider = crate::crypto_provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(ca)?, provider.clone())
-        .with_crls(crls)
-        // Enrollment connections have no certificate yet; the controller enforces that agent
-        // sessions do (see module docs).
-        .allow_unauthenticated()
-        .build()
-        .map_err(TlsConfigError::ClientVerifier)?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(roots_of(client_roots)?, provider.clone())
+            .with_crls(crls)
+            // Enrollment connections have no certificate yet; the controller enforces that agent
+            // sessions do (see module docs).
+            .allow_unauthenticated()
+            .build()
+            .map_err(TlsConfigError::ClientVerifier)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(TlsConfigError::Identity)?

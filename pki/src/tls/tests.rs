@@ -74,9 +74,13 @@ fn pki_with_crl(revoked: &[String]) -> Pki {
                 .unwrap(),
         ]
     };
-    let server =
-        controller_server_config(ca.certificate_der(), server_id.chain, server_id.key, crls)
-            .unwrap();
+    let server = controller_server_config(
+        std::slice::from_ref(ca.certificate_der()),
+        server_id.chain,
+        server_id.key,
+        crls,
+    )
+    .unwrap();
     Pki { ca, server }
 }
 
@@ -158,7 +162,7 @@ fn revoked_host_certificate_is_refused() {
         .revocation_list(&[serial], 1, OffsetDateTime::now_utc())
         .unwrap();
     let server = controller_server_config(
-        ca.certificate_der(),
+        std::slice::from_ref(ca.certificate_der()),
         server_id.chain,
         server_id.key,
         vec![crl],
@@ -215,7 +219,7 @@ fn agent_refuses_a_controller_certificate_from_another_ca() {
     let rogue = CertificateAuthority::generate("rogue").unwrap();
     let rogue_id = rogue.issue_controller(DAY).unwrap();
     let rogue_server = controller_server_config(
-        rogue.certificate_der(),
+        std::slice::from_ref(rogue.certificate_der()),
         rogue_id.chain,
         rogue_id.key,
         vec![],
@@ -233,9 +237,13 @@ fn ca_survives_a_reload_and_keeps_its_fingerprint() {
     // A certificate issued by the reloaded CA verifies against the original.
     let (client, _, _) = agent_config(&again, OffsetDateTime::now_utc());
     let server_id = ca.issue_controller(DAY).unwrap();
-    let server =
-        controller_server_config(ca.certificate_der(), server_id.chain, server_id.key, vec![])
-            .unwrap();
+    let server = controller_server_config(
+        std::slice::from_ref(ca.certificate_der()),
+        server_id.chain,
+        server_id.key,
+        vec![],
+    )
+    .unwrap();
     handshake(client, server).unwrap();
 }
 

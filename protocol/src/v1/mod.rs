@@ -108,6 +108,17 @@ pub struct EnrollRequest {
 pub enum EnrollResponse {
     Enrolled(EnrollGrant),
     Refused(Refusal),
+    /// [`EnrollResponse::Enrolled`] for a certificate that chains to its root through
+    /// intermediates (step-ca's): the agent presents `[certificate, intermediates…]`. Sent
+    /// only to agents from [`crate::CHAIN_SINCE`] on, and only when there are intermediates.
+    EnrolledChain(EnrollGrant, Intermediates),
+}
+
+/// The CA certificates between a host certificate and the root the controller trusts,
+/// nearest first (DER each). Empty for the built-in CA, which signs directly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intermediates {
+    pub certificates_der: Vec<Vec<u8>>,
 }
 
 /// What an enrolled agent stores.
@@ -265,6 +276,9 @@ pub enum ControlReply {
     Retired,
     /// One chunk of a release ([`ControlRequest::FetchRelease`]).
     ReleaseChunk(ReleaseChunk),
+    /// [`ControlReply::Renewed`] with the intermediates the new certificate needs (see
+    /// [`EnrollResponse::EnrolledChain`]); only to agents from [`crate::CHAIN_SINCE`] on.
+    RenewedChain(RenewGrant, Intermediates),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

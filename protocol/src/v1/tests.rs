@@ -391,6 +391,38 @@ fn control_messages_round_trip_and_keep_positions() {
     assert_eq!(postcard::to_allocvec(&refused).unwrap(), [1, 2, 0]);
 }
 
+#[test]
+fn golden_chain_variants_come_after_the_old_ones() {
+    let chain = Intermediates {
+        certificates_der: vec![vec![7, 8]],
+    };
+    let renewed = ControlReply::RenewedChain(
+        RenewGrant {
+            certificate_der: vec![9],
+        },
+        chain.clone(),
+    );
+    assert_eq!(
+        postcard::to_allocvec(&renewed).unwrap(),
+        [4, 1, 9, 1, 2, 7, 8]
+    );
+    assert_eq!(round_trip(&renewed), renewed);
+    let enrolled = EnrollResponse::EnrolledChain(
+        EnrollGrant {
+            tenant_id: Uuid::from_u128(0),
+            host_id: Uuid::from_u128(0),
+            certificate_der: vec![1],
+            ca_certificate_der: vec![2],
+            job_signing_keys: vec![],
+        },
+        chain,
+    );
+    let bytes = postcard::to_allocvec(&enrolled).unwrap();
+    assert_eq!(bytes[0], 2, "EnrolledChain is the third variant");
+    assert_eq!(&bytes[bytes.len() - 4..], [1, 2, 7, 8]);
+    assert_eq!(round_trip(&enrolled), enrolled);
+}
+
 fn sample_job_spec() -> JobSpec {
     JobSpec {
         job_id: Uuid::from_u128(1),

@@ -189,8 +189,9 @@ async fn main() -> Result<()> {
                 tenant_id: tenant.id,
                 hostname: format!("host-{i:03}"),
                 agent_version: env!("CARGO_PKG_VERSION").into(),
-                cert_serial: format!("{i:x}"),
+                cert_serial: format!("{i:X}"),
                 cert_not_after: OffsetDateTime::now_utc() + time::Duration::days(30),
+                cert_issuer: unity_controller::issuer::IssuerKind::BuiltIn,
             },
         )
         .await?;

@@ -31,11 +31,7 @@ pub enum SelfTestError {
 
 pub fn run(state_dir: &Path) -> Result<SelfTestReport, SelfTestError> {
     let state = AgentState::load(state_dir)?;
-    unity_pki::tls::agent_client_config(
-        &state.ca,
-        vec![state.certificate.clone()],
-        state.private_key_der(),
-    )?;
+    unity_pki::tls::agent_client_config(&state.ca, state.chain(), state.private_key_der())?;
     crate::jobs::journal::Journal::open(&state.dir.join("jobs"))?;
     Ok(SelfTestReport {
         version: crate::version().to_owned(),
