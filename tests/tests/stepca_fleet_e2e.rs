@@ -1,0 +1,252 @@
+//! A fleet whose host certificates come from a real step-ca (`.ci/setup-step-ca.sh`), through
+//! the controller (`[pki] issuer = "step-ca"`): enrollment, a session with the issued chain,
+//! renewal (the predecessor refused, then revoked at step-ca), host revocation (refused here,
+//! revoked there), a restart while step-ca is down (the kept root still trusts its hosts),
+//! enrollment while step-ca is down (clear error, token not spent), and switching a fleet from
+//! the built-in CA to step-ca and back with every host connected.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use unity_agent::enroll::{EnrollError, enroll};
+use unity_agent::link::SessionError;
+use unity_agent::run::RunOptions;
+use unity_agent::state::AgentState;
+use unity_controller::config::{PkiConfig, PkiIssuer, StepCaConfig};
+use unity_controller::store::hosts;
+use unity_e2e::stepca::{PASSWORD, PROVISIONER, StepCa};
+use unity_e2e::{AgentTask, Harness, fast_options, open_session};
+use unity_protocol::latest::RefusalReason;
+use uuid::Uuid;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// `[pki]` for `ca`, with its key and password written into `dir`.
+fn pki(ca: &StepCa, dir: &Path, issuer: PkiIssuer) -> PkiConfig {
+    let key_file = dir.join("provisioner.jwe");
+    let password_file = dir.join("provisioner.password");
+    std::fs::write(&key_file, &ca.encrypted_key).unwrap();
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    PkiConfig {
+        issuer,
+        step_ca: Some(StepCaConfig {
+            url: ca.url.clone(),
+            root_fingerprint: ca.root_fingerprint.clone(),
+            provisioner: PROVISIONER.into(),
+            key_file,
+            password_file: Some(password_file),
+            certificate_lifetime_hours: None,
+        }),
+    }
+}
+
+async fn restart(h: &mut Harness, pki: PkiConfig) {
+    let quic = h.stop_controller().await;
+    h.start_controller_with(move |options| {
+        options.quic_listen = quic;
+        options.pki = pki.clone();
+    })
+    .await;
+}
+
+fn issuer_name(der: &[u8]) -> String {
+    let (_, cert) = X509Certificate::from_der(der).unwrap();
+    cert.issuer().to_string()
+}
+
+/// Renews over a session the way the agent does and returns the state the agent would store.
+async fn renew(h: &Harness, name: &str, state: &AgentState) -> AgentState {
+    let mut session = open_session(state).await.unwrap();
+    let csr = state
+        .key
+        .csr_der(&state.enrollment.host_id.to_string())
+        .unwrap();
+    let (grant, chain) = session.renew(csr).await.unwrap();
+    session.close();
+    AgentState::save_certificate(
+        &h.dir.path().join(name),
+        &grant.certificate_der,
+        &chain.certificates_der,
+    )
+    .unwrap();
+    AgentState::load(&h.dir.path().join(name)).unwrap()
+}
+
+fn refused_as_replaced(result: Result<unity_agent::link::Session, SessionError>) {
+    match result {
+        Err(SessionError::Refused(refusal)) => {
+            assert_eq!(refusal.reason, RefusalReason::HostRevoked);
+            assert!(refusal.detail.contains("replaced"), "{}", refusal.detail);
+        }
+        other => panic!("expected the replaced certificate to be refused: {other:?}"),
+    }
+}
+
+/// Certificates revoked at step-ca so far (the superuser URL bypasses row-level security).
+async fn revoked_at_step_ca(h: &Harness) -> i64 {
+    let pool = sqlx::PgPool::connect(&h.database_url).await.unwrap();
+    let count = sqlx::query_scalar(
+        "SELECT count(*) FROM host_certificates WHERE issuer_revoked_at IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    count
+}
+
+async fn wait_revoked_at_step_ca(h: &Harness, want: i64, ca: &StepCa) {
+    for _ in 0..300 {
+        if revoked_at_step_ca(h).await >= want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "step-ca never heard of {want} revocations:\n{}",
+        ca.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_enroll_renew_and_are_revoked_through_a_real_step_ca() {
+    let Some(mut ca) = StepCa::start() else {
+        return;
+    };
+    let mut h = Harness::start().await;
+    let config = pki(&ca, h.dir.path(), PkiIssuer::StepCa);
+    restart(&mut h, config.clone()).await;
+    let tenant = h.store.create_tenant("homelab").await.unwrap();
+    let reader = h.store.create_api_token(tenant.id, "t").await.unwrap();
+
+    // Enrollment: the certificate comes from step-ca's intermediate, which the agent keeps
+    // and presents; 24 h, the provisioner's default.
+    let state = h.enroll("nas", tenant.id).await;
+    assert_eq!(
+        state.intermediates.len(),
+        1,
+        "step-ca's intermediate is kept"
+    );
+    assert!(
+        issuer_name(&state.certificate).contains("Homelab Intermediate CA"),
+        "{}",
+        issuer_name(&state.certificate)
+    );
+    let validity = unity_pki::rotation::Validity::of_der(&state.certificate).unwrap();
+    let lifetime = validity.not_after - validity.not_before;
+    assert!(
+        (lifetime - time::Duration::hours(24)).abs() <= time::Duration::minutes(2),
+        "{lifetime}"
+    );
+    let host = state.enrollment.host_id;
+
+    // The real agent loop reports through a session with that chain.
+    let agent = AgentTask::spawn(
+        AgentState::load(&h.dir.path().join("nas")).unwrap(),
+        RunOptions {
+            report_interval: Some(Duration::from_millis(500)),
+            ..fast_options()
+        },
+    );
+    h.wait_for_facts(&reader, host).await;
+    agent.stop().await;
+
+    // Renewal through step-ca: the old certificate is refused once the new one was used,
+    // and revoked at step-ca.
+    let renewed = renew(&h, "nas", &state).await;
+    assert_eq!(renewed.intermediates.len(), 1);
+    assert_ne!(renewed.certificate, state.certificate);
+    open_session(&renewed).await.unwrap().close();
+    refused_as_replaced(open_session(&state).await);
+    wait_revoked_at_step_ca(&h, 1, &ca).await;
+    assert!(ca.output().contains("revoke"), "{}", ca.output());
+
+    // A restart while step-ca is down: the root kept from the bootstrap still trusts hosts.
+    ca.stop();
+    restart(&mut h, config.clone()).await;
+    open_session(&renewed).await.unwrap().close();
+    // Enrollment cannot be signed now: a clear error, and the token is not spent.
+    let token = h.enrollment_token(tenant.id).await;
+    match enroll(&h.enroll_options("pi", token.clone())).await {
+        Err(EnrollError::Refused { reason, detail }) => {
+            assert_eq!(reason, RefusalReason::Internal);
+            assert!(detail.contains("step-ca"), "{detail}");
+            assert!(detail.contains("not spent"), "{detail}");
+        }
+        other => panic!("enrollment with step-ca down: {other:?}"),
+    }
+    ca.run();
+    let pi = enroll(&h.enroll_options("pi", token)).await.unwrap();
+    assert_ne!(pi.host_id, host);
+
+    // Revoking the host: refused here at once, and revoked at step-ca by the sweep.
+    let mut tx = h.store.tenant_tx(tenant.id).await.unwrap();
+    assert!(hosts::revoke_host(&mut tx, host).await.unwrap());
+    tx.commit().await.unwrap();
+    match open_session(&renewed).await {
+        Err(SessionError::Refused(refusal)) => {
+            assert_eq!(refusal.reason, RefusalReason::HostRevoked)
+        }
+        other => panic!("a revoked host: {other:?}"),
+    }
+    wait_revoked_at_step_ca(&h, 2, &ca).await;
+}
+
+/// A fleet on the built-in CA moves to step-ca and back without re-enrolling anyone: with
+/// step-ca configured both roots are trusted, hosts renew into whichever CA issues now, and
+/// once no host holds a certificate from a CA it can be dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_switches_to_step_ca_and_back_without_re_enrolling() {
+    let Some(ca) = StepCa::start() else {
+        return;
+    };
+    let mut h = Harness::start().await;
+    let tenant = h.store.create_tenant("homelab").await.unwrap();
+    let old = h.enroll("old", tenant.id).await;
+    assert!(
+        old.intermediates.is_empty(),
+        "the built-in CA signs directly"
+    );
+
+    // Switch on: the built-in host still connects, and renews into step-ca.
+    let to_step_ca = pki(&ca, h.dir.path(), PkiIssuer::StepCa);
+    restart(&mut h, to_step_ca).await;
+    open_session(&old).await.unwrap().close();
+    let moved = renew(&h, "old", &old).await;
+    assert_eq!(moved.intermediates.len(), 1);
+    assert!(issuer_name(&moved.certificate).contains("Homelab"));
+    open_session(&moved).await.unwrap().close();
+    let fresh = h.enroll("fresh", tenant.id).await;
+    assert_eq!(fresh.intermediates.len(), 1);
+    assert_eq!(counts(&h, tenant.id).await, vec![("step-ca".into(), 2)]);
+
+    // And back: step-ca's hosts still connect, and renew into the built-in CA.
+    let back_to_built_in = pki(&ca, h.dir.path(), PkiIssuer::BuiltIn);
+    restart(&mut h, back_to_built_in).await;
+    open_session(&fresh).await.unwrap().close();
+    let back = renew(&h, "fresh", &fresh).await;
+    assert!(back.intermediates.is_empty());
+    open_session(&back).await.unwrap().close();
+    assert_eq!(
+        counts(&h, tenant.id).await,
+        vec![("built-in".into(), 1), ("step-ca".into(), 1)]
+    );
+
+    // Without step-ca configured its root is trusted no more: the host still on it fails
+    // the handshake, the one back on the built-in CA connects.
+    restart(&mut h, PkiConfig::default()).await;
+    assert!(matches!(
+        open_session(&moved).await,
+        Err(SessionError::Closed(_))
+    ));
+    open_session(&back).await.unwrap().close();
+}
+
+async fn counts(h: &Harness, tenant: Uuid) -> Vec<(String, i64)> {
+    let mut tx = h.store.tenant_tx(tenant).await.unwrap();
+    let counts = unity_controller::store::certificates::issuer_counts(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    counts
+}
