@@ -123,7 +123,7 @@ fn server_config(
 
 /// Where the step-ca root the controller bootstrapped is kept: a restart trusts it without
 /// asking step-ca (which may be down just then).
-fn step_ca_root_cache(state_dir: &std::path::Path) -> PathBuf {
+pub fn step_ca_root_cache(state_dir: &std::path::Path) -> PathBuf {
     state_dir.join("step-ca").join("root.crt")
 }
 

@@ -96,6 +96,7 @@ impl Command {
                 | Self::AgentRelease(AgentReleaseCommand::List)
                 | Self::Channel(ChannelCommand::List { .. })
                 | Self::Backup { .. }
+                | Self::Ca(CaCommand::Status)
         )
     }
 }
@@ -308,6 +309,9 @@ enum EnrollTokenCommand {
 enum CaCommand {
     /// Print the SHA-256 fingerprint agents pin with --ca-fingerprint.
     Fingerprint,
+    /// Who issues host certificates, which roots are trusted, and how many active hosts
+    /// hold a certificate from each CA (when may an old issuer go? docs/pki.md).
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -405,6 +409,52 @@ async fn run(command: Command, config: Config, config_file: Option<PathBuf>) -> 
     };
     database.close().await;
     result
+}
+
+/// `unity-controller ca status`.
+async fn ca_status(config: &Config, store: &Store) -> Result<()> {
+    let ca = app::load_ca(&config.data_dir).context("loading the CA")?;
+    let not_after = unity_pki::rotation::Validity::of_der(ca.certificate_der())
+        .map(|v| v.not_after.to_string())
+        .unwrap_or_else(|e| format!("unreadable: {e}"));
+    let issuer = match config.pki.issuer {
+        crate::config::PkiIssuer::BuiltIn => "built-in",
+        crate::config::PkiIssuer::StepCa => "step-ca",
+    };
+    println!("issues new host certificates: {issuer}");
+    println!(
+        "built-in CA:  {} (until {not_after}), trusted",
+        ca.fingerprint()
+    );
+    match &config.pki.step_ca {
+        Some(step_ca) => println!(
+            "step-ca:      {} root {}, trusted{}",
+            step_ca.url,
+            step_ca.root_fingerprint,
+            if app::step_ca_root_cache(&config.data_dir).exists() {
+                " (root kept from the bootstrap)"
+            } else {
+                " (not bootstrapped yet: the controller fetches the root at start)"
+            }
+        ),
+        None => println!("step-ca:      not configured (its hosts are not trusted)"),
+    }
+    println!();
+    println!("active hosts by the CA of their current certificate:");
+    let mut any = false;
+    for tenant in store.list_tenants(&crate::store::page::Page::all()).await? {
+        let mut tx = store.tenant_tx(tenant.id).await?;
+        let counts = crate::store::certificates::issuer_counts(&mut tx).await?;
+        tx.commit().await.context("reading certificate counts")?;
+        for (issuer, count) in counts {
+            any = true;
+            println!("  {:<24} {issuer:<9} {count}", tenant.name);
+        }
+    }
+    if !any {
+        println!("  (no active hosts)");
+    }
+    Ok(())
 }
 
 async fn backup(
@@ -701,7 +751,11 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
             }
         }
         // `run` handles these before opening the database for administration.
-        Command::Serve | Command::Ca(_) | Command::Backup { .. } | Command::Restore { .. } => {
+        Command::Ca(CaCommand::Status) => ca_status(config, store).await?,
+        Command::Serve
+        | Command::Ca(CaCommand::Fingerprint)
+        | Command::Backup { .. }
+        | Command::Restore { .. } => {
             bail!("not an administrative command")
         }
     }

@@ -17,7 +17,8 @@ use unity_controller::config::{PkiConfig, PkiIssuer, StepCaConfig};
 use unity_controller::store::hosts;
 use unity_e2e::stepca::{PASSWORD, PROVISIONER, StepCa};
 use unity_e2e::{AgentTask, Harness, fast_options, open_session};
-use unity_protocol::latest::RefusalReason;
+use unity_protocol::io::{read_frame, write_frame};
+use unity_protocol::latest::{EnrollRequest, EnrollResponse, RefusalReason};
 use uuid::Uuid;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -148,7 +149,8 @@ async fn hosts_enroll_renew_and_are_revoked_through_a_real_step_ca() {
             ..fast_options()
         },
     );
-    h.wait_for_facts(&reader, host).await;
+    let detail = h.wait_for_facts(&reader, host).await;
+    assert_eq!(detail["cert_issuer"], "step-ca", "{detail}");
     agent.stop().await;
 
     // Renewal through step-ca: the old certificate is refused once the new one was used,
@@ -178,6 +180,24 @@ async fn hosts_enroll_renew_and_are_revoked_through_a_real_step_ca() {
     ca.run();
     let pi = enroll(&h.enroll_options("pi", token)).await.unwrap();
     assert_ne!(pi.host_id, host);
+
+    // An agent too old to hold a chain is told so, and its token is not spent.
+    let token = h.enrollment_token(tenant.id).await;
+    match enroll_as_version(&h, "0.3.0", &token).await {
+        EnrollResponse::Refused(refusal) => {
+            assert_eq!(refusal.reason, RefusalReason::BadRequest);
+            assert!(
+                refusal.detail.contains("update the agent"),
+                "{}",
+                refusal.detail
+            );
+        }
+        other => panic!("a 0.3.0 agent under step-ca: {other:?}"),
+    }
+    assert!(matches!(
+        enroll_as_version(&h, unity_agent::version(), &token).await,
+        EnrollResponse::EnrolledChain(..)
+    ));
 
     // Revoking the host: refused here at once, and revoked at step-ca by the sweep.
     let mut tx = h.store.tenant_tx(tenant.id).await.unwrap();
@@ -231,6 +251,28 @@ async fn a_fleet_switches_to_step_ca_and_back_without_re_enrolling() {
         counts(&h, tenant.id).await,
         vec![("built-in".into(), 1), ("step-ca".into(), 1)]
     );
+    // What the operator reads before dropping step-ca: one host still holds its certificate.
+    let status = ca_status(&h, &ca);
+    for line in [
+        "issues new host certificates: built-in",
+        &format!("step-ca:      {} root {}", ca.url, ca.root_fingerprint),
+        "root kept from the bootstrap",
+    ] {
+        assert!(status.contains(line), "{line:?} in:\n{status}");
+    }
+    let per_issuer: Vec<Vec<&str>> = status
+        .lines()
+        .filter(|l| l.trim_start().starts_with("homelab"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        per_issuer,
+        vec![
+            vec!["homelab", "built-in", "1"],
+            vec!["homelab", "step-ca", "1"]
+        ],
+        "{status}"
+    );
 
     // Without step-ca configured its root is trusted no more: the host still on it fails
     // the handshake, the one back on the built-in CA connects.
@@ -240,6 +282,60 @@ async fn a_fleet_switches_to_step_ca_and_back_without_re_enrolling() {
         Err(SessionError::Closed(_))
     ));
     open_session(&back).await.unwrap().close();
+}
+
+/// One enrollment exchange as an agent of `version` would make it.
+async fn enroll_as_version(h: &Harness, version: &str, token: &str) -> EnrollResponse {
+    let (tls, _) = unity_pki::tls::enrollment_client_config(h.controller().ca_fingerprint).unwrap();
+    let (_endpoint, connection) = unity_agent::link::connect(h.controller().quic_addr, tls)
+        .await
+        .unwrap();
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    let key = unity_pki::agent_key::AgentKey::generate().unwrap();
+    let request = EnrollRequest {
+        protocol_version: unity_protocol::PROTOCOL_VERSION,
+        agent_version: version.into(),
+        token: token.into(),
+        csr_der: key.csr_der("old-agent").unwrap(),
+        hostname: "old-agent".into(),
+    };
+    write_frame(&mut send, &request).await.unwrap();
+    let _ = send.finish();
+    let response = read_frame(&mut recv, 1 << 20).await.unwrap();
+    connection.close(0u32.into(), b"done");
+    response
+}
+
+/// `unity-controller ca status` with the same `[pki]` as the running controller.
+fn ca_status(h: &Harness, ca: &StepCa) -> String {
+    let config = h.dir.path().join("controller.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[pki]\nissuer = \"built-in\"\n[pki.step_ca]\nurl = \"{}\"\n\
+             root_fingerprint = \"{}\"\nprovisioner = \"{PROVISIONER}\"\n\
+             key_file = \"{}\"\n",
+            ca.url,
+            ca.root_fingerprint,
+            h.dir.path().join("provisioner.jwe").display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_e2e-controller"))
+        .args(["--config", config.to_str().unwrap(), "ca", "status"])
+        .env("DATABASE_URL", &h.database_url)
+        .env(
+            "UNITY_DATA_DIR",
+            h.dir.path().join("controller").display().to_string(),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 async fn counts(h: &Harness, tenant: Uuid) -> Vec<(String, i64)> {

@@ -130,13 +130,8 @@ async fn connection_life(
     carried: &mut Carried,
     connection_out: &mut Option<quinn::Connection>,
 ) -> AttemptError {
-    if let Some(leaf) = carried.chain.first()
-        && let Ok(validity) = Validity::of_der(leaf)
-        && validity.not_after <= OffsetDateTime::now_utc()
-    {
-        return AttemptError::Expired {
-            not_after: validity.not_after,
-        };
+    if let Some(expired) = expired(&carried.chain, OffsetDateTime::now_utc()) {
+        return expired;
     }
     let tls = match tls_config(state, carried.chain.clone()) {
         Ok(tls) => tls,
@@ -223,6 +218,15 @@ async fn connection_life(
             }
         }
     }
+}
+
+/// The error for a chain whose certificate ended before `now`: the controller would refuse
+/// the handshake with a bare TLS alert, and renewing needs a session.
+fn expired(chain: &[CertificateDer<'static>], now: OffsetDateTime) -> Option<AttemptError> {
+    let validity = Validity::of_der(chain.first()?).ok()?;
+    (validity.not_after <= now).then_some(AttemptError::Expired {
+        not_after: validity.not_after,
+    })
 }
 
 type FetchRequests = tokio::sync::mpsc::Receiver<FetchRequest>;
@@ -486,4 +490,44 @@ async fn renew_if_due(
     }
     tracing::info!(?not_after, "host certificate renewed");
     true
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use unity_pki::CertificateAuthority;
+    use unity_pki::agent_key::AgentKey;
+    use uuid::Uuid;
+
+    #[test]
+    fn an_expired_certificate_is_a_permanent_error_that_says_re_enroll() {
+        let ca = CertificateAuthority::generate("t").unwrap();
+        let key = AgentKey::generate().unwrap();
+        let identity = HostIdentity {
+            tenant_id: Uuid::new_v4(),
+            host_id: Uuid::new_v4(),
+        };
+        let issued_at = OffsetDateTime::now_utc();
+        let issued = ca
+            .issue_host(
+                &key.csr_der("h").unwrap(),
+                identity,
+                Duration::from_secs(3600),
+                issued_at,
+            )
+            .unwrap();
+        let chain = vec![issued.der.clone()];
+        assert!(expired(&chain, issued_at).is_none());
+        let error = expired(&chain, issued.not_after).unwrap();
+        assert!(error.is_permanent());
+        let text = error.to_string();
+        assert!(
+            text.contains("expired") && text.contains("re-enroll"),
+            "{text}"
+        );
+        assert!(text.contains("unity-agent enroll --force"), "{text}");
+        assert!(expired(&[], issued_at).is_none());
+    }
 }

@@ -181,6 +181,7 @@ pub async fn host(
                 dt { "Last seen" } dd { (ago(h.last_seen_at, now)) }
                 dt { "Agent" } dd { (h.agent_version.as_deref().unwrap_or("—")) }
                 dt { "Certificate ends" } dd { (layout::until(detail.cert_not_after, now)) }
+                dt { "Certificate from" } dd { (detail.cert_issuer.as_str()) }
                 @if let Some(f) = &detail.facts {
                     dt { "OS" } dd { (f.os_name) " " (f.os_version) }
                     dt { "Kernel" } dd { (f.kernel_version) " (" (f.architecture) ")" }

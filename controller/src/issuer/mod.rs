@@ -38,17 +38,29 @@ impl IssuerKind {
     }
 }
 
+/// A name that is not an [`IssuerKind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown certificate issuer `{0}` (built-in or step-ca)")]
+pub struct UnknownIssuer(pub String);
+
 impl std::str::FromStr for IssuerKind {
-    type Err = String;
+    type Err = UnknownIssuer;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text {
             "built-in" => Ok(IssuerKind::BuiltIn),
             "step-ca" => Ok(IssuerKind::StepCa),
-            other => Err(format!(
-                "unknown certificate issuer `{other}` (built-in or step-ca)"
-            )),
+            other => Err(UnknownIssuer(other.to_owned())),
         }
+    }
+}
+
+/// For reading the column (`#[sqlx(try_from = "String")]`).
+impl TryFrom<String> for IssuerKind {
+    type Error = UnknownIssuer;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
     }
 }
 

@@ -52,6 +52,9 @@ pub struct HostDetail {
     pub summary: HostSummary,
     #[serde(with = "time::serde::rfc3339")]
     pub cert_not_after: OffsetDateTime,
+    /// Who signed the host's current certificate: `built-in` or `step-ca` (docs/pki.md).
+    #[schema(value_type = String, example = "built-in")]
+    pub cert_issuer: crate::issuer::IssuerKind,
     #[serde(with = "time::serde::rfc3339::option")]
     pub facts_collected_at: Option<OffsetDateTime>,
     pub facts: Option<HostFacts>,
@@ -368,6 +371,8 @@ pub async fn get_host(tx: &mut TenantTx, host_id: Uuid) -> Result<Option<HostDet
         #[sqlx(flatten)]
         summary: HostSummary,
         cert_not_after: OffsetDateTime,
+        #[sqlx(try_from = "String")]
+        cert_issuer: crate::issuer::IssuerKind,
         facts_collected_at: Option<OffsetDateTime>,
         facts: Option<sqlx::types::Json<HostFacts>>,
         agent_status: Option<serde_json::Value>,
@@ -375,8 +380,8 @@ pub async fn get_host(tx: &mut TenantTx, host_id: Uuid) -> Result<Option<HostDet
     }
     // Built only from constants.
     let row = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SUMMARY_COLUMNS}, cert_not_after, facts_collected_at, facts, agent_status, \
-             agent_status_at FROM hosts WHERE id = $1"
+        "SELECT {SUMMARY_COLUMNS}, cert_not_after, cert_issuer, facts_collected_at, facts, \
+             agent_status, agent_status_at FROM hosts WHERE id = $1"
     )))
     .bind(host_id)
     .fetch_optional(&mut **tx)
@@ -385,6 +390,7 @@ pub async fn get_host(tx: &mut TenantTx, host_id: Uuid) -> Result<Option<HostDet
     Ok(row.map(|r| HostDetail {
         summary: r.summary,
         cert_not_after: r.cert_not_after,
+        cert_issuer: r.cert_issuer,
         facts_collected_at: r.facts_collected_at,
         facts: r.facts.map(|j| j.0),
         agent_status: r.agent_status,
