@@ -5,6 +5,11 @@
 //! alert follows once a renewal landed. The controller's own CA is checked too: alerts belong
 //! to a host, and the CA is no host's, so its last 90 days are an error in the log once a day
 //! (docs/alerts.md).
+//!
+//! "A quarter left" is of each certificate's own lifetime (`host_certificates.issued_at` to
+//! its end), so step-ca's 24 h certificates and the built-in CA's 30-day ones are judged
+//! alike; `validity` (the configured built-in lifetime) only stands in for certificates with
+//! no issue record.
 
 use std::time::Duration;
 
@@ -14,12 +19,6 @@ use crate::error_chain;
 use crate::store::storage::HostScope;
 use crate::store::storage::alerts::{self, NewAlert, ObjectKind, Severity};
 use crate::store::{Store, StoreError, hosts, policies};
-
-/// How long before a host certificate's end its missed renewal is alerted: a quarter of its
-/// lifetime (renewal is due at a third left).
-pub fn alert_margin(validity: Duration) -> Duration {
-    validity / 4
-}
 
 /// How long before the CA's end the log says so.
 const CA_WARNING: time::Duration = time::Duration::days(90);
@@ -54,10 +53,9 @@ pub async fn sweep(
     validity: Duration,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let threshold = now + alert_margin(validity);
     for tenant_id in policies::tenant_ids(store).await? {
         let mut tx = store.tenant_tx(tenant_id).await?;
-        for host in hosts::mark_lapsing_certificates(&mut tx, threshold).await? {
+        for host in hosts::mark_lapsing_certificates(&mut tx, now, validity).await? {
             let left = host.cert_not_after - now;
             let message = if left.is_negative() {
                 format!(
@@ -84,7 +82,7 @@ pub async fn sweep(
             };
             alerts::insert(&mut tx, scope, &alert, now).await?;
         }
-        for host in hosts::clear_renewed_certificates(&mut tx, threshold).await? {
+        for host in hosts::clear_renewed_certificates(&mut tx, now, validity).await? {
             let message = format!(
                 "the host certificate of {} was renewed (valid until {})",
                 host.hostname, host.cert_not_after
@@ -118,18 +116,5 @@ fn certificate_alert(
         current: current.into(),
         severity,
         message,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_alert_comes_once_renewal_is_well_overdue() {
-        assert_eq!(
-            alert_margin(Duration::from_secs(30 * 24 * 3600)),
-            Duration::from_secs(30 * 24 * 3600 / 4)
-        );
     }
 }

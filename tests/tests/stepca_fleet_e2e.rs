@@ -96,6 +96,18 @@ async fn revoked_at_step_ca(h: &Harness) -> i64 {
     count
 }
 
+async fn expiring_alerts(h: &Harness) -> i64 {
+    let pool = sqlx::PgPool::connect(&h.database_url).await.unwrap();
+    let count = sqlx::query_scalar(
+        "SELECT count(*) FROM alerts WHERE kind = 'certificate_expiring' AND severity = 'warning'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    count
+}
+
 async fn wait_revoked_at_step_ca(h: &Harness, want: i64, ca: &StepCa) {
     for _ in 0..300 {
         if revoked_at_step_ca(h).await >= want {
@@ -152,6 +164,22 @@ async fn hosts_enroll_renew_and_are_revoked_through_a_real_step_ca() {
     let detail = h.wait_for_facts(&reader, host).await;
     assert_eq!(detail["cert_issuer"], "step-ca", "{detail}");
     agent.stop().await;
+    // Its 24 h certificate is judged by its own lifetime, not the built-in 30 days: no alert
+    // now, one in its last quarter (18 h in).
+    let month = Duration::from_secs(30 * 24 * 3600);
+    let now = time::OffsetDateTime::now_utc();
+    unity_controller::expiry::sweep(&h.store, month, now)
+        .await
+        .unwrap();
+    assert_eq!(expiring_alerts(&h).await, 0);
+    unity_controller::expiry::sweep(&h.store, month, now + time::Duration::hours(17))
+        .await
+        .unwrap();
+    assert_eq!(expiring_alerts(&h).await, 0);
+    unity_controller::expiry::sweep(&h.store, month, now + time::Duration::hours(19))
+        .await
+        .unwrap();
+    assert_eq!(expiring_alerts(&h).await, 1);
 
     // Renewal through step-ca: the old certificate is refused once the new one was used,
     // and revoked at step-ca.

@@ -482,18 +482,29 @@ pub struct LapsingCertificate {
     pub cert_not_after: OffsetDateTime,
 }
 
-/// Active hosts whose certificate ends before `threshold` and that were not alerted for it
+/// The last quarter of a host's current certificate's own lifetime starts at `$1` or
+/// earlier — per certificate, since step-ca's 24 h certificates and the built-in CA's 30-day
+/// ones live side by side. A certificate with no issue record (hosts older than migration
+/// 0021 with an unusual serial) is taken to have lived `$2` seconds.
+const IN_LAST_QUARTER: &str = "cert_not_after - (cert_not_after - coalesce( \
+        (SELECT c.issued_at FROM host_certificates c \
+         WHERE c.host_id = hosts.id AND c.serial = hosts.cert_serial), \
+        cert_not_after - make_interval(secs => $2))) / 4 <= $1";
+
+/// Active hosts in the last quarter of their certificate's life that were not alerted for it
 /// yet; marks them alerted.
 pub async fn mark_lapsing_certificates(
     tx: &mut TenantTx,
-    threshold: OffsetDateTime,
+    now: OffsetDateTime,
+    default_lifetime: std::time::Duration,
 ) -> Result<Vec<LapsingCertificate>, StoreError> {
-    sqlx::query_as(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE hosts SET cert_expiry_alerted = true \
-         WHERE revoked_at IS NULL AND NOT cert_expiry_alerted AND cert_not_after < $1 \
-         RETURNING id, hostname, cert_not_after",
-    )
-    .bind(threshold)
+         WHERE revoked_at IS NULL AND NOT cert_expiry_alerted AND {IN_LAST_QUARTER} \
+         RETURNING id, hostname, cert_not_after"
+    )))
+    .bind(now)
+    .bind(default_lifetime.as_secs_f64())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("finding lapsing certificates"))
@@ -503,14 +514,16 @@ pub async fn mark_lapsing_certificates(
 /// mark.
 pub async fn clear_renewed_certificates(
     tx: &mut TenantTx,
-    threshold: OffsetDateTime,
+    now: OffsetDateTime,
+    default_lifetime: std::time::Duration,
 ) -> Result<Vec<LapsingCertificate>, StoreError> {
-    sqlx::query_as(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE hosts SET cert_expiry_alerted = false \
-         WHERE cert_expiry_alerted AND (cert_not_after >= $1 OR revoked_at IS NOT NULL) \
-         RETURNING id, hostname, cert_not_after",
-    )
-    .bind(threshold)
+         WHERE cert_expiry_alerted AND (NOT ({IN_LAST_QUARTER}) OR revoked_at IS NOT NULL) \
+         RETURNING id, hostname, cert_not_after"
+    )))
+    .bind(now)
+    .bind(default_lifetime.as_secs_f64())
     .fetch_all(&mut **tx)
     .await
     .map_err(query_error("finding renewed certificates"))
