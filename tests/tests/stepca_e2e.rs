@@ -138,6 +138,11 @@ async fn the_controller_signs_host_certificates_with_a_real_step_ca() {
     ca.revoke(&decimal, "host revoked", now)
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", real.output()));
+    // Twice: what the revocation sweep takes as already done.
+    match ca.revoke(&decimal, "host revoked", now).await {
+        Err(StepCaError::Refused { message, .. }) if message.contains("already revoked") => {}
+        other => panic!("a second revocation: {other:?}\n{}", real.output()),
+    }
 
     // Down: said so, with the address.
     real.stop();

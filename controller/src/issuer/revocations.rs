@@ -81,8 +81,11 @@ pub async fn sweep(
                     tracing::info!(%tenant_id, host_id = %cert.host_id, serial = %cert.serial,
                         "host certificate revoked at step-ca");
                 }
-                // step-ca answers 409 for a serial it already revoked: that is done too.
-                Err(crate::stepca::StepCaError::Refused { status: 409, .. }) => {
+                // A serial step-ca already revoked (an earlier round whose commit was lost):
+                // that is done too.
+                Err(crate::stepca::StepCaError::Refused { message, .. })
+                    if message.contains("already revoked") =>
+                {
                     certificates::mark_revoked_at_issuer(&mut tx, cert.host_id, &cert.serial)
                         .await?;
                 }

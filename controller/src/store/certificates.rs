@@ -110,7 +110,8 @@ pub struct ToRevoke {
     pub serial: String,
 }
 
-/// Retired, unexpired step-ca certificates not yet revoked there (at most `limit`).
+/// Retired, unexpired step-ca certificates not yet revoked there (at most `limit`), locked for
+/// this transaction: another replica's sweep skips them rather than revoking them twice.
 pub async fn to_revoke_at_issuer(
     tx: &mut TenantTx,
     limit: i64,
@@ -119,7 +120,7 @@ pub async fn to_revoke_at_issuer(
         "SELECT host_id, serial FROM host_certificates \
          WHERE retired_at IS NOT NULL AND issuer = 'step-ca' AND issuer_revoked_at IS NULL \
            AND not_after > now() \
-         ORDER BY retired_at LIMIT $1",
+         ORDER BY retired_at LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(limit)
     .fetch_all(&mut **tx)
