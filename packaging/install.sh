@@ -11,14 +11,17 @@ case "$what" in
   agent)
     cargo build --locked --profile release-agent -p unity-agent
     install -m 0755 target/release-agent/unity-agent "$prefix/bin/unity-agent"
-    install -m 0644 systemd/unity-agent.service /etc/systemd/system/unity-agent.service
+    # The unit names the packaged paths; point it at this prefix.
+    sed "s|/usr/bin/|$prefix/bin/|; s|/usr/share/doc/unity-agent/|$PWD/docs/|" \
+      systemd/unity-agent.service >/etc/systemd/system/unity-agent.service
     echo "installed; now: unity-agent enroll --controller HOST:7443 --token … --ca-fingerprint …"
     echo "then: systemctl daemon-reload && systemctl enable --now unity-agent"
     ;;
   controller)
     cargo build --locked --release -p unity-controller
     install -m 0755 target/release/unity-controller "$prefix/bin/unity-controller"
-    install -m 0644 systemd/unity-controller.service /etc/systemd/system/unity-controller.service
+    sed "s|/usr/bin/|$prefix/bin/|; s|/usr/share/doc/unity-controller/|$PWD/docs/|" \
+      systemd/unity-controller.service >/etc/systemd/system/unity-controller.service
     id -u unity-controller >/dev/null 2>&1 ||
       useradd --system --home-dir /var/lib/unity-controller --shell /usr/sbin/nologin unity-controller
     echo "installed; now: systemctl daemon-reload && systemctl enable --now unity-controller"

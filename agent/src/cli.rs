@@ -205,6 +205,13 @@ fn real_main() -> Result<()> {
                     enrollment.host_id,
                     state_dir.display()
                 );
+                if state_dir == std::path::Path::new("/var/lib/unity-agent") {
+                    // The packaged unit waits for this enrollment (ConditionPathExists).
+                    println!(
+                        "now run: systemctl restart unity-agent \
+                         (starts it with this enrollment; from now on it also starts at boot)"
+                    );
+                }
                 if let Some(previous) = previous {
                     let old = previous.enrollment.host_id;
                     match crate::enroll::retire(&previous).await {

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The package test (tests/tests/packages_deb_real.rs) builds .debs with the real cargo-deb,
+# checks them with the real lintian and installs them with dpkg; systemd-analyze verifies the
+# units. cargo-deb is pinned and installed once into /opt/unity-ci/cargo-deb.
+set -euo pipefail
+cargo_deb_version=3.8.0
+need=()
+command -v lintian >/dev/null || need+=(lintian)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
+command -v adduser >/dev/null || need+=(adduser)
+if ((${#need[@]})); then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
+fi
+bin=/opt/unity-ci/cargo-deb/bin/cargo-deb
+if ! "$bin" --version 2>/dev/null | grep -q " $cargo_deb_version\$"; then
+  cargo install --quiet --locked --version "$cargo_deb_version" --root /opt/unity-ci/cargo-deb cargo-deb
+fi
+"$bin" --version
