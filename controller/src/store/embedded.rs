@@ -28,6 +28,12 @@ pub enum EmbeddedError {
          /usr/lib/postgresql/*/bin and PATH); install PostgreSQL or set DATABASE_URL"
     )]
     BinariesNotFound,
+    #[error(
+        "pg_dump and pg_restore not found (looked in $UNITY_PG_BIN_DIR, `pg_config --bindir`, \
+         /usr/lib/postgresql/*/bin and PATH): backups of the external database need them; \
+         install the PostgreSQL client (Debian: postgresql-client-15)"
+    )]
+    ClientNotFound,
     #[error("could not prepare {path}")]
     Prepare {
         path: PathBuf,
@@ -85,9 +91,11 @@ pub struct PgClient {
 impl PgClient {
     /// Clients for the database at `url`, from this machine's PostgreSQL installation.
     pub async fn external(url: &str) -> Result<Self, EmbeddedError> {
-        let bin_dir = find_bin_dir()
+        // Only the client programs backups and restores run: a controller image or host with
+        // the PostgreSQL client package alone (no server) is enough.
+        let bin_dir = find_dir_with(has_client_tools)
             .await
-            .ok_or(EmbeddedError::BinariesNotFound)?;
+            .ok_or(EmbeddedError::ClientNotFound)?;
         Ok(Self {
             bin_dir,
             run_as: None,
@@ -553,9 +561,19 @@ fn has_tools(dir: &Path) -> bool {
     dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
 }
 
+/// What an external database needs of the PostgreSQL programs: backups and restores.
+fn has_client_tools(dir: &Path) -> bool {
+    dir.join("pg_dump").is_file() && dir.join("pg_restore").is_file()
+}
+
 /// Every directory holding `initdb` and `pg_ctl`, preferred first: `pg_config --bindir`,
 /// Debian's per-version directories newest first, then `PATH`.
 async fn bin_dir_candidates() -> Vec<PathBuf> {
+    candidates_with(has_tools).await
+}
+
+/// Every directory passing `has_tools`, in the order of [`bin_dir_candidates`].
+async fn candidates_with(has_tools: fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut found = Vec::new();
     if let Ok(output) = Command::new("pg_config").arg("--bindir").output().await {
         let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
@@ -584,11 +602,16 @@ async fn bin_dir_candidates() -> Vec<PathBuf> {
 
 /// Finds the directory holding `initdb` and `pg_ctl` (for a new cluster: the preferred one).
 async fn find_bin_dir() -> Option<PathBuf> {
+    find_dir_with(has_tools).await
+}
+
+/// `UNITY_PG_BIN_DIR` if it passes `has_tools`, else the preferred candidate that does.
+async fn find_dir_with(has_tools: fn(&Path) -> bool) -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("UNITY_PG_BIN_DIR") {
         let dir = PathBuf::from(dir);
         return has_tools(&dir).then_some(dir);
     }
-    bin_dir_candidates().await.into_iter().next()
+    candidates_with(has_tools).await.into_iter().next()
 }
 
 #[cfg(test)]
