@@ -104,9 +104,8 @@ pub async fn enroll(options: &EnrollOptions) -> Result<Enrollment, EnrollError> 
     check_writable(&options.state_dir)?;
     let key = AgentKey::generate()?;
     let csr_der = key.csr_der(&options.hostname)?;
-    let addr = link::resolve(&options.controller).await?;
     let (tls, pin_check) = unity_pki::tls::enrollment_client_config(options.ca_fingerprint)?;
-    let (endpoint, connection) = match link::connect(addr, tls).await {
+    let (endpoint, connection) = match link::connect_any(&options.controller, tls).await {
         Ok(pair) => pair,
         Err(error) => {
             if let Some(presented) = pin_check.mismatch() {
@@ -184,8 +183,7 @@ pub enum RetireError {
 /// `--force` leaves no orphan behind.
 pub async fn retire(old: &AgentState) -> Result<(), RetireError> {
     let tls = unity_pki::tls::agent_client_config(&old.ca, old.chain(), old.private_key_der())?;
-    let addr = link::resolve(&old.enrollment.controller).await?;
-    let (_endpoint, connection) = link::connect(addr, tls).await?;
+    let (_endpoint, connection) = link::connect_any(&old.enrollment.controller, tls).await?;
     let mut session = link::Session::open(connection, crate::version()).await?;
     session.retire().await?;
     session.close();

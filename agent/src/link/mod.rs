@@ -46,20 +46,87 @@ pub enum ConnectError {
         #[source]
         source: quinn::ConnectionError,
     },
+    #[error("{addr} did not complete the handshake within {timeout:?}")]
+    Timeout { addr: SocketAddr, timeout: Duration },
 }
+
+/// How long one of several controller addresses may take to handshake before the next is
+/// tried: a replica that died answers nothing (QUIC ignores the ICMP), and waiting the whole
+/// idle timeout on it would hold the agent away from the live ones.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Resolves `HOST:PORT` to the first address.
 pub async fn resolve(address: &str) -> Result<SocketAddr, ConnectError> {
-    tokio::net::lookup_host(address)
-        .await
-        .map_err(|source| ConnectError::Resolve {
-            address: address.to_owned(),
-            source,
-        })?
+    resolve_all(address)
+        .await?
+        .into_iter()
         .next()
         .ok_or_else(|| ConnectError::NoAddress {
             address: address.to_owned(),
         })
+}
+
+/// Every address of a controller setting: one `HOST:PORT`, or several separated by commas
+/// (controller replicas), each name with all the addresses it resolves to (a DNS name with
+/// one record per replica, a Kubernetes headless Service), without duplicates.
+pub async fn resolve_all(address: &str) -> Result<Vec<SocketAddr>, ConnectError> {
+    let mut all = Vec::new();
+    for part in address.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let found =
+            tokio::net::lookup_host(part)
+                .await
+                .map_err(|source| ConnectError::Resolve {
+                    address: part.to_owned(),
+                    source,
+                })?;
+        for addr in found {
+            if !all.contains(&addr) {
+                all.push(addr);
+            }
+        }
+    }
+    if all.is_empty() {
+        return Err(ConnectError::NoAddress {
+            address: address.to_owned(),
+        });
+    }
+    Ok(all)
+}
+
+/// Connects to the first of the controller's addresses that completes a handshake, starting
+/// at a random one so a fleet spreads over the replicas (and moves to the others when one
+/// dies). With several addresses each attempt is bounded by [`ATTEMPT_TIMEOUT`]; the error
+/// is the last attempt's.
+pub async fn connect_any(
+    address: &str,
+    tls: rustls::ClientConfig,
+) -> Result<(quinn::Endpoint, quinn::Connection), ConnectError> {
+    let mut addrs = resolve_all(address).await?;
+    if addrs.len() == 1 {
+        return connect(addrs[0], tls).await;
+    }
+    let start = (backoff::random_unit() * addrs.len() as f64) as usize % addrs.len();
+    addrs.rotate_left(start);
+    let mut last = None;
+    for addr in addrs {
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, connect(addr, tls.clone())).await {
+            Ok(Ok(pair)) => return Ok(pair),
+            Ok(Err(error)) => {
+                tracing::info!(%addr, error = %error, "controller address not answering; trying the next");
+                last = Some(error);
+            }
+            Err(_) => {
+                tracing::info!(%addr, "controller address timed out; trying the next");
+                last = Some(ConnectError::Timeout {
+                    addr,
+                    timeout: ATTEMPT_TIMEOUT,
+                });
+            }
+        }
+    }
+    Err(last.unwrap_or(ConnectError::NoAddress {
+        address: address.to_owned(),
+    }))
 }
 
 /// Connects to the controller at `addr` with `tls`, verifying it as

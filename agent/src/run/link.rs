@@ -137,14 +137,11 @@ async fn connection_life(
         Ok(tls) => tls,
         Err(error) => return error.into(),
     };
-    let addr = match link::resolve(&state.enrollment.controller).await {
-        Ok(addr) => addr,
-        Err(error) => return error.into(),
-    };
-    let (_endpoint, connection) = match link::connect(addr, tls).await {
+    let (_endpoint, connection) = match link::connect_any(&state.enrollment.controller, tls).await {
         Ok(pair) => pair,
         Err(error) => return error.into(),
     };
+    let addr = connection.remote_address();
     *connection_out = Some(connection.clone());
     let mut session = match Session::open(connection, crate::version()).await {
         Ok(session) => session,
