@@ -18,3 +18,16 @@ if ! "$bin" --version 2>/dev/null | grep -q " $cargo_deb_version\$"; then
   cargo install --quiet --locked --version "$cargo_deb_version" --root /opt/unity-ci/cargo-deb cargo-deb
 fi
 "$bin" --version
+
+# The Helm chart's check (packaging/helm/check.py): Helm v4's own Go library through PyPI's
+# helm-python-sdk (there is no helm binary to fetch here) and kubernetes-validate's schemas.
+venv=/opt/unity-ci/helm
+want="helm-python-sdk==0.2.2 kubernetes-validate==1.37.0"
+if ! "$venv/bin/python" -c 'import helm_python, kubernetes_validate' 2>/dev/null ||
+   [[ "$(cat "$venv/.pins" 2>/dev/null)" != "$want" ]]; then
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $want
+  echo "$want" >"$venv/.pins"
+fi

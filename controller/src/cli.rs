@@ -312,6 +312,10 @@ enum CaCommand {
     /// Who issues host certificates, which roots are trusted, and how many active hosts
     /// hold a certificate from each CA (when may an old issuer go? docs/pki.md).
     Status,
+    /// Create the CA, the job-signing key and the notification key in the data directory
+    /// (kept if they exist) and exit: the files several replicas share (a Kubernetes Secret,
+    /// docs/install.md). Needs no database.
+    CreateKeys,
 }
 
 #[derive(Debug, Subcommand)]
@@ -389,6 +393,25 @@ async fn run(command: Command, config: Config, config_file: Option<PathBuf>) -> 
     if let Command::Ca(CaCommand::Fingerprint) = command {
         let ca = app::load_ca(&config.data_dir).context("loading the CA")?;
         println!("{}", ca.fingerprint());
+        return Ok(());
+    }
+    if let Command::Ca(CaCommand::CreateKeys) = command {
+        let dir = &config.data_dir;
+        let ca = app::load_ca(dir).context("creating the CA")?;
+        JobKeys::new(dir)
+            .load_or_create()
+            .context("creating the job-signing key")?;
+        crate::notify::Sealer::load_or_create(dir).context("creating the notification key")?;
+        println!("CA fingerprint (what agents pin): {}", ca.fingerprint());
+        println!("files, to share between replicas (e.g. one Kubernetes Secret):");
+        for file in [
+            "ca/ca.key.pem",
+            "ca/ca.cert.pem",
+            "job-signing.pk8",
+            crate::notify::secret::KEY_FILE,
+        ] {
+            println!("  {}", dir.join(file).display());
+        }
         return Ok(());
     }
     if let Command::Restore { archive, force } = &command {
@@ -753,7 +776,7 @@ async fn admin(command: Command, config: &Config, store: &Store) -> Result<()> {
         // `run` handles these before opening the database for administration.
         Command::Ca(CaCommand::Status) => ca_status(config, store).await?,
         Command::Serve
-        | Command::Ca(CaCommand::Fingerprint)
+        | Command::Ca(CaCommand::Fingerprint | CaCommand::CreateKeys)
         | Command::Backup { .. }
         | Command::Restore { .. } => {
             bail!("not an administrative command")
