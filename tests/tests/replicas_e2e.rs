@@ -152,3 +152,54 @@ async fn agents_move_to_another_replica_when_theirs_is_killed_and_jobs_reach_the
         agent.stop().await;
     }
 }
+
+/// Three controllers started at the same moment on an empty database (keys made once
+/// beforehand, as the chart requires): one migrates under the advisory lock, the others wait,
+/// and all three serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_on_an_empty_database_migrate_once() {
+    let h = Harness::start().await;
+    let url = h.pg.empty_database().await.unwrap();
+    let data = h.dir.path().join("shared");
+    let made = unity_e2e::process::run_to_end(
+        CONTROLLER,
+        &["ca", "create-keys"],
+        &[("UNITY_DATA_DIR", data.display().to_string())],
+    );
+    assert!(made.contains("CA fingerprint"), "{made}");
+    let replicas: Vec<(Process, String)> = (0..3)
+        .map(|i| {
+            let api = format!("127.0.0.1:{}", free_port());
+            let process = Process::spawn(
+                &format!("replica-{i}"),
+                CONTROLLER,
+                &["serve"],
+                &[
+                    ("DATABASE_URL", url.clone()),
+                    ("UNITY_DATA_DIR", data.display().to_string()),
+                    ("UNITY_QUIC_LISTEN", format!("127.0.0.1:{}", free_port())),
+                    ("UNITY_API_LISTEN", api.clone()),
+                    ("UNITY_BACKUP_INTERVAL_HOURS", "0".into()),
+                ],
+                &h.dir.path().join(format!("together-{i}.log")),
+            );
+            (process, api)
+        })
+        .collect();
+    for (process, api) in &replicas {
+        wait_ready(api, process).await;
+    }
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let (applied, distinct): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT version) FROM _sqlx_migrations WHERE success",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(applied, distinct);
+    assert_eq!(
+        applied,
+        unity_controller::store::MIGRATOR.iter().count() as i64
+    );
+    pool.close().await;
+}
