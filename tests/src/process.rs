@@ -6,10 +6,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// The version `e2e-agent-next` reports.
-pub const NEXT_AGENT_VERSION: &str = "0.3.1";
-/// The version `e2e-agent-crashing` reports.
-pub const CRASHING_AGENT_VERSION: &str = "0.3.2";
+/// The version `e2e-agent-next` reports: newer than this build's whatever it is (its minor
+/// with a 9 appended: 0.4.0 → 0.49.0), so a version bump never turns it into a downgrade.
+pub const NEXT_AGENT_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION_MAJOR"),
+    ".",
+    env!("CARGO_PKG_VERSION_MINOR"),
+    "9.0"
+);
+/// The version `e2e-agent-crashing` reports (newer again).
+pub const CRASHING_AGENT_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION_MAJOR"),
+    ".",
+    env!("CARGO_PKG_VERSION_MINOR"),
+    "9.1"
+);
 
 /// A command kept running the way systemd's `Restart=always` keeps a service: started again
 /// (after `RestartSec`) whenever it exits, until dropped. For tests that need the service

@@ -1,5 +1,5 @@
 //! A bad release for the self-update tests (`CARGO_BIN_EXE_e2e-agent-crashing`): it passes
-//! its self-test (the real one, as version 0.3.2) and then crashes as soon as it is started
+//! its self-test (the real one, as `CRASHING_AGENT_VERSION`) and then crashes as soon as it is started
 //! as the service — the failure no check before the swap can catch.
 
 fn main() -> std::process::ExitCode {

@@ -1,4 +1,4 @@
-//! The real agent built from these sources, reporting version 0.3.1: the "next release" the
+//! The real agent built from these sources, reporting `NEXT_AGENT_VERSION` (newer than this build): the "next release" the
 //! self-update tests install (`CARGO_BIN_EXE_e2e-agent-next`).
 
 fn main() -> std::process::ExitCode {
