@@ -374,3 +374,85 @@ async fn counts(h: &Harness, tenant: Uuid) -> Vec<(String, i64)> {
     tx.commit().await.unwrap();
     counts
 }
+
+/// A step-ca certificate that expired while its host was away: the controller refuses it in
+/// the handshake, and the agent says to re-enroll instead of dialing (step-ca's shortest
+/// lifetime here is its `minTLSCertDuration`, one minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_step_ca_certificate_is_refused_and_the_agent_says_re_enroll() {
+    let Some(ca) = StepCa::start() else {
+        return;
+    };
+    let mut h = Harness::start().await;
+    let config = pki(&ca, h.dir.path(), PkiIssuer::StepCa);
+    restart(&mut h, config.clone()).await;
+    let tenant = h.store.create_tenant("homelab").await.unwrap();
+    let state = h.enroll("laptop", tenant.id).await;
+    // A one-minute certificate for the same host and key, as the controller would get it.
+    let step = config.step_ca.unwrap();
+    let client =
+        unity_controller::stepca::StepCa::bootstrap(unity_controller::stepca::StepCaSettings {
+            url: step.url,
+            root_fingerprint: step.root_fingerprint,
+            provisioner: step.provisioner,
+            key: unity_controller::stepca::ProvisionerKey::parse(
+                &ca.encrypted_key,
+                Some(PASSWORD.as_bytes()),
+            )
+            .unwrap(),
+        })
+        .await
+        .unwrap();
+    let identity = unity_pki::HostIdentity {
+        tenant_id: tenant.id,
+        host_id: state.enrollment.host_id,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let csr = state
+        .key
+        .csr_der(&state.enrollment.host_id.to_string())
+        .unwrap();
+    let short = client
+        .sign(
+            &csr,
+            &state.enrollment.host_id.to_string(),
+            &[identity.uri()],
+            Some(now + time::Duration::seconds(61)),
+            now,
+        )
+        .await
+        .unwrap();
+    let short_state = AgentState {
+        certificate: short.leaf_der.clone(),
+        intermediates: short.intermediates.clone(),
+        ..AgentState::load(&h.dir.path().join("laptop")).unwrap()
+    };
+    let not_after = unity_pki::rotation::Validity::of_der(&short_state.certificate)
+        .unwrap()
+        .not_after;
+    let wait = not_after - time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    tokio::time::sleep(Duration::try_from(wait).unwrap()).await;
+    // Refused in the handshake (rustls: expired), before any identity check.
+    assert!(matches!(
+        open_session(&short_state).await,
+        Err(SessionError::Closed(_))
+    ));
+    // The real agent with that certificate does not dial; it stops with the reason.
+    let expired_dir = h.dir.path().join("laptop");
+    AgentState::save_certificate(
+        &expired_dir,
+        &short.leaf_der,
+        &short
+            .intermediates
+            .iter()
+            .map(|c| c.to_vec())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_e2e-agent"))
+        .args(["--state-dir", expired_dir.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("EXPIRED: re-enroll this host"), "{text}");
+}
