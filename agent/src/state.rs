@@ -174,7 +174,8 @@ pub fn default_state_dir() -> PathBuf {
         .join("unity-agent")
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (the packaged service; tests that install packages).
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -414,28 +414,23 @@ mod tests {
             tenant_id: Uuid::new_v4(),
             host_id: Uuid::new_v4(),
         };
-        for _ in 0..50 {
-            let issued = ca
-                .issue_host(
-                    &key.csr_der("h").unwrap(),
-                    identity,
-                    Duration::from_secs(3600),
-                    OffsetDateTime::now_utc(),
-                )
-                .unwrap();
-            assert_eq!(
-                certificate_serial_hex(&issued.der).unwrap(),
-                issued.serial_hex
-            );
-        }
-        let issued = ca
-            .issue_host(
+        let issue = || {
+            ca.issue_host(
                 &key.csr_der("h").unwrap(),
                 identity,
                 Duration::from_secs(3600),
                 OffsetDateTime::now_utc(),
             )
-            .unwrap();
+            .unwrap()
+        };
+        for _ in 0..50 {
+            let issued = issue();
+            assert_eq!(
+                certificate_serial_hex(&issued.der).unwrap(),
+                issued.serial_hex
+            );
+        }
+        let issued = issue();
         let pem = der_to_pem(&issued.der) + &der_to_pem(ca.certificate_der());
         let chain = pem_chain_to_der(&pem).unwrap();
         assert_eq!(

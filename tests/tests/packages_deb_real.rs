@@ -39,17 +39,6 @@ fn sh(program: &str, args: &[&str]) -> String {
     text
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|ids| ids.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 fn installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", package])
@@ -208,7 +197,7 @@ impl Controller {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_packages_install_run_upgrade_and_purge_like_real_software() {
-    if !is_root() {
+    if !unity_agent::state::is_root() {
         assert!(
             std::env::var("CI").is_err(),
             "the package test installs packages: CI must run it as root"
