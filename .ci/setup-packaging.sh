@@ -15,7 +15,8 @@ if ((${#need[@]})); then
 fi
 bin=/opt/unity-ci/cargo-deb/bin/cargo-deb
 if ! "$bin" --version 2>/dev/null | grep -q " $cargo_deb_version\$"; then
-  cargo install --quiet --locked --version "$cargo_deb_version" --root /opt/unity-ci/cargo-deb cargo-deb
+  # --debug: it packages two binaries; compiling it without optimisation saves CI minutes.
+  cargo install --quiet --locked --debug --version "$cargo_deb_version" --root /opt/unity-ci/cargo-deb cargo-deb
 fi
 "$bin" --version
 
