@@ -115,18 +115,12 @@ pub async fn put_policy(
         .parse()
         .map_err(|e: crate::jobs::auto::UnknownPolicy| ApiError::BadRequest(e.to_string()))?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    let container = containers::get(&mut tx, id)
+    let actor = format!("token:{}", auth.token_name);
+    if !policies::override_container(&mut tx, auth.tenant_id, id, Some(policy.as_str()), &actor)
         .await?
-        .ok_or(ApiError::NotFound("container"))?;
-    policies::set_policy(
-        &mut tx,
-        auth.tenant_id,
-        container.summary.host_id,
-        &container.summary.name,
-        policy.as_str(),
-        &format!("token:{}", auth.token_name),
-    )
-    .await?;
+    {
+        return Err(ApiError::NotFound("container"));
+    }
     let view = view(&mut tx, id).await?;
     commit(tx, "setting an update policy").await?;
     Ok(Json(view))
@@ -152,10 +146,10 @@ pub async fn delete_policy(
     let id = parse_id(&id, "container")?;
     auth.require(Scope::Operate)?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
-    let container = containers::get(&mut tx, id)
-        .await?
-        .ok_or(ApiError::NotFound("container"))?;
-    policies::clear_policy(&mut tx, container.summary.host_id, &container.summary.name).await?;
+    let actor = format!("token:{}", auth.token_name);
+    if !policies::override_container(&mut tx, auth.tenant_id, id, None, &actor).await? {
+        return Err(ApiError::NotFound("container"));
+    }
     let view = view(&mut tx, id).await?;
     commit(tx, "clearing an update policy").await?;
     Ok(Json(view))

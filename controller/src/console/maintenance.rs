@@ -18,7 +18,6 @@ use super::store::{commit, tenant_tx, unavailable};
 use crate::api::ApiState;
 use crate::auth::Scope;
 use crate::jobs::auto::{Policy, effective};
-use crate::store::inventory::containers;
 use crate::store::{TenantTx, hosts, policies};
 use crate::weekly::{self, WeeklyError, WindowSpec};
 
@@ -249,29 +248,20 @@ pub async fn set_policy(
         },
     };
     let mut tx = tenant_tx(&state, &who).await?;
-    let Some(c) = containers::get(&mut tx, id).await.map_err(unavailable)? else {
+    let found = policies::override_container(
+        &mut tx,
+        who.user.tenant_id,
+        id,
+        policy.map(Policy::as_str),
+        &who.actor(),
+    )
+    .await
+    .map_err(unavailable)?;
+    if !found {
         return Ok(not_found("container"));
-    };
-    let (host_id, name) = (c.summary.host_id, c.summary.name);
-    match policy {
-        Some(p) => policies::set_policy(
-            &mut tx,
-            who.user.tenant_id,
-            host_id,
-            &name,
-            p.as_str(),
-            &who.actor(),
-        )
-        .await
-        .map_err(unavailable)?,
-        None => {
-            policies::clear_policy(&mut tx, host_id, &name)
-                .await
-                .map_err(unavailable)?;
-        }
     }
     commit(tx, "setting an update policy").await?;
-    tracing::info!(container = %name, %host_id, policy = ?policy.map(Policy::as_str),
+    tracing::info!(container_id = %id, policy = ?policy.map(Policy::as_str),
         by = %who.user.name, "console: update policy set");
     Ok(Redirect::to("/settings#policies").into_response())
 }

@@ -51,6 +51,29 @@ pub async fn clear_policy(
     Ok(done > 0)
 }
 
+/// Sets (`Some`) or clears (`None`) the override of the container with the controller's id
+/// `container_id` — what the API and the console both do. False when the tenant has no such
+/// container.
+pub async fn override_container(
+    tx: &mut TenantTx,
+    tenant_id: Uuid,
+    container_id: Uuid,
+    policy: Option<&str>,
+    actor: &str,
+) -> Result<bool, StoreError> {
+    let Some(container) = super::inventory::containers::get(tx, container_id).await? else {
+        return Ok(false);
+    };
+    let (host_id, name) = (container.summary.host_id, container.summary.name);
+    match policy {
+        Some(policy) => set_policy(tx, tenant_id, host_id, &name, policy, actor).await?,
+        None => {
+            clear_policy(tx, host_id, &name).await?;
+        }
+    }
+    Ok(true)
+}
+
 /// The override of container `name` on `host_id`, with who set it.
 pub async fn policy_override(
     tx: &mut TenantTx,
