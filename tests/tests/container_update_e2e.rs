@@ -398,6 +398,10 @@ async fn a_user_updates_a_container_through_the_api_and_nothing_survives_a_crash
     assert_eq!(engine.inspect("{{.State.Running}}", "web"), "true");
     assert_eq!(engine.docker(&["ps", "-aq"]).lines().count(), 1);
 
+    // As after step 2: the recovered job's result can arrive before the inventory round the
+    // agent starts after it, and a job made from the stale view is refused as `target_changed`.
+    fleet.container_running("web", &v2_id).await;
+
     // 4. The controller is killed (SIGKILL) and restarted while a job runs: the agent finishes
     //    it and delivers the signed result to the new controller process.
     let (_, job) = fleet
@@ -408,9 +412,12 @@ async fn a_user_updates_a_container_through_the_api_and_nothing_survives_a_crash
         )
         .await;
     let id = job["id"].as_str().unwrap().to_owned();
-    fleet
-        .job_until(&id, Duration::from_secs(60), |j| j["state"] == "running")
+    let job = fleet
+        .job_until(&id, Duration::from_secs(60), |j| {
+            j["state"] == "running" || ended(j)
+        })
         .await;
+    assert_eq!(job["state"], "running", "{job}\n{}", agent.output());
     controller.kill_9();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let _controller = fleet.controller();
