@@ -122,5 +122,70 @@ async fn failing_disk_degraded_pool_and_array_reach_only_their_tenant_with_one_a
         assert_eq!(status, 404, "{path}");
     }
 
+    // /proc/mdstat turns into something that is not mdstat at all: the md source's round
+    // ends `failed` with the parser's error in the API, and the known array is kept.
+    let mdstat = h.dir.path().join("mdstat");
+    std::fs::write(&mdstat, "hello\nworld\n").unwrap();
+    let mdraid = wait_for_source(&h, &token_a, host_id, |c| c["state"] == "failed").await;
+    assert!(
+        mdraid["detail"]
+            .as_str()
+            .unwrap()
+            .contains("line 1: unexpected text \"hello\""),
+        "{mdraid}"
+    );
+    let (_, arrays) = h.api("/api/v1/arrays", &token_a).await;
+    assert_eq!(array(&arrays).len(), 1, "{arrays}");
+
+    // A file with one unreadable line: the source is `ok` again and the array is kept as a
+    // partial record, never healthy, with the line named in its reasons.
+    std::fs::write(
+        &mdstat,
+        "Personalities : [raid1]\nmd9 : active raid1 sdb1[1] sda1[0]\n      1048512 blocks super 1.2 [2/2] [UU]\n      bitmap: garbled beyond reading\n\nunused devices: <none>\n",
+    )
+    .unwrap();
+    wait_for_source(&h, &token_a, host_id, |c| c["state"] == "ok").await;
+    let mut md9 = Value::Null;
+    for _ in 0..150 {
+        let (_, arrays) = h.api("/api/v1/arrays", &token_a).await;
+        if let Some(a) = array(&arrays).iter().find(|a| a["name"] == "md9") {
+            md9 = a.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(md9["health"], "warning", "{md9}");
+    assert!(
+        md9["reasons"].to_string().contains("partial record")
+            && md9["reasons"].to_string().contains("line 4"),
+        "{md9}"
+    );
+
     agent.stop().await;
+}
+
+/// Polls the host's storage summary until the `mdraid` source matches `done`.
+async fn wait_for_source(
+    h: &Harness,
+    token: &str,
+    host_id: uuid::Uuid,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..150 {
+        let (_, summary) = h
+            .api(&format!("/api/v1/hosts/{host_id}/storage"), token)
+            .await;
+        if let Some(c) = summary["collectors"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["source"] == "mdraid"))
+        {
+            if done(c) {
+                return c.clone();
+            }
+            last = c.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the mdraid source never reached the expected state; last: {last}");
 }

@@ -434,3 +434,119 @@ fn ddf_containers() {
     assert_eq!(d.version, None);
     assert_eq!(mdraid::assess_detail(&d).health, Health::Healthy);
 }
+
+fn own_mdstat(name: &str) -> Mdstat {
+    let text = std::fs::read_to_string(Path::new(OWN).join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    mdraid::parse_mdstat(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn own_detail(name: &str) -> mdraid::Detail {
+    let text = std::fs::read_to_string(Path::new(OWN).join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    mdraid::parse_detail(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Every own mdstat fixture: the records keep every array, and no healthy verdict comes
+/// from a partial record or from counts and map that disagree.
+#[test]
+fn no_healthy_verdict_from_a_partial_record_or_a_hole_in_the_map() {
+    for p in files("mdstat", "mdstat-") {
+        let s = mdraid::parse_mdstat(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        for a in &s.arrays {
+            let verdict = mdraid::assess_array(a, None);
+            if a.is_partial() || (a.active && !a.missing_slots().is_empty()) {
+                assert!(
+                    verdict.health >= Health::Warning,
+                    "{}: {} {verdict:?}",
+                    p.display(),
+                    a.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn counts_that_say_complete_do_not_hide_a_hole_in_the_slot_map() {
+    let s = own_mdstat("mdstat-raid1-counts-say-complete-map-shows-holes.txt");
+    assert_eq!(
+        mdraid::assess_array(array(&s, "md1"), None).health,
+        Health::Healthy
+    );
+    for name in ["md2", "md0"] {
+        let verdict = mdraid::assess_array(array(&s, name), None);
+        // A 2-way mirror with one slot out of sync has no redundancy left.
+        assert_eq!(verdict.health, Health::Critical, "{name}: {verdict:?}");
+        assert!(
+            verdict
+                .findings
+                .iter()
+                .any(|f| f.severity == Severity::Warning && f.message.contains("disagree")),
+            "{name}: {verdict:?}"
+        );
+    }
+}
+
+#[test]
+fn firmware_raid_containers_are_not_critical_and_their_volumes_are_judged() {
+    let s = own_mdstat("mdstat-imsm-raid0-volume-nvme-container.txt");
+    let container = array(&s, "md127");
+    assert_eq!(container.container_format(), Some("imsm"));
+    assert_eq!(container.member_arrays, ["md126"]);
+    let verdict = mdraid::assess_array(container, None);
+    assert_eq!(verdict.health, Health::Healthy, "{verdict:?}");
+    assert!(verdict.findings[0].message.contains("md126"), "{verdict:?}");
+    let volume = array(&s, "md126");
+    assert_eq!(volume.container.as_deref(), Some("md127"));
+    assert_eq!(mdraid::assess_array(volume, None).health, Health::Healthy);
+
+    // A raid4 volume missing one of two members, marked by mdmon with `-`.
+    let s = own_mdstat("mdstat-imsm-raid4-takeover-degraded-mdmon-dash-member.txt");
+    let volume = array(&s, "md126");
+    assert_eq!(volume.container.as_deref(), Some("md127"));
+    assert_eq!(mdraid::assess_array(volume, None).health, Health::Critical);
+    assert_eq!(array(&s, "md127").member_arrays, ["md126"]);
+
+    // A volume that did not start is critical; a container with no volume is a warning.
+    let s = own_mdstat("mdstat-imsm-raid5-volume-not-started-stray-container.txt");
+    assert_eq!(
+        mdraid::assess_array(array(&s, "md126"), None).health,
+        Health::Critical
+    );
+    assert_eq!(
+        mdraid::assess_array(array(&s, "md127"), None).health,
+        Health::Healthy
+    );
+    let stray = mdraid::assess_array(array(&s, "md125"), None);
+    assert_eq!(stray.health, Health::Warning, "{stray:?}");
+
+    // Two volumes in one container, the status lines wrapped by a mail client: joined.
+    let s = own_mdstat("mdstat-imsm-raid5-two-volumes-lines-wrapped-by-mail.txt");
+    assert_eq!(array(&s, "md126").member_arrays, ["md124", "md125"]);
+    for name in ["md124", "md125"] {
+        let a = array(&s, name);
+        assert_eq!(
+            (a.raid_disks, a.slot_map.as_deref()),
+            (Some(4), Some("UUUU"))
+        );
+        assert_eq!(
+            mdraid::assess_array(a, None).health,
+            Health::Healthy,
+            "{name}"
+        );
+    }
+    assert_eq!(array(&s, "md124").chunk_kib, Some(128));
+
+    // The same host through `mdadm --detail`.
+    let d = own_detail("detail-imsm-container-one-member.txt");
+    assert_eq!(d.level, Some(RaidLevel::Container));
+    assert_eq!(d.member_arrays, ["/dev/md126"]);
+    assert_eq!(mdraid::assess_detail(&d).health, Health::Healthy);
+    let d = own_detail("detail-imsm-container-no-member-arrays.txt");
+    assert!(d.member_arrays.is_empty());
+    assert_eq!(mdraid::assess_detail(&d).health, Health::Warning);
+    let d = own_detail("detail-imsm-raid5-member-failed-not-started.txt");
+    assert_eq!(d.container.as_deref(), Some("/dev/md/imsm0, member 0"));
+    assert_eq!(mdraid::assess_detail(&d).health, Health::Critical);
+}

@@ -100,26 +100,43 @@ fn mutated_fixtures_never_panic() {
 }
 
 #[test]
-fn hostile_shapes_are_errors_not_crashes() {
-    let e = mdraid::parse_mdstat("md0 : active raid1 sda[99999999999]\n").unwrap_err();
+fn hostile_shapes_are_partial_records_not_crashes() {
+    // A member token that is not `name[index]`: the array is kept without it, partial.
+    let s = mdraid::parse_mdstat("md0 : active raid1 sda[99999999999]\n").unwrap();
+    let md0 = &s.arrays[0];
+    assert!(md0.members.is_empty() && md0.is_partial(), "{md0:?}");
     assert!(
-        matches!(e, mdraid::ParseError::BadMember { line: 1, .. }),
-        "{e}"
+        md0.notices[0].starts_with("line 1: member"),
+        "{:?}",
+        md0.notices
     );
+    assert!(mdraid::assess_array(md0, None).health >= mdraid::Health::Warning);
+
     let s = mdraid::parse_mdstat("md0 : active raid1 sda[0]\n 1 blocks [4294967295/0] [____]\n")
         .unwrap();
     assert_eq!(
         mdraid::assess_array(&s.arrays[0], None).health,
         mdraid::Health::Critical
     );
-    let e = mdraid::parse_mdstat("md0 : active raid1 sda[0]\n [=>]  resync = 1e400% (1/2)\n")
-        .unwrap_err();
+    // An unreadable progress line: the sync is unknown, the record partial, never healthy.
+    let s = mdraid::parse_mdstat(
+        "md0 : active raid1 sda[0] sdb[1]\n 1 blocks [2/2] [UU]\n [=>]  resync = 1e400% (1/2)\n",
+    )
+    .unwrap();
+    let md0 = &s.arrays[0];
+    assert_eq!(md0.sync, None);
     assert!(
-        matches!(e, mdraid::ParseError::BadValue { line: 2, .. }),
-        "{e}"
+        md0.notices[0].starts_with("line 3: progress line"),
+        "{:?}",
+        md0.notices
     );
+    let verdict = mdraid::assess_array(md0, None);
+    assert_eq!(verdict.health, mdraid::Health::Warning, "{verdict:?}");
     // Multi-byte characters where ASCII is expected.
-    assert!(mdraid::parse_mdstat("md0 : active raid1 sdé[0](Fé)\n").is_err());
+    let s = mdraid::parse_mdstat("md0 : active raid1 sdé[0](Fé)\n").unwrap();
+    assert!(s.arrays[0].is_partial());
+    // Nothing recognisable as mdstat at all is still an error.
+    assert!(mdraid::parse_mdstat("hello\nworld\n").is_err());
     assert!(
         mdraid::parse_detail(
             "/dev/md0:\n Raid Level : raid1\n Number Major Minor RaidDevice State\n é\n"

@@ -407,6 +407,7 @@ pub fn map_md(report: &MdReport) -> (SourceStatus, Vec<ArrayReport>) {
 fn array_report(array: &MdArray, assessment: Option<&Assessment>) -> ArrayReport {
     let (health, reasons) = health_and_reasons(assessment);
     let level = match &array.level {
+        None if array.container_format().is_some() => "container".to_owned(),
         None => String::new(),
         Some(RaidLevel::Other(word)) => word.clone(),
         Some(level) => enum_word(level).replace('_', ""),

@@ -86,6 +86,17 @@ impl Findings {
 /// source of `mismatch_cnt`).
 pub fn assess_array(array: &MdArray, sysfs: Option<&SysfsState>) -> Assessment {
     let mut f = Findings(Vec::new());
+    for notice in &array.notices {
+        f.add(
+            Severity::Warning,
+            None,
+            format!("partial record, part of /proc/mdstat could not be read: {notice}"),
+        );
+    }
+    if let Some(format) = array.container_format() {
+        container_findings(&mut f, format, &array.member_arrays);
+        return f.into_assessment(&array.name);
+    }
     if !array.active {
         f.add(
             Severity::Critical,
@@ -93,11 +104,8 @@ pub fn assess_array(array: &MdArray, sysfs: Option<&SysfsState>) -> Assessment {
             "array is inactive: not assembled, its data is not available".to_owned(),
         );
     }
-    let missing = match (array.raid_disks, array.working_disks) {
-        (Some(n), Some(m)) => n.saturating_sub(m),
-        _ => u32::try_from(array.missing_slots().len()).unwrap_or(u32::MAX),
-    };
     if array.active {
+        let missing = missing_members(&mut f, array);
         f.missing(array.level.as_ref(), array.raid_disks, missing);
     }
     for m in &array.members {
@@ -132,6 +140,80 @@ pub fn assess_array(array: &MdArray, sysfs: Option<&SysfsState>) -> Assessment {
         sysfs_findings(&mut f, sys, array.sync.is_some());
     }
     f.into_assessment(&array.name)
+}
+
+/// How many members are missing, by the worse of md's two accounts of it.
+///
+/// The kernel prints `[raid_disks/raid_disks - degraded]` from its `degraded` counter, and the
+/// map one character per slot, `U` only when that slot's device is present and in sync
+/// (`drivers/md/raid1.c`, `raid5.c`, `raid10.c` status functions). They are updated at
+/// different moments (a failing member, a rebuilt spare being activated), so they can
+/// disagree for a while, or for good when something is wrong. A `[2/2] [U_]` array has a
+/// slot that is not in sync whatever the count says: the verdict takes the larger number
+/// missing, and the disagreement is itself a finding.
+fn missing_members(f: &mut Findings, array: &MdArray) -> u32 {
+    let by_counts = match (array.raid_disks, array.working_disks) {
+        (Some(n), Some(m)) => Some(n.saturating_sub(m)),
+        _ => None,
+    };
+    let by_map = array
+        .slot_map
+        .as_ref()
+        .map(|_| u32::try_from(array.missing_slots().len()).unwrap_or(u32::MAX));
+    let map_slots = array
+        .slot_map
+        .as_deref()
+        .map(|m| u32::try_from(m.chars().count()).unwrap_or(u32::MAX));
+    if let (Some(counts), Some(map), Some(n), Some(m), Some(slots)) = (
+        by_counts,
+        by_map,
+        array.raid_disks,
+        array.working_disks,
+        map_slots,
+    ) && (counts != map || slots != n)
+    {
+        f.add(
+            Severity::Warning,
+            None,
+            format!(
+                "md's member counts [{n}/{m}] and its slot map [{}] disagree ({counts} vs \
+                 {map} missing{}); judged by the worse",
+                array.slot_map.as_deref().unwrap_or(""),
+                if slots == n {
+                    String::new()
+                } else {
+                    format!(", the map has {slots} slots for {n} members")
+                }
+            ),
+        );
+    }
+    by_counts.max(by_map).unwrap_or(0)
+}
+
+/// A firmware-RAID metadata container (Intel IMSM/VROC, DDF): md keeps it inactive by design
+/// and all its disks show as spares (S); the volumes are its member arrays, judged on their
+/// own. A container with no member array assembled holds volumes nobody can reach.
+fn container_findings(f: &mut Findings, format: &str, members: &[String]) {
+    if members.is_empty() {
+        f.add(
+            Severity::Warning,
+            None,
+            format!(
+                "{format} metadata container with no member array assembled: its volumes \
+                 are not available (assemble them with `mdadm --assemble --scan`)"
+            ),
+        );
+    } else {
+        f.add(
+            Severity::Info,
+            None,
+            format!(
+                "{format} metadata container (firmware RAID), inactive by design; its \
+                 volumes are judged as their own arrays: {}",
+                members.join(", ")
+            ),
+        );
+    }
 }
 
 fn sysfs_findings(f: &mut Findings, sys: &SysfsState, sync_seen: bool) {
@@ -184,7 +266,15 @@ pub fn assess_detail(detail: &Detail) -> Assessment {
             format!("array state is {:?}", detail.state.join(", ")),
         );
     }
-    if detail.level != Some(RaidLevel::Container) {
+    if detail.level == Some(RaidLevel::Container) {
+        let format = detail.version.as_deref().unwrap_or("external");
+        let members: Vec<String> = detail
+            .member_arrays
+            .iter()
+            .map(|m| m.trim_start_matches("/dev/").to_owned())
+            .collect();
+        container_findings(&mut f, format, &members);
+    } else {
         let missing = match (detail.raid_devices, detail.active_devices) {
             (Some(n), Some(a)) => n.saturating_sub(a),
             _ => u32::from(has("degraded")),

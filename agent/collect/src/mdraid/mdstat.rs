@@ -7,8 +7,14 @@
 //!
 //! Accepted noise: an echoed `cat /proc/mdstat` prompt line, old kernels' `read_ahead` and
 //! `Event:` lines, a missing `Personalities` line or `unused devices:` trailer (fragments),
-//! no trailing newline, trailing (also non-breaking) spaces. Any other unrecognised line is
-//! an error naming it.
+//! no trailing newline, trailing (also non-breaking) spaces, and a status line wrapped onto
+//! the next line (a capture pasted through a mail client or a narrow terminal).
+//!
+//! One unreadable line never throws the file away: it becomes a notice naming the line on
+//! the array it belongs to (or on the file, before any array), the rest is kept, and the
+//! array's verdict cannot be "healthy" (`MdArray::is_partial`). The file is an error only
+//! when nothing in it is recognisable as mdstat, or when an array header has no state word
+//! (md prints `active` or `inactive`; without it there is no record to keep).
 
 use super::error::ParseError;
 use super::model::{
@@ -21,8 +27,12 @@ pub fn parse_mdstat(text: &str) -> Result<Mdstat, ParseError> {
         personalities: None,
         arrays: Vec::new(),
         unused_devices: None,
+        notices: Vec::new(),
     };
     let mut any = false;
+    // The first line outside any array that could not be read: the error when nothing else
+    // in the file turns out to be mdstat.
+    let mut first_stray: Option<ParseError> = None;
     for (i, raw) in text.lines().enumerate() {
         let number = i + 1;
         let line = raw.trim_end_matches(char::is_whitespace);
@@ -53,19 +63,48 @@ pub fn parse_mdstat(text: &str) -> Result<Mdstat, ParseError> {
         } else if first_content && t.ends_with("/proc/mdstat") {
             // The shell prompt and command of a pasted capture.
         } else if let Some(array) = out.arrays.last_mut() {
-            parse_detail_line(array, t, number)?;
+            if let Err(e) = parse_detail_line(array, t, number) {
+                array.notices.push(e.to_string());
+            }
         } else {
-            return Err(ParseError::UnexpectedLine {
+            let e = ParseError::UnexpectedLine {
                 line: number,
                 text: line.to_owned(),
                 context: "before any array",
-            });
+            };
+            out.notices.push(e.to_string());
+            first_stray.get_or_insert(e);
         }
     }
     if !any {
         return Err(ParseError::Empty);
     }
+    let recognised =
+        out.personalities.is_some() || !out.arrays.is_empty() || out.unused_devices.is_some();
+    if let (false, Some(e)) = (recognised, first_stray) {
+        return Err(e);
+    }
+    link_containers(&mut out.arrays);
     Ok(out)
+}
+
+/// Fills `container` on member arrays and `member_arrays` on their firmware-RAID container,
+/// so each record says where it belongs whichever order the kernel listed them in.
+fn link_containers(arrays: &mut [MdArray]) {
+    let links: Vec<(String, String)> = arrays
+        .iter()
+        .filter_map(|a| Some((a.container_of_superblock()?.to_owned(), a.name.clone())))
+        .collect();
+    for array in arrays.iter_mut() {
+        array.container = array.container_of_superblock().map(str::to_owned);
+        if array.container_format().is_some() {
+            array.member_arrays = links
+                .iter()
+                .filter(|(container, _)| *container == array.name)
+                .map(|(_, member)| member.clone())
+                .collect();
+        }
+    }
 }
 
 /// `md0 : active …` → (`md0`, `active …`).
@@ -97,14 +136,22 @@ fn parse_header(name: &str, rest: &str, line: usize, text: &str) -> Result<MdArr
     let mut read_only = ReadOnly::No;
     let mut level = None;
     let mut members = Vec::new();
+    let mut notices = Vec::new();
+    let mut seen_member = false;
     for token in tokens {
         match token {
             "(read-only)" => read_only = ReadOnly::ReadOnly,
             "(auto-read-only)" => read_only = ReadOnly::AutoReadOnly,
-            t if !t.contains('[') && members.is_empty() && level.is_none() => {
+            t if !t.contains('[') && !seen_member && level.is_none() => {
                 level = Some(RaidLevel::from_word(t));
             }
-            t => members.push(parse_member(t, line)?),
+            t => {
+                seen_member = true;
+                match parse_member(t, line) {
+                    Ok(m) => members.push(m),
+                    Err(e) => notices.push(e.to_string()),
+                }
+            }
         }
     }
     Ok(MdArray {
@@ -123,6 +170,9 @@ fn parse_header(name: &str, rest: &str, line: usize, text: &str) -> Result<MdArr
         slot_map: None,
         bitmap: None,
         sync: None,
+        container: None,
+        member_arrays: Vec::new(),
+        notices,
     })
 }
 
@@ -211,55 +261,18 @@ fn parse_detail_line(a: &mut MdArray, t: &str, line: usize) -> Result<(), ParseE
     }
     let mut tokens = t.split_whitespace().peekable();
     if let (Some(n), Some(&"blocks")) = (tokens.next(), tokens.peek()) {
-        a.blocks = Some(n.parse().map_err(|_| bad("blocks", n, "number"))?);
-        tokens.next();
-        while let Some(tok) = tokens.next() {
-            let tok = tok.trim_end_matches(',');
-            match tok {
-                "super" => a.superblock = tokens.next().map(str::to_owned),
-                "level" => {
-                    if let Some(l) = tokens.next() {
-                        let l = l.trim_end_matches(',');
-                        if a.level.is_none() {
-                            a.level = Some(RaidLevel::from_word(l));
-                        }
-                    }
-                }
-                "algorithm" => {
-                    let v = tokens.next().unwrap_or("");
-                    a.algorithm = Some(v.parse().map_err(|_| bad("algorithm", v, "number"))?);
-                }
-                t if t.starts_with('[') && t.contains('/') => {
-                    let inner = t.trim_matches(['[', ']']);
-                    let (n, m) = inner
-                        .split_once('/')
-                        .ok_or_else(|| bad("[n/m]", t, "`[n/m]`"))?;
-                    a.raid_disks = Some(n.parse().map_err(|_| bad("[n/m]", t, "`[n/m]`"))?);
-                    a.working_disks = Some(m.parse().map_err(|_| bad("[n/m]", t, "`[n/m]`"))?);
-                }
-                t if t.starts_with('[') => {
-                    let map = t.trim_matches(['[', ']']);
-                    if !map.chars().all(|c| c == 'U' || c == '_') {
-                        return Err(bad("status map", t, "`[U_]` map"));
-                    }
-                    a.slot_map = Some(map.to_owned());
-                }
-                t if t.ends_with('k') || t.ends_with('K') => {
-                    let next = tokens.peek().map(|n| n.trim_end_matches(','));
-                    if matches!(next, Some("chunk" | "chunks")) {
-                        tokens.next();
-                        let n = &t[..t.len() - 1];
-                        a.chunk_kib = Some(n.parse().map_err(|_| bad("chunk", t, "size in KiB"))?);
-                    } else if next == Some("rounding") {
-                        tokens.next();
-                        a.layout.push(format!("{t} rounding"));
-                    } else {
-                        a.layout.push(t.to_owned());
-                    }
-                }
-                other => a.layout.push(other.to_owned()),
-            }
+        match n.parse() {
+            Ok(blocks) => a.blocks = Some(blocks),
+            Err(_) => a.notices.push(bad("blocks", n, "number").to_string()),
         }
+        tokens.next();
+        status_tokens(a, tokens, line);
+        return Ok(());
+    }
+    // The rest of a status line wrapped onto this one: it starts where a status line's
+    // later words do.
+    if t.split_whitespace().next().is_some_and(starts_status) {
+        status_tokens(a, t.split_whitespace().peekable(), line);
         return Ok(());
     }
     Err(ParseError::UnexpectedLine {
@@ -267,6 +280,94 @@ fn parse_detail_line(a: &mut MdArray, t: &str, line: usize) -> Result<(), ParseE
         text: t.to_owned(),
         context: "in an array's detail lines",
     })
+}
+
+/// Whether `token` can open the remainder of a wrapped status line: `[2/2]`, `[UU]`,
+/// `super`, `level`, `algorithm`, `64k` (chunk or rounding).
+fn starts_status(token: &str) -> bool {
+    let token = token.trim_end_matches(',');
+    token.starts_with('[')
+        || matches!(token, "super" | "level" | "algorithm")
+        || token
+            .strip_suffix(['k', 'K'])
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The words after `N blocks` (the personality's status): superblock, level, chunk,
+/// algorithm, `[n/m]`, the slot map, layout words. A word that cannot be read becomes a
+/// notice and the others are still taken.
+fn status_tokens<'a>(
+    a: &mut MdArray,
+    mut tokens: std::iter::Peekable<impl Iterator<Item = &'a str>>,
+    line: usize,
+) {
+    let bad = |field, text: &str, expected| {
+        ParseError::BadValue {
+            line,
+            field,
+            text: text.to_owned(),
+            expected,
+        }
+        .to_string()
+    };
+    while let Some(tok) = tokens.next() {
+        let tok = tok.trim_end_matches(',');
+        match tok {
+            "super" => a.superblock = tokens.next().map(str::to_owned),
+            "level" => {
+                if let Some(l) = tokens.next() {
+                    let l = l.trim_end_matches(',');
+                    if a.level.is_none() {
+                        a.level = Some(RaidLevel::from_word(l));
+                    }
+                }
+            }
+            "algorithm" => {
+                let v = tokens.next().unwrap_or("");
+                match v.parse() {
+                    Ok(n) => a.algorithm = Some(n),
+                    Err(_) => a.notices.push(bad("algorithm", v, "number")),
+                }
+            }
+            t if t.starts_with('[') && t.contains('/') => {
+                let parsed = t
+                    .trim_matches(['[', ']'])
+                    .split_once('/')
+                    .and_then(|(n, m)| Some((n.parse().ok()?, m.parse().ok()?)));
+                match parsed {
+                    Some((n, m)) => {
+                        a.raid_disks = Some(n);
+                        a.working_disks = Some(m);
+                    }
+                    None => a.notices.push(bad("[n/m]", t, "`[n/m]`")),
+                }
+            }
+            t if t.starts_with('[') => {
+                let map = t.trim_matches(['[', ']']);
+                if map.chars().all(|c| c == 'U' || c == '_') {
+                    a.slot_map = Some(map.to_owned());
+                } else {
+                    a.notices.push(bad("status map", t, "`[U_]` map"));
+                }
+            }
+            t if t.ends_with('k') || t.ends_with('K') => {
+                let next = tokens.peek().map(|n| n.trim_end_matches(','));
+                if matches!(next, Some("chunk" | "chunks")) {
+                    tokens.next();
+                    match t[..t.len() - 1].parse() {
+                        Ok(n) => a.chunk_kib = Some(n),
+                        Err(_) => a.notices.push(bad("chunk", t, "size in KiB")),
+                    }
+                } else if next == Some("rounding") {
+                    tokens.next();
+                    a.layout.push(format!("{t} rounding"));
+                } else {
+                    a.layout.push(t.to_owned());
+                }
+            }
+            other => a.layout.push(other.to_owned()),
+        }
+    }
 }
 
 /// ` 4/15 pages [16KB], 65536KB chunk[, file: /x]`
@@ -378,22 +479,42 @@ mod tests {
             matches!(e, ParseError::MissingArrayState { line: 1, .. }),
             "{e}"
         );
-        let e = parse_mdstat("md0 : active raid1 sda[0]\n  12 blocks [2/x] [UU]\n").unwrap_err();
-        assert!(
-            matches!(
-                e,
-                ParseError::BadValue {
-                    line: 2,
-                    field: "[n/m]",
-                    ..
-                }
-            ),
-            "{e}"
+    }
+
+    #[test]
+    fn an_unreadable_line_is_a_notice_on_its_array_and_the_rest_is_kept() {
+        let s = parse_mdstat("md0 : active raid1 sda[0]\n  12 blocks [2/x] [UU]\n").unwrap();
+        let a = &s.arrays[0];
+        assert_eq!((a.blocks, a.slot_map.as_deref()), (Some(12), Some("UU")));
+        assert_eq!(a.notices, ["line 2: [n/m] \"[2/x]\" is not a `[n/m]`"]);
+        let s = parse_mdstat(
+            "Personalities : [raid1]\nstray words\nmd0 : active raid1 sda[0]\n  what is this\n  12 blocks [1/1] [U]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.notices,
+            ["line 2: unexpected text \"stray words\" before any array"]
         );
-        let e = parse_mdstat("md0 : active raid1 sda[0]\n  what is this\n").unwrap_err();
-        assert!(
-            matches!(e, ParseError::UnexpectedLine { line: 2, .. }),
-            "{e}"
+        let a = &s.arrays[0];
+        assert_eq!(a.raid_disks, Some(1));
+        assert_eq!(
+            a.notices,
+            ["line 4: unexpected text \"what is this\" in an array's detail lines"]
         );
+    }
+
+    #[test]
+    fn a_status_line_wrapped_onto_the_next_is_joined() {
+        let s = parse_mdstat(
+            "md124 : active raid5 sdd[3] sdb[2] sda[1] sde[0]\n      2831155200 blocks super external:/md126/0 level 5,\n 128k chunk, algorithm 0 [4/4] [UUUU]\n",
+        )
+        .unwrap();
+        let a = &s.arrays[0];
+        assert!(a.notices.is_empty(), "{:?}", a.notices);
+        assert_eq!(a.chunk_kib, Some(128));
+        assert_eq!(a.algorithm, Some(0));
+        assert_eq!((a.raid_disks, a.working_disks), (Some(4), Some(4)));
+        assert_eq!(a.slot_map.as_deref(), Some("UUUU"));
+        assert_eq!(a.container.as_deref(), Some("md126"));
     }
 }

@@ -1,6 +1,7 @@
 //! What we know about md arrays, from `/proc/mdstat`, `mdadm --detail` and sysfs.
 //!
-//! Wire types (postcard): enums append-only, no `flatten`/`untagged`/`skip_serializing_if`.
+//! These records travel as JSON in a report's `detail_json` (and are stored that way): enums
+//! append-only, fields added later are `#[serde(default)]` so older records still read.
 //! Words the kernel or `mdadm` print that we do not model are kept as text (`Other`), so
 //! a new kernel never makes an array disappear from the report.
 
@@ -14,6 +15,10 @@ pub struct Mdstat {
     pub arrays: Vec<MdArray>,
     /// `unused devices:` list (`<none>` → empty); `None` when the trailer is absent.
     pub unused_devices: Option<Vec<String>>,
+    /// Lines outside any array that could not be read, each naming its line; the rest of
+    /// the file was kept.
+    #[serde(default)]
+    pub notices: Vec<String>,
 }
 
 /// RAID level (personality) of an array.
@@ -91,9 +96,44 @@ pub struct MdArray {
     pub slot_map: Option<String>,
     pub bitmap: Option<Bitmap>,
     pub sync: Option<SyncStatus>,
+    /// For a member array of a firmware-RAID container (`super external:/md127/0`): the
+    /// container's name (`md127`).
+    #[serde(default)]
+    pub container: Option<String>,
+    /// For a firmware-RAID container (`super external:imsm`): the member arrays this file
+    /// shows inside it.
+    #[serde(default)]
+    pub member_arrays: Vec<String>,
+    /// What of this array's lines could not be read, each naming its line. Non-empty means
+    /// the record is partial: what parsed is kept, and the verdict cannot be "healthy".
+    #[serde(default)]
+    pub notices: Vec<String>,
 }
 
 impl MdArray {
+    /// The metadata format (`imsm`, `ddf`) when this "array" is a firmware-RAID metadata
+    /// container: md keeps it inactive by design, and the volumes inside it are the member
+    /// arrays (`super external:/<container>/<n>`).
+    pub fn container_format(&self) -> Option<&str> {
+        let format = self.superblock.as_deref()?.strip_prefix("external:")?;
+        (!format.is_empty() && !format.starts_with(['/', '-']) && !format.contains('/'))
+            .then_some(format)
+    }
+
+    /// For a member array, the container named by `external:/md127/0`; mdmon marks a
+    /// member whose metadata it is updating with `-` instead of the first `/`.
+    pub fn container_of_superblock(&self) -> Option<&str> {
+        let rest = self.superblock.as_deref()?.strip_prefix("external:")?;
+        let rest = rest.strip_prefix(['/', '-'])?;
+        let (container, _member) = rest.split_once('/')?;
+        (!container.is_empty()).then_some(container)
+    }
+
+    /// Whether some of the array's lines could not be read.
+    pub fn is_partial(&self) -> bool {
+        !self.notices.is_empty()
+    }
+
     /// Slot indexes shown as `_` in the status map.
     pub fn missing_slots(&self) -> Vec<usize> {
         self.slot_map
