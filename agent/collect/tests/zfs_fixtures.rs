@@ -543,3 +543,51 @@ fn zfs_fuse_captures() {
     let d = zfs::parse_dataset_list(&read("zfs-list-H-zfsfuse-default-columns.txt")).unwrap();
     assert_eq!(d[0].mountpoint.as_deref(), Some("/unitytest"));
 }
+
+/// illumos / old OpenZFS: the damaged files without indentation, the `errors:` line with a
+/// trailing space and its message on the next line. The pool used to be refused whole.
+#[test]
+fn unindented_permanent_error_files_are_read_and_the_pool_is_reported() {
+    let pools =
+        status("zpool-status-v-illumos-unavail-permanent-errors-unindented-RECONSTRUCTED.txt");
+    let pool = &pools[0];
+    assert_eq!(pool.state, VdevState::Unavail);
+    let errors = pool.errors.as_ref().unwrap();
+    assert_eq!(
+        errors.files,
+        [
+            "/tank/photos/2018/IMG_0412.JPG",
+            "tank/home:<0x1f>",
+            "<metadata>:<0x0>"
+        ]
+    );
+    assert_eq!(errors.count, Some(3));
+    assert!(pool.notices.is_empty(), "{:?}", pool.notices);
+    assert_eq!(zfs::assess_pool(pool, None).health, Health::Critical);
+}
+
+/// A header line nobody knows becomes a notice on its pool; the pool is kept and cannot be
+/// healthy, and the other pools in the file are untouched.
+#[test]
+fn an_unreadable_header_line_makes_a_partial_pool_not_a_failed_file() {
+    let mut text = read("zpool-status-linux-2x-mirror-wwn-features.txt");
+    let at = text.find("config:").unwrap();
+    text.insert_str(at, "zap: something a future release prints\n");
+    let pools = zfs::parse_status(&text).unwrap();
+    let pool = &pools[0];
+    assert_eq!(pool.notices.len(), 1, "{:?}", pool.notices);
+    assert!(
+        pool.notices[0].contains("zap: something"),
+        "{:?}",
+        pool.notices
+    );
+    let verdict = zfs::assess_pool(pool, None);
+    assert!(verdict.health >= Health::Warning, "{verdict:?}");
+    assert!(
+        verdict
+            .findings
+            .iter()
+            .any(|f| f.message.starts_with("partial record")),
+        "{verdict:?}"
+    );
+}

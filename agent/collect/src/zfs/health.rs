@@ -84,6 +84,13 @@ pub fn assess_pool(pool: &Pool, list: Option<&PoolListEntry>) -> Assessment {
         })
     };
 
+    for notice in &pool.notices {
+        add(
+            Severity::Warning,
+            None,
+            format!("partial record, part of `zpool status` could not be read: {notice}"),
+        );
+    }
     match pool.state {
         VdevState::Online => {}
         VdevState::Degraded => add(

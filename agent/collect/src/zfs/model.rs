@@ -35,6 +35,10 @@ pub struct Pool {
     pub dedup: Vec<Vdev>,
     /// The `errors:` lines; `None` when the output had none (fragments, UNAVAIL pools).
     pub errors: Option<DataErrors>,
+    /// Lines of this pool's block that could not be read, each naming its line. Non-empty
+    /// means the record is partial: what parsed is kept, the verdict cannot be "healthy".
+    #[serde(default)]
+    pub notices: Vec<String>,
 }
 
 impl Pool {

@@ -12,6 +12,13 @@
 //! Fragments: a capture that stops after the config table (no `errors:` line) parses, with
 //! [`Pool::errors`](super::Pool::errors) `None`; one that stops before any config row is
 //! [`ParseError::MissingConfig`].
+//!
+//! The files with permanent errors after `errors: Permanent errors …` are indented by
+//! OpenZFS on Linux and FreeBSD but not by Solaris/illumos and old OpenZFS: every non-key
+//! line there is a file. A header line we cannot read (a wrapped progress line, an unknown
+//! trailer) becomes a notice on the pool ([`Pool::notices`](super::Pool::notices)) and the
+//! rest is kept; a pool block with no state or no config tree is still an error, because
+//! there is no record to keep.
 
 use super::error::ParseError;
 use super::model::{
@@ -34,6 +41,8 @@ const KEYS: &[&str] = &[
     "scan",
     "scrub",
     "remove",
+    // OpenZFS 2.3+: raidz expansion progress.
+    "expand",
     "checkpoint",
     "config",
     "errors",
@@ -104,6 +113,8 @@ fn split_key(line: &str) -> Option<(&str, &str)> {
 enum Mode {
     Header,
     Config,
+    /// After an `errors:` line with nothing on it: the message is on the next line.
+    ErrorsMessage,
     ErrorFiles,
 }
 
@@ -116,6 +127,7 @@ fn parse_pool(lines: &[Line<'_>]) -> Result<Pool, ParseError> {
     let mut errors: Option<DataErrors> = None;
     let mut mode = Mode::Header;
     let mut first_line = 0;
+    let mut notices = Vec::new();
 
     for line in lines {
         if let Some((key, value)) = split_key(line.text) {
@@ -133,13 +145,20 @@ fn parse_pool(lines: &[Line<'_>]) -> Result<Pool, ParseError> {
                     })?);
                 }
                 "config" => mode = Mode::Config,
+                "errors" if value.is_empty() => {
+                    errors.get_or_insert_with(DataErrors::default);
+                    mode = Mode::ErrorsMessage;
+                }
                 "errors" => {
                     let errs = errors.get_or_insert_with(DataErrors::default);
-                    if parse_errors_line(value, errs, line)? {
-                        mode = Mode::ErrorFiles;
-                    } else {
-                        mode = Mode::Header;
-                    }
+                    mode = match parse_errors_line(value, errs, line) {
+                        Ok(true) => Mode::ErrorFiles,
+                        Ok(false) => Mode::Header,
+                        Err(e) => {
+                            notices.push(e.to_string());
+                            Mode::Header
+                        }
+                    };
                 }
                 _ => {
                     paragraphs.push((key, vec![value.to_owned()]));
@@ -152,7 +171,18 @@ fn parse_pool(lines: &[Line<'_>]) -> Result<Pool, ParseError> {
         match mode {
             Mode::Config => config.push(*line),
             _ if trimmed.is_empty() => {}
-            Mode::ErrorFiles if line.text.starts_with([' ', '\t']) => {
+            Mode::ErrorsMessage => {
+                let errs = errors.get_or_insert_with(DataErrors::default);
+                mode = match parse_errors_line(trimmed, errs, line) {
+                    Ok(true) => Mode::ErrorFiles,
+                    Ok(false) => Mode::Header,
+                    Err(e) => {
+                        notices.push(e.to_string());
+                        Mode::Header
+                    }
+                };
+            }
+            Mode::ErrorFiles => {
                 if let Some(errs) = errors.as_mut() {
                     errs.files.push(trimmed.to_owned());
                     errs.count = Some(errs.files.len() as u64);
@@ -163,13 +193,14 @@ fn parse_pool(lines: &[Line<'_>]) -> Result<Pool, ParseError> {
                     text.push(trimmed.to_owned());
                 }
             }
-            _ => {
-                return Err(ParseError::UnexpectedLine {
+            _ => notices.push(
+                ParseError::UnexpectedLine {
                     line: line.number,
                     text: line.text.to_owned(),
                     context: "in a pool's header",
-                });
-            }
+                }
+                .to_string(),
+            ),
         }
     }
 
@@ -202,6 +233,7 @@ fn parse_pool(lines: &[Line<'_>]) -> Result<Pool, ParseError> {
         dedup: sections.dedup,
         errors,
         name,
+        notices,
     })
 }
 

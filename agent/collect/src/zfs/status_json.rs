@@ -135,6 +135,7 @@ fn parse_pool(key: &str, v: &Value, path: &str) -> Result<Pool, ParseError> {
         special: section("special")?,
         dedup: section("dedup")?,
         errors,
+        notices: Vec::new(),
     })
 }
 
