@@ -591,3 +591,34 @@ fn an_unreadable_header_line_makes_a_partial_pool_not_a_failed_file() {
         "{verdict:?}"
     );
 }
+
+/// OpenZFS 2.1+ prints one `scan:` line per dRAID vdev being rebuilt, after the pool's last
+/// scrub: every line is kept and judged, and the rebuilt vdev is named.
+#[test]
+fn every_scan_line_of_a_pool_is_kept_and_judged() {
+    let pools = status("zpool-status-draid3-two-scan-lines-resilver-of-vdev-FRAGMENT.txt");
+    let pool = &pools[0];
+    let first = pool.scan.as_ref().unwrap();
+    assert_eq!(
+        (first.function, first.state),
+        (ScanFunction::Scrub, ScanState::Finished)
+    );
+    assert_eq!(pool.more_scans.len(), 1);
+    let rebuild = &pool.more_scans[0];
+    assert_eq!(
+        (rebuild.function, rebuild.state),
+        (ScanFunction::Resilver, ScanState::InProgress)
+    );
+    assert_eq!(rebuild.vdev.as_deref(), Some("draid3:19d:24c:2s-0"));
+    let percent = rebuild.progress.as_ref().and_then(|p| p.percent_done);
+    assert_eq!(percent, Some(92.97));
+    let verdict = zfs::assess_pool(pool, None);
+    assert!(
+        verdict
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Warning && f.message
+                    == "resilver of draid3:19d:24c:2s-0 in progress, 92.97% done: redundancy is being restored"),
+        "{verdict:?}"
+    );
+}

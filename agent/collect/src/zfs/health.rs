@@ -9,7 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Pool, PoolListEntry, ScanFunction, ScanState, Vdev, VdevClass, VdevState};
+use super::model::{
+    Pool, PoolListEntry, Scan, ScanFunction, ScanState, Vdev, VdevClass, VdevState,
+};
 
 /// Capacity at or above which a pool is a warning: ZFS allocation slows and fragments
 /// noticeably past ~80 % full.
@@ -181,53 +183,11 @@ pub fn assess_pool(pool: &Pool, list: Option<&PoolListEntry>) -> Assessment {
             None,
             "pool has never been scrubbed".to_owned(),
         ),
-        Some(scan) => match (scan.function, scan.state) {
-            (_, ScanState::NoneRequested) => add(
-                Severity::Info,
-                None,
-                "pool has never been scrubbed".to_owned(),
-            ),
-            (ScanFunction::Resilver, ScanState::InProgress) => add(
-                Severity::Warning,
-                None,
-                format!(
-                    "resilver in progress{}: redundancy is being restored",
-                    percent_text(scan)
-                ),
-            ),
-            (_, ScanState::InProgress) => add(
-                Severity::Info,
-                None,
-                format!("scrub in progress{}", percent_text(scan)),
-            ),
-            (_, ScanState::Canceled) => {
-                add(Severity::Info, None, "last scrub was canceled".to_owned())
-            }
-            (_, ScanState::Unknown) => add(
-                Severity::Info,
-                None,
-                format!("scan line not understood: {:?}", scan.raw),
-            ),
-            (function, ScanState::Finished) => {
-                if let Some(errors) = scan.errors.filter(|e| *e > 0) {
-                    add(
-                        Severity::Critical,
-                        None,
-                        format!("last scan finished with {errors} unrepaired errors"),
-                    );
-                }
-                if function == ScanFunction::Scrub
-                    && let Some(bytes) = scan.processed_bytes.filter(|b| *b > 0)
-                {
-                    add(
-                        Severity::Warning,
-                        None,
-                        format!("last scrub repaired {bytes} bytes: a device returned bad data"),
-                    );
-                }
-            }
-            _ => {}
-        },
+        Some(scan) => scan_findings(scan, &mut add),
+    }
+    // OpenZFS 2.1+ prints one `scan:` line per rebuilt dRAID vdev: each is judged.
+    for scan in &pool.more_scans {
+        scan_findings(scan, &mut add);
     }
 
     if let Some(errors) = &pool.errors {
@@ -279,14 +239,75 @@ fn percent_text(scan: &super::model::Scan) -> String {
 
 /// Reports error counters on the most specific vdev that has them, so one bad disk gives
 /// one finding instead of one per ancestor (ancestors sum their children).
+/// What one scan line (scrub, resilver, rebuild) says about the pool.
+fn scan_findings(scan: &Scan, add: &mut impl FnMut(Severity, Option<&str>, String)) {
+    match (scan.function, scan.state) {
+        (_, ScanState::NoneRequested) => add(
+            Severity::Info,
+            None,
+            "pool has never been scrubbed".to_owned(),
+        ),
+        (ScanFunction::Resilver, ScanState::InProgress) => add(
+            Severity::Warning,
+            None,
+            format!(
+                "resilver{} in progress{}: redundancy is being restored",
+                scan.vdev
+                    .as_deref()
+                    .map_or_else(String::new, |v| format!(" of {v}")),
+                percent_text(scan)
+            ),
+        ),
+        (_, ScanState::InProgress) => add(
+            Severity::Info,
+            None,
+            format!("scrub in progress{}", percent_text(scan)),
+        ),
+        (_, ScanState::Canceled) => add(Severity::Info, None, "last scrub was canceled".to_owned()),
+        (_, ScanState::Unknown) => add(
+            Severity::Info,
+            None,
+            format!("scan line not understood: {:?}", scan.raw),
+        ),
+        (function, ScanState::Finished) => {
+            if let Some(errors) = scan.errors.filter(|e| *e > 0) {
+                add(
+                    Severity::Critical,
+                    None,
+                    format!("last scan finished with {errors} unrepaired errors"),
+                );
+            }
+            if function == ScanFunction::Scrub
+                && let Some(bytes) = scan.processed_bytes.filter(|b| *b > 0)
+            {
+                add(
+                    Severity::Warning,
+                    None,
+                    format!("last scrub repaired {bytes} bytes: a device returned bad data"),
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every vdev's READ/WRITE/CKSUM counters are its own: ZFS counts an I/O error at the level
+/// where it could not be satisfied (a raidz that could not reconstruct, a pool-level write
+/// that failed), not as a sum of the devices below. So a vdev's non-zero counters are a
+/// finding whatever its children show: counters that "do not add up" to the children's are
+/// exactly the errors no single device explains.
 fn counter_findings(vdev: &Vdev, add: &mut impl FnMut(Severity, Option<&str>, String)) {
-    let children_have = vdev.children.iter().any(subtree_has_errors);
-    if !children_have && let Some(c) = vdev.counters.filter(|c| c.total() > 0) {
+    if let Some(c) = vdev.counters.filter(|c| c.total() > 0) {
+        let own = if vdev.children.iter().any(subtree_has_errors) {
+            " (counted at this vdev, besides its devices' own)"
+        } else {
+            ""
+        };
         add(
             Severity::Warning,
             Some(&vdev.name),
             format!(
-                "{} read, {} write, {} checksum errors{}",
+                "{} read, {} write, {} checksum errors{}{own}",
                 c.read,
                 c.write,
                 c.checksum,
@@ -307,6 +328,27 @@ fn subtree_has_errors(v: &Vdev) -> bool {
 mod tests {
     use super::*;
     use crate::zfs::parse_status;
+
+    #[test]
+    fn a_vdevs_own_counters_are_a_finding_even_when_its_devices_have_errors_too() {
+        let text = "  pool: t\n state: ONLINE\nconfig:\n\tNAME STATE READ WRITE CKSUM\n\tt ONLINE 0 0 0\n\t  raidz1-0 ONLINE 0 0 24\n\t    sda ONLINE 0 0 3\n\t    sdb ONLINE 0 0 0\n\t    sdc ONLINE 0 0 0\n";
+        let a = assess_pool(&parse_status(text).unwrap()[0], None);
+        let about = |vdev: &str| {
+            a.findings
+                .iter()
+                .filter(|f| f.component.as_deref() == Some(vdev))
+                .map(|f| f.message.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            about("raidz1-0"),
+            [
+                "0 read, 0 write, 24 checksum errors (counted at this vdev, besides its devices' own)"
+            ]
+        );
+        assert_eq!(about("sda"), ["0 read, 0 write, 3 checksum errors"]);
+        assert_eq!(a.health, Health::Warning);
+    }
 
     #[test]
     fn lost_spare_or_cache_is_a_warning_lost_data_device_is_critical() {

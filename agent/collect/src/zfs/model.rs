@@ -21,6 +21,10 @@ pub struct Pool {
     pub see: Option<String>,
     /// The `scan:` (or Solaris ` scrub:`) section; `None` when the pool never had one.
     pub scan: Option<Scan>,
+    /// Further `scan:` sections of the same pool: OpenZFS 2.1+ prints one per dRAID vdev
+    /// being rebuilt. Each is judged like the first.
+    #[serde(default)]
+    pub more_scans: Vec<Scan>,
     /// The pool's root vdev: its counters are the pool's, its children the data vdevs.
     pub root: Vdev,
     /// Members of the `logs` section (separate intent log).
@@ -195,6 +199,10 @@ impl ErrorCounters {
 pub struct Scan {
     pub function: ScanFunction,
     pub state: ScanState,
+    /// The top-level vdev a sequential rebuild works on, when zpool names it
+    /// (`resilver (draid3:19d:24c:2s-0) in progress since …`, OpenZFS 2.1+).
+    #[serde(default)]
+    pub vdev: Option<String>,
     /// When it started (`since …` / JSON `start_time`).
     pub started: Option<ScanTime>,
     /// When it ended or was cancelled (`on …` / JSON `end_time`).

@@ -225,6 +225,12 @@ fn parse_pool(lines: &[Line<'_>]) -> Result<Pool, ParseError> {
         action: joined(&["action"]),
         see: joined(&["see"]),
         scan: paragraph(&["scan", "scrub"]).map(|lines| parse_scan(&lines)),
+        more_scans: paragraphs
+            .iter()
+            .filter(|(k, _)| matches!(*k, "scan" | "scrub"))
+            .skip(1)
+            .map(|(_, lines)| parse_scan(lines))
+            .collect(),
         root,
         logs: sections.logs,
         cache: sections.cache,
@@ -486,11 +492,25 @@ pub(crate) fn kind_from_name(name: &str) -> VdevKind {
 }
 
 /// Interprets the `scan:` paragraph (first line plus continuation lines).
+/// `(draid3:19d:24c:2s-0) in progress …` → records the vdev, returns `in progress …`.
+fn rebuilt_vdev<'a>(rest: &'a str, scan: &mut Scan) -> &'a str {
+    if let Some(inner) = rest.strip_prefix('(')
+        && let Some((vdev, after)) = inner.split_once(") ")
+        && !vdev.is_empty()
+        && !vdev.contains(char::is_whitespace)
+    {
+        scan.vdev = Some(vdev.to_owned());
+        return after;
+    }
+    rest
+}
+
 pub(crate) fn parse_scan(lines: &[String]) -> Scan {
     let first = lines.first().map_or("", String::as_str);
     let mut scan = Scan {
         function: ScanFunction::Unknown,
         state: ScanState::Unknown,
+        vdev: None,
         started: None,
         ended: None,
         duration: None,
@@ -511,6 +531,7 @@ pub(crate) fn parse_scan(lines: &[String]) -> Scan {
     } else if let Some(r) = first.strip_prefix("resilvered ") {
         scan.function = ScanFunction::Resilver;
         scan.state = ScanState::Finished;
+        let r = rebuilt_vdev(r, &mut scan);
         finished_tail(&format!("repaired {r}"), &mut scan);
         return scan;
     } else if let Some(r) = first.strip_prefix("resilver ") {
@@ -519,6 +540,7 @@ pub(crate) fn parse_scan(lines: &[String]) -> Scan {
         return scan;
     };
     scan.function = function;
+    let rest = rebuilt_vdev(rest, &mut scan);
     if let Some(r) = rest.strip_prefix("in progress since ") {
         scan.state = ScanState::InProgress;
         scan.started = Some(ScanTime::Text(r.to_owned()));

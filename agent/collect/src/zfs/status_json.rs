@@ -128,6 +128,7 @@ fn parse_pool(key: &str, v: &Value, path: &str) -> Result<Pool, ParseError> {
         action: v.get("action").and_then(Value::as_str).map(str::to_owned),
         see: v.get("msgid").and_then(Value::as_str).map(str::to_owned),
         scan,
+        more_scans: Vec::new(),
         root,
         logs: section("logs")?,
         cache: section("l2cache")?,
@@ -252,6 +253,7 @@ fn parse_scan(v: &Value, path: &str) -> Result<Scan, ParseError> {
         }
     });
     Ok(Scan {
+        vdev: None,
         function,
         state,
         started: time(v, "start_time"),
