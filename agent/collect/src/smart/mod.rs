@@ -29,6 +29,7 @@ pub use run::{
     collect,
 };
 pub use scan::ScanEntry;
+pub use values::raw_value;
 pub use verdict::{NvmeWarningBit, Reason, Verdict, VerdictPolicy, VerdictStatus, assess};
 
 /// Parses smartctl text output (`-a`, `-x`, `-H`, `-A`, `-f brief`, `-i`, error outputs).

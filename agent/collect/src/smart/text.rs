@@ -371,8 +371,46 @@ impl TextParser {
             self.report.notices.push(line.to_owned());
             return true;
         }
+        // Vendor factory log (Seagate): only a fallback for log page 0x15's `Accumulated
+        // power on time`, which smartctl's JSON reports as `power_on_time`.
+        // smartctl 5.x (SCSI) words SMART support as sentences, not `SMART support is:`.
+        match line {
+            "Device does not support SMART" => {
+                self.report.smart_support.available = Some(false);
+                self.report.problems.push(DeviceProblem::SmartUnavailable {
+                    detail: "device does not support SMART".to_owned(),
+                });
+                return true;
+            }
+            "Device supports SMART and is Enabled" => {
+                self.report.smart_support.available = Some(true);
+                self.report.smart_support.enabled = Some(true);
+                return true;
+            }
+            "Device supports SMART and is Disabled" => {
+                self.report.smart_support.available = Some(true);
+                self.report.smart_support.enabled = Some(false);
+                self.report.problems.push(DeviceProblem::SmartDisabled);
+                return true;
+            }
+            _ => {}
+        }
         if let Some(rest) = line.strip_prefix("number of hours powered up =") {
-            self.scsi().power_on_hours = values::leading_u64(rest);
+            let scsi = self.scsi();
+            if scsi.power_on_hours.is_none() {
+                scsi.power_on_hours = values::leading_u64(rest);
+            }
+            return true;
+        }
+        // `Current temperature = 35 C` (newer smartctl's SCSI temperature line).
+        if let Some(rest) = line.strip_prefix("Current temperature =") {
+            let value = rest.trim();
+            let celsius = values::celsius(value)
+                .or_else(|| values::leading_u64(value).and_then(|n| i32::try_from(n).ok()));
+            self.scsi().current_temperature_c = celsius;
+            if celsius.is_none() {
+                self.unreadable_number("current temperature", value);
+            }
             return true;
         }
         false
@@ -415,8 +453,16 @@ impl TextParser {
             "user capacity" => {
                 d.capacity_bytes =
                     values::grouped_u64(value.split("bytes").next().unwrap_or_default());
+                if d.capacity_bytes.is_none() {
+                    self.unreadable_number(key, value);
+                }
             }
-            "total nvm capacity" => d.capacity_bytes = values::grouped_u64(value),
+            "total nvm capacity" => {
+                d.capacity_bytes = values::grouped_u64(value);
+                if d.capacity_bytes.is_none() {
+                    self.unreadable_number(key, value);
+                }
+            }
             "namespace 1 size/capacity" => {
                 if d.capacity_bytes.is_none() {
                     d.capacity_bytes = values::grouped_u64(value);
@@ -562,7 +608,34 @@ impl TextParser {
             k if k.starts_with("thermal temp.") => {}
             _ => return false,
         }
+        let is_counter = matches!(
+            key,
+            "data units read"
+                | "data units written"
+                | "host read commands"
+                | "host write commands"
+                | "controller busy time"
+                | "power cycles"
+                | "power on hours"
+                | "unsafe shutdowns"
+                | "media and data integrity errors"
+                | "error information log entries"
+        );
+        if is_counter && counter.is_none() {
+            self.unreadable_number(key, value);
+        }
         true
+    }
+
+    /// A number that is there but could not be read (a grouping or spelling we do not know)
+    /// is said, never turned silently into "no value".
+    fn unreadable_number(&mut self, key: &str, value: &str) {
+        if !value.trim().is_empty() {
+            self.report.notices.push(format!(
+                "could not read the number in `{key}: {}`",
+                value.trim()
+            ));
+        }
     }
 
     fn scsi_field(&mut self, key: &str, value: &str) -> bool {
@@ -588,19 +661,39 @@ impl TextParser {
             "accumulated load-unload cycles" => self.scsi().load_unload_cycles = number,
             "elements in grown defect list" => self.scsi().grown_defects = number,
             "non-medium error count" => self.scsi().non_medium_errors = number,
+            "current temperature" if self.report.device.protocol == Some(Protocol::Scsi) => {
+                self.scsi().current_temperature_c = values::celsius(value);
+            }
             "percentage used endurance indicator" => {
                 self.scsi().percentage_used_endurance = values::percent(value);
             }
-            // `Accumulated power on time, hours:minutes 4596:24`
+            // Log page 0x15 (or the background scan log): `Accumulated power on time,
+            // hours:minutes 4596:24`, inside the background scan results with a
+            // ` [275784 minutes]` suffix (smartmontools scsiprint.cpp), the hours possibly
+            // grouped with a no-break space. The key ends at the first `:`.
             "accumulated power on time, hours" => {
                 let hours = value
-                    .split_whitespace()
-                    .last()
-                    .and_then(|hm| hm.split(':').next())
-                    .and_then(values::grouped_u64);
+                    .trim()
+                    .strip_prefix("minutes")
+                    .map(|hm| hm.split('[').next().unwrap_or_default().trim())
+                    .and_then(|hm| hm.rsplit_once(':'))
+                    .and_then(|(hours, _minutes)| values::grouped_u64(hours));
+                if hours.is_none() {
+                    self.unreadable_number(key, value);
+                }
                 self.scsi().power_on_hours = hours;
             }
             _ => return false,
+        }
+        if matches!(
+            key,
+            "accumulated start-stop cycles"
+                | "accumulated load-unload cycles"
+                | "elements in grown defect list"
+                | "non-medium error count"
+        ) && number.is_none()
+        {
+            self.unreadable_number(key, value);
         }
         true
     }

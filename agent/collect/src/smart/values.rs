@@ -18,7 +18,9 @@ use nom::{IResult, Parser};
 fn is_group_separator(c: char) -> bool {
     matches!(
         c,
-        ',' | ' ' | '.' | '\'' | '\u{a0}' | '\u{202f}' | '\u{fffd}'
+        // U+2019 (right single quotation mark) is what Swiss locales print; U+2009 is
+        // the thin space some locales use.
+        ',' | ' ' | '.' | '\'' | '\u{2019}' | '\u{a0}' | '\u{202f}' | '\u{2009}' | '\u{fffd}'
     )
 }
 
@@ -100,12 +102,46 @@ fn decimal_raw(input: &str) -> IResult<&str, u64> {
 }
 
 /// The primary number of an ATA RAW_VALUE in all of smartctl's shapes: `35 (Min/Max
-/// 20/45)` → 35, `0/0` → 0, `5670 (1 343)` → 5670, `123h+45m+06.789s` → 123,
-/// `0x00000000001f` → 31. `None` when the string does not start with a number.
+/// 20/45)` → 35, `5670 (1 343)` → 5670, `123h+45m+06.789s` → 123, `0x00000000001f` → 31.
+/// `None` when the string does not start with a number.
+///
+/// Raw values that smartctl prints as several words (drivedb formats `raw16`, `raw8`,
+/// `raw24/raw24`, used for Seagate's `188 Command_Timeout` and others) are packed back into
+/// the 48-bit number the drive reported, exactly as smartctl's JSON `raw.value` carries it:
+/// `0 0 1` (three 16-bit words, most significant first) → 1, `0 1 0` → 65536, six bytes
+/// `0 0 0 0 0 5` → 5, `1/2` (two 24-bit halves) → 16777218. Taking only the first word
+/// would read `0 0 1` as 0 and call a drive with command timeouts clean.
 pub fn raw_value(text: &str) -> Option<u64> {
+    if let Some(packed) = multi_word_raw(text.trim()) {
+        return Some(packed);
+    }
     let r: IResult<&str, u64> =
         preceded(space0, alt((hex_raw, duration_hours, decimal_raw))).parse(text);
     r.ok().map(|(_, v)| v)
+}
+
+/// `raw16` (`w2 w1 w0`), `raw8` (`b5 … b0`) and `raw24/raw24` (`hi/lo`) forms, packed into
+/// the 48-bit raw value; `None` for any other shape.
+fn multi_word_raw(text: &str) -> Option<u64> {
+    let pack = |parts: &[&str], bits: u32| -> Option<u64> {
+        let limit = 1u64 << bits;
+        parts.iter().try_fold(0u64, |acc, part| {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let word: u64 = part.parse().ok().filter(|w| *w < limit)?;
+            Some((acc << bits) | word)
+        })
+    };
+    if let Some((hi, lo)) = text.split_once('/') {
+        return pack(&[hi, lo], 24);
+    }
+    let words: Vec<&str> = text.split(' ').collect();
+    match words.len() {
+        3 => pack(&words, 16),
+        6 => pack(&words, 8),
+        _ => None,
+    }
 }
 
 /// A temperature with its unit (`44 Celsius`, `40 C`).
@@ -136,6 +172,19 @@ mod tests {
         );
         assert_eq!(grouped_u128("0"), Some(0));
         assert_eq!(grouped_u128("3\u{fffd}387"), Some(3387));
+        // Every grouping a locale can print, the same number each time.
+        for spelled in [
+            "1,234,567",
+            "1.234.567",
+            "1 234 567",
+            "1\u{a0}234\u{a0}567",
+            "1\u{202f}234\u{202f}567",
+            "1\u{2009}234\u{2009}567",
+            "1'234'567",
+            "1\u{2019}234\u{2019}567",
+        ] {
+            assert_eq!(grouped_u128(spelled), Some(1_234_567), "{spelled:?}");
+        }
         assert_eq!(grouped_u128("-"), None);
         assert_eq!(grouped_u128("12abc"), None);
         assert_eq!(grouped_u128(""), None);
@@ -157,6 +206,17 @@ mod tests {
         assert_eq!(raw_value("0x00000000001f"), Some(31));
         assert_eq!(raw_value("38 (0 16 0 0 0)"), Some(38));
         assert_eq!(raw_value("0 0 0"), Some(0));
+        // Multi-word forms packed as smartctl's JSON `raw.value` (ata_get_attr_raw_value:
+        // the six raw bytes, most significant first).
+        assert_eq!(raw_value("0 0 1"), Some(1));
+        assert_eq!(raw_value("0 1 0"), Some(65_536));
+        assert_eq!(raw_value("1 0 0"), Some(1 << 32));
+        assert_eq!(raw_value("65535 65535 65535"), Some((1 << 48) - 1));
+        assert_eq!(raw_value("0 0 0 0 0 5"), Some(5));
+        assert_eq!(raw_value("0 0 0 0 1 0"), Some(256));
+        assert_eq!(raw_value("1/2"), Some((1 << 24) | 2));
+        // Words out of range for their format are not a packed value.
+        assert_eq!(raw_value("0 0 65536"), Some(0));
         assert_eq!(raw_value("n/a"), None);
         assert_eq!(raw_value(""), None);
         assert_eq!(raw_value("99999999999999999999999"), None);

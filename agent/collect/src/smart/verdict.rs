@@ -415,7 +415,14 @@ pub fn assess(report: &SmartReport, exit: Option<ExitStatus>, policy: &VerdictPo
     if let Some(status @ (VerdictStatus::Warning | VerdictStatus::Failing)) = worst {
         return Verdict { status, reasons };
     }
-    if report.has_health_data() {
+    // SMART disabled: whatever counters were still readable, the drive's own failure
+    // prediction is off, so "passed" cannot be claimed (docs/disk-health.md promises
+    // Unknown with the reason); evidence of trouble above still wins.
+    let disabled = report
+        .problems
+        .iter()
+        .any(|p| matches!(p, crate::smart::model::DeviceProblem::SmartDisabled));
+    if report.has_health_data() && !disabled {
         return Verdict {
             status: VerdictStatus::Passed,
             reasons,
