@@ -82,7 +82,8 @@ fn documented_no_data(name: &str, reasons: &[Reason]) -> bool {
         "hp-smart-array-p840-controller-sg0-storage-array-no-smart.txt"
         | "megaraid-virtual-disk-avago-mr9361-no-smart.txt"
         | "megaraid-virtual-disk-intel-rs3dc080-no-smart.txt"
-        | "vmware-virtual-disk-i-no-smart.txt" => {
+        | "vmware-virtual-disk-i-no-smart.txt"
+        | "usb-sat-smartctl537-device-does-not-support-smart.txt" => {
             problem(|p| matches!(p, DeviceProblem::SmartUnavailable { .. }))
         }
         "ata-standby-n-standby-smartctl72.txt" => {
@@ -1115,9 +1116,9 @@ fn smartctl_5_smart_support_sentences() {
     let fragment = "sas-seagate-HA-fragment-no-banner.txt";
     let base =
         std::fs::read_to_string(Path::new(SHARED).join("smartctl-text").join(fragment)).unwrap();
-    let unsupported = smart::parse_text(
-        "Device: SEAGATE  ST336754LW  Version: 0006\nDevice does not support SMART\n",
-    )
+    let unsupported = smart::parse_text(&read(
+        &Path::new(OWN).join("usb-sat-smartctl537-device-does-not-support-smart.txt"),
+    ))
     .unwrap();
     assert!(
         matches!(
