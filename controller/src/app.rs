@@ -11,7 +11,7 @@ use unity_pki::tls::TlsConfigError;
 use unity_pki::{CaError, CertificateAuthority, Fingerprint};
 
 use crate::api::{self, ApiState};
-use crate::issuer::{HostIssuer, IssuerKind};
+use crate::issuer::HostIssuer;
 use crate::jobs::keys::RotateError;
 use crate::jobs::{Dispatcher, JobKeys};
 use crate::link::{self, LinkContext, LinkError};
@@ -146,28 +146,27 @@ async fn host_issuer(
         Some(path) => Some(read(path)?.trim_end_matches(['\r', '\n']).to_owned()),
         None => None,
     };
-    let settings = || -> Result<StepCaSettings, StartError> {
-        Ok(StepCaSettings {
-            url: config.url.clone(),
-            root_fingerprint: config.root_fingerprint.clone(),
-            provisioner: config.provisioner.clone(),
-            key: ProvisionerKey::parse(&key_text, password.as_deref().map(str::as_bytes)).map_err(
-                |source| StartError::ProvisionerKey {
-                    path: config.key_file.clone(),
-                    source,
-                },
-            )?,
-        })
+    // The key is decrypted once (PBKDF2 over the password is deliberately slow).
+    let settings = StepCaSettings {
+        url: config.url.clone(),
+        root_fingerprint: config.root_fingerprint.clone(),
+        provisioner: config.provisioner.clone(),
+        key: ProvisionerKey::parse(&key_text, password.as_deref().map(str::as_bytes)).map_err(
+            |source| StartError::ProvisionerKey {
+                path: config.key_file.clone(),
+                source,
+            },
+        )?,
     };
     let cache = step_ca_root_cache(&options.state_dir);
     let cached = std::fs::read_to_string(&cache)
         .ok()
         .and_then(|pem| unity_pki::ca::pem_to_der(&pem))
-        .and_then(|root| StepCa::with_root(settings().ok()?, root).ok());
+        .filter(|root| StepCa::is_configured_root(&settings, root));
     let client = match cached {
-        Some(client) => client,
+        Some(root) => StepCa::with_root(settings, root)?,
         None => {
-            let client = StepCa::bootstrap(settings()?).await?;
+            let client = StepCa::bootstrap(settings).await?;
             if let Some(dir) = cache.parent() {
                 unity_pki::files::create_private_dir(dir).map_err(unity_pki::CaError::from)?;
             }
@@ -179,10 +178,7 @@ async fn host_issuer(
             client
         }
     };
-    let issues_with = match options.pki.issuer {
-        crate::config::PkiIssuer::BuiltIn => IssuerKind::BuiltIn,
-        crate::config::PkiIssuer::StepCa => IssuerKind::StepCa,
-    };
+    let issues_with = options.pki.issuer;
     let lifetime = config
         .certificate_lifetime_hours
         .map(|hours| Duration::from_secs(u64::from(hours) * 3600));

@@ -440,10 +440,7 @@ async fn ca_status(config: &Config, store: &Store) -> Result<()> {
     let not_after = unity_pki::rotation::Validity::of_der(ca.certificate_der())
         .map(|v| v.not_after.to_string())
         .unwrap_or_else(|e| format!("unreadable: {e}"));
-    let issuer = match config.pki.issuer {
-        crate::config::PkiIssuer::BuiltIn => "built-in",
-        crate::config::PkiIssuer::StepCa => "step-ca",
-    };
+    let issuer = config.pki.issuer.as_str();
     println!("issues new host certificates: {issuer}");
     println!(
         "built-in CA:  {} (until {not_after}), trusted",

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::issuer::IssuerKind;
+
 /// Default location of the config file; read only if it exists.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/unity-controller/controller.toml";
 
@@ -45,16 +47,8 @@ pub struct Config {
 pub struct PkiConfig {
     /// `built-in` or `step-ca`: who signs new host certificates. Both CAs' hosts are
     /// accepted whenever `[pki.step_ca]` is configured (switching, either way).
-    pub issuer: PkiIssuer,
+    pub issuer: IssuerKind,
     pub step_ca: Option<StepCaConfig>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum PkiIssuer {
-    #[default]
-    BuiltIn,
-    StepCa,
 }
 
 /// `[pki.step_ca]`: how to reach step-ca and sign with its JWK provisioner.
@@ -258,7 +252,7 @@ impl Config {
                 reason: "at most 8760 (0 turns scheduled backups off)",
             });
         }
-        if self.pki.issuer == PkiIssuer::StepCa && self.pki.step_ca.is_none() {
+        if self.pki.issuer == IssuerKind::StepCa && self.pki.step_ca.is_none() {
             return Err(ConfigError::Invalid {
                 key: "pki.issuer",
                 reason: "`built-in` unless [pki.step_ca] says how to reach step-ca",
@@ -363,7 +357,7 @@ mod tests {
         )
         .unwrap();
         config.validate().unwrap();
-        assert_eq!(config.pki.issuer, PkiIssuer::StepCa);
+        assert_eq!(config.pki.issuer, IssuerKind::StepCa);
         let mut plain = config.clone();
         plain.pki.step_ca.as_mut().unwrap().url = "http://ca.lan".into();
         assert!(plain.validate().is_err());

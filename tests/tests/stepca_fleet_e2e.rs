@@ -13,7 +13,8 @@ use unity_agent::enroll::{EnrollError, enroll};
 use unity_agent::link::SessionError;
 use unity_agent::run::RunOptions;
 use unity_agent::state::AgentState;
-use unity_controller::config::{PkiConfig, PkiIssuer, StepCaConfig};
+use unity_controller::config::{PkiConfig, StepCaConfig};
+use unity_controller::issuer::IssuerKind;
 use unity_controller::store::hosts;
 use unity_e2e::stepca::{PASSWORD, PROVISIONER, StepCa};
 use unity_e2e::{AgentTask, Harness, fast_options, open_session};
@@ -23,7 +24,7 @@ use uuid::Uuid;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// `[pki]` for `ca`, with its key and password written into `dir`.
-fn pki(ca: &StepCa, dir: &Path, issuer: PkiIssuer) -> PkiConfig {
+fn pki(ca: &StepCa, dir: &Path, issuer: IssuerKind) -> PkiConfig {
     let key_file = dir.join("provisioner.jwe");
     let password_file = dir.join("provisioner.password");
     std::fs::write(&key_file, &ca.encrypted_key).unwrap();
@@ -127,7 +128,7 @@ async fn hosts_enroll_renew_and_are_revoked_through_a_real_step_ca() {
         return;
     };
     let mut h = Harness::start().await;
-    let config = pki(&ca, h.dir.path(), PkiIssuer::StepCa);
+    let config = pki(&ca, h.dir.path(), IssuerKind::StepCa);
     restart(&mut h, config.clone()).await;
     let tenant = h.store.create_tenant("homelab").await.unwrap();
     let reader = h.store.create_api_token(tenant.id, "t").await.unwrap();
@@ -257,7 +258,7 @@ async fn a_fleet_switches_to_step_ca_and_back_without_re_enrolling() {
     );
 
     // Switch on: the built-in host still connects, and renews into step-ca.
-    let to_step_ca = pki(&ca, h.dir.path(), PkiIssuer::StepCa);
+    let to_step_ca = pki(&ca, h.dir.path(), IssuerKind::StepCa);
     restart(&mut h, to_step_ca).await;
     open_session(&old).await.unwrap().close();
     let moved = renew(&h, "old", &old).await;
@@ -269,7 +270,7 @@ async fn a_fleet_switches_to_step_ca_and_back_without_re_enrolling() {
     assert_eq!(counts(&h, tenant.id).await, vec![("step-ca".into(), 2)]);
 
     // And back: step-ca's hosts still connect, and renew into the built-in CA.
-    let back_to_built_in = pki(&ca, h.dir.path(), PkiIssuer::BuiltIn);
+    let back_to_built_in = pki(&ca, h.dir.path(), IssuerKind::BuiltIn);
     restart(&mut h, back_to_built_in).await;
     open_session(&fresh).await.unwrap().close();
     let back = renew(&h, "fresh", &fresh).await;
@@ -384,7 +385,7 @@ async fn an_expired_step_ca_certificate_is_refused_and_the_agent_says_re_enroll(
         return;
     };
     let mut h = Harness::start().await;
-    let config = pki(&ca, h.dir.path(), PkiIssuer::StepCa);
+    let config = pki(&ca, h.dir.path(), IssuerKind::StepCa);
     restart(&mut h, config.clone()).await;
     let tenant = h.store.create_tenant("homelab").await.unwrap();
     let state = h.enroll("laptop", tenant.id).await;

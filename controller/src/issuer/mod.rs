@@ -22,9 +22,12 @@ use crate::stepca::{StepCa, StepCaError};
 
 /// Which CA signed a certificate, as `host_certificates.issuer` and `hosts.cert_issuer` name
 /// it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+///
+/// The same words name it in `[pki] issuer` (the built-in CA is the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IssuerKind {
+    #[default]
     BuiltIn,
     StepCa,
 }

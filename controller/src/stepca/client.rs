@@ -291,6 +291,13 @@ impl StepCa {
         Ok(ca)
     }
 
+    /// Whether `root_der` is the root `settings` names (its SHA-256 is the configured
+    /// fingerprint), checked before a cached root is used.
+    pub fn is_configured_root(settings: &StepCaSettings, root_der: &[u8]) -> bool {
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, root_der))
+            == normalized_fingerprint(&settings.root_fingerprint)
+    }
+
     /// A step-ca whose root is already known (the controller keeps the one it bootstrapped,
     /// so a restart while step-ca is down still trusts its hosts). The root must have the
     /// configured fingerprint; no request is made.
