@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use bollard::models::{
+use bollard_stubs::models::{
     ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary, HealthStatusEnum,
     ImageInspect, ImageSummary, SystemInfo, SystemVersion,
 };

@@ -10,18 +10,23 @@
 //!
 //! Pure parsers — procfs text ([`procnet`]), process/image recognition ([`identify`]) and
 //! each engine's first exchange ([`wire`]) — are separate from the I/O ([`scan`], [`probe`],
-//! [`discover()`]) so they can be tested over captured bytes and fuzzed.
+//! [`discover()`]) so they can be tested over captured bytes and fuzzed; the probes and
+//! `discover` need the `io` feature (tokio's network sockets).
 
+#[cfg(feature = "io")]
 mod discover;
 pub mod identify;
 mod model;
+#[cfg(feature = "io")]
 pub mod probe;
 pub mod procnet;
 pub mod scan;
 pub mod wire;
 
+#[cfg(feature = "io")]
 pub use discover::discover;
 pub use model::*;
+#[cfg(feature = "io")]
 pub use probe::{probe, probe_minio, probe_mongodb, probe_mysql, probe_postgres, probe_redis};
 
 /// The default procfs root.
