@@ -67,7 +67,7 @@ enum Command {
     User(UserCommand),
     /// Write a backup (database, CA, job key, config) to one file; safe while serving.
     Backup {
-        /// Where to write it (default: <backup dir>/unity-backup-<time>.tar.gz).
+        /// Where to write it (default: BACKUP_DIR/unity-backup-TIME.tar.gz).
         #[arg(long, short)]
         output: Option<PathBuf>,
     },

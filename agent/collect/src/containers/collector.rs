@@ -1,5 +1,5 @@
-//! The container collector: engines through [`engine`](super::engine), update checks
-//! through [`registry`](super::registry), paced by [`update`](super::update).
+//! The container collector: engines through [`engine`], update checks
+//! through [`registry`], paced by [`update`].
 
 use std::time::Instant;
 

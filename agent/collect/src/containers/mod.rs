@@ -1,7 +1,7 @@
 //! Container inventory and update detection, for Docker and Podman engines.
 //!
 //! Pure parts, tested over real API responses and fuzzed: [`map`] (bollard's API types and
-//! raw engine JSON → [`model`]), [`reference`] (image references), [`auth`]
+//! raw engine JSON → [`model`]), [`reference`](mod@reference) (image references), [`auth`]
 //! (`WWW-Authenticate`), [`update`] (what to check, how answers compare, cache and pacing).
 //! Thin parts: [`engine`] (discovery + bollard calls, each under a timeout) and [`registry`]
 //! (one `HEAD` per tag over the OCI distribution API, with the anonymous token flow).

@@ -6,10 +6,10 @@
 //!   through the `socket:[inode]` links in `<procfs>/<pid>/fd`;
 //! - processes recognised by executable, `comm` or `argv[0]`;
 //! - [`ContainerHint`]s from the container collector (image, published ports);
-//! - a read-only wire probe per instance that never sends credentials ([`probe`]).
+//! - a read-only wire probe per instance that never sends credentials ([`probe`](mod@probe)).
 //!
 //! Pure parsers — procfs text ([`procnet`]), process/image recognition ([`identify`]) and
-//! each engine's first exchange ([`wire`]) — are separate from the I/O ([`scan`], [`probe`],
+//! each engine's first exchange ([`wire`]) — are separate from the I/O ([`scan`], [`probe`](mod@probe),
 //! [`discover()`]) so they can be tested over captured bytes and fuzzed; the probes and
 //! `discover` need the `io` feature (tokio's network sockets).
 

@@ -273,7 +273,7 @@ pub struct DatabaseInventory {
     pub status: CollectorStatus,
 }
 
-/// Knobs for [`super::discover`].
+/// Knobs for [`discover`](fn@super::discover).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveryOptions {
     /// Probe each instance over the wire (read-only, no credentials).
