@@ -33,15 +33,25 @@ const PSEUDO_FILESYSTEMS: &[&str] = &[
 
 /// Collects the host's facts now. Reads procfs and sysfs only; takes a few milliseconds.
 pub fn collect() -> HostFacts {
+    // sysinfo reports what it could not read (an unreadable /proc file, say) as an error: the
+    // fact is left out of this round with a log line, the rest is still reported.
     let system = System::new_with_specifics(
         RefreshKind::nothing()
             .with_memory(MemoryRefreshKind::everything())
             .with_cpu(CpuRefreshKind::nothing()),
-    );
-    let disks = Disks::new_with_refreshed_list();
+    )
+    .inspect_err(
+        |error| tracing::warn!(%error, "could not read memory and CPU facts; reported as unknown"),
+    )
+    .ok();
+    let disks = Disks::new_with_refreshed_list()
+        .inspect_err(|error| {
+            tracing::warn!(%error, "could not list filesystems; reported as none this round")
+        })
+        .ok();
     let mut filesystems: Vec<Filesystem> = disks
-        .list()
         .iter()
+        .flat_map(|disks| disks.iter())
         .filter_map(|disk| {
             let fs_type = disk.file_system().to_string_lossy().into_owned();
             if PSEUDO_FILESYSTEMS.contains(&fs_type.as_str()) {
@@ -58,7 +68,7 @@ pub fn collect() -> HostFacts {
         .collect();
     filesystems.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
     filesystems.dedup_by(|a, b| a.mount_point == b.mount_point);
-    let cpus = system.cpus();
+    let cpus = system.as_ref().map_or(&[][..], System::cpus);
     HostFacts {
         hostname: System::host_name().unwrap_or_default(),
         os_name: System::name().unwrap_or_default(),
@@ -70,13 +80,17 @@ pub fn collect() -> HostFacts {
             .map(|cpu| cpu.brand().trim().to_owned())
             .unwrap_or_default(),
         cpu_logical_cores: u32::try_from(cpus.len()).unwrap_or(u32::MAX),
-        cpu_physical_cores: System::physical_core_count().and_then(|n| u32::try_from(n).ok()),
-        memory_total_bytes: system.total_memory(),
-        memory_available_bytes: system.available_memory(),
-        swap_total_bytes: system.total_swap(),
-        swap_free_bytes: system.free_swap(),
+        cpu_physical_cores: System::physical_core_count()
+            .ok()
+            .and_then(|n| u32::try_from(n).ok()),
+        memory_total_bytes: system.as_ref().map_or(0, System::total_memory),
+        memory_available_bytes: system.as_ref().map_or(0, System::available_memory),
+        swap_total_bytes: system.as_ref().map_or(0, System::total_swap),
+        swap_free_bytes: system.as_ref().map_or(0, System::free_swap),
         filesystems,
-        uptime_secs: System::uptime(),
+        uptime_secs: System::uptime()
+            .inspect_err(|error| tracing::warn!(%error, "could not read the uptime"))
+            .unwrap_or(0),
         boot_id: boot_id(),
         agent_version: crate::version().to_owned(),
     }
