@@ -152,11 +152,8 @@ fn real_main() -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let state_dir = cli.state_dir.unwrap_or_else(default_state_dir);
-    let config = AgentConfig::load(cli.config.as_deref())
-        .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
-    let container_config = config
-        .container_config()
-        .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
+    let config = AgentConfig::load(cli.config.as_deref())?;
+    let container_config = config.container_config()?;
     let job_options = JobOptions {
         allow: config.jobs.allow.clone(),
         clock_skew: Duration::from_secs(u64::from(config.jobs.clock_skew_secs)),
@@ -197,8 +194,7 @@ fn real_main() -> Result<()> {
                     hostname,
                     force,
                 })
-                .await
-                .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
+                .await?;
                 println!(
                     "enrolled: tenant {} host {} (state in {})",
                     enrollment.tenant_id,
@@ -232,8 +228,7 @@ fn real_main() -> Result<()> {
                 inventory_interval_secs,
                 no_inventory,
             } => {
-                let state = AgentState::load(&state_dir)
-                    .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
+                let state = AgentState::load(&state_dir)?;
                 let storage: Option<Arc<dyn StorageCollector>> = if no_storage {
                     None
                 } else {
@@ -267,8 +262,7 @@ fn real_main() -> Result<()> {
             }
             Command::Status => status(&state_dir),
             Command::SelfTest => {
-                let report = crate::jobs::agent_update::self_test::run(&state_dir)
-                    .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
+                let report = crate::jobs::agent_update::self_test::run(&state_dir)?;
                 println!("{}", serde_json::to_string(&report)?);
                 Ok(())
             }

@@ -833,8 +833,7 @@ async fn channel_command(command: ChannelCommand, config: &Config, store: &Store
             let mut tx = store.tenant_tx(tenant.id).await?;
             let created =
                 crate::notify::create::create_channel(&mut tx, &sealer, tenant.id, &request)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(crate::error_chain(&e)))?;
+                    .await?;
             tx.commit().await.context("committing the channel")?;
             print_json(&created)?;
         }

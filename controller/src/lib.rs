@@ -37,15 +37,5 @@ pub mod weekly;
 /// This build's version, reported to agents and by `/healthz`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// An error and all its sources on one line, for a log field.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}
+pub use unity_errors::{ErrorChain, error_chain};
 pub mod testing;

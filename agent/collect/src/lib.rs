@@ -17,15 +17,4 @@ pub mod runner;
 pub mod smart;
 pub mod zfs;
 
-/// An error and all its sources, `: `-joined: each `Display` in this crate names only its own
-/// part, so the chain is what a status or log line needs. The agent re-exports it.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use unity_errors::{ErrorChain, error_chain};

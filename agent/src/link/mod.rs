@@ -112,7 +112,7 @@ pub async fn connect_any(
         match tokio::time::timeout(ATTEMPT_TIMEOUT, connect(addr, tls.clone())).await {
             Ok(Ok(pair)) => return Ok(pair),
             Ok(Err(error)) => {
-                tracing::info!(%addr, error = %error, "controller address not answering; trying the next");
+                tracing::info!(%addr, error = %unity_collect::ErrorChain(&error), "controller address not answering; trying the next");
                 last = Some(error);
             }
             Err(_) => {

@@ -29,7 +29,7 @@ pub struct ContainerCollector {
 
 impl ContainerCollector {
     pub fn new(config: ContainerConfig) -> Self {
-        let client = RegistryClient::new(&config.updates).map_err(|e| registry::chain(&e));
+        let client = RegistryClient::new(&config.updates).map_err(|e| crate::error_chain(&e));
         Self {
             config,
             state: CheckState::default(),

@@ -13,7 +13,7 @@ use bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 use super::config::ContainerConfig;
 use super::map::{map_container, map_container_summary, map_engine, map_image_summary};
 use super::model::{ContainerReport, EngineInventory, EngineStatus, Image};
-use super::registry::chain;
+use crate::error_chain as chain;
 
 /// The engine endpoints to try, in order, without duplicates: `DOCKER_HOST` (when given and
 /// honoured), then the configured list. Unix sockets that do not exist are left out (`exists`

@@ -372,7 +372,9 @@ fn challenges(headers: &HeaderMap) -> Vec<Challenge> {
     for value in headers.get_all(WWW_AUTHENTICATE) {
         match value.to_str().map(parse_www_authenticate) {
             Ok(Ok(mut c)) => all.append(&mut c),
-            Ok(Err(e)) => tracing::debug!(error = %e, "unreadable WWW-Authenticate"),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %crate::ErrorChain(&e), "unreadable WWW-Authenticate")
+            }
             Err(_) => tracing::debug!("WWW-Authenticate is not visible ASCII"),
         }
     }
@@ -444,27 +446,12 @@ fn unreachable(registry: &str, e: &reqwest::Error) -> UnknownReason {
     let detail = if e.is_timeout() {
         "timed out".to_owned()
     } else {
-        chain(e)
+        crate::error_chain(e)
     };
     UnknownReason::RegistryUnreachable {
         registry: registry.to_owned(),
         detail,
     }
-}
-
-/// The error and all its sources, `: `-joined.
-pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(src) = cur {
-        let text = src.to_string();
-        if !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = src.source();
-    }
-    s
 }
 
 /// How long to leave a registry alone after a 429.

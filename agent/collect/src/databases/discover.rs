@@ -249,7 +249,7 @@ pub async fn discover(
     let snap = match scan(procfs_root) {
         Ok(s) => s,
         Err(e) => {
-            tracing::debug!(error = %e, "procfs unreadable; database discovery skipped");
+            tracing::debug!(error = %crate::ErrorChain(&e), "procfs unreadable; database discovery skipped");
             return DatabaseInventory {
                 instances: Vec::new(),
                 status: CollectorStatus::ProcUnreadable {
@@ -346,7 +346,9 @@ async fn finish(
             Ok(out) => {
                 tracing::debug!(program, code = ?out.exit_code, stderr = %out.stderr, "--version failed");
             }
-            Err(e) => tracing::debug!(program, error = %e, "--version could not run"),
+            Err(e) => {
+                tracing::debug!(program, error = %crate::ErrorChain(&e), "--version could not run")
+            }
         }
     }
     if version.is_none() {

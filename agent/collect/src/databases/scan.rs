@@ -114,7 +114,7 @@ pub fn scan(root: &Path) -> Result<Snapshot, ScanError> {
                     .collect(),
             ),
             Err(e) => {
-                tracing::debug!(pid, error = %e, "cannot read fd table");
+                tracing::debug!(pid, error = %crate::ErrorChain(&e), "cannot read fd table");
                 fd_denied += 1;
                 None
             }

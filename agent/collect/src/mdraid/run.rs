@@ -62,7 +62,7 @@ pub fn collect(mdstat_path: &Path, sysfs_root: &Path) -> MdReport {
     let mdstat = match parse_mdstat(&text) {
         Ok(m) => m,
         Err(e) => {
-            tracing::debug!(error = %e, "/proc/mdstat could not be parsed; report it with the file");
+            tracing::debug!(error = %crate::ErrorChain(&e), "/proc/mdstat could not be parsed; report it with the file");
             return MdReport {
                 outcome: CollectorStatus::Unparseable {
                     program: mdstat_path.display().to_string(),
@@ -79,7 +79,7 @@ pub fn collect(mdstat_path: &Path, sysfs_root: &Path) -> MdReport {
         .map(|a| {
             let sysfs = read_sysfs(sysfs_root, &a.name)
                 .inspect_err(
-                    |e| tracing::debug!(array = %a.name, error = %e, "no sysfs attributes"),
+                    |e| tracing::debug!(array = %a.name, error = %crate::ErrorChain(&e), "no sysfs attributes"),
                 )
                 .ok();
             assess_array(a, sysfs.as_ref())
