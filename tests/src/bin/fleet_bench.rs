@@ -96,6 +96,7 @@ async fn main() -> Result<()> {
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     let facts = Arc::new(facts);
+    let facts_start_ms = now_ms();
     for mut session in sessions {
         let facts = facts.clone();
         let reports = args.reports;
@@ -105,7 +106,7 @@ async fn main() -> Result<()> {
                 let t = Instant::now();
                 session
                     .send(
-                        1_700_000_000_000 + i as i64,
+                        facts_start_ms + i as i64,
                         ReportBody::HostFacts((*facts).clone()),
                     )
                     .await?;
@@ -126,9 +127,12 @@ async fn main() -> Result<()> {
     latencies.sort();
     let total = args.agents * args.reports;
 
-    // Storage ingest: every agent sends the same real storage round (3 disks with their
-    // attribute metrics, a degraded pool, a degraded array, recorded real outputs) a few
-    // times; each report upserts every object and writes history samples.
+    // Storage ingest: every agent sends a real storage round (3 disks with their attribute
+    // metrics, a degraded pool, a degraded array, recorded real outputs) a few times; each
+    // report upserts every object and writes history samples. Each simulated host has its
+    // own disks (serials and WWNs made unique per agent): the same serials on every host
+    // would measure lock contention on a few rows and a storm of `disk_moved` alerts, not
+    // ingest. Collection times are now, so retention keeps what was just written.
     let scratch = tempfile::tempdir()?;
     let storage = unity_agent::testing::recorded_storage(scratch.path())?
         .collect()
@@ -137,16 +141,16 @@ async fn main() -> Result<()> {
     let storage_rounds = args.reports.div_ceil(4).max(1);
     let storage_before = sample(pid)?;
     let started = Instant::now();
-    let storage = Arc::new(storage);
     let mut set = tokio::task::JoinSet::new();
-    for mut session in sessions {
-        let storage = storage.clone();
+    let storage_start_ms = now_ms();
+    for (agent, mut session) in sessions.into_iter().enumerate() {
+        let storage = own_disks(&storage, agent);
         set.spawn(async move {
             for i in 0..storage_rounds {
                 session
                     .send(
-                        1_700_000_100_000 + i as i64,
-                        ReportBody::Storage((*storage).clone()),
+                        storage_start_ms + i as i64,
+                        ReportBody::Storage(storage.clone()),
                     )
                     .await?;
             }
@@ -317,4 +321,30 @@ fn print_results(r: &Results<'_>) {
         r.agent_cpu.as_secs_f64() * 100.0 / a.idle_secs as f64,
         a.idle_secs
     );
+}
+
+/// Milliseconds since the epoch, for collection times.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The recorded storage round with disks of agent `agent`'s own: every serial and WWN gets a
+/// per-agent suffix (in the wire summary and in the detail JSON the controller keeps).
+fn own_disks(
+    storage: &unity_protocol::latest::StorageReport,
+    agent: usize,
+) -> unity_protocol::latest::StorageReport {
+    let mut storage = storage.clone();
+    for disk in &mut storage.disks {
+        for id in [&mut disk.serial, &mut disk.wwn].into_iter().flatten() {
+            let own = format!("{id}-{agent}");
+            disk.detail_json = disk
+                .detail_json
+                .replace(&format!("\"{id}\""), &format!("\"{own}\""));
+            *id = own;
+        }
+    }
+    storage
 }
