@@ -151,14 +151,7 @@ fn parse_pool(lines: &[Line<'_>]) -> Result<Pool, ParseError> {
                 }
                 "errors" => {
                     let errs = errors.get_or_insert_with(DataErrors::default);
-                    mode = match parse_errors_line(value, errs, line) {
-                        Ok(true) => Mode::ErrorFiles,
-                        Ok(false) => Mode::Header,
-                        Err(e) => {
-                            notices.push(e.to_string());
-                            Mode::Header
-                        }
-                    };
+                    mode = errors_message(value, errs, line, &mut notices);
                 }
                 _ => {
                     paragraphs.push((key, vec![value.to_owned()]));
@@ -173,14 +166,7 @@ fn parse_pool(lines: &[Line<'_>]) -> Result<Pool, ParseError> {
             _ if trimmed.is_empty() => {}
             Mode::ErrorsMessage => {
                 let errs = errors.get_or_insert_with(DataErrors::default);
-                mode = match parse_errors_line(trimmed, errs, line) {
-                    Ok(true) => Mode::ErrorFiles,
-                    Ok(false) => Mode::Header,
-                    Err(e) => {
-                        notices.push(e.to_string());
-                        Mode::Header
-                    }
-                };
+                mode = errors_message(trimmed, errs, line, &mut notices);
             }
             Mode::ErrorFiles => {
                 if let Some(errs) = errors.as_mut() {
@@ -241,6 +227,24 @@ fn parse_pool(lines: &[Line<'_>]) -> Result<Pool, ParseError> {
         name,
         notices,
     })
+}
+
+/// The message of an `errors:` line (on it, or on the next line): where the parser goes
+/// next; an unreadable message is a notice on the pool.
+fn errors_message(
+    message: &str,
+    errs: &mut DataErrors,
+    line: &Line<'_>,
+    notices: &mut Vec<String>,
+) -> Mode {
+    match parse_errors_line(message, errs, line) {
+        Ok(true) => Mode::ErrorFiles,
+        Ok(false) => Mode::Header,
+        Err(e) => {
+            notices.push(e.to_string());
+            Mode::Header
+        }
+    }
 }
 
 /// Reads one `errors:` line into `errs`; true when file names follow (`-v`).
