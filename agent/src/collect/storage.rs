@@ -394,7 +394,20 @@ fn enum_word<T: serde::Serialize>(value: &T) -> String {
 
 /// Maps an md collection.
 pub fn map_md(report: &MdReport) -> (SourceStatus, Vec<ArrayReport>) {
-    let source = map_status(&report.outcome);
+    let mut source = map_status(&report.outcome);
+    // Unreadable lines that belong to no array: said on the source (still `ok`: everything
+    // else was read), never dropped.
+    if let Some(notices) = report
+        .mdstat
+        .as_ref()
+        .map(|m| &m.notices)
+        .filter(|n| !n.is_empty())
+    {
+        source.detail = format!(
+            "part of /proc/mdstat could not be read: {}",
+            notices.join("; ")
+        );
+    }
     let arrays = report
         .mdstat
         .iter()

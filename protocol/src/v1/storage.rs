@@ -27,7 +27,8 @@ pub struct StorageReport {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceStatus {
     pub state: SourceState,
-    /// Operator-facing explanation; empty when `Ok`.
+    /// Operator-facing explanation; empty when `Ok`, unless part of the output could not be
+    /// read (what was read is reported; the rest is named here or on its object).
     pub detail: String,
 }
 

@@ -59,7 +59,11 @@ pub fn parse_mdstat(text: &str) -> Result<Mdstat, ParseError> {
         } else if t.starts_with("read_ahead") || t.starts_with("Event:") {
             // Old kernels print these global lines; they say nothing about health.
         } else if let Some((name, rest)) = array_header(t) {
-            out.arrays.push(parse_header(name, rest, number, line)?);
+            let mut array = parse_header(name, rest, number, line)?;
+            // Unreadable lines before this array may be part of it (a header wrapped or
+            // garbled): the first array after them carries them, so they reach the report.
+            array.notices.splice(0..0, out.notices.drain(..));
+            out.arrays.push(array);
         } else if first_content && t.ends_with("/proc/mdstat") {
             // The shell prompt and command of a pasted capture.
         } else if let Some(array) = out.arrays.last_mut() {
@@ -491,15 +495,22 @@ mod tests {
             "Personalities : [raid1]\nstray words\nmd0 : active raid1 sda[0]\n  what is this\n  12 blocks [1/1] [U]\n",
         )
         .unwrap();
-        assert_eq!(
-            s.notices,
-            ["line 2: unexpected text \"stray words\" before any array"]
-        );
+        // The stray line before md0 is reported with md0.
+        assert!(s.notices.is_empty());
         let a = &s.arrays[0];
         assert_eq!(a.raid_disks, Some(1));
         assert_eq!(
             a.notices,
-            ["line 4: unexpected text \"what is this\" in an array's detail lines"]
+            [
+                "line 2: unexpected text \"stray words\" before any array",
+                "line 4: unexpected text \"what is this\" in an array's detail lines"
+            ]
+        );
+        // After the last array (and with no array at all) it stays on the file.
+        let s = parse_mdstat("Personalities : [raid1]\nunused devices: <none>\nstray\n").unwrap();
+        assert_eq!(
+            s.notices,
+            ["line 3: unexpected text \"stray\" before any array"]
         );
     }
 

@@ -16,7 +16,8 @@ pub struct Mdstat {
     /// `unused devices:` list (`<none>` → empty); `None` when the trailer is absent.
     pub unused_devices: Option<Vec<String>>,
     /// Lines outside any array that could not be read, each naming its line; the rest of
-    /// the file was kept.
+    /// the file was kept. Lines before an array move to that array's notices (so they are
+    /// reported with it); what stays here came after the last array or in a file with none.
     #[serde(default)]
     pub notices: Vec<String>,
 }
