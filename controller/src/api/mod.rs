@@ -321,9 +321,9 @@ pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz", "/api/v1/openapi.jso
 
 /// Commits a handler's transaction; a failure is a store error naming `action`.
 async fn commit(tx: crate::store::TenantTx, action: &'static str) -> Result<(), ApiError> {
-    tx.commit()
+    crate::store::commit(tx, action)
         .await
-        .map_err(|source| ApiError::Store(crate::store::StoreError::Query { action, source }))
+        .map_err(ApiError::Store)
 }
 
 fn parse_id(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {

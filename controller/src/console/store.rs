@@ -20,7 +20,5 @@ pub async fn tenant_tx(state: &ApiState, who: &ConsoleUser) -> Result<TenantTx, 
 }
 
 pub async fn commit(tx: TenantTx, action: &'static str) -> Result<(), Refusal> {
-    tx.commit()
-        .await
-        .map_err(|source| unavailable(StoreError::Query { action, source }))
+    crate::store::commit(tx, action).await.map_err(unavailable)
 }

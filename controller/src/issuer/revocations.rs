@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use crate::error_chain;
 use crate::stepca::StepCa;
 use crate::stepca::client::serial_decimal;
-use crate::store::{Store, StoreError, certificates, policies};
+use crate::store::{Store, StoreError, certificates, commit, policies};
 
 /// Revocations sent per tenant per round.
 const BATCH: i64 = 100;
@@ -112,10 +112,4 @@ pub async fn sweep(
         commit(tx, "forgetting settled certificates").await?;
     }
     Ok(outcome)
-}
-
-async fn commit(tx: crate::store::TenantTx, action: &'static str) -> Result<(), StoreError> {
-    tx.commit()
-        .await
-        .map_err(|source| StoreError::Query { action, source })
 }

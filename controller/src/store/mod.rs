@@ -72,6 +72,12 @@ pub enum StoreError {
     Randomness(#[from] crate::auth::RandomnessError),
 }
 
+/// Commits `tx`; a failure is a [`StoreError::Query`] naming `action` (what the transaction
+/// did), the one mapping the API, the console and the background sweeps all use.
+pub async fn commit(tx: TenantTx, action: &'static str) -> Result<(), StoreError> {
+    tx.commit().await.map_err(query_error(action))
+}
+
 /// Shorthand for mapping a sqlx error with what we were doing.
 pub(crate) fn query_error(action: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Query { action, source }
