@@ -550,12 +550,16 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
         Locator::XPath("//button[normalize-space()='Add window']"),
     )
     .await;
-    client
-        .wait()
-        .for_element(Locator::Css("#policies"))
-        .await
-        .unwrap();
-    let settings = client.source().await.unwrap();
+    // `#policies` is on the page before the click too: wait for the page the form's POST
+    // answers with (the new window listed), not just any Settings page.
+    let mut settings = String::new();
+    for _ in 0..100 {
+        settings = client.source().await.unwrap();
+        if settings.contains("Europe/Berlin") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     assert!(settings.contains("Europe/Berlin") && settings.contains("every host"));
     shoot(&client, "settings").await;
     client.close().await.unwrap();
