@@ -215,6 +215,11 @@ pub async fn start(
         frame_deadline: options.frame_deadline,
         admission: admission.clone(),
         ingest: options.ingest,
+        facts_writer: crate::ingest::group_commit::FactsWriter::start(
+            store.clone(),
+            options.ingest,
+            crate::ingest::group_commit::GroupCommitSettings::default(),
+        ),
     });
     let mut tasks = dispatcher.start();
     tasks.push(tokio::spawn(link::serve(endpoint.clone(), ctx)));

@@ -8,6 +8,7 @@
 pub mod apt;
 pub mod bench;
 pub mod engines;
+pub mod pg_alone;
 pub mod process;
 pub mod receivers;
 pub mod stepca;

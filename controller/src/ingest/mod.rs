@@ -3,8 +3,10 @@
 //! * [`storage`] — disks, pools, arrays, collector states and their alerts.
 //! * [`inventory`] — container engines, containers, images, databases and their alerts.
 //! * [`rules`], [`inventory_rules`] — when a change raises an alert (pure).
+//! * [`group_commit`] — host facts from every session written in shared transactions.
 
 pub mod agent_version;
+pub mod group_commit;
 pub mod inventory;
 pub mod inventory_rules;
 pub mod limits;
@@ -72,6 +74,9 @@ pub enum IngestError {
     /// The host was revoked (or removed) while connected; the session must end.
     #[error("host is revoked or no longer enrolled")]
     HostGone,
+    /// The group-commit writers stopped: only while the process shuts down.
+    #[error("the ingest writers stopped (the controller is shutting down)")]
+    Stopped,
 }
 
 /// Applies `report` for the host named by the session's certificate. The cursor advance and
@@ -124,28 +129,60 @@ pub async fn apply_with(
 ) -> Result<ReportReply, IngestError> {
     let started = std::time::Instant::now();
     let result = apply_counted(store, peer, report, settings).await;
-    if let Some(m) = crate::metrics::get() {
-        let kind = kind_name(&report.body);
-        m.ingest_seconds
-            .with_label_values(&[kind])
-            .observe(started.elapsed().as_secs_f64());
-        match &result {
-            Ok(ReportReply::Ack { .. }) => m.reports.with_label_values(&[kind]).inc(),
-            Ok(ReportReply::Rejected { .. }) => m
-                .report_failures
-                .with_label_values(&[kind, "rejected"])
-                .inc(),
-            Err(IngestError::Store(_)) => m
-                .report_failures
-                .with_label_values(&[kind, "store_error"])
-                .inc(),
-            Err(IngestError::HostGone) => m
-                .report_failures
-                .with_label_values(&[kind, "host_gone"])
-                .inc(),
-        }
-    }
+    count(kind_name(&report.body), &result, started);
     result
+}
+
+/// Counts and times one report's outcome (`crate::metrics`), whichever path applied it.
+pub(crate) fn count(
+    kind: &'static str,
+    result: &Result<ReportReply, IngestError>,
+    started: std::time::Instant,
+) {
+    let Some(m) = crate::metrics::get() else {
+        return;
+    };
+    m.ingest_seconds
+        .with_label_values(&[kind])
+        .observe(started.elapsed().as_secs_f64());
+    let failure = match result {
+        Ok(ReportReply::Ack { .. }) => {
+            m.reports.with_label_values(&[kind]).inc();
+            return;
+        }
+        Ok(ReportReply::Rejected { .. }) => "rejected",
+        Err(IngestError::Store(_)) => "store_error",
+        Err(IngestError::HostGone) => "host_gone",
+        Err(IngestError::Stopped) => "stopped",
+    };
+    m.report_failures.with_label_values(&[kind, failure]).inc();
+}
+
+/// The checks a report passes before any database work: a collection time it can have and
+/// sizes that are not absurd. `Err` is the rejection to send; nothing of the report is kept.
+pub(crate) fn precheck(
+    peer: &Peer,
+    report: &Report,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime, ReportReply> {
+    let identity = peer.identity;
+    let collected_at = agent_time(report.collected_at_ms, now).map_err(|detail| {
+        tracing::warn!(tenant_id = %identity.tenant_id, host_id = %identity.host_id,
+            seq = report.seq, %detail, "report refused: impossible collection time");
+        ReportReply::Rejected {
+            seq: report.seq,
+            detail,
+        }
+    })?;
+    limits::check(&report.body).map_err(|detail| {
+        tracing::warn!(tenant_id = %identity.tenant_id, host_id = %identity.host_id,
+            seq = report.seq, %detail, "report refused: absurd size");
+        ReportReply::Rejected {
+            seq: report.seq,
+            detail,
+        }
+    })?;
+    Ok(collected_at)
 }
 
 async fn apply_counted(
@@ -155,26 +192,10 @@ async fn apply_counted(
     settings: &IngestSettings,
 ) -> Result<ReportReply, IngestError> {
     let identity = peer.identity;
-    let now = OffsetDateTime::now_utc();
-    let collected_at = match agent_time(report.collected_at_ms, now) {
+    let collected_at = match precheck(peer, report, OffsetDateTime::now_utc()) {
         Ok(at) => at,
-        Err(detail) => {
-            tracing::warn!(tenant_id = %identity.tenant_id, host_id = %identity.host_id,
-                seq = report.seq, %detail, "report refused: impossible collection time");
-            return Ok(ReportReply::Rejected {
-                seq: report.seq,
-                detail,
-            });
-        }
+        Err(rejected) => return Ok(rejected),
     };
-    if let Err(detail) = limits::check(&report.body) {
-        tracing::warn!(tenant_id = %identity.tenant_id, host_id = %identity.host_id,
-            seq = report.seq, %detail, "report refused: absurd size");
-        return Ok(ReportReply::Rejected {
-            seq: report.seq,
-            detail,
-        });
-    }
     let mut tx = store.tenant_tx(identity.tenant_id).await?;
     let fresh = store::hosts::advance_cursor(
         &mut tx,
@@ -283,10 +304,7 @@ async fn apply_counted(
     if !applied {
         return Err(IngestError::HostGone);
     }
-    tx.commit().await.map_err(|source| StoreError::Query {
-        action: "committing a report",
-        source,
-    })?;
+    store::commit(tx, "committing a report").await?;
     Ok(ReportReply::Ack {
         seq: report.seq,
         duplicate: false,

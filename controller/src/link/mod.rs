@@ -54,6 +54,8 @@ pub struct LinkContext {
     pub ingest: crate::ingest::IngestSettings,
     /// Frame memory and per-tenant ingest shared by all sessions.
     pub admission: Arc<admission::Admission>,
+    /// Host facts of every session, written in shared transactions (group commit).
+    pub facts_writer: crate::ingest::group_commit::FactsWriter,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@ use tracing::Instrument;
 use unity_pki::HostIdentity;
 use unity_protocol::io::{FrameIoError, read_frame, read_payload, read_prefix, write_frame};
 use unity_protocol::latest::{
-    Hello, HelloReply, Refusal, RefusalReason, Report, Welcome, close_code,
+    Hello, HelloReply, Refusal, RefusalReason, Report, ReportBody, Welcome, close_code,
 };
 use unity_protocol::{MAX_FRAME_LEN, PROTOCOL_VERSION};
 
@@ -173,17 +173,30 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer, s
             Ok(Err(error)) => return protocol_violation(&connection, &error),
             Err(_) => return deadline_passed(&connection),
         };
-        let Ok(_tenant_permit) = ctx.admission.tenant(identity.tenant_id).await else {
-            return close(&connection, close_code::NORMAL, "controller shutting down");
+        let seq = report.seq;
+        let applied = if matches!(report.body, ReportBody::HostFacts(_)) {
+            // Host facts go through the shared writers, which bound their own database use
+            // (a few connections for every session's facts), so no tenant permit is held.
+            ctx.facts_writer
+                .apply(&ctx.store, &peer, report, &ctx.ingest)
+                .await
+        } else {
+            let Ok(_tenant_permit) = ctx.admission.tenant(identity.tenant_id).await else {
+                return close(&connection, close_code::NORMAL, "controller shutting down");
+            };
+            ingest::apply_with(&ctx.store, &peer, &report, &ctx.ingest).await
         };
-        let reply = match ingest::apply_with(&ctx.store, &peer, &report, &ctx.ingest).await {
+        let reply = match applied {
             Ok(reply) => reply,
             Err(IngestError::HostGone) => {
                 tracing::warn!("host was revoked; closing its session");
                 return close(&connection, close_code::IDENTITY_REFUSED, "host revoked");
             }
+            Err(IngestError::Stopped) => {
+                return close(&connection, close_code::NORMAL, "controller shutting down");
+            }
             Err(IngestError::Store(error)) => {
-                tracing::error!(seq = report.seq, error = %error_chain(&error),
+                tracing::error!(seq, error = %error_chain(&error),
                     "could not store report; agent will resend");
                 return close(
                     &connection,

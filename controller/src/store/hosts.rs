@@ -169,6 +169,49 @@ pub async fn advance_cursor(
     Ok(advanced == 1)
 }
 
+/// One report's place in its stream, for [`advance_cursors`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorStep {
+    pub host_id: Uuid,
+    pub stream_id: Uuid,
+    pub seq: u64,
+}
+
+/// [`advance_cursor`] for many reports in one statement; returns, in input order, whether each
+/// was fresh. No two steps may name the same `(host, stream)` (PostgreSQL refuses to change a
+/// row twice in one statement): callers split such reports into separate calls.
+pub async fn advance_cursors(
+    tx: &mut TenantTx,
+    tenant_id: Uuid,
+    steps: &[CursorStep],
+) -> Result<Vec<bool>, StoreError> {
+    let hosts: Vec<Uuid> = steps.iter().map(|s| s.host_id).collect();
+    let streams: Vec<Uuid> = steps.iter().map(|s| s.stream_id).collect();
+    let seqs: Vec<i64> = steps
+        .iter()
+        .map(|s| i64::try_from(s.seq).unwrap_or(i64::MAX))
+        .collect();
+    let advanced: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "INSERT INTO report_cursors (tenant_id, host_id, stream_id, last_seq) \
+         SELECT $1, h, s, q FROM unnest($2::uuid[], $3::uuid[], $4::bigint[]) AS t(h, s, q) \
+         ON CONFLICT (host_id, stream_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, updated_at = now() \
+         WHERE report_cursors.last_seq < EXCLUDED.last_seq \
+         RETURNING host_id, stream_id",
+    )
+    .bind(tenant_id)
+    .bind(&hosts)
+    .bind(&streams)
+    .bind(&seqs)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("advancing report cursors"))?;
+    let advanced: std::collections::HashSet<(Uuid, Uuid)> = advanced.into_iter().collect();
+    Ok(steps
+        .iter()
+        .map(|s| advanced.contains(&(s.host_id, s.stream_id)))
+        .collect())
+}
+
 /// `facts` with NUL replaced in every text (PostgreSQL text and jsonb cannot hold it; one
 /// NUL in a hostname once failed every report of its host).
 fn sanitized(facts: &HostFacts) -> HostFacts {
@@ -227,6 +270,56 @@ pub async fn store_facts(
     .await
     .map_err(query_error("storing host facts"))?;
     Ok(outdated.map(|outdated_version| StoredFacts { outdated_version }))
+}
+
+/// [`store_facts`] for many hosts in one statement; returns, in input order, what was stored
+/// for each (`None`: revoked or unknown). No host may appear twice.
+pub async fn store_facts_many(
+    tx: &mut TenantTx,
+    reports: &[(Uuid, &HostFacts, OffsetDateTime)],
+) -> Result<Vec<Option<StoredFacts>>, StoreError> {
+    let mut ids = Vec::with_capacity(reports.len());
+    let mut documents = Vec::with_capacity(reports.len());
+    let mut collected = Vec::with_capacity(reports.len());
+    let mut hostnames = Vec::with_capacity(reports.len());
+    let mut boot_ids = Vec::with_capacity(reports.len());
+    let mut versions = Vec::with_capacity(reports.len());
+    for (host_id, facts, collected_at) in reports {
+        let facts = sanitized(facts);
+        ids.push(*host_id);
+        hostnames.push(facts.hostname.clone());
+        boot_ids.push(facts.boot_id.clone());
+        versions.push(facts.agent_version.clone());
+        collected.push(*collected_at);
+        documents.push(sqlx::types::Json(facts));
+    }
+    let stored: Vec<(Uuid, Option<String>)> = sqlx::query_as(
+        "UPDATE hosts h SET facts = t.facts, facts_collected_at = t.collected_at, \
+             hostname = t.hostname, boot_id = t.boot_id, agent_version = t.agent_version, \
+             last_seen_at = now() \
+         FROM unnest($1::uuid[], $2::jsonb[], $3::timestamptz[], $4::text[], $5::text[], $6::text[]) \
+             AS t(id, facts, collected_at, hostname, boot_id, agent_version) \
+         WHERE h.id = t.id AND h.revoked_at IS NULL \
+         RETURNING h.id, h.outdated_version",
+    )
+    .bind(&ids)
+    .bind(&documents)
+    .bind(&collected)
+    .bind(&hostnames)
+    .bind(&boot_ids)
+    .bind(&versions)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(query_error("storing host facts"))?;
+    let mut stored: std::collections::HashMap<Uuid, Option<String>> = stored.into_iter().collect();
+    Ok(ids
+        .iter()
+        .map(|id| {
+            stored
+                .remove(id)
+                .map(|outdated_version| StoredFacts { outdated_version })
+        })
+        .collect())
 }
 
 /// Stores the agent's status report. Returns false if the host is revoked or unknown.

@@ -27,6 +27,7 @@ use clap::Parser;
 use unity_agent::link::{self, Session};
 use unity_controller::testing::ThrowawayPostgres;
 use unity_e2e::bench::{BenchController, Child, ProcSample, percentile, sample};
+use unity_e2e::pg_alone::Shape;
 use unity_protocol::latest::ReportBody;
 
 #[derive(Debug, Parser)]
@@ -41,6 +42,10 @@ struct Args {
     controller_bin: PathBuf,
     #[arg(long, default_value = "target/release-agent/unity-agent")]
     agent_bin: PathBuf,
+    /// Connections for the PostgreSQL-alone comparison (the controller's application pool
+    /// holds 16; its facts writers use 2).
+    #[arg(long, default_value_t = 8)]
+    pg_clients: usize,
 }
 
 #[tokio::main]
@@ -126,6 +131,28 @@ async fn main() -> Result<()> {
     let after = sample(pid)?;
     latencies.sort();
     let total = args.agents * args.reports;
+
+    // PostgreSQL alone: the same facts SQL, the same hosts and database, no controller.
+    let host_ids: Vec<uuid::Uuid> = states.iter().map(|s| s.enrollment.host_id).collect();
+    let mut pg_alone = Vec::new();
+    for shape in [
+        Shape::PerReport { per_tx: 1 },
+        Shape::PerReport { per_tx: 10 },
+        Shape::MultiRow { per_tx: 10 },
+        Shape::MultiRow { per_tx: 100 },
+    ] {
+        let elapsed = unity_e2e::pg_alone::facts(
+            &store,
+            tenant.id,
+            &host_ids,
+            &facts,
+            total,
+            args.pg_clients,
+            shape,
+        )
+        .await?;
+        pg_alone.push((shape, total as f64 / elapsed.as_secs_f64()));
+    }
 
     // Storage ingest: every agent sends a real storage round (3 disks with their attribute
     // metrics, a degraded pool, a degraded array, recorded real outputs) a few times; each
@@ -230,6 +257,7 @@ async fn main() -> Result<()> {
         agent_after,
         agent_size,
         agent_bin: &args.agent_bin,
+        pg_alone: &pg_alone,
     });
     drop(agent);
     drop(bench);
@@ -256,6 +284,7 @@ struct Results<'a> {
     agent_after: ProcSample,
     agent_size: u64,
     agent_bin: &'a Path,
+    pg_alone: &'a [(Shape, f64)],
 }
 
 fn print_results(r: &Results<'_>) {
@@ -291,6 +320,14 @@ fn print_results(r: &Results<'_>) {
         "| controller CPU per 1000 reports | {:.0} ms |",
         r.ingest_cpu.as_secs_f64() * 1e3 * 1000.0 / r.total as f64
     );
+    let controller_rate = r.total as f64 / secs;
+    for (shape, rate) in r.pg_alone {
+        println!(
+            "| PostgreSQL alone, same facts SQL, {} clients, {shape} | {rate:.0} reports/s (controller end to end: **{:.2}×** this) |",
+            a.pg_clients,
+            controller_rate / rate
+        );
+    }
     println!(
         "| storage ingest | {} reports ({} B each: 3 disks, 1 pool, 1 array) in {:.2} s = **{:.0} reports/s**, controller CPU {:.0} ms per 1000 |",
         r.storage_total,
