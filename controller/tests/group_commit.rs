@@ -172,6 +172,24 @@ async fn facts_of_many_sessions_commit_together_with_single_report_answers() {
     .await;
     assert!(answers.iter().all(ack(true)), "{answers:?}");
     assert_eq!(stored_uptime(&store, host).await, Some(300));
+    // The same on two streams of one host (a spooled report replayed beside a new one): both
+    // fresh, in order, the later one's facts kept.
+    let other_stream = Host {
+        stream: Uuid::new_v4(),
+        name: host.name.clone(),
+        ..*host
+    };
+    let answers = submit(
+        &writer,
+        &store,
+        vec![
+            (host, host.report(4, 400)),
+            (&other_stream, other_stream.report(1, 500)),
+        ],
+    )
+    .await;
+    assert!(answers.iter().all(ack(true)), "{answers:?}");
+    assert_eq!(stored_uptime(&store, host).await, Some(500));
     assert_eq!(writer.stats().fallbacks, 0);
 
     // A host revoked while its report waits: the batch holding it is rolled back and applied

@@ -15,8 +15,9 @@
 //! again on its own through [`super::apply_with`], which gives each its precise answer.
 //! That is rare and costs only time; no report is ever acknowledged without its commit.
 //!
-//! The same `(host, stream)` twice in one statement is something PostgreSQL refuses, so a
-//! batch is cut into rounds in which each host appears once (in practice a host has one
+//! The same `(host, stream)` cursor or host row twice in one statement is something
+//! PostgreSQL refuses or decides arbitrarily, so a batch is cut into rounds in which each host
+//! appears once (in practice a host has one
 //! report in flight: its session applies reports one at a time).
 
 use std::collections::{HashMap, HashSet};
@@ -353,14 +354,13 @@ async fn write_tenant(
         .collect())
 }
 
-/// Indexes of `reports` cut into rounds in which each `(host, stream)` appears once, in
-/// arrival order (a host's second report goes into the next round, after its first).
+/// Indexes of `reports` cut into rounds in which each host appears once, in arrival order (a
+/// host's second report goes into the next round, after its first). Keyed by host, not by
+/// `(host, stream)`: the facts statement updates one `hosts` row per host, and two reports of
+/// one host on different streams in one statement would leave it to PostgreSQL which wins.
 fn rounds(reports: &[Pending]) -> Vec<Vec<usize>> {
-    let keys: Vec<(Uuid, Uuid)> = reports
-        .iter()
-        .map(|p| (p.peer.identity.host_id, p.stream_id))
-        .collect();
-    rounds_of(&keys)
+    let hosts: Vec<Uuid> = reports.iter().map(|p| p.peer.identity.host_id).collect();
+    rounds_of(&hosts)
 }
 
 /// [`rounds`] over the keys alone (pure; tested).
