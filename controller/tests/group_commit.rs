@@ -87,13 +87,11 @@ async fn hosts_of(store: &Store, tenant: &Tenant, count: usize) -> Vec<Host> {
 /// Submits every `(host, report)` at once and returns the answers in order.
 async fn submit(
     writer: &FactsWriter,
-    store: &Store,
     reports: Vec<(&Host, Report)>,
 ) -> Vec<Result<ReportReply, IngestError>> {
-    let settings = IngestSettings::default();
     join_all(reports.into_iter().map(|(host, report)| {
         let peer = host.peer();
-        async move { writer.apply(store, &peer, report, &settings).await }
+        async move { writer.apply(&peer, report).await }
     }))
     .await
 }
@@ -130,7 +128,6 @@ async fn facts_of_many_sessions_commit_together_with_single_report_answers() {
     // Every host's first report, all at once: fresh, in few transactions, one per tenant.
     let answers = submit(
         &writer,
-        &store,
         fleet.iter().map(|h| (h, h.report(1, 100))).collect(),
     )
     .await;
@@ -154,7 +151,6 @@ async fn facts_of_many_sessions_commit_together_with_single_report_answers() {
     // Redelivered: acknowledged as duplicates, nothing rewritten.
     let answers = submit(
         &writer,
-        &store,
         fleet.iter().map(|h| (h, h.report(1, 999))).collect(),
     )
     .await;
@@ -166,7 +162,6 @@ async fn facts_of_many_sessions_commit_together_with_single_report_answers() {
     let host = &fleet[3];
     let answers = submit(
         &writer,
-        &store,
         vec![(host, host.report(2, 200)), (host, host.report(3, 300))],
     )
     .await;
@@ -181,7 +176,6 @@ async fn facts_of_many_sessions_commit_together_with_single_report_answers() {
     };
     let answers = submit(
         &writer,
-        &store,
         vec![
             (host, host.report(4, 400)),
             (&other_stream, other_stream.report(1, 500)),
@@ -200,7 +194,6 @@ async fn facts_of_many_sessions_commit_together_with_single_report_answers() {
     tx.commit().await.unwrap();
     let answers = submit(
         &writer,
-        &store,
         fleet.iter().map(|h| (h, h.report(10, 1000))).collect(),
     )
     .await;
@@ -225,7 +218,7 @@ async fn facts_of_many_sessions_commit_together_with_single_report_answers() {
 
     // The revoked host's cursor did not move with the rolled-back batch: its report is not
     // "already seen" (it stays refused for the revocation, not swallowed as a duplicate).
-    let answers = submit(&writer, &store, vec![(revoked, revoked.report(10, 1000))]).await;
+    let answers = submit(&writer, vec![(revoked, revoked.report(10, 1000))]).await;
     assert!(
         matches!(answers[0], Err(IngestError::HostGone)),
         "{answers:?}"
@@ -246,7 +239,6 @@ async fn rejected_reports_never_reach_a_batch() {
     late.collected_at_ms = 1_000; // 1970: the host's clock is wrong
     let answers = submit(
         &writer,
-        &store,
         vec![(&fleet[0], late), (&fleet[1], fleet[1].report(1, 5))],
     )
     .await;

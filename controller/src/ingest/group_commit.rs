@@ -95,6 +95,9 @@ impl Pending {
 pub struct FactsWriter {
     queue: mpsc::Sender<Pending>,
     stats: Arc<Counters>,
+    /// For reports that are not facts (applied the single-report way).
+    store: Store,
+    ingest: IngestSettings,
 }
 
 /// What the writers have done since they started (tests and benchmarks read it).
@@ -139,7 +142,12 @@ impl FactsWriter {
                 stats.clone(),
             ));
         }
-        Self { queue, stats }
+        Self {
+            queue,
+            stats,
+            store,
+            ingest,
+        }
     }
 
     pub fn stats(&self) -> GroupCommitStats {
@@ -152,13 +160,7 @@ impl FactsWriter {
 
     /// Applies a report: host facts through a shared batch (answered after the commit that
     /// holds it), any other kind the single-report way.
-    pub async fn apply(
-        &self,
-        store: &Store,
-        peer: &Peer,
-        report: Report,
-        ingest: &IngestSettings,
-    ) -> Result<ReportReply, IngestError> {
+    pub async fn apply(&self, peer: &Peer, report: Report) -> Result<ReportReply, IngestError> {
         let submitted = Instant::now();
         let collected_at = match precheck(peer, &report, OffsetDateTime::now_utc()) {
             Ok(at) => at,
@@ -183,7 +185,7 @@ impl FactsWriter {
                     collected_at_ms,
                     body,
                 };
-                return super::apply_with(store, peer, &report, ingest).await;
+                return super::apply_with(&self.store, peer, &report, &self.ingest).await;
             }
         };
         let (answer, answered) = oneshot::channel();

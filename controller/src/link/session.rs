@@ -177,9 +177,7 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer, s
         let applied = if matches!(report.body, ReportBody::HostFacts(_)) {
             // Host facts go through the shared writers, which bound their own database use
             // (a few connections for every session's facts), so no tenant permit is held.
-            ctx.facts_writer
-                .apply(&ctx.store, &peer, report, &ctx.ingest)
-                .await
+            ctx.facts_writer.apply(&peer, report).await
         } else {
             let Ok(_tenant_permit) = ctx.admission.tenant(identity.tenant_id).await else {
                 return close(&connection, close_code::NORMAL, "controller shutting down");
