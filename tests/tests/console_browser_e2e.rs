@@ -119,6 +119,42 @@ async fn click(client: &Client, locator: Locator<'_>) {
         .unwrap();
 }
 
+/// Clicks what `locator` finds and waits until the browser shows the page that click loads.
+///
+/// A click that submits a form or follows a link returns before the next page has arrived
+/// (a login waits for a deliberately slow password hash), and a selector the old page also
+/// matches would be found on the old page. So the old document is marked first, and the wait
+/// is for a document without the mark that has finished loading.
+async fn follow(client: &Client, locator: Locator<'_>) {
+    let described = format!("{locator:?}");
+    client
+        .execute("window.__unity_left = true; return null;", vec![])
+        .await
+        .unwrap();
+    click(client, locator).await;
+    let start = std::time::Instant::now();
+    loop {
+        // While the browser is between pages a script can fail: that is "not yet".
+        let arrived = client
+            .execute(
+                "return window.__unity_left === undefined && document.readyState === 'complete';",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        if arrived {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no new page within 60 s after clicking {described}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A console user of `tenant` with the tests' password.
 async fn add_user(h: &Harness, tenant: uuid::Uuid, name: &str, role: Role) {
     let mut tx = h.store.tenant_tx(tenant).await.unwrap();
@@ -132,7 +168,7 @@ async fn log_in(client: &Client, base: &str, name: &str) {
     client.goto(&format!("{base}/login")).await.unwrap();
     type_into(client, "input[name=name]", name).await;
     type_into(client, "input[name=password]", PASSWORD).await;
-    click(client, Locator::Css("button[type=submit]")).await;
+    follow(client, Locator::Css("button[type=submit]")).await;
     client
         .wait()
         .for_element(Locator::Css("header nav"))
@@ -178,8 +214,14 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     // A wrong password is refused on the page.
     type_into(&client, "input[name=name]", "alice").await;
     type_into(&client, "input[name=password]", "not the password").await;
-    click(&client, Locator::Css("button[type=submit]")).await;
-    let refusal = client.find(Locator::Css("[role=alert]")).await.unwrap();
+    follow(&client, Locator::Css("button[type=submit]")).await;
+    // The refusal arrives with the next page, after the server has checked
+    // the password (a deliberately slow hash): wait for it, do not race it.
+    let refusal = client
+        .wait()
+        .for_element(Locator::Css("[role=alert]"))
+        .await
+        .expect("the login page says the password was refused");
     assert!(
         refusal
             .text()
@@ -205,7 +247,7 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
     assert!(cookie.value().starts_with("ufs_"));
 
-    click(&client, Locator::LinkText(&hostname)).await;
+    follow(&client, Locator::LinkText(&hostname)).await;
     client.wait().for_element(Locator::Css("h1")).await.unwrap();
     assert_eq!(
         client.current_url().await.unwrap().path(),
@@ -223,7 +265,7 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     }
     shoot(&client, "host").await;
     // The pool's page: the vdev tree the agent read, its offline device among them.
-    click(&client, Locator::Css("a[href^='/pools/']")).await;
+    follow(&client, Locator::Css("a[href^='/pools/']")).await;
     client
         .wait()
         .for_element(Locator::Css("ul.tree"))
@@ -235,7 +277,7 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     }
     shoot(&client, "pool").await;
     client.back().await.unwrap();
-    click(&client, Locator::LinkText("Alerts")).await;
+    follow(&client, Locator::LinkText("Alerts")).await;
     client
         .wait()
         .for_element(Locator::Css("table"))
@@ -260,7 +302,7 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
     );
     shoot(&client, "fleet-phone").await;
 
-    click(&client, Locator::Css("header form button")).await;
+    follow(&client, Locator::Css("header form button")).await;
     client
         .wait()
         .for_element(Locator::Css("input[name=password]"))
@@ -296,7 +338,7 @@ async fn a_viewer_reads_the_fleet_in_chromium_and_another_tenant_sees_nothing() 
 async fn browse_as(driver: &Driver, base: &str, user: &str, link: &str, ready: &str) -> Client {
     let client = browser(driver, 1280, 900).await;
     log_in(&client, base, user).await;
-    click(&client, Locator::LinkText(link)).await;
+    follow(&client, Locator::LinkText(link)).await;
     client
         .wait()
         .for_element(Locator::Css(ready))
@@ -491,7 +533,7 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
     let client = browse_as(&driver, &base, "olga", "Updates", "tbody tr").await;
     shoot(&client, "updates").await;
     let link = update_link(&client, "web").await.unwrap();
-    click(&client, Locator::Css(&format!("a[href='{link}']"))).await;
+    follow(&client, Locator::Css(&format!("a[href='{link}']"))).await;
     client
         .wait()
         .for_element(Locator::Css("dl.facts"))
@@ -501,7 +543,7 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
     assert!(confirm.contains(&web_v2_digest), "the new digest is shown");
     assert!(confirm.contains("Running digest"));
     shoot(&client, "update-confirm").await;
-    click(&client, Locator::Css("button.primary")).await;
+    follow(&client, Locator::Css("button.primary")).await;
     let page = job_page_ends(&client, Duration::from_secs(240)).await;
     assert!(
         page.contains("badge ok") && page.contains("succeeded"),
@@ -514,13 +556,13 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
     // The broken image: the agent rolls back, the page says so, `api` still runs v1.
     client.goto(&format!("{base}/updates")).await.unwrap();
     let link = update_link(&client, "api").await.unwrap();
-    click(&client, Locator::Css(&format!("a[href='{link}']"))).await;
+    follow(&client, Locator::Css(&format!("a[href='{link}']"))).await;
     client
         .wait()
         .for_element(Locator::Css("button.primary"))
         .await
         .unwrap();
-    click(&client, Locator::Css("button.primary")).await;
+    follow(&client, Locator::Css("button.primary")).await;
     let page = job_page_ends(&client, Duration::from_secs(240)).await;
     assert!(page.contains("rolled back"), "{page}");
     assert!(
@@ -530,7 +572,7 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
     shoot(&client, "job-rolled-back").await;
     assert_eq!(engine.docker(&["exec", "api", "cat", "/marker"]), "v1");
     // Both on the jobs list.
-    click(&client, Locator::LinkText("Jobs")).await;
+    follow(&client, Locator::LinkText("Jobs")).await;
     client
         .wait()
         .for_element(Locator::Css("tbody tr"))
@@ -545,7 +587,7 @@ async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back(
     click(&client, Locator::Css("input[name=day_sat]")).await;
     type_into(&client, "input[name=start]", "03:00").await;
     type_into(&client, "input[name=time_zone]", "Europe/Berlin").await;
-    click(
+    follow(
         &client,
         Locator::XPath("//button[normalize-space()='Add window']"),
     )
