@@ -28,6 +28,8 @@ const REVOCATION_SWEEP: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct ControllerOptions {
     pub quic_listen: SocketAddr,
+    /// Receive and send buffer asked for on the QUIC socket.
+    pub quic_socket_buffer_bytes: usize,
     pub api_listen: SocketAddr,
     /// Holds the CA (`ca/`) and the job-signing key (`job-signing.pk8`).
     pub state_dir: PathBuf,
@@ -199,7 +201,11 @@ pub async fn start(
     let sealer = Arc::new(crate::notify::Sealer::load_or_create(&options.state_dir)?);
     let dispatcher = Dispatcher::new(store.clone());
     let issuer = Arc::new(host_issuer(&options, ca.clone()).await?);
-    let endpoint = link::bind(options.quic_listen, server_config(&ca, &issuer)?)?;
+    let endpoint = link::bind(
+        options.quic_listen,
+        server_config(&ca, &issuer)?,
+        options.quic_socket_buffer_bytes,
+    )?;
     let quic_addr = endpoint.local_addr().map_err(|source| LinkError::Bind {
         addr: options.quic_listen,
         source,

@@ -534,6 +534,7 @@ async fn serve(
     let running = app::start(
         ControllerOptions {
             quic_listen: config.quic_listen,
+            quic_socket_buffer_bytes: config.quic_socket_buffer_bytes,
             api_listen: config.api_listen,
             state_dir: config.data_dir.clone(),
             report_interval: config.report_interval(),

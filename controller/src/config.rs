@@ -24,6 +24,9 @@ pub struct Config {
     pub app_database_url: Option<String>,
     /// UDP address agents connect to.
     pub quic_listen: SocketAddr,
+    /// Receive and send buffer of the QUIC socket, in bytes: room for a burst of
+    /// reconnecting agents (capped by `net.core.rmem_max`/`wmem_max`, docs/operations.md).
+    pub quic_socket_buffer_bytes: usize,
     /// TCP address of the HTTP API.
     pub api_listen: SocketAddr,
     /// How often agents send host facts.
@@ -100,6 +103,7 @@ impl Default for Config {
             database_url: None,
             app_database_url: None,
             quic_listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
+            quic_socket_buffer_bytes: crate::link::socket::DEFAULT_SOCKET_BUFFER_BYTES,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 7080)),
             report_interval_secs: 60,
             host_cert_validity_days: 30,
@@ -203,6 +207,9 @@ impl Config {
         if let Some(v) = lookup("UNITY_QUIC_LISTEN") {
             self.quic_listen = parse("UNITY_QUIC_LISTEN", v)?;
         }
+        if let Some(v) = lookup("UNITY_QUIC_SOCKET_BUFFER_BYTES") {
+            self.quic_socket_buffer_bytes = parse("UNITY_QUIC_SOCKET_BUFFER_BYTES", v)?;
+        }
         if let Some(v) = lookup("UNITY_API_LISTEN") {
             self.api_listen = parse("UNITY_API_LISTEN", v)?;
         }
@@ -232,6 +239,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "report_interval_secs",
                 reason: "between 1 and 86400",
+            });
+        }
+        if !(64 * 1024..=1 << 30).contains(&self.quic_socket_buffer_bytes) {
+            return Err(ConfigError::Invalid {
+                key: "quic_socket_buffer_bytes",
+                reason: "between 65536 (64 KiB) and 1073741824 (1 GiB)",
             });
         }
         if !(1..=365).contains(&self.host_cert_validity_days) {

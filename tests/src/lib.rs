@@ -70,6 +70,7 @@ impl Harness {
     ) -> ControllerOptions {
         ControllerOptions {
             quic_listen: "127.0.0.1:0".parse().unwrap(),
+            quic_socket_buffer_bytes: unity_controller::link::socket::DEFAULT_SOCKET_BUFFER_BYTES,
             api_listen: "127.0.0.1:0".parse().unwrap(),
             state_dir: dir.path().join("controller"),
             report_interval,

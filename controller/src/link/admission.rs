@@ -1,5 +1,6 @@
-//! Admission for report ingest: how much frame memory all sessions together may hold, and how
-//! many reports of one tenant are applied to the database at once.
+//! Admission for report ingest: how much frame memory all sessions together may hold, how
+//! many reports of one tenant are applied to the database at once, and how much of the
+//! application pool all agents' work may take together.
 //!
 //! Both exist because the per-connection limits (one session per host, four streams, a frame
 //! deadline) still let *many* hosts add up: 50 hosts each declaring a 4 MiB frame pinned
@@ -25,6 +26,13 @@ const TENANT_FRAME_SHARE_DIVISOR: u32 = 4;
 /// can neither starve another nor the API.
 pub const DEFAULT_TENANT_CONCURRENCY: usize = 8;
 
+/// Reports (of all tenants) applied at once, session check-ins included: the application
+/// pool (16) less the two group-commit writers and two connections kept for the API and
+/// background work. Past this, sessions wait here, in order, for as long as it takes —
+/// never at the pool, whose 10 s acquire timeout would fail the report and close the
+/// session (a burst of 10 000 agents did exactly that before this existed).
+pub const DEFAULT_INGEST_CONCURRENCY: usize = 12;
+
 /// The budget unit: frames are charged in whole KiB.
 const UNIT: usize = 1024;
 
@@ -33,6 +41,8 @@ const UNIT: usize = 1024;
 pub struct AdmissionLimits {
     pub frame_budget_bytes: usize,
     pub tenant_concurrency: usize,
+    /// All tenants' reports and check-ins at once.
+    pub ingest_concurrency: usize,
 }
 
 impl Default for AdmissionLimits {
@@ -40,6 +50,7 @@ impl Default for AdmissionLimits {
         Self {
             frame_budget_bytes: DEFAULT_FRAME_BUDGET_BYTES,
             tenant_concurrency: DEFAULT_TENANT_CONCURRENCY,
+            ingest_concurrency: DEFAULT_INGEST_CONCURRENCY,
         }
     }
 }
@@ -51,11 +62,16 @@ pub struct Admission {
     total_units: u32,
     tenant_units: u32,
     tenant_concurrency: usize,
+    /// The share of the application pool agents' work may hold.
+    database: Arc<Semaphore>,
+    ingest_concurrency: usize,
     tenants: Mutex<HashMap<Uuid, Arc<TenantGate>>>,
     /// Most frame budget ever held at once, in units (observability and tests).
     frame_units_high_water: AtomicU32,
     /// Most reports of one tenant ever applied at once.
     tenant_high_water: AtomicUsize,
+    /// Most reports and check-ins ever holding the database share at once.
+    database_high_water: AtomicUsize,
 }
 
 /// One tenant's share of the frame budget and of ingest concurrency.
@@ -73,9 +89,16 @@ pub struct FramePermit {
     _global: OwnedSemaphorePermit,
 }
 
-/// Held while one report of a tenant is applied.
+/// Held while one report of a tenant is applied: the tenant's share and the global one.
 #[derive(Debug)]
-pub struct TenantPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct TenantPermit {
+    _tenant: OwnedSemaphorePermit,
+    _database: DatabasePermit,
+}
+
+/// Held while agent work (a report, a check-in) uses the application pool.
+#[derive(Debug)]
+pub struct DatabasePermit(#[allow(dead_code)] OwnedSemaphorePermit);
 
 /// The semaphores were closed: only while the process shuts down.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -91,6 +114,8 @@ pub struct AdmissionStats {
     pub frame_bytes_high_water: usize,
     pub tenant_concurrency: usize,
     pub tenant_concurrency_high_water: usize,
+    pub ingest_concurrency: usize,
+    pub ingest_concurrency_high_water: usize,
 }
 
 impl Admission {
@@ -103,9 +128,12 @@ impl Admission {
             total_units,
             tenant_units: (total_units / TENANT_FRAME_SHARE_DIVISOR).max(1),
             tenant_concurrency: limits.tenant_concurrency.max(1),
+            database: Arc::new(Semaphore::new(limits.ingest_concurrency.max(1))),
+            ingest_concurrency: limits.ingest_concurrency.max(1),
             tenants: Mutex::new(HashMap::new()),
             frame_units_high_water: AtomicU32::new(0),
             tenant_high_water: AtomicUsize::new(0),
+            database_high_water: AtomicUsize::new(0),
         }
     }
 
@@ -136,7 +164,9 @@ impl Admission {
         })
     }
 
-    /// Waits until fewer than the tenant's share of reports are being applied.
+    /// Waits until fewer than the tenant's share of reports are being applied, then for
+    /// room in the global share. In that order: a tenant's queued reports wait on their own
+    /// gate and hold no global room another tenant could use.
     pub async fn tenant(&self, tenant_id: Uuid) -> Result<TenantPermit, AdmissionClosed> {
         let gate = self.gate(tenant_id);
         let permit = gate
@@ -147,7 +177,24 @@ impl Admission {
             .map_err(|_| AdmissionClosed)?;
         let in_use = self.tenant_concurrency - gate.ingest.available_permits();
         self.tenant_high_water.fetch_max(in_use, Ordering::Relaxed);
-        Ok(TenantPermit(permit))
+        Ok(TenantPermit {
+            _tenant: permit,
+            _database: self.database().await?,
+        })
+    }
+
+    /// Waits for room in the share of the application pool all agents' work may hold.
+    pub async fn database(&self) -> Result<DatabasePermit, AdmissionClosed> {
+        let permit = self
+            .database
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AdmissionClosed)?;
+        let in_use = self.ingest_concurrency - self.database.available_permits();
+        self.database_high_water
+            .fetch_max(in_use, Ordering::Relaxed);
+        Ok(DatabasePermit(permit))
     }
 
     /// The tenant's gate, made on first use. Gates are kept for the process's life: one per
@@ -173,6 +220,8 @@ impl Admission {
                 * UNIT,
             tenant_concurrency: self.tenant_concurrency,
             tenant_concurrency_high_water: self.tenant_high_water.load(Ordering::Relaxed),
+            ingest_concurrency: self.ingest_concurrency,
+            ingest_concurrency_high_water: self.database_high_water.load(Ordering::Relaxed),
         }
     }
 
@@ -197,6 +246,7 @@ mod tests {
         AdmissionLimits {
             frame_budget_bytes: budget,
             tenant_concurrency: tenants,
+            ingest_concurrency: 64,
         }
     }
 
@@ -273,5 +323,51 @@ mod tests {
         assert!(blocks(admission.frame(a, UNIT)).await);
         assert!(!blocks(admission.frame(b, 4 * UNIT)).await);
         assert_eq!(admission.stats().tenant_concurrency_high_water, 2);
+    }
+
+    #[tokio::test]
+    async fn all_tenants_together_wait_for_the_global_share_and_get_it_back_on_drop() {
+        let admission = Admission::new(AdmissionLimits {
+            frame_budget_bytes: 16 * UNIT,
+            tenant_concurrency: 2,
+            ingest_concurrency: 3,
+        });
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let a1 = admission.tenant(a).await.unwrap();
+        let _a2 = admission.tenant(a).await.unwrap();
+        let _check_in = admission.database().await.unwrap();
+        assert!(
+            blocks(admission.tenant(b)).await,
+            "b is within its share, but the three global permits are held"
+        );
+        assert!(blocks(admission.database()).await, "check-ins wait too");
+        drop(a1);
+        let _b1 = admission.tenant(b).await.unwrap();
+        let stats = admission.stats();
+        assert_eq!(
+            (
+                stats.ingest_concurrency,
+                stats.ingest_concurrency_high_water
+            ),
+            (3, 3)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tenant_waiting_at_its_own_gate_holds_no_global_room() {
+        let admission = Admission::new(AdmissionLimits {
+            frame_budget_bytes: 16 * UNIT,
+            tenant_concurrency: 1,
+            ingest_concurrency: 2,
+        });
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let _a1 = admission.tenant(a).await.unwrap();
+        // Many of a's reports queue behind its one permit...
+        let waiting: Vec<_> = (0..5).map(|_| Box::pin(admission.tenant(a))).collect();
+        for w in waiting {
+            assert!(blocks(w).await);
+        }
+        // ...and b still gets the second global permit.
+        assert!(!blocks(admission.tenant(b)).await);
     }
 }

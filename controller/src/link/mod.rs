@@ -10,6 +10,7 @@ pub mod admission;
 mod control;
 mod enroll;
 mod session;
+pub mod socket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,9 +93,40 @@ pub fn quic_server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConf
     Ok(config)
 }
 
-/// Binds the endpoint.
-pub fn bind(addr: SocketAddr, config: quinn::ServerConfig) -> Result<quinn::Endpoint, LinkError> {
-    quinn::Endpoint::server(config, addr).map_err(|source| LinkError::Bind { addr, source })
+/// Binds the endpoint on a socket whose buffers are sized for a fleet's bursts (see
+/// [`socket`]); says in the log when the kernel capped them and which sysctl lifts the cap.
+pub fn bind(
+    addr: SocketAddr,
+    config: quinn::ServerConfig,
+    socket_buffer_bytes: usize,
+) -> Result<quinn::Endpoint, LinkError> {
+    let bind_error = |source| LinkError::Bind { addr, source };
+    let (socket, buffers) = socket::bind(addr, socket_buffer_bytes).map_err(bind_error)?;
+    match buffers.advice() {
+        Some(advice) => tracing::warn!(
+            requested = buffers.requested,
+            receive = buffers.receive,
+            send = buffers.send,
+            receive_cap = buffers.receive_cap,
+            send_cap = buffers.send_cap,
+            %advice,
+            "the kernel caps the QUIC socket's buffers below what was asked: a burst of \
+             reconnecting agents can overflow them (see docs/operations.md)"
+        ),
+        None => tracing::info!(
+            requested = buffers.requested,
+            receive = buffers.receive,
+            send = buffers.send,
+            "QUIC socket buffers"
+        ),
+    }
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(bind_error)
 }
 
 /// Accepts connections until the endpoint is closed.

@@ -233,6 +233,14 @@ async fn welcome(
             detail: "controller database error".into(),
         }
     };
+    // A fleet reconnecting at once checks in here: wait for the agents' share of the
+    // pool (in order, however long) rather than time out at the pool and refuse.
+    let Ok(_database) = ctx.admission.database().await else {
+        return Err(Refusal {
+            reason: RefusalReason::Internal,
+            detail: "controller shutting down".into(),
+        });
+    };
     let mut tx = ctx
         .store
         .tenant_tx(identity.tenant_id)

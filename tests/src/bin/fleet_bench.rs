@@ -14,7 +14,13 @@
 //!    disks with attribute metrics, a degraded pool, a degraded array); prints reports/s.
 //! 4. Agents per controller: holds all sessions open (keep-alives only) for `--idle-secs`;
 //!    prints the controller's RSS per connected agent and its idle CPU.
-//! 5. Agent footprint: runs the **release-agent binary** enrolled for real, reporting every 60 s,
+//! 5. Reconnect storm: every session is dropped at once (as a controller restart drops them)
+//!    and every agent reconnects at the same instant — no backoff spread, the worst case — and
+//!    sends a storage round; prints failures (which must be 0), time until all are stored and
+//!    acknowledged, and how many UDP datagrams the kernel dropped for full receive buffers
+//!    meanwhile (`RcvbufErrors`, machine-wide). Simulated agents share a client socket per 100,
+//!    each with an 8 MiB buffer, so the drops counted are the controller's.
+//! 6. Agent footprint: runs the **release-agent binary** enrolled for real, reporting every 60 s,
 //!    for `--idle-secs`; prints its RSS, CPU and binary size.
 
 use std::path::{Path, PathBuf};
@@ -197,6 +203,15 @@ async fn main() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
     let idle_after = sample(pid)?;
 
+    // Reconnect storm.
+    for session in &sessions {
+        session.close();
+    }
+    drop(sessions);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let storm = reconnect_storm(&states, addr, &storage, pid).await?;
+    let sessions = storm.sessions;
+
     // A real agent process.
     let (token, _) = store
         .create_enrollment_token(tenant.id, Duration::from_secs(600))
@@ -258,6 +273,7 @@ async fn main() -> Result<()> {
         agent_size,
         agent_bin: &args.agent_bin,
         pg_alone: &pg_alone,
+        storm: &storm.summary,
     });
     drop(agent);
     drop(bench);
@@ -285,6 +301,134 @@ struct Results<'a> {
     agent_size: u64,
     agent_bin: &'a Path,
     pg_alone: &'a [(Shape, f64)],
+    storm: &'a StormSummary,
+}
+
+/// What the reconnect storm measured.
+struct StormSummary {
+    agents: usize,
+    failures: usize,
+    /// A few distinct failure messages, for the reader.
+    failure_kinds: Vec<String>,
+    elapsed: Duration,
+    /// Per agent: from the storm's start until its storage report was acknowledged.
+    latencies: Vec<Duration>,
+    rcvbuf_errors: Option<u64>,
+    cpu: Duration,
+}
+
+struct Storm {
+    summary: StormSummary,
+    sessions: Vec<Session>,
+}
+
+/// Every agent connects, checks in and sends its storage round at the same instant.
+async fn reconnect_storm(
+    states: &[unity_agent::state::AgentState],
+    addr: std::net::SocketAddr,
+    storage: &unity_protocol::latest::StorageReport,
+    pid: u32,
+) -> Result<Storm> {
+    const AGENTS_PER_SOCKET: usize = 100;
+    let mut endpoints = Vec::new();
+    for _ in 0..states.len().div_ceil(AGENTS_PER_SOCKET) {
+        endpoints.push(bench_client_endpoint(addr)?);
+    }
+    let mut prepared = Vec::with_capacity(states.len());
+    for (agent, state) in states.iter().enumerate() {
+        let tls = unity_pki::tls::agent_client_config(
+            &state.ca,
+            vec![state.certificate.clone()],
+            state.private_key_der(),
+        )?;
+        let endpoint = endpoints[agent / AGENTS_PER_SOCKET].clone();
+        prepared.push((endpoint, tls, own_disks(storage, agent)));
+    }
+    let rcvbuf_before = udp_rcvbuf_errors();
+    let cpu_before = sample(pid)?;
+    let gate = Arc::new(tokio::sync::Barrier::new(prepared.len() + 1));
+    let mut set = tokio::task::JoinSet::new();
+    let started_ms = now_ms();
+    for (endpoint, tls, storage) in prepared {
+        let gate = gate.clone();
+        set.spawn(async move {
+            gate.wait().await;
+            let started = Instant::now();
+            let connection = link::connect_with(&endpoint, addr, tls).await?;
+            let mut session = Session::open(connection, "bench").await?;
+            let reply = session
+                .send(started_ms, ReportBody::Storage(storage))
+                .await?;
+            if !matches!(reply, unity_protocol::latest::ReportReply::Ack { .. }) {
+                bail!("not acknowledged: {reply:?}");
+            }
+            Ok::<_, anyhow::Error>((session, started.elapsed()))
+        });
+    }
+    gate.wait().await;
+    let started = Instant::now();
+    let mut sessions = Vec::new();
+    let mut latencies = Vec::new();
+    let mut failures = 0;
+    let mut failure_kinds: Vec<String> = Vec::new();
+    while let Some(result) = set.join_next().await {
+        match result? {
+            Ok((session, latency)) => {
+                sessions.push(session);
+                latencies.push(latency);
+            }
+            Err(error) => {
+                failures += 1;
+                let kind = format!("{error:#}");
+                if failure_kinds.len() < 3 && !failure_kinds.contains(&kind) {
+                    failure_kinds.push(kind);
+                }
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Ok(Storm {
+        summary: StormSummary {
+            agents: states.len(),
+            failures,
+            failure_kinds,
+            elapsed,
+            latencies,
+            rcvbuf_errors: udp_rcvbuf_errors()
+                .zip(rcvbuf_before)
+                .map(|(after, before)| after.saturating_sub(before)),
+            cpu: sample(pid)?.cpu.saturating_sub(cpu_before.cpu),
+        },
+        sessions,
+    })
+}
+
+/// A client socket for up to 100 simulated agents, with a buffer large enough that drops
+/// on this side do not blur the controller's.
+fn bench_client_endpoint(addr: std::net::SocketAddr) -> Result<quinn::Endpoint> {
+    let bind: std::net::SocketAddr = if addr.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let (socket, _) = unity_controller::link::socket::bind(bind, 8 << 20)?;
+    Ok(quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?)
+}
+
+/// The kernel's count of UDP datagrams dropped because a socket's receive buffer was full
+/// (`Udp: … RcvbufErrors` in /proc/net/snmp), all sockets of the machine together.
+fn udp_rcvbuf_errors() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let column = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(column)?.parse().ok()
 }
 
 fn print_results(r: &Results<'_>) {
@@ -335,6 +479,25 @@ fn print_results(r: &Results<'_>) {
         r.storage_elapsed.as_secs_f64(),
         r.storage_total as f64 / r.storage_elapsed.as_secs_f64(),
         r.storage_cpu.as_secs_f64() * 1e3 * 1000.0 / r.storage_total as f64
+    );
+    let storm = r.storm;
+    println!(
+        "| reconnect storm: {} agents connect, check in and send a storage round at once | **{} failures**{}; all stored in {:.2} s (per agent p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms); controller CPU {:.2} s; UDP receive-buffer drops {} |",
+        storm.agents,
+        storm.failures,
+        if storm.failure_kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", storm.failure_kinds.join("; "))
+        },
+        storm.elapsed.as_secs_f64(),
+        percentile(&storm.latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&storm.latencies, 0.99).as_secs_f64() * 1e3,
+        percentile(&storm.latencies, 1.0).as_secs_f64() * 1e3,
+        storm.cpu.as_secs_f64(),
+        storm
+            .rcvbuf_errors
+            .map_or("unknown".to_owned(), |n| n.to_string()),
     );
     println!(
         "| controller RSS | {} KiB idle with no agents → {} KiB with {} sessions (**{:.1} KiB per agent**); peak {} KiB |",
