@@ -337,11 +337,19 @@ impl RunningController {
         self.admission.stats()
     }
 
-    /// Closes agent connections with a normal code, stops the API, waits for the tasks.
+    /// Closes agent connections with a normal code and a reconnect window sized to how many
+    /// there are ([`link::reconnect_spread_secs`]), stops the API, waits for the tasks.
     pub async fn shutdown(self) {
+        let connections = self.endpoint.open_connections();
+        let spread = link::reconnect_spread_secs(connections);
+        tracing::info!(
+            connections,
+            retry_after_secs = spread,
+            "closing agent sessions; agents come back spread over that window"
+        );
         self.endpoint.close(
             unity_protocol::latest::close_code::NORMAL.into(),
-            b"controller shutting down",
+            unity_protocol::latest::close_code::restart_reason(spread).as_bytes(),
         );
         let _ = self.api_shutdown.send(true);
         for task in self.tasks {

@@ -365,8 +365,24 @@ async fn agent_reconnects_after_the_controller_restarts() {
     let host = state.enrollment.host_id;
     let agent = run_agent(state);
     h.wait_for_facts(&token, host).await;
+    // A second host's bare session sees how the controller says goodbye: a normal close
+    // that says when to come back (a second per thousand agents; here the minimum).
+    let watcher = h.enroll("watcher", a.id).await;
+    let watching = open_session(&watcher).await.unwrap();
 
     let quic = h.stop_controller().await;
+    let closed = tokio::time::timeout(Duration::from_secs(20), watching.connection().closed());
+    match closed.await {
+        Ok(quinn::ConnectionError::ApplicationClosed(close)) => {
+            assert_eq!(close.error_code.into_inner(), 0, "NORMAL");
+            assert_eq!(
+                unity_protocol::latest::close_code::retry_after(&close.reason),
+                Some(1),
+                "{close:?}"
+            );
+        }
+        other => panic!("expected the controller's close, got {other:?}"),
+    }
     h.start_controller_on(quic).await;
     let before: String =
         h.api(&format!("/api/v1/hosts/{host}"), &token).await.1["facts_collected_at"]

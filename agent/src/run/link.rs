@@ -68,11 +68,17 @@ pub(super) async fn link_forever(
             continue;
         }
         let (queued, _) = shared.spool().depth();
-        if let Some(retry_after) = hint {
-            let delay = hinted_delay(retry_after, random_unit());
-            tracing::warn!(error = %error_chain(&error), retry_in = ?delay, queued,
-                "controller cannot store now (its database is unreachable); reports are kept \
-                 in the spool; coming back when it said");
+        if let Some(hint) = hint {
+            let delay = hinted_delay(hint.retry_after_secs, random_unit());
+            if hint.restarting {
+                tracing::info!(retry_in = ?delay, queued,
+                    "controller is stopping; reports are kept in the spool; coming back \
+                     within the window it gave, spread out with the rest of the fleet");
+            } else {
+                tracing::warn!(error = %error_chain(&error), retry_in = ?delay, queued,
+                    "controller cannot store now (its database is unreachable); reports are \
+                     kept in the spool; coming back when it said");
+            }
             tokio::time::sleep(delay).await;
             continue;
         }
@@ -98,6 +104,30 @@ struct Carried {
     fetches: Option<FetchRequests>,
 }
 
+/// When the controller said to come back, closing a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ComeBack {
+    retry_after_secs: u32,
+    /// It is stopping (a normal close), rather than unable to store (`UNAVAILABLE`).
+    restarting: bool,
+}
+
+/// The hint in a close: `UNAVAILABLE` (the database is away) or `NORMAL` from a stopping
+/// controller, each with `retry_after`. Other closes carry none (the backoff applies).
+fn come_back(close: &quinn::ApplicationClose) -> Option<ComeBack> {
+    let restarting = if close.error_code == close_code::UNAVAILABLE.into() {
+        false
+    } else if close.error_code == close_code::NORMAL.into() {
+        true
+    } else {
+        return None;
+    };
+    close_code::retry_after(&close.reason).map(|retry_after_secs| ComeBack {
+        retry_after_secs,
+        restarting,
+    })
+}
+
 /// One connection's life: why it ended, and the controller's `retry_after` hint if it closed
 /// the connection with one.
 async fn session_life(
@@ -106,17 +136,13 @@ async fn session_life(
     shared: &Shared,
     jobs: &Arc<JobHost>,
     carried: &mut Carried,
-) -> (AttemptError, Option<u32>) {
+) -> (AttemptError, Option<ComeBack>) {
     let mut connection = None;
     let error = connection_life(state, options, shared, jobs, carried, &mut connection).await;
     let hint = connection
         .and_then(|c: quinn::Connection| c.close_reason())
         .and_then(|reason| match reason {
-            quinn::ConnectionError::ApplicationClosed(close)
-                if close.error_code == close_code::UNAVAILABLE.into() =>
-            {
-                close_code::retry_after(&close.reason)
-            }
+            quinn::ConnectionError::ApplicationClosed(close) => come_back(&close),
             _ => None,
         });
     (error, hint)
@@ -497,6 +523,43 @@ mod tests {
     use unity_pki::CertificateAuthority;
     use unity_pki::agent_key::AgentKey;
     use uuid::Uuid;
+
+    fn close(code: u32, reason: &str) -> quinn::ApplicationClose {
+        quinn::ApplicationClose {
+            error_code: code.into(),
+            reason: reason.as_bytes().to_vec().into(),
+        }
+    }
+
+    #[test]
+    fn a_stopping_controller_and_an_unavailable_store_say_when_to_come_back() {
+        assert_eq!(
+            come_back(&close(close_code::NORMAL, &close_code::restart_reason(10))),
+            Some(ComeBack {
+                retry_after_secs: 10,
+                restarting: true
+            })
+        );
+        assert_eq!(
+            come_back(&close(
+                close_code::UNAVAILABLE,
+                &close_code::unavailable_reason(5)
+            )),
+            Some(ComeBack {
+                retry_after_secs: 5,
+                restarting: false
+            })
+        );
+        // An older controller's plain shutdown, and hints under other codes: the backoff.
+        assert_eq!(
+            come_back(&close(close_code::NORMAL, "controller shutting down")),
+            None
+        );
+        assert_eq!(
+            come_back(&close(close_code::PROTOCOL_VIOLATION, "retry_after=1")),
+            None
+        );
+    }
 
     #[test]
     fn an_expired_certificate_is_a_permanent_error_that_says_re_enroll() {

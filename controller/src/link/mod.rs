@@ -37,6 +37,24 @@ const MAX_AGENT_STREAMS: u32 = 4;
 /// full speed (a window per round trip) while bounding what an idle reader costs.
 const CONNECTION_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
 
+/// Agents a controller expects to take back per second of the reconnect window it asks for
+/// when it stops (see [`reconnect_spread_secs`]).
+const RECONNECTS_PER_SECOND: usize = 1000;
+/// The longest reconnect window a stopping controller asks for.
+const MAX_RECONNECT_SPREAD_SECS: u32 = 60;
+
+/// The `retry_after` a stopping controller gives the `connections` agents it drops: one
+/// second per thousand, at least 1 and at most a minute. Agents come back uniformly over the
+/// upper half of it, so a homelab's ten hosts return within a second, and a fleet of 10 000
+/// within 5–10 s at ~2 000 handshakes per second, not 10 000 handshakes and check-ins in the
+/// same second (which overflowed the socket's buffer and queued check-ins for seconds).
+pub fn reconnect_spread_secs(connections: usize) -> u32 {
+    let secs = connections.div_ceil(RECONNECTS_PER_SECOND).max(1);
+    u32::try_from(secs)
+        .unwrap_or(u32::MAX)
+        .min(MAX_RECONNECT_SPREAD_SECS)
+}
+
 /// What connection handlers need.
 #[derive(Debug)]
 pub struct LinkContext {
@@ -164,4 +182,20 @@ async fn handle_incoming(incoming: quinn::Incoming, ctx: Arc<LinkContext>) {
 
 fn close(connection: &quinn::Connection, code: u32, reason: &str) {
     connection.close(code.into(), reason.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reconnect_window_grows_a_second_per_thousand_agents_within_bounds() {
+        assert_eq!(reconnect_spread_secs(0), 1);
+        assert_eq!(reconnect_spread_secs(10), 1);
+        assert_eq!(reconnect_spread_secs(1000), 1);
+        assert_eq!(reconnect_spread_secs(1001), 2);
+        assert_eq!(reconnect_spread_secs(10_000), 10);
+        assert_eq!(reconnect_spread_secs(100_000), 60);
+        assert_eq!(reconnect_spread_secs(usize::MAX), 60);
+    }
 }

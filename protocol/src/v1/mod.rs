@@ -298,7 +298,9 @@ pub struct RenewGrant {
 /// QUIC application close codes. A peer that closes with one of these also sends a short
 /// reason; both sides log code and reason.
 pub mod close_code {
-    /// Orderly shutdown.
+    /// Orderly shutdown. A controller that is stopping (a restart, an upgrade) may add a
+    /// `retry_after=<seconds>` hint ([`restart_reason`]) sized to how many agents it drops,
+    /// so they come back spread over that window instead of all in the same second.
     pub const NORMAL: u32 = 0;
     /// A frame was oversized, truncated or undecodable, or messages came out of order.
     pub const PROTOCOL_VIOLATION: u32 = 1;
@@ -326,6 +328,11 @@ pub mod close_code {
     /// The close reason of [`UNAVAILABLE`].
     pub fn unavailable_reason(retry_after_secs: u32) -> String {
         format!("store unavailable; retry_after={retry_after_secs}")
+    }
+
+    /// The close reason of [`NORMAL`] from a controller that is stopping.
+    pub fn restart_reason(retry_after_secs: u32) -> String {
+        format!("controller shutting down; retry_after={retry_after_secs}")
     }
 
     /// The `retry_after=<seconds>` hint in a close reason, capped at

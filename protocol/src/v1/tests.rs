@@ -602,6 +602,11 @@ fn retry_hints_in_close_reasons() {
     use close_code::{MAX_RETRY_AFTER_SECS, retry_after, unavailable_reason};
     assert_eq!(close_code::UNAVAILABLE, 8);
     assert_eq!(retry_after(unavailable_reason(5).as_bytes()), Some(5));
+    assert_eq!(
+        retry_after(close_code::restart_reason(10).as_bytes()),
+        Some(10)
+    );
+    assert_eq!(retry_after(b"controller shutting down"), None);
     assert_eq!(retry_after(b"retry_after=0"), Some(0));
     assert_eq!(
         retry_after(b"x; retry_after=999999"),
