@@ -16,9 +16,16 @@ pub use session::{Session, SessionError};
 /// noticed in seconds, and an unreachable one fails the handshake as quickly.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Waiting longer than this for a reply means the controller is not answering (a report is
-/// one PostgreSQL transaction; the controller's own pool gives up after 10 s).
+/// Waiting longer than this for a reply to a control request or an enrollment means the
+/// controller is not answering (each is one short PostgreSQL transaction, or a step-ca call).
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(12);
+/// Waiting longer than this for the Welcome or a report's acknowledgement means the
+/// controller is not answering. Longer than [`REPLY_TIMEOUT`] because a busy controller
+/// queues check-ins and reports rather than failing them (its admission waits, in order,
+/// for as long as it takes): 10 000 agents' storage rounds at once take 10–20 s to drain on
+/// a two-core controller, and an agent that gave up at 12 s would only queue its resend
+/// behind the copy still waiting. A dead controller is noticed by the idle timeout, not this.
+pub const QUEUED_REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

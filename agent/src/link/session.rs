@@ -8,7 +8,7 @@ use unity_protocol::latest::{
 use unity_protocol::{MAX_FRAME_LEN, PROTOCOL_VERSION};
 use uuid::Uuid;
 
-use super::REPLY_TIMEOUT;
+use super::{QUEUED_REPLY_TIMEOUT, REPLY_TIMEOUT};
 
 /// How long to wait for the controller's close reason once a stream failed.
 const CLOSE_REASON_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -73,9 +73,9 @@ impl Session {
             let reply = read_frame::<_, HelloReply>(&mut recv, MAX_FRAME_LEN).await?;
             Ok::<_, SessionError>((send, recv, reply))
         };
-        let (send, recv, reply) = match tokio::time::timeout(REPLY_TIMEOUT, exchange)
+        let (send, recv, reply) = match tokio::time::timeout(QUEUED_REPLY_TIMEOUT, exchange)
             .await
-            .map_err(|_| SessionError::Timeout(REPLY_TIMEOUT))?
+            .map_err(|_| SessionError::Timeout(QUEUED_REPLY_TIMEOUT))?
         {
             Ok(exchanged) => exchanged,
             // The controller closes the connection right after refusing: prefer its reason.
@@ -140,13 +140,13 @@ impl Session {
             send.finish()?;
             Ok::<_, SessionError>(read_frame::<_, ReportReply>(&mut recv, MAX_FRAME_LEN).await?)
         };
-        match tokio::time::timeout(REPLY_TIMEOUT, exchange).await {
+        match tokio::time::timeout(QUEUED_REPLY_TIMEOUT, exchange).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(error)) => Err(match self.connection.close_reason() {
                 Some(reason) => SessionError::Closed(reason),
                 None => error,
             }),
-            Err(_) => Err(SessionError::Timeout(REPLY_TIMEOUT)),
+            Err(_) => Err(SessionError::Timeout(QUEUED_REPLY_TIMEOUT)),
         }
     }
 

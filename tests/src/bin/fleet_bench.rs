@@ -173,6 +173,7 @@ async fn main() -> Result<()> {
     let storage_bytes = unity_protocol::encode_frame(&ReportBody::Storage(storage.clone()))?.len();
     let storage_rounds = args.reports.div_ceil(4).max(1);
     let storage_before = sample(pid)?;
+    let wal_before = wal_position(&store, tenant.id).await?;
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     let storage_start_ms = now_ms();
@@ -196,6 +197,7 @@ async fn main() -> Result<()> {
     }
     let storage_elapsed = started.elapsed();
     let storage_cpu = sample(pid)?.cpu.saturating_sub(storage_before.cpu);
+    let storage_wal = wal_position(&store, tenant.id).await? - wal_before;
     let storage_total = args.agents * storage_rounds;
 
     // Idle sessions.
@@ -264,6 +266,7 @@ async fn main() -> Result<()> {
         storage_total,
         storage_elapsed,
         storage_cpu,
+        storage_wal,
         baseline,
         connected,
         idle_cpu: idle_after.cpu.saturating_sub(idle_before.cpu),
@@ -292,6 +295,8 @@ struct Results<'a> {
     storage_total: usize,
     storage_elapsed: Duration,
     storage_cpu: Duration,
+    /// WAL PostgreSQL wrote during the storage phase, in bytes.
+    storage_wal: i64,
     baseline: ProcSample,
     connected: ProcSample,
     idle_cpu: Duration,
@@ -473,12 +478,13 @@ fn print_results(r: &Results<'_>) {
         );
     }
     println!(
-        "| storage ingest | {} reports ({} B each: 3 disks, 1 pool, 1 array) in {:.2} s = **{:.0} reports/s**, controller CPU {:.0} ms per 1000 |",
+        "| storage ingest | {} reports ({} B each: 3 disks, 1 pool, 1 array) in {:.2} s = **{:.0} reports/s**, controller CPU {:.0} ms per 1000, WAL {:.1} KiB per report |",
         r.storage_total,
         r.storage_bytes,
         r.storage_elapsed.as_secs_f64(),
         r.storage_total as f64 / r.storage_elapsed.as_secs_f64(),
-        r.storage_cpu.as_secs_f64() * 1e3 * 1000.0 / r.storage_total as f64
+        r.storage_cpu.as_secs_f64() * 1e3 * 1000.0 / r.storage_total as f64,
+        r.storage_wal as f64 / 1024.0 / r.storage_total as f64
     );
     let storm = r.storm;
     println!(
@@ -521,6 +527,16 @@ fn print_results(r: &Results<'_>) {
         r.agent_cpu.as_secs_f64() * 100.0 / a.idle_secs as f64,
         a.idle_secs
     );
+}
+
+/// PostgreSQL's current WAL position in bytes: the difference of two is the WAL written.
+async fn wal_position(store: &unity_controller::store::Store, tenant: uuid::Uuid) -> Result<i64> {
+    let mut tx = store.tenant_tx(tenant).await?;
+    let lsn: i64 =
+        sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+            .fetch_one(&mut *tx)
+            .await?;
+    Ok(lsn)
 }
 
 /// Milliseconds since the epoch, for collection times.
