@@ -786,3 +786,72 @@ async fn a_revoked_host_cannot_report_storage() {
         "{result:?}"
     );
 }
+
+/// Each round carries every object's whole detail document; one that has not changed is
+/// left where it is (only its hash is compared), one that changed replaces the stored one,
+/// and what the API shows is always the latest.
+#[tokio::test]
+async fn an_unchanged_detail_is_kept_and_a_changed_one_replaces_it() {
+    let (_pg, store) = common::database().await;
+    let a = store.create_tenant("alpha").await.unwrap();
+    let host = common::add_host(&store, &a, "nas").await;
+    let token = store.create_api_token(a.id, "t").await.unwrap();
+    let (app, _keys) = common::app(store.clone());
+    let stream = Uuid::new_v4();
+    let round = |note: &str| {
+        let mut d = disk("/dev/sda", Some(WWN), "S1", Health::Ok);
+        d.detail_json = format!(r#"{{"disk":"{note}"}}"#);
+        let mut p = pool("tank", "ONLINE", Health::Ok);
+        p.detail_json = format!(r#"{{"pool":"{note}"}}"#);
+        let mut m = array("md0", false, Health::Ok);
+        m.detail_json = format!(r#"{{"array":"{note}"}}"#);
+        report(vec![d], vec![p], vec![m])
+    };
+    let shown = |path: &'static str, field: &'static str| {
+        let app = app.clone();
+        let token = token.clone();
+        async move {
+            let (_, list) = get(&app, &format!("/api/v1/{path}"), Some(&token)).await;
+            let id = list[0]["id"].as_str().unwrap().to_owned();
+            let (_, one) = get(&app, &format!("/api/v1/{path}/{id}"), Some(&token)).await;
+            one["detail"][field].as_str().unwrap().to_owned()
+        }
+    };
+    let hashes = || {
+        let store = store.clone();
+        let tenant = a.id;
+        async move {
+            let mut tx = store.tenant_tx(tenant).await.unwrap();
+            let mut hashes = Vec::new();
+            for query in [
+                "SELECT detail_hash FROM disks",
+                "SELECT detail_hash FROM pools",
+                "SELECT detail_hash FROM arrays",
+            ] {
+                let hash: Option<Vec<u8>> =
+                    sqlx::query_scalar(query).fetch_one(&mut *tx).await.unwrap();
+                hashes.push(hash.expect("a hash beside every written detail"));
+            }
+            hashes
+        }
+    };
+    for (seq, note) in [(1, "first"), (2, "first"), (3, "second"), (4, "second")] {
+        let reply = send_storage(&store, &a, host, stream, seq, round(note)).await;
+        assert!(matches!(reply, ReportReply::Ack { .. }), "{reply:?}");
+        assert_eq!(shown("disks", "disk").await, note, "round {seq}");
+        assert_eq!(shown("pools", "pool").await, note, "round {seq}");
+        assert_eq!(shown("arrays", "array").await, note, "round {seq}");
+        let expected: Vec<Vec<u8>> = ["disk", "pool", "array"]
+            .iter()
+            .map(|what| {
+                ring::digest::digest(
+                    &ring::digest::SHA256,
+                    format!(r#"{{"{what}":"{note}"}}"#).as_bytes(),
+                )
+                .as_ref()
+                .to_vec()
+            })
+            .collect();
+        assert_eq!(hashes().await, expected, "round {seq}");
+    }
+}

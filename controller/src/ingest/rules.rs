@@ -427,6 +427,7 @@ mod tests {
             known_health: known.map(|h| h.as_str().into()),
             present: true,
             contested_by: None,
+            detail_hash: None,
         }
     }
 
@@ -541,6 +542,7 @@ mod tests {
             scan_errors: None,
             data_errors: None,
             present: true,
+            detail_hash: None,
         }
     }
 
@@ -598,6 +600,7 @@ mod tests {
             known_health: Some("ok".into()),
             degraded: false,
             present: true,
+            detail_hash: None,
         };
         let mut array = ArrayReport {
             name: "md0".into(),

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::rules::{self, Subject};
 use crate::store::storage::alerts::{self, NewAlert, ObjectKind, Severity};
 use crate::store::storage::{
-    HostScope, arrays, collectors, detail_value, disks, known_health, pools, prune_samples,
-    strip_nul,
+    DetailWrite, HostScope, arrays, collectors, detail_value, disks, known_health, pools,
+    prune_samples, strip_nul,
 };
 use crate::store::{StoreError, TenantTx, hosts};
 
@@ -116,6 +116,25 @@ pub(crate) fn detail(
     value
 }
 
+/// A storage object's detail for its upsert: only the hash when it matches `stored_hash`
+/// (the document has not changed since it was written), else the parsed document too.
+fn detail_write(
+    scope: HostScope,
+    what: &'static str,
+    name: &str,
+    raw: &str,
+    stored_hash: Option<&[u8]>,
+) -> DetailWrite {
+    let hash = DetailWrite::digest(raw);
+    if stored_hash == Some(hash.as_slice()) {
+        return DetailWrite { hash, value: None };
+    }
+    DetailWrite {
+        hash,
+        value: Some(detail(scope, what, name, raw)),
+    }
+}
+
 async fn apply_disks(
     tx: &mut TenantTx,
     scope: HostScope,
@@ -149,7 +168,13 @@ async fn apply_disks(
                 "disk reported by two hosts at once; kept with its own host");
             continue;
         }
-        let detail = detail(scope, "disk", &disk.device, &disk.detail_json);
+        let detail = detail_write(
+            scope,
+            "disk",
+            &disk.device,
+            &disk.detail_json,
+            previous.as_ref().and_then(|p| p.detail_hash.as_deref()),
+        );
         let id = disks::upsert(
             tx,
             scope,
@@ -204,7 +229,13 @@ async fn apply_pools(
             continue;
         }
         let previous = pools::lock(tx, scope.host_id, &pool.name).await?;
-        let detail = detail(scope, "pool", &pool.name, &pool.detail_json);
+        let detail = detail_write(
+            scope,
+            "pool",
+            &pool.name,
+            &pool.detail_json,
+            previous.as_ref().and_then(|p| p.detail_hash.as_deref()),
+        );
         let id = pools::upsert(
             tx,
             scope,
@@ -253,7 +284,13 @@ async fn apply_arrays(
             continue;
         }
         let previous = arrays::lock(tx, scope.host_id, &array.name).await?;
-        let detail = detail(scope, "array", &array.name, &array.detail_json);
+        let detail = detail_write(
+            scope,
+            "array",
+            &array.name,
+            &array.detail_json,
+            previous.as_ref().and_then(|p| p.detail_hash.as_deref()),
+        );
         let id = arrays::upsert(
             tx,
             scope,

@@ -15,11 +15,13 @@
 //! 4. Agents per controller: holds all sessions open (keep-alives only) for `--idle-secs`;
 //!    prints the controller's RSS per connected agent and its idle CPU.
 //! 5. Reconnect storm: every session is dropped at once (as a controller restart drops them)
-//!    and every agent reconnects at the same instant — no backoff spread, the worst case — and
-//!    sends a storage round; prints failures (which must be 0), time until all are stored and
-//!    acknowledged, and how many UDP datagrams the kernel dropped for full receive buffers
-//!    meanwhile (`RcvbufErrors`, machine-wide). Simulated agents share a client socket per 100,
-//!    each with an 8 MiB buffer, so the drops counted are the controller's.
+//!    and every agent reconnects and sends a storage round — spread over the window a
+//!    stopping controller gives that many agents, as real agents do (`--storm-spread-secs 0`:
+//!    all at the same instant, the worst case); prints failures (which must be 0), time until
+//!    all are stored and acknowledged, and how many UDP datagrams the kernel dropped for full
+//!    receive buffers meanwhile (`RcvbufErrors`, machine-wide). Simulated agents share a
+//!    client socket per 100, each with an 8 MiB buffer, so the drops counted are the
+//!    controller's.
 //! 6. Agent footprint: runs the **release-agent binary** enrolled for real, reporting every 60 s,
 //!    for `--idle-secs`; prints its RSS, CPU and binary size.
 
@@ -52,6 +54,11 @@ struct Args {
     /// holds 16; its facts writers use 2).
     #[arg(long, default_value_t = 8)]
     pg_clients: usize,
+    /// The reconnect storm's window: each agent waits a delay uniform in its upper half, as
+    /// real agents do with the `retry_after` a stopping controller gives them. Unset: the
+    /// window that controller gives this many agents; 0: all at the same instant.
+    #[arg(long)]
+    storm_spread_secs: Option<u32>,
 }
 
 #[tokio::main]
@@ -211,7 +218,10 @@ async fn main() -> Result<()> {
     }
     drop(sessions);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let storm = reconnect_storm(&states, addr, &storage, pid).await?;
+    let spread = args
+        .storm_spread_secs
+        .unwrap_or_else(|| unity_controller::link::reconnect_spread_secs(states.len()));
+    let storm = reconnect_storm(&states, addr, &storage, pid, spread).await?;
     let sessions = storm.sessions;
 
     // A real agent process.
@@ -316,8 +326,9 @@ struct StormSummary {
     /// A few distinct failure messages, for the reader.
     failure_kinds: Vec<String>,
     elapsed: Duration,
-    /// Per agent: from the storm's start until its storage report was acknowledged.
+    /// Per agent: from its (spread) reconnect until its storage report was acknowledged.
     latencies: Vec<Duration>,
+    spread_secs: u32,
     rcvbuf_errors: Option<u64>,
     cpu: Duration,
 }
@@ -333,6 +344,7 @@ async fn reconnect_storm(
     addr: std::net::SocketAddr,
     storage: &unity_protocol::latest::StorageReport,
     pid: u32,
+    spread_secs: u32,
 ) -> Result<Storm> {
     const AGENTS_PER_SOCKET: usize = 100;
     let mut endpoints = Vec::new();
@@ -356,8 +368,17 @@ async fn reconnect_storm(
     let started_ms = now_ms();
     for (endpoint, tls, storage) in prepared {
         let gate = gate.clone();
+        let delay = if spread_secs == 0 {
+            Duration::ZERO
+        } else {
+            unity_agent::link::backoff::hinted_delay(
+                spread_secs,
+                unity_agent::link::backoff::random_unit(),
+            )
+        };
         set.spawn(async move {
             gate.wait().await;
+            tokio::time::sleep(delay).await;
             let started = Instant::now();
             let connection = link::connect_with(&endpoint, addr, tls).await?;
             let mut session = Session::open(connection, "bench").await?;
@@ -400,6 +421,7 @@ async fn reconnect_storm(
             failure_kinds,
             elapsed,
             latencies,
+            spread_secs,
             rcvbuf_errors: udp_rcvbuf_errors()
                 .zip(rcvbuf_before)
                 .map(|(after, before)| after.saturating_sub(before)),
@@ -488,8 +510,17 @@ fn print_results(r: &Results<'_>) {
     );
     let storm = r.storm;
     println!(
-        "| reconnect storm: {} agents connect, check in and send a storage round at once | **{} failures**{}; all stored in {:.2} s (per agent p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms); controller CPU {:.2} s; UDP receive-buffer drops {} |",
+        "| reconnect storm: {} agents connect, check in and send a storage round {} | **{} failures**{}; all stored in {:.2} s (per agent p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms); controller CPU {:.2} s; UDP receive-buffer drops {} |",
         storm.agents,
+        if storm.spread_secs == 0 {
+            "all at once".to_owned()
+        } else {
+            format!(
+                "spread over {}–{} s (the controller's retry_after)",
+                storm.spread_secs / 2,
+                storm.spread_secs
+            )
+        },
         storm.failures,
         if storm.failure_kinds.is_empty() {
             String::new()

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use unity_protocol::latest::{ArrayReport, Health};
 use uuid::Uuid;
 
-use super::ObjectKey;
+use super::{DetailWrite, ObjectKey};
 use super::{HostScope, ListFilter, Vanished, parse_health, to_i32};
 use crate::store::page::Page;
 use crate::store::{StoreError, TenantTx, query_error};
@@ -18,6 +18,8 @@ pub struct ArrayPrevious {
     pub known_health: Option<String>,
     pub degraded: bool,
     pub present: bool,
+    /// SHA-256 of the detail text last written (see [`super::DetailWrite`]).
+    pub detail_hash: Option<Vec<u8>>,
 }
 
 impl ArrayPrevious {
@@ -33,7 +35,7 @@ pub async fn lock(
     name: &str,
 ) -> Result<Option<ArrayPrevious>, StoreError> {
     sqlx::query_as::<_, ArrayPrevious>(
-        "SELECT id, health, known_health, degraded, present FROM arrays \
+        "SELECT id, health, known_health, degraded, present, detail_hash FROM arrays \
          WHERE host_id = $1 AND name = $2 FOR UPDATE",
     )
     .bind(host_id)
@@ -50,7 +52,7 @@ pub struct ArrayWrite<'a> {
     pub new_id: Uuid,
     pub report: &'a ArrayReport,
     pub known_health: Option<Health>,
-    pub detail: &'a serde_json::Value,
+    pub detail: &'a DetailWrite,
     pub collected_at: OffsetDateTime,
 }
 
@@ -64,15 +66,17 @@ pub async fn upsert(
     sqlx::query_scalar(
         "INSERT INTO arrays (id, tenant_id, host_id, name, level, state, health, known_health, \
              reasons, raid_disks, active_disks, degraded, sync_action, sync_progress_percent, \
-             present, detail, first_seen_at, last_seen_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, true, $15, $16, $16) \
+             present, detail, detail_hash, first_seen_at, last_seen_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, true, \
+             coalesce($15::jsonb, '{}'::jsonb), $17, $16, $16) \
          ON CONFLICT (host_id, name) DO UPDATE SET \
              level = EXCLUDED.level, state = EXCLUDED.state, health = EXCLUDED.health, \
              known_health = EXCLUDED.known_health, reasons = EXCLUDED.reasons, \
              raid_disks = EXCLUDED.raid_disks, active_disks = EXCLUDED.active_disks, \
              degraded = EXCLUDED.degraded, sync_action = EXCLUDED.sync_action, \
              sync_progress_percent = EXCLUDED.sync_progress_percent, present = true, \
-             detail = EXCLUDED.detail, last_seen_at = EXCLUDED.last_seen_at, updated_at = now() \
+             detail = coalesce($15::jsonb, arrays.detail), detail_hash = EXCLUDED.detail_hash, \
+             last_seen_at = EXCLUDED.last_seen_at, updated_at = now() \
          RETURNING id",
     )
     .bind(write.new_id)
@@ -89,8 +93,9 @@ pub async fn upsert(
     .bind(array.degraded)
     .bind(&array.sync_action)
     .bind(array.sync_progress_percent)
-    .bind(sqlx::types::Json(write.detail))
+    .bind(write.detail.bound())
     .bind(write.collected_at)
+    .bind(&write.detail.hash)
     .fetch_one(&mut **tx)
     .await
     .map_err(query_error("storing an array"))

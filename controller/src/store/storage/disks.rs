@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use unity_protocol::latest::{DiskReport, Health};
 use uuid::Uuid;
 
-use super::ObjectKey;
+use super::{DetailWrite, ObjectKey};
 use super::{HostScope, ListFilter, Vanished, parse_health, to_i32, to_i64};
 use crate::store::page::Page;
 use crate::store::{StoreError, TenantTx, query_error};
@@ -20,6 +20,8 @@ pub struct DiskPrevious {
     pub present: bool,
     /// Another host that reported this disk while its own host still did.
     pub contested_by: Option<Uuid>,
+    /// SHA-256 of the detail text last written (see [`super::DetailWrite`]).
+    pub detail_hash: Option<Vec<u8>>,
 }
 
 impl DiskPrevious {
@@ -35,7 +37,7 @@ pub async fn lock(
     identity_key: &str,
 ) -> Result<Option<DiskPrevious>, StoreError> {
     sqlx::query_as::<_, DiskPrevious>(
-        "SELECT id, host_id, health, known_health, present, contested_by FROM disks \
+        "SELECT id, host_id, health, known_health, present, contested_by, detail_hash FROM disks \
          WHERE identity_key = $1 FOR UPDATE",
     )
     .bind(identity_key)
@@ -52,7 +54,7 @@ pub struct DiskWrite<'a> {
     pub identity_key: &'a str,
     pub report: &'a DiskReport,
     pub known_health: Option<Health>,
-    pub detail: &'a serde_json::Value,
+    pub detail: &'a DetailWrite,
     pub collected_at: OffsetDateTime,
 }
 
@@ -86,9 +88,9 @@ pub async fn upsert(
         "INSERT INTO disks (id, tenant_id, host_id, identity_key, device, device_type, protocol, \
              model, serial, wwn, firmware, capacity_bytes, rotation_rpm, read_status, read_detail, \
              health, known_health, reasons, temperature_c, power_on_hours, present, detail, \
-             first_seen_at, last_seen_at) \
+             detail_hash, first_seen_at, last_seen_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-             $19, $20, true, $21, $22, $22) \
+             $19, $20, true, coalesce($21::jsonb, '{}'::jsonb), $23, $22, $22) \
          ON CONFLICT (tenant_id, identity_key) DO UPDATE SET \
              host_id = EXCLUDED.host_id, device = EXCLUDED.device, \
              device_type = EXCLUDED.device_type, protocol = EXCLUDED.protocol, \
@@ -98,7 +100,8 @@ pub async fn upsert(
              read_detail = EXCLUDED.read_detail, health = EXCLUDED.health, \
              known_health = EXCLUDED.known_health, reasons = EXCLUDED.reasons, \
              temperature_c = EXCLUDED.temperature_c, power_on_hours = EXCLUDED.power_on_hours, \
-             present = true, detail = EXCLUDED.detail, last_seen_at = EXCLUDED.last_seen_at, \
+             present = true, detail = coalesce($21::jsonb, disks.detail), \
+             detail_hash = EXCLUDED.detail_hash, last_seen_at = EXCLUDED.last_seen_at, \
              contested_by = CASE WHEN disks.host_id = EXCLUDED.host_id \
                  THEN disks.contested_by END, \
              updated_at = now() \
@@ -124,8 +127,9 @@ pub async fn upsert(
     .bind(&disk.reasons)
     .bind(disk.temperature_c)
     .bind(to_i64(disk.power_on_hours))
-    .bind(sqlx::types::Json(detail))
+    .bind(detail.bound())
     .bind(collected_at)
+    .bind(&detail.hash)
     .fetch_one(&mut **tx)
     .await
     .map_err(query_error("storing a disk"))

@@ -35,6 +35,36 @@ pub struct Vanished {
 /// The collector sources storage reports use in `collector_status`.
 pub const SOURCES: &[&str] = &["smart", "zfs", "mdraid"];
 
+/// An object's detail document as an upsert writes it.
+///
+/// The agent sends the whole document every round, and most rounds it has not changed; so
+/// the text's SHA-256 is compared with the one stored beside the row, and the document is
+/// parsed and written only when they differ. An unchanged document stays where it is —
+/// PostgreSQL then keeps the row's existing TOAST value instead of compressing and
+/// WAL-logging a new copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetailWrite {
+    /// SHA-256 of the agent's `detail_json` text.
+    pub hash: Vec<u8>,
+    /// The parsed document, or `None` to keep the stored one (same hash).
+    pub value: Option<serde_json::Value>,
+}
+
+impl DetailWrite {
+    /// The SHA-256 [`DetailWrite::hash`] holds.
+    pub fn digest(raw: &str) -> Vec<u8> {
+        ring::digest::digest(&ring::digest::SHA256, raw.as_bytes())
+            .as_ref()
+            .to_vec()
+    }
+
+    /// The value to bind for `detail`: NULL keeps the stored document (see the upserts'
+    /// `coalesce`).
+    fn bound(&self) -> Option<sqlx::types::Json<&serde_json::Value>> {
+        self.value.as_ref().map(sqlx::types::Json)
+    }
+}
+
 /// Samples older than this many days (by the controller's clock) are deleted.
 pub const SAMPLE_RETENTION_DAYS: i32 = 90;
 

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use unity_protocol::latest::{Health, PoolReport};
 use uuid::Uuid;
 
-use super::ObjectKey;
+use super::{DetailWrite, ObjectKey};
 use super::{HostScope, ListFilter, Vanished, parse_health, to_i64};
 use crate::store::page::Page;
 use crate::store::{StoreError, TenantTx, query_error};
@@ -20,6 +20,8 @@ pub struct PoolPrevious {
     pub scan_errors: Option<i64>,
     pub data_errors: Option<i64>,
     pub present: bool,
+    /// SHA-256 of the detail text last written (see [`super::DetailWrite`]).
+    pub detail_hash: Option<Vec<u8>>,
 }
 
 impl PoolPrevious {
@@ -35,7 +37,8 @@ pub async fn lock(
     name: &str,
 ) -> Result<Option<PoolPrevious>, StoreError> {
     sqlx::query_as::<_, PoolPrevious>(
-        "SELECT id, state, health, known_health, scan_errors, data_errors, present FROM pools \
+        "SELECT id, state, health, known_health, scan_errors, data_errors, present, detail_hash \
+         FROM pools \
          WHERE host_id = $1 AND name = $2 FOR UPDATE",
     )
     .bind(host_id)
@@ -52,7 +55,7 @@ pub struct PoolWrite<'a> {
     pub new_id: Uuid,
     pub report: &'a PoolReport,
     pub known_health: Option<Health>,
-    pub detail: &'a serde_json::Value,
+    pub detail: &'a DetailWrite,
     pub collected_at: OffsetDateTime,
 }
 
@@ -67,9 +70,9 @@ pub async fn upsert(
         "INSERT INTO pools (id, tenant_id, host_id, name, state, health, known_health, reasons, \
              size_bytes, allocated_bytes, free_bytes, capacity_percent, fragmentation_percent, \
              scan_function, scan_state, scan_progress_percent, scan_errors, data_errors, present, \
-             detail, first_seen_at, last_seen_at) \
+             detail, detail_hash, first_seen_at, last_seen_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-             true, $19, $20, $20) \
+             true, coalesce($19::jsonb, '{}'::jsonb), $21, $20, $20) \
          ON CONFLICT (host_id, name) DO UPDATE SET \
              state = EXCLUDED.state, health = EXCLUDED.health, \
              known_health = EXCLUDED.known_health, reasons = EXCLUDED.reasons, \
@@ -79,7 +82,8 @@ pub async fn upsert(
              scan_function = EXCLUDED.scan_function, scan_state = EXCLUDED.scan_state, \
              scan_progress_percent = EXCLUDED.scan_progress_percent, \
              scan_errors = EXCLUDED.scan_errors, data_errors = EXCLUDED.data_errors, \
-             present = true, detail = EXCLUDED.detail, last_seen_at = EXCLUDED.last_seen_at, \
+             present = true, detail = coalesce($19::jsonb, pools.detail), \
+             detail_hash = EXCLUDED.detail_hash, last_seen_at = EXCLUDED.last_seen_at, \
              updated_at = now() \
          RETURNING id",
     )
@@ -101,8 +105,9 @@ pub async fn upsert(
     .bind(pool.scan_progress_percent)
     .bind(to_i64(pool.scan_errors))
     .bind(to_i64(pool.data_errors))
-    .bind(sqlx::types::Json(write.detail))
+    .bind(write.detail.bound())
     .bind(write.collected_at)
+    .bind(&write.detail.hash)
     .fetch_one(&mut **tx)
     .await
     .map_err(query_error("storing a pool"))
