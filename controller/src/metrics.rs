@@ -140,10 +140,11 @@ pub fn float_gauge(
 /// Health as a number for dashboards and alert rules: 0 ok, 1 unknown, 2 warning,
 /// 3 critical.
 pub fn health_value(health: &str) -> i64 {
-    match health {
-        "ok" => 0,
-        "warning" => 2,
-        "critical" => 3,
-        _ => 1,
+    use unity_protocol::latest::Health;
+    match health.parse() {
+        Ok(Health::Ok) => 0,
+        Ok(Health::Warning) => 2,
+        Ok(Health::Critical) => 3,
+        Ok(Health::Unknown) | Err(_) => 1,
     }
 }

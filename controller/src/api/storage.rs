@@ -76,14 +76,9 @@ pub(super) fn host_filter(raw: Option<&str>) -> Result<Option<Uuid>, ApiError> {
 }
 
 fn health_filter(raw: Option<&str>) -> Result<Option<Health>, ApiError> {
-    raw.map(|raw| match raw {
-        "ok" => Ok(Health::Ok),
-        "unknown" => Ok(Health::Unknown),
-        "warning" => Ok(Health::Warning),
-        "critical" => Ok(Health::Critical),
-        other => Err(ApiError::BadRequest(format!(
-            "health `{other}` is not one of ok, unknown, warning, critical"
-        ))),
+    raw.map(|raw| {
+        raw.parse::<Health>()
+            .map_err(|e| ApiError::BadRequest(e.to_string()))
     })
     .transpose()
 }

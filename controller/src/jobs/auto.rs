@@ -173,9 +173,7 @@ async fn sweep_tenant(
             }
         }
     }
-    tx.commit()
-        .await
-        .map_err(crate::store::query_error("committing automatic updates"))?;
+    crate::store::commit(tx, "committing automatic updates").await?;
     Ok(queued)
 }
 

@@ -305,10 +305,7 @@ pub async fn deliver_due(
             Outcome::Move(_) | Outcome::Ignore | Outcome::Refuse(_) => {}
         }
     }
-    tx.commit().await.map_err(|source| StoreError::Query {
-        action: "claiming jobs for dispatch",
-        source,
-    })?;
+    crate::store::commit(tx, "claiming jobs for dispatch").await?;
     for row in to_send {
         deliver(store, connection, peer, &row).await?;
     }
@@ -352,10 +349,7 @@ async fn deliver(
         }
         other => Applied::Rejected(format!("unexpected answer to a job: {other:?}")),
     };
-    tx.commit().await.map_err(|source| StoreError::Query {
-        action: "recording a job delivery",
-        source,
-    })?;
+    crate::store::commit(tx, "recording a job delivery").await?;
     match applied {
         Applied::Rejected(reason) => tracing::warn!(job_id = %row.id, %reason,
             "the agent's answer to a job was not acceptable"),
@@ -428,10 +422,7 @@ pub async fn expire_due(store: &Store, now: OffsetDateTime) -> Result<u64, Store
                 expired += 1;
             }
         }
-        tx.commit().await.map_err(|source| StoreError::Query {
-            action: "expiring jobs",
-            source,
-        })?;
+        crate::store::commit(tx, "expiring jobs").await?;
     }
     Ok(expired)
 }

@@ -61,6 +61,15 @@ pub enum Health {
 }
 
 impl Health {
+    /// Every health, in increasing order of concern.
+    pub const ALL: [Health; 4] = [
+        Health::Ok,
+        Health::Unknown,
+        Health::Warning,
+        Health::Critical,
+    ];
+
+    /// The word the wire (serde), the database and the API use.
     pub fn as_str(self) -> &'static str {
         match self {
             Health::Ok => "ok",
@@ -68,6 +77,30 @@ impl Health {
             Health::Warning => "warning",
             Health::Critical => "critical",
         }
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that is not one of [`Health::as_str`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("health `{0}` is not one of ok, unknown, warning, critical")]
+pub struct UnknownHealth(pub String);
+
+/// The inverse of [`Health::as_str`]: the one parser of health words, for API filters and
+/// stored rows alike.
+impl std::str::FromStr for Health {
+    type Err = UnknownHealth;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Health::ALL
+            .into_iter()
+            .find(|health| health.as_str() == text)
+            .ok_or_else(|| UnknownHealth(text.to_owned()))
     }
 }
 

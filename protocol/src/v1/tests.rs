@@ -790,3 +790,17 @@ fn golden_labels_report_and_label_rules() {
     };
     assert!(many.validate().is_err());
 }
+
+#[test]
+fn health_words_parse_back_to_what_as_str_and_serde_write() {
+    for health in Health::ALL {
+        assert_eq!(health.as_str().parse::<Health>(), Ok(health));
+        assert_eq!(health.to_string(), health.as_str());
+    }
+    let refused = "Critical".parse::<Health>().unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "health `Critical` is not one of ok, unknown, warning, critical"
+    );
+    assert!("".parse::<Health>().is_err());
+}

@@ -88,12 +88,7 @@ impl ListFilter {
 /// Reads a health word written by [`Health::as_str`] back. The column's CHECK constraint
 /// allows nothing else; anything unexpected is treated as "could not tell".
 pub fn parse_health(text: &str) -> Health {
-    match text {
-        "ok" => Health::Ok,
-        "warning" => Health::Warning,
-        "critical" => Health::Critical,
-        _ => Health::Unknown,
-    }
+    text.parse().unwrap_or(Health::Unknown)
 }
 
 /// The health word of `known_health`: the last verdict that was not `unknown`.
