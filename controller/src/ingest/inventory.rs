@@ -28,7 +28,7 @@ async fn record_source(
     collected_at: OffsetDateTime,
     raised: &mut Vec<NewAlert>,
 ) -> Result<(), StoreError> {
-    let state = rules::source_state_str(status.state);
+    let state = status.state.as_str();
     let previous =
         collectors::record(tx, scope, source, state, &status.detail, collected_at).await?;
     raised.extend(rules::collector_alert(

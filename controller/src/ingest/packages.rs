@@ -134,7 +134,7 @@ pub async fn apply(
     if !hosts::touch_active(tx, scope.host_id).await? {
         return Ok(false);
     }
-    let state = rules::source_state_str(report.status.state);
+    let state = report.status.state.as_str();
     let previous_state = collectors::record(
         tx,
         scope,

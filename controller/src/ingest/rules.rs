@@ -358,22 +358,6 @@ pub fn array_alerts(
     out
 }
 
-pub fn source_state_str(state: SourceState) -> &'static str {
-    match state {
-        SourceState::Ok => "ok",
-        SourceState::NotPresent => "not_present",
-        SourceState::ToolMissing => "tool_missing",
-        SourceState::PermissionDenied => "permission_denied",
-        SourceState::Failed => "failed",
-    }
-}
-
-/// States where the collector should work but does not. `not_present` (nothing of that
-/// kind on the host) and `tool_missing` (e.g. no smartctl in a VM) are normal set-ups.
-fn collector_broken(state: &str) -> bool {
-    matches!(state, "failed" | "permission_denied")
-}
-
 /// A collector starting to fail (or first seen failing), or working again after failing.
 pub fn collector_alert(
     source: &'static str,
@@ -381,16 +365,21 @@ pub fn collector_alert(
     state: SourceState,
     detail: &str,
 ) -> Option<NewAlert> {
-    let current = source_state_str(state);
+    let current = state.as_str();
     if previous == Some(current) {
         return None;
     }
-    let (severity, message) = if collector_broken(current) {
+    // The stored word is one of `as_str`'s (the column's CHECK); anything else is not taken
+    // as a failure that now recovered.
+    let previously_broken = previous
+        .and_then(|p| p.parse::<SourceState>().ok())
+        .is_some_and(SourceState::is_broken);
+    let (severity, message) = if state.is_broken() {
         (
             Severity::Warning,
             format!("{source} collector {current}: {detail}"),
         )
-    } else if previous.is_some_and(collector_broken) {
+    } else if previously_broken {
         (Severity::Info, format!("{source} collector now {current}"))
     } else {
         return None;

@@ -33,7 +33,7 @@ pub async fn apply(
         ("zfs", &report.zfs),
         ("mdraid", &report.mdraid),
     ] {
-        let state = rules::source_state_str(status.state);
+        let state = status.state.as_str();
         let previous =
             collectors::record(tx, scope, source, state, &status.detail, collected_at).await?;
         raised.extend(rules::collector_alert(

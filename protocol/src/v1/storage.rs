@@ -46,6 +46,57 @@ pub enum SourceState {
     Failed,
 }
 
+impl SourceState {
+    pub const ALL: [SourceState; 5] = [
+        SourceState::Ok,
+        SourceState::NotPresent,
+        SourceState::ToolMissing,
+        SourceState::PermissionDenied,
+        SourceState::Failed,
+    ];
+
+    /// The word the wire (serde), the database and the API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Ok => "ok",
+            SourceState::NotPresent => "not_present",
+            SourceState::ToolMissing => "tool_missing",
+            SourceState::PermissionDenied => "permission_denied",
+            SourceState::Failed => "failed",
+        }
+    }
+
+    /// The collector should work but does not. `NotPresent` (nothing of that kind on the
+    /// host) and `ToolMissing` (e.g. no smartctl in a VM) are normal set-ups.
+    pub fn is_broken(self) -> bool {
+        matches!(self, SourceState::Failed | SourceState::PermissionDenied)
+    }
+}
+
+impl std::fmt::Display for SourceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that is not one of [`SourceState::as_str`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "source state `{0}` is not one of ok, not_present, tool_missing, permission_denied, failed"
+)]
+pub struct UnknownSourceState(pub String);
+
+impl std::str::FromStr for SourceState {
+    type Err = UnknownSourceState;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        SourceState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| UnknownSourceState(text.to_owned()))
+    }
+}
+
 /// Health of one object, in increasing order of concern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -804,3 +804,17 @@ fn health_words_parse_back_to_what_as_str_and_serde_write() {
     );
     assert!("".parse::<Health>().is_err());
 }
+
+#[test]
+fn source_state_words_parse_back_and_only_failures_are_broken() {
+    for state in SourceState::ALL {
+        assert_eq!(state.as_str().parse::<SourceState>(), Ok(state));
+        assert_eq!(state.to_string(), state.as_str());
+    }
+    let broken: Vec<_> = SourceState::ALL
+        .into_iter()
+        .filter(|s| s.is_broken())
+        .collect();
+    assert_eq!(broken, [SourceState::PermissionDenied, SourceState::Failed]);
+    assert!("OK".parse::<SourceState>().is_err());
+}
