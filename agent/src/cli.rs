@@ -145,7 +145,7 @@ fn real_main() -> Result<()> {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
-    init_logging();
+    unity_process::init_logging("info,quinn=warn");
     // One thread is plenty for an agent that mostly sleeps, and keeps its footprint small.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -254,7 +254,7 @@ fn real_main() -> Result<()> {
                     labels: config.labels(),
                     ..RunOptions::default()
                 };
-                run(&state, &options, shutdown_signal())
+                run(&state, &options, unity_process::shutdown_signal())
                     .await
                     .context("running the agent")?;
                 tracing::info!("agent stopped");
@@ -312,39 +312,6 @@ impl From<ParseFormat> for parse::Format {
             ParseFormat::ZpoolList => parse::Format::ZpoolList,
             ParseFormat::Mdstat => parse::Format::Mdstat,
             ParseFormat::MdadmDetail => parse::Format::MdadmDetail,
-        }
-    }
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("UNITY_LOG").unwrap_or_else(|_| EnvFilter::new("info,quinn=warn"));
-    let json = std::env::var("UNITY_LOG_FORMAT").is_ok_and(|f| f == "json");
-    // Colour only for a person at a terminal: journald and log files get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
         }
     }
 }

@@ -353,7 +353,7 @@ pub fn main() -> std::process::ExitCode {
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     // The service logs its life at info; one-shot admin commands only what went wrong.
-    init_logging(if matches!(cli.command, Command::Serve) {
+    unity_process::init_logging(if matches!(cli.command, Command::Serve) {
         "info,sqlx=warn,quinn=warn"
     } else {
         "warn"
@@ -369,24 +369,6 @@ fn real_main() -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(run(cli.command, config, config_file))
-}
-
-fn init_logging(default_filter: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("UNITY_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let json = std::env::var("UNITY_LOG_FORMAT").is_ok_and(|f| f == "json");
-    // Colour only for a person at a terminal: journald and log files get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }
 
 async fn run(command: Command, config: Config, config_file: Option<PathBuf>) -> Result<()> {
@@ -567,7 +549,7 @@ async fn serve(
         }
     };
     let outcome = tokio::select! {
-        () = shutdown_signal() => {
+        () = unity_process::shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())
         }
@@ -619,21 +601,6 @@ async fn supervise(pg: &mut crate::store::embedded::EmbeddedPostgres) -> anyhow:
             ),
             Err(error) => tracing::error!(error = %crate::error_chain(&error),
                 "could not restart the embedded PostgreSQL; trying again"),
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
         }
     }
 }
