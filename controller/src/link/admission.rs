@@ -355,19 +355,30 @@ mod tests {
 
     #[tokio::test]
     async fn a_tenant_waiting_at_its_own_gate_holds_no_global_room() {
-        let admission = Admission::new(AdmissionLimits {
+        let admission = Arc::new(Admission::new(AdmissionLimits {
             frame_budget_bytes: 16 * UNIT,
             tenant_concurrency: 1,
             ingest_concurrency: 2,
-        });
+        }));
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let _a1 = admission.tenant(a).await.unwrap();
-        // Many of a's reports queue behind its one permit...
-        let waiting: Vec<_> = (0..5).map(|_| Box::pin(admission.tenant(a))).collect();
-        for w in waiting {
-            assert!(blocks(w).await);
-        }
-        // ...and b still gets the second global permit.
+        // Many of a's reports queue behind its one permit, and stay queued...
+        let waiting: Vec<_> = (0..5)
+            .map(|_| {
+                let admission = admission.clone();
+                tokio::spawn(async move {
+                    let _held = admission.tenant(a).await;
+                    std::future::pending::<()>().await;
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(waiting.iter().all(|w| !w.is_finished()));
+        // ...and b still gets the second global permit (had a's waiters taken the global
+        // permit first, it would be gone).
         assert!(!blocks(admission.tenant(b)).await);
+        for w in waiting {
+            w.abort();
+        }
     }
 }

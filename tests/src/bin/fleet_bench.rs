@@ -338,7 +338,9 @@ struct Storm {
     sessions: Vec<Session>,
 }
 
-/// Every agent connects, checks in and sends its storage round at the same instant.
+/// Every agent connects, checks in and sends its storage round: after a delay uniform in the
+/// upper half of `spread_secs` (what real agents do with a stopping controller's
+/// `retry_after`), or all at the same instant when it is 0.
 async fn reconnect_storm(
     states: &[unity_agent::state::AgentState],
     addr: std::net::SocketAddr,

@@ -39,9 +39,10 @@ pub const SOURCES: &[&str] = &["smart", "zfs", "mdraid"];
 ///
 /// The agent sends the whole document every round, and most rounds it has not changed; so
 /// the text's SHA-256 is compared with the one stored beside the row, and the document is
-/// parsed and written only when they differ. An unchanged document stays where it is —
-/// PostgreSQL then keeps the row's existing TOAST value instead of compressing and
-/// WAL-logging a new copy.
+/// parsed and written only when they differ. An unchanged document stays where it is: no
+/// parse, no re-serialisation, no `jsonb` conversion, and a document above PostgreSQL's
+/// TOAST threshold keeps its existing TOAST value. (A smaller one lives inline in the row,
+/// which the UPDATE rewrites anyway: docs/architecture.md.)
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetailWrite {
     /// SHA-256 of the agent's `detail_json` text.
