@@ -8,13 +8,13 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use unity_collect::databases::{
-    self, CollectorStatus, ContainerHint, DataDirSource, DatabaseKind, DiscoveryOptions,
-    ListenAddr, ProbeDetails, ProbeOutcome, Source, VersionSource,
+    self, CollectorStatus, ContainerHint, DataDirSource, DatabaseKind, DiscoveryMemory,
+    DiscoveryOptions, ListenAddr, ProbeDetails, ProbeOutcome, Source, VersionSource,
 };
 use unity_collect::runner::RecordedRunner;
 
@@ -405,4 +405,92 @@ async fn closed_port_is_refused_and_silence_is_a_timeout() {
         );
         assert!(r.elapsed_ms < 1500, "{r:?}");
     }
+}
+
+/// Rounds of a series: an unchanged process is not read again (its edited command line is not
+/// seen) and its `--version` is not asked again (a runner that knows nothing still yields the
+/// version); a recycled pid (another start time) or an `exec` (another command name) is read
+/// afresh; a process that went away is forgotten.
+#[tokio::test]
+async fn later_rounds_reuse_what_earlier_rounds_read_until_the_process_changes() {
+    let root = procfs_tree();
+    let pg_exe = format!("{}/23390/exe", root.path().display());
+    let asks_once = RecordedRunner::new().record(
+        &format!("{pg_exe} --version"),
+        0,
+        "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n",
+        "",
+    );
+    let knows_nothing = RecordedRunner::new();
+    let options = DiscoveryOptions {
+        probe: false,
+        ..DiscoveryOptions::default()
+    };
+    let runs_version = Path::new("/usr/lib/postgresql/15/bin/postgres").is_file();
+    let kinds = |inv: &databases::DatabaseInventory| -> Vec<(DatabaseKind, Option<u32>)> {
+        inv.instances
+            .iter()
+            .map(|i| (i.kind, i.process.as_ref().map(|p| p.pid)))
+            .collect()
+    };
+    let pg_version = |inv: &databases::DatabaseInventory| {
+        inv.instances
+            .iter()
+            .find(|i| i.kind == DatabaseKind::Postgres)
+            .and_then(|i| i.version.clone())
+    };
+    let mut memory = DiscoveryMemory::default();
+    let now = Instant::now();
+    let first =
+        databases::discover_with(root.path(), &[], &asks_once, &options, &mut memory, now).await;
+    let found = [
+        (DatabaseKind::Postgres, Some(23390)),
+        (DatabaseKind::MySql, Some(23981)),
+        (DatabaseKind::Redis, Some(23347)),
+    ];
+    assert_eq!(kinds(&first), found);
+
+    // Redis's command line now names something else, its stat is unchanged: not re-read.
+    let redis = root.path().join("23347");
+    std::fs::write(redis.join("cmdline"), b"bash\0").unwrap();
+    std::fs::remove_file(redis.join("exe")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/bash", redis.join("exe")).unwrap();
+    let second =
+        databases::discover_with(root.path(), &[], &knows_nothing, &options, &mut memory, now)
+            .await;
+    assert_eq!(kinds(&second), found);
+    if runs_version {
+        assert_eq!(pg_version(&first).as_deref(), Some("15.18"));
+        assert_eq!(pg_version(&second).as_deref(), Some("15.18"));
+    }
+
+    // The pid recycled for a shell (same pid, later start time, other name): read afresh, and
+    // it is no database. PostgreSQL restarted under the same pid: its version is asked again
+    // (this runner cannot answer, so there is none).
+    let stat = std::fs::read_to_string(redis.join("stat")).unwrap();
+    let stat = stat
+        .replace("(redis-server)", "(bash)")
+        .replace(" 321687 ", " 999999 ");
+    std::fs::write(redis.join("stat"), stat).unwrap();
+    let pg = root.path().join("23390");
+    let stat = std::fs::read_to_string(pg.join("stat")).unwrap();
+    std::fs::write(pg.join("stat"), stat.replace(" 321771 ", " 999998 ")).unwrap();
+    let third =
+        databases::discover_with(root.path(), &[], &knows_nothing, &options, &mut memory, now)
+            .await;
+    assert_eq!(
+        kinds(&third),
+        [
+            (DatabaseKind::Postgres, Some(23390)),
+            (DatabaseKind::MySql, Some(23981)),
+        ]
+    );
+    assert_eq!(pg_version(&third), None);
+
+    // MariaDB went away: forgotten, so a later process under its pid is read afresh.
+    std::fs::remove_dir_all(root.path().join("23981")).unwrap();
+    let fourth =
+        databases::discover_with(root.path(), &[], &knows_nothing, &options, &mut memory, now)
+            .await;
+    assert_eq!(kinds(&fourth), [(DatabaseKind::Postgres, Some(23390))]);
 }

@@ -16,12 +16,12 @@ use unity_collect::containers::{
 };
 use unity_collect::databases::{
     self, CollectorStatus as DatabaseStatus, ContainerHint, DatabaseInstance, DatabaseInventory,
-    DatabaseKind, DiscoveryOptions, ProbeDetails, ProbeOutcome, Source,
+    DatabaseKind, DiscoveryMemory, DiscoveryOptions, ProbeDetails, ProbeOutcome, Source,
 };
 use unity_collect::runner::CommandRunner;
 use unity_protocol::latest::{
     ContainerInfo, ContainerReport, DatabaseInfo, DatabaseReport, EngineInfo, ImageInfo,
-    ImageUpdate, SourceState, SourceStatus, UpdateState,
+    ImageUpdate, RunState, SourceState, SourceStatus, UpdateState,
 };
 
 /// Containers and databases of this host.
@@ -29,6 +29,9 @@ use unity_protocol::latest::{
 pub struct HostInventory<R> {
     /// Keeps registry answers and request pacing between rounds.
     containers: tokio::sync::Mutex<ContainerCollector>,
+    /// Keeps what database discovery learnt (processes, versions, probe answers), so a round
+    /// on an unchanged host re-reads little (`databases::DiscoveryMemory`).
+    databases: tokio::sync::Mutex<DiscoveryMemory>,
     runner: R,
     procfs_root: PathBuf,
     discovery: DiscoveryOptions,
@@ -43,6 +46,7 @@ impl<R: CommandRunner> HostInventory<R> {
     ) -> Self {
         Self {
             containers: tokio::sync::Mutex::new(ContainerCollector::new(config)),
+            databases: tokio::sync::Mutex::new(DiscoveryMemory::default()),
             runner,
             procfs_root,
             discovery,
@@ -63,8 +67,15 @@ impl<R: CommandRunner> HostInventory<R> {
     pub async fn collect(&self) -> (ContainerReport, DatabaseReport) {
         let inventory = self.containers.lock().await.collect().await;
         let hints = container_hints(&inventory);
-        let databases =
-            databases::discover(&self.procfs_root, &hints, &self.runner, &self.discovery).await;
+        let databases = databases::discover_with(
+            &self.procfs_root,
+            &hints,
+            &self.runner,
+            &self.discovery,
+            &mut *self.databases.lock().await,
+            std::time::Instant::now(),
+        )
+        .await;
         (map_containers(&inventory), map_databases(&databases))
     }
 }
@@ -208,7 +219,7 @@ pub fn map_containers(inventory: &ContainerInventory) -> ContainerReport {
                 image: c.image_reference.clone(),
                 image_id: c.image_id.clone().unwrap_or_default(),
                 repo_digest: c.repo_digests.first().cloned(),
-                state: state_word(&c.state).to_owned(),
+                state: run_state(&c.state).to_string(),
                 health: match c.health {
                     HealthStatus::None => None,
                     HealthStatus::Starting => Some("starting".to_owned()),
@@ -260,17 +271,18 @@ pub fn map_containers(inventory: &ContainerInventory) -> ContainerReport {
     }
 }
 
-fn state_word(state: &ContainerState) -> &'static str {
+/// The collector's engine state as the protocol names it (the wire carries its word).
+fn run_state(state: &ContainerState) -> RunState {
     match state {
-        ContainerState::Created => "created",
-        ContainerState::Running => "running",
-        ContainerState::Paused => "paused",
-        ContainerState::Restarting => "restarting",
-        ContainerState::Removing => "removing",
-        ContainerState::Exited => "exited",
-        ContainerState::Dead => "dead",
-        ContainerState::Stopping => "stopping",
-        ContainerState::Unknown => "unknown",
+        ContainerState::Created => RunState::Created,
+        ContainerState::Running => RunState::Running,
+        ContainerState::Paused => RunState::Paused,
+        ContainerState::Restarting => RunState::Restarting,
+        ContainerState::Removing => RunState::Removing,
+        ContainerState::Exited => RunState::Exited,
+        ContainerState::Dead => RunState::Dead,
+        ContainerState::Stopping => RunState::Stopping,
+        ContainerState::Unknown => RunState::Unknown,
     }
 }
 

@@ -9,6 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::Uri;
 use serde::Deserialize;
+use unity_protocol::latest::{RunState, UpdateState};
 
 use super::page::{Paged, page};
 use super::storage::{host_filter, query};
@@ -19,25 +20,6 @@ use crate::store::inventory::containers::{
 use crate::store::inventory::databases::{self, DatabaseDetail, DatabaseFilter, DatabaseSummary};
 use crate::store::inventory::images::{self, ImageSummary};
 use crate::store::inventory::{self, HostInventory};
-
-/// Container states Docker and Podman report; `?state=` accepts these.
-pub const CONTAINER_STATES: &[&str] = &[
-    "created",
-    "configured",
-    "initialized",
-    "running",
-    "paused",
-    "restarting",
-    "removing",
-    "stopping",
-    "stopped",
-    "exited",
-    "dead",
-    "unknown",
-];
-
-/// Update states; `?update=` accepts these.
-pub const UPDATE_STATES: &[&str] = &["up_to_date", "update_available", "unknown", "not_checked"];
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -85,17 +67,13 @@ pub struct DatabaseQuery {
     cursor: Option<String>,
 }
 
-fn one_of(
-    name: &'static str,
-    raw: Option<&str>,
-    allowed: &[&'static str],
-) -> Result<Option<&'static str>, ApiError> {
+/// `?state=`: one of the engine states with a name ([`RunState::KNOWN`]); an unnamed word is a
+/// 400 rather than a filter that can only match what some future engine might send.
+fn run_state_filter(raw: Option<&str>) -> Result<Option<RunState>, ApiError> {
     raw.map(|raw| {
-        allowed.iter().find(|a| **a == raw).copied().ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "{name} `{raw}` is not one of {}",
-                allowed.join(", ")
-            ))
+        RunState::known(raw).ok_or_else(|| {
+            let known: Vec<&str> = RunState::KNOWN.iter().map(RunState::as_str).collect();
+            ApiError::BadRequest(format!("state `{raw}` is not one of {}", known.join(", ")))
         })
     })
     .transpose()
@@ -139,8 +117,13 @@ pub async fn list_containers(
     let q = query(q)?;
     let filter = ContainerFilter {
         host_id: host_filter(q.host_id.as_deref())?,
-        state: one_of("state", q.state.as_deref(), CONTAINER_STATES)?.map(str::to_owned),
-        update: one_of("update", q.update.as_deref(), UPDATE_STATES)?,
+        state: run_state_filter(q.state.as_deref())?,
+        update: q
+            .update
+            .as_deref()
+            .map(str::parse::<UpdateState>)
+            .transpose()
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
     };
     let page = page(q.limit.as_deref(), q.cursor.as_deref())?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;

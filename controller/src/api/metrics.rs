@@ -6,6 +6,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use prometheus::Registry;
 use time::OffsetDateTime;
+use unity_protocol::latest::UpdateState;
 use uuid::Uuid;
 
 use super::{ApiError, ApiState, TenantAuth};
@@ -332,7 +333,9 @@ async fn fleet(tx: &mut TenantTx, registry: &Registry) -> Result<(), crate::stor
         for (host, container, update_state) in &containers {
             update
                 .with_label_values(&[&host.to_string(), &name(host), container])
-                .set(i64::from(update_state == "update_available"));
+                .set(i64::from(
+                    update_state.parse() == Ok(UpdateState::UpdateAvailable),
+                ));
         }
     }
 

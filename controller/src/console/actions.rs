@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 use time::OffsetDateTime;
+use unity_protocol::latest::UpdateState;
 use uuid::Uuid;
 
 use super::layout::not_found;
@@ -44,7 +45,7 @@ pub async fn updates(State(state): State<ApiState>, who: ConsoleUser) -> Result<
     let list = containers::list(
         &mut tx,
         &ContainerFilter {
-            update: Some("update_available"),
+            update: Some(UpdateState::UpdateAvailable),
             ..ContainerFilter::default()
         },
         &Page::first(PAGE_ROWS),

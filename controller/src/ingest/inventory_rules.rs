@@ -2,18 +2,12 @@
 //! stored state with its new state, **once per change** like the storage rules
 //! (`ingest::rules`). Written out in `docs/alerts.md`, "Containers and databases".
 
-use unity_protocol::latest::{ContainerInfo, DatabaseInfo, UpdateState};
+use unity_protocol::latest::{ContainerInfo, DatabaseInfo, RunState, UpdateState};
 
 use super::rules::Subject;
 use crate::store::inventory::containers::ContainerPrevious;
 use crate::store::inventory::databases::DatabasePrevious;
-use crate::store::inventory::update_state_str;
 use crate::store::storage::alerts::{NewAlert, Severity};
-
-/// Engine states in which a container is down.
-fn down(state: &str) -> bool {
-    matches!(state, "exited" | "dead")
-}
 
 /// How a container is named in alerts: `name (image)`.
 pub fn container_name(container: &ContainerInfo) -> String {
@@ -59,17 +53,21 @@ pub fn container_alerts(
     container: &ContainerInfo,
 ) -> Vec<NewAlert> {
     let mut out = Vec::new();
-    let state = container.state.as_str();
+    let run_state = container.run_state();
+    let state = run_state.as_str();
     let previous_state = previous.map(|p| p.state.as_str());
+    let previous_run_state = previous_state.map(RunState::from_word);
     // Stopping: anything not down → exited/dead. A clean exit (code 0) is usually on purpose.
-    let stopped = match previous_state {
-        None => {
-            state == "dead" || (state == "exited" && container.exit_code.is_some_and(|c| c != 0))
-        }
-        Some(p) => !down(p) && down(state),
+    let stopped = match &previous_run_state {
+        None => match run_state {
+            RunState::Dead => true,
+            RunState::Exited => container.exit_code.is_some_and(|c| c != 0),
+            _ => false,
+        },
+        Some(p) => !p.is_down() && run_state.is_down(),
     };
     if stopped {
-        let severity = if state == "exited" && container.exit_code == Some(0) {
+        let severity = if run_state == RunState::Exited && container.exit_code == Some(0) {
             Severity::Info
         } else {
             Severity::Warning
@@ -94,8 +92,8 @@ pub fn container_alerts(
             message,
         ));
     } else if let Some(p) = previous_state
-        && down(p)
-        && state == "running"
+        && RunState::from_word(p).is_down()
+        && run_state == RunState::Running
     {
         out.push(subject.alert(
             "container_state",
@@ -140,7 +138,7 @@ pub fn container_alerts(
             out.push(subject.alert(
                 "container_update",
                 previous.map(|p| p.update_state.clone()),
-                update_state_str(UpdateState::UpdateAvailable).into(),
+                UpdateState::UpdateAvailable.as_str().into(),
                 Severity::Info,
                 format!(
                     "container {}: a newer image{newer} is available for {}",

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use unity_protocol::latest::UpdateState;
 use uuid::Uuid;
 
 use super::create::{JobRequest, pinned};
@@ -93,8 +94,10 @@ pub fn decide(row: &UpdateCandidateRow) -> Option<String> {
             row.candidate_reference.clone()
         }
         Policy::Digest | Policy::Patch | Policy::Minor | Policy::Major => {
-            match (row.update_state.as_str(), &row.update_new_digest) {
-                ("update_available", Some(digest)) => Some(pinned(&row.image, digest)),
+            match (row.update_state.parse(), &row.update_new_digest) {
+                (Ok(UpdateState::UpdateAvailable), Some(digest)) => {
+                    Some(pinned(&row.image, digest))
+                }
                 _ => None,
             }
         }

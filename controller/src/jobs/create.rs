@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use unity_pki::job_key::JobKeyError;
 use unity_protocol::latest::{
     AgentUpdateParams, ContainerUpdateParams, JobKind, JobSpec, PackageUpgradeParams, PingParams,
-    RebootPolicy, SignedJob, UpgradeScope,
+    RebootPolicy, SignedJob, UpdateState, UpgradeScope,
 };
 use uuid::Uuid;
 
@@ -383,11 +383,8 @@ async fn container_update(
             check_pinned(&image).map_err(CreateJobError::Invalid)?;
             image
         }
-        None => match (
-            container.update_state.as_str(),
-            &container.update_new_digest,
-        ) {
-            ("update_available", Some(digest)) => pinned(&container.image, digest),
+        None => match (container.update_state.parse(), &container.update_new_digest) {
+            (Ok(UpdateState::UpdateAvailable), Some(digest)) => pinned(&container.image, digest),
             _ => {
                 return Err(CreateJobError::Conflict(format!(
                     "no newer image is known for container `{}` (update state `{}`); give \

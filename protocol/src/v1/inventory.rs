@@ -41,7 +41,9 @@ pub struct ContainerInfo {
     pub image_id: String,
     /// `repo@sha256:…` the local image was pulled as; `None` for built or imported images.
     pub repo_digest: Option<String>,
-    /// `created`, `running`, `paused`, `restarting`, `exited`, `dead`, …
+    /// `created`, `running`, `paused`, `restarting`, `exited`, `dead`, … — the engine's word,
+    /// kept as text on the wire so a new engine state needs no protocol change; read it with
+    /// [`ContainerInfo::run_state`].
     pub state: String,
     /// `healthy`, `unhealthy`, `starting`; `None` without a health check.
     pub health: Option<String>,
@@ -78,6 +80,144 @@ pub enum UpdateState {
     Unknown,
     /// Not a registry tag (pinned digest, local image) or not running.
     NotChecked,
+}
+
+impl UpdateState {
+    /// Every update state, in wire (postcard variant) order.
+    pub const ALL: [UpdateState; 4] = [
+        UpdateState::UpToDate,
+        UpdateState::UpdateAvailable,
+        UpdateState::Unknown,
+        UpdateState::NotChecked,
+    ];
+
+    /// The word the wire (serde), the database and the API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateState::UpToDate => "up_to_date",
+            UpdateState::UpdateAvailable => "update_available",
+            UpdateState::Unknown => "unknown",
+            UpdateState::NotChecked => "not_checked",
+        }
+    }
+}
+
+impl std::fmt::Display for UpdateState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that is not one of [`UpdateState::as_str`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("update state `{0}` is not one of up_to_date, update_available, unknown, not_checked")]
+pub struct UnknownUpdateState(pub String);
+
+/// The inverse of [`UpdateState::as_str`]: the one parser of update-state words, for API
+/// filters and stored rows alike.
+impl std::str::FromStr for UpdateState {
+    type Err = UnknownUpdateState;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        UpdateState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| UnknownUpdateState(text.to_owned()))
+    }
+}
+
+/// A container's run state, as Docker and Podman name it. The wire carries the engine's word
+/// ([`ContainerInfo::state`]) so an engine that invents a state needs no protocol change; this
+/// is that word read once, with [`RunState::Other`] keeping anything new verbatim.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RunState {
+    Created,
+    /// Podman: created and configured, never started.
+    Configured,
+    /// Podman: set up, about to start.
+    Initialized,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    /// Podman: being stopped.
+    Stopping,
+    /// Podman: stopped by a user (Docker says `exited`).
+    Stopped,
+    Exited,
+    Dead,
+    /// The engine itself said `unknown`.
+    Unknown,
+    /// A word no engine used when this was written, kept as the engine sent it.
+    Other(String),
+}
+
+impl RunState {
+    /// Every state with a name of its own, for API filters and docs.
+    pub const KNOWN: [RunState; 12] = [
+        RunState::Created,
+        RunState::Configured,
+        RunState::Initialized,
+        RunState::Running,
+        RunState::Paused,
+        RunState::Restarting,
+        RunState::Removing,
+        RunState::Stopping,
+        RunState::Stopped,
+        RunState::Exited,
+        RunState::Dead,
+        RunState::Unknown,
+    ];
+
+    /// The engine's word for this state (the wire, the database and the API use it).
+    pub fn as_str(&self) -> &str {
+        match self {
+            RunState::Created => "created",
+            RunState::Configured => "configured",
+            RunState::Initialized => "initialized",
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Restarting => "restarting",
+            RunState::Removing => "removing",
+            RunState::Stopping => "stopping",
+            RunState::Stopped => "stopped",
+            RunState::Exited => "exited",
+            RunState::Dead => "dead",
+            RunState::Unknown => "unknown",
+            RunState::Other(word) => word,
+        }
+    }
+
+    /// Reads an engine's word; never fails (unknown words become [`RunState::Other`]).
+    pub fn from_word(word: &str) -> RunState {
+        RunState::known(word).unwrap_or_else(|| RunState::Other(word.to_owned()))
+    }
+
+    /// The named state for `word`, `None` for a word outside [`RunState::KNOWN`] — what an
+    /// API filter accepts.
+    pub fn known(word: &str) -> Option<RunState> {
+        RunState::KNOWN
+            .into_iter()
+            .find(|state| state.as_str() == word)
+    }
+
+    /// Not running and not on its way back: the states a container-down alert is about.
+    pub fn is_down(&self) -> bool {
+        matches!(self, RunState::Exited | RunState::Dead)
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ContainerInfo {
+    /// [`ContainerInfo::state`] read as a [`RunState`].
+    pub fn run_state(&self) -> RunState {
+        RunState::from_word(&self.state)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

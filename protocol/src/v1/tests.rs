@@ -818,3 +818,36 @@ fn source_state_words_parse_back_and_only_failures_are_broken() {
     assert_eq!(broken, [SourceState::PermissionDenied, SourceState::Failed]);
     assert!("OK".parse::<SourceState>().is_err());
 }
+
+#[test]
+fn update_state_words_are_the_serde_words_and_parse_back() {
+    for (index, state) in UpdateState::ALL.into_iter().enumerate() {
+        // The postcard variant order is the wire; ALL follows it.
+        assert_eq!(postcard::to_allocvec(&state).unwrap(), [index as u8]);
+        assert_eq!(state.as_str().parse::<UpdateState>(), Ok(state));
+        assert_eq!(state.to_string(), state.as_str());
+    }
+    let err = "newer".parse::<UpdateState>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "update state `newer` is not one of up_to_date, update_available, unknown, not_checked"
+    );
+}
+
+#[test]
+fn run_states_read_engine_words_and_keep_unknown_ones() {
+    for state in RunState::KNOWN {
+        assert_eq!(RunState::from_word(state.as_str()), state);
+        assert_eq!(RunState::known(state.as_str()), Some(state.clone()));
+    }
+    let odd = RunState::from_word("hibernating");
+    assert_eq!(odd, RunState::Other("hibernating".into()));
+    assert_eq!(odd.as_str(), "hibernating");
+    assert_eq!(RunState::known("hibernating"), None);
+    let down: Vec<_> = RunState::KNOWN
+        .into_iter()
+        .filter(RunState::is_down)
+        .collect();
+    assert_eq!(down, [RunState::Exited, RunState::Dead]);
+    assert!(!odd.is_down());
+}

@@ -1,9 +1,10 @@
 //! Merging the evidence into one record per instance, then probing and versioning.
 //! The rules are written down in `docs/databases.md`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::Instant;
 
 use super::identify::{data_dir, parse_version_output, recognise_image};
 use super::model::{
@@ -12,7 +13,7 @@ use super::model::{
 };
 use super::probe::probe;
 use super::procnet::cgroup_mentions;
-use super::scan::{DbProcess, Snapshot, scan};
+use super::scan::{DbProcess, ScanMemory, Snapshot, scan_with};
 use crate::runner::CommandRunner;
 
 /// A record being assembled.
@@ -239,14 +240,77 @@ fn safe_to_run(procfs_root: &Path, p: &DbProcess) -> Option<String> {
     Some(link.to_string_lossy().into_owned())
 }
 
-/// Finds the database instances on this host. See the module docs of [`super`].
+/// What discovery keeps between rounds, so that a host where nothing changed costs little:
+/// what each process was recognised as ([`ScanMemory`]), each database process's
+/// `--version` answer (for the life of that process), and each listener's probe answer when
+/// it proved the protocol (until the listener changes or [`DiscoveryOptions::probe_refresh`]
+/// passes). Failed probes are never kept: a database that stops answering is seen at once.
+/// Hold one per host and pass it to every round of [`discover_with`].
+#[derive(Debug, Default)]
+pub struct DiscoveryMemory {
+    scan: ScanMemory,
+    versions: HashMap<(u32, u64), Option<String>>,
+    probes: HashMap<ProbeKey, (Instant, ProbeResult)>,
+}
+
+/// A listener as a probe saw it: the same addresses, held by the same sockets of the same
+/// process. Any change (restart, new port, another owner) means probing again.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ProbeKey {
+    kind: DatabaseKind,
+    candidates: Vec<ListenAddr>,
+    owner: Option<(u32, Option<u64>)>,
+    inodes: Vec<u64>,
+}
+
+impl ProbeKey {
+    fn new(snap: &Snapshot, draft: &Draft, candidates: &[ListenAddr]) -> Self {
+        Self {
+            kind: draft.kind,
+            candidates: candidates.to_vec(),
+            owner: draft.process.as_ref().map(|p| (p.pid, p.start_ticks)),
+            inodes: snap
+                .sockets
+                .iter()
+                .filter(|(_, addr)| draft.listen.contains(addr))
+                .map(|(inode, _)| *inode)
+                .collect(),
+        }
+    }
+}
+
+/// Finds the database instances on this host, remembering nothing between calls. See the
+/// module docs of [`super`].
 pub async fn discover(
     procfs_root: &Path,
     hints: &[ContainerHint],
     runner: &impl CommandRunner,
     options: &DiscoveryOptions,
 ) -> DatabaseInventory {
-    let snap = match scan(procfs_root) {
+    let mut memory = DiscoveryMemory::default();
+    discover_with(
+        procfs_root,
+        hints,
+        runner,
+        options,
+        &mut memory,
+        Instant::now(),
+    )
+    .await
+}
+
+/// [`discover`] for a round of a series: what `memory` holds from earlier rounds is reused
+/// where it still describes the host, and `memory` is left describing this round. `now`
+/// dates the probe answers kept.
+pub async fn discover_with(
+    procfs_root: &Path,
+    hints: &[ContainerHint],
+    runner: &impl CommandRunner,
+    options: &DiscoveryOptions,
+    memory: &mut DiscoveryMemory,
+    now: Instant,
+) -> DatabaseInventory {
+    let snap = match scan_with(procfs_root, &mut memory.scan) {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(error = %crate::ErrorChain(&e), "procfs unreadable; database discovery skipped");
@@ -265,39 +329,63 @@ pub async fn discover(
         options.probe && options.probe_well_known_ports,
     );
 
-    // Probe every instance concurrently: each probe is bounded by the timeout.
+    // Probe every instance concurrently (each probe is bounded by the timeout), but for
+    // listeners whose last answer proved the protocol and is fresh enough.
     let mut probes = tokio::task::JoinSet::new();
+    let mut results: BTreeMap<usize, ProbeResult> = BTreeMap::new();
+    let mut keys: BTreeMap<usize, ProbeKey> = BTreeMap::new();
+    let mut kept_probes = HashMap::new();
     if options.probe {
         for (i, d) in drafts.iter().enumerate() {
             let candidates = probe_candidates(&d.listen);
             if candidates.is_empty() {
                 continue;
             }
+            let key = ProbeKey::new(&snap, d, &candidates);
+            if let Some((at, result)) = memory.probes.remove(&key)
+                && now.saturating_duration_since(at) < options.probe_refresh
+            {
+                results.insert(i, result.clone());
+                kept_probes.insert(key, (at, result));
+                continue;
+            }
+            keys.insert(i, key);
             let (kind, options) = (d.kind, options.clone());
             probes.spawn(async move { (i, probe_draft(kind, candidates, options).await) });
         }
     }
-    let mut results: BTreeMap<usize, ProbeResult> = BTreeMap::new();
     let mut problems = snap.problems.clone();
     while let Some(joined) = probes.join_next().await {
         match joined {
             Ok((i, Some(r))) => {
+                if r.outcome.speaks_protocol()
+                    && let Some(key) = keys.remove(&i)
+                {
+                    kept_probes.insert(key, (now, r.clone()));
+                }
                 results.insert(i, r);
             }
             Ok((_, None)) => {}
             Err(e) => problems.push(format!("a probe task failed: {e}")),
         }
     }
+    memory.probes = kept_probes;
 
     let mut instances = Vec::new();
+    let mut versions = HashMap::new();
     for (i, d) in drafts.into_iter().enumerate() {
         let probe = results.remove(&i);
         let proven = probe.as_ref().is_some_and(|p| p.outcome.speaks_protocol());
         if d.sources.contains(&Source::WellKnownPort) && d.sources.len() == 1 && !proven {
             continue;
         }
-        instances.push(finish(procfs_root, d, probe, runner, options).await);
+        let asked = Asked {
+            before: &mut memory.versions,
+            now: &mut versions,
+        };
+        instances.push(finish(procfs_root, d, probe, runner, options, asked).await);
     }
+    memory.versions = versions;
     instances.sort_by(|a, b| {
         (a.kind, a.listen.first(), a.process.as_ref().map(|p| p.pid)).cmp(&(
             b.kind,
@@ -313,12 +401,20 @@ pub async fn discover(
     DatabaseInventory { instances, status }
 }
 
+/// `--version` answers by process (pid, start ticks): those of the last round, and this
+/// round's (what is kept for the next).
+struct Asked<'a> {
+    before: &'a mut HashMap<(u32, u64), Option<String>>,
+    now: &'a mut HashMap<(u32, u64), Option<String>>,
+}
+
 async fn finish(
     procfs_root: &Path,
     d: Draft,
     probe: Option<ProbeResult>,
     runner: &impl CommandRunner,
     options: &DiscoveryOptions,
+    asked: Asked<'_>,
 ) -> DatabaseInstance {
     let mut sources = d.sources;
     if probe.as_ref().is_some_and(|p| p.outcome.speaks_protocol()) {
@@ -328,27 +424,46 @@ async fn finish(
         .as_ref()
         .and_then(|p| p.version())
         .map(|v| (v.to_owned(), VersionSource::Probe));
+    // A process's executable answers `--version` the same way for as long as it runs (an
+    // upgrade replaces the file, not the running image, and we run the running image).
+    let identity = d
+        .process
+        .as_ref()
+        .and_then(|p| p.start_ticks.map(|start| (p.pid, start)));
     if version.is_none()
+        && options.run_version_commands
+        && let Some(known) = identity.and_then(|id| asked.before.remove(&id))
+    {
+        version = known.clone().map(|v| (v, VersionSource::Executable));
+        asked.now.extend(identity.map(|id| (id, known)));
+    } else if version.is_none()
         && options.run_version_commands
         && let Some(program) = d.process.as_ref().and_then(|p| safe_to_run(procfs_root, p))
     {
-        match runner
+        let answer = match runner
             .run(&program, &["--version"], options.version_command_timeout)
             .await
         {
             Ok(out) if out.exit_code == Some(0) => {
-                version = parse_version_output(d.kind, &out.stdout)
-                    .map(|v| (v, VersionSource::Executable));
-                if version.is_none() {
+                let parsed = parse_version_output(d.kind, &out.stdout);
+                if parsed.is_none() {
                     tracing::debug!(program, stdout = %out.stdout, "unrecognised --version output");
                 }
+                Some(parsed)
             }
             Ok(out) => {
                 tracing::debug!(program, code = ?out.exit_code, stderr = %out.stderr, "--version failed");
+                Some(None)
             }
+            // Not kept: a timeout or a failure to start may not happen next time.
             Err(e) => {
-                tracing::debug!(program, error = %crate::ErrorChain(&e), "--version could not run")
+                tracing::debug!(program, error = %crate::ErrorChain(&e), "--version could not run");
+                None
             }
+        };
+        if let Some(answer) = answer {
+            version = answer.clone().map(|v| (v, VersionSource::Executable));
+            asked.now.extend(identity.map(|id| (id, answer)));
         }
     }
     if version.is_none() {
@@ -384,6 +499,7 @@ mod tests {
         DbProcess {
             pid,
             ppid: Some(ppid),
+            start_ticks: Some(u64::from(pid)),
             kind,
             view: ProcessView::default(),
             cwd: None,

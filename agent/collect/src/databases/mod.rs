@@ -24,7 +24,7 @@ pub mod scan;
 pub mod wire;
 
 #[cfg(feature = "io")]
-pub use discover::discover;
+pub use discover::{DiscoveryMemory, discover, discover_with};
 pub use model::*;
 #[cfg(feature = "io")]
 pub use probe::{probe, probe_minio, probe_mongodb, probe_mysql, probe_postgres, probe_redis};

@@ -288,6 +288,9 @@ pub struct DiscoveryOptions {
     pub version_command_timeout: Duration,
     /// Ask the executable for its version when the wire did not tell.
     pub run_version_commands: bool,
+    /// How long a probe answer that proved the protocol is reused for an unchanged listener
+    /// ([`discover_with`](crate::databases::discover_with)); a changed listener is probed at once.
+    pub probe_refresh: Duration,
 }
 
 impl Default for DiscoveryOptions {
@@ -298,6 +301,7 @@ impl Default for DiscoveryOptions {
             probe_well_known_ports: true,
             version_command_timeout: Duration::from_secs(5),
             run_version_commands: true,
+            probe_refresh: Duration::from_secs(3600),
         }
     }
 }

@@ -234,8 +234,36 @@ pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// `/proc/<pid>/stat` → parent pid. `comm` may contain spaces and `)`, so the fields are
-/// read after the last `)`.
+/// The fields of `/proc/<pid>/stat` discovery uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcStat {
+    /// The command name (what `/proc/<pid>/comm` holds; an `exec` changes it).
+    pub comm: String,
+    pub ppid: u32,
+    /// When the process started, in clock ticks after boot: with the pid, an identity that a
+    /// recycled pid does not share.
+    pub start_ticks: u64,
+}
+
+/// `/proc/<pid>/stat` → [`ProcStat`]. `comm` may contain spaces and `)`, so it is what lies
+/// between the first `(` and the last `)`, and the numbered fields are read after that.
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_owned();
+    let mut fields = text[close + 1..].split_whitespace();
+    let _state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    // Field 22 (starttime); `fields` is at field 5 now.
+    let start_ticks = fields.nth(22 - 5)?.parse().ok()?;
+    Some(ProcStat {
+        comm,
+        ppid,
+        start_ticks,
+    })
+}
+
+/// `/proc/<pid>/stat` → parent pid (needs only the fields up to it).
 pub fn parse_stat_ppid(text: &str) -> Option<u32> {
     let after = &text[text.rfind(')')? + 1..];
     let mut fields = after.split_whitespace();
@@ -325,6 +353,32 @@ mod tests {
         assert_eq!(parse_cmdline(b"a\0-D\0/x\0"), ["a", "-D", "/x"]);
         assert_eq!(parse_stat_ppid("42 (we ird) name) S 7 42 42 0"), Some(7));
         assert_eq!(parse_stat_ppid("42 (x"), None);
+    }
+
+    #[test]
+    fn stat_gives_comm_parent_and_start_time() {
+        // `cat /proc/self/stat` on the project's machine (Debian 12, Linux 6.1).
+        let text = "3976 (cat) R 3933 3933 27028 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 4256220 \
+                    3133440 416 18446744073709551615 94329505914880 94329505934761 \
+                    140725512622608 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 94329505950768 \
+                    94329505952384 94330266718208 140725512624857 140725512624877 \
+                    140725512624877 140725512626155 0\n";
+        assert_eq!(
+            parse_stat(text),
+            Some(ProcStat {
+                comm: "cat".into(),
+                ppid: 3933,
+                start_ticks: 4256220,
+            })
+        );
+        // A name with spaces and parentheses; a truncated line has no start time.
+        let odd = parse_stat("7 (a) b (c) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0").unwrap();
+        assert_eq!(
+            (odd.comm.as_str(), odd.ppid, odd.start_ticks),
+            ("a) b (c", 1, 99)
+        );
+        assert_eq!(parse_stat("42 (we ird) name) S 7 42 42 0"), None);
+        assert_eq!(parse_stat("42 x) S 7"), None);
         assert!(cgroup_mentions(
             "0::/system.slice/docker-0123456789abcdef0123.scope\n",
             "0123456789abcdef0123"

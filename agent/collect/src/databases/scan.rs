@@ -1,14 +1,20 @@
 //! The procfs reading: listening sockets and the database processes, under any procfs root
 //! (`/proc` on a host; a directory of captured files in tests).
+//!
+//! Most processes on a host are not databases, and stay what they are between rounds. A
+//! [`ScanMemory`] keeps what each process was recognised as, keyed by its pid, start time and
+//! command name (all three from one read of `/proc/<pid>/stat`): an unchanged process costs
+//! that one read instead of four (`comm`, `cmdline`, the `exe` link, `stat`). A recycled pid
+//! has another start time and an `exec` changes the command name, so either is read afresh.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::identify::{ProcessView, recognise_process};
 use super::model::{DatabaseKind, ListenAddr};
 use super::procnet::{
-    ListeningSocket, parse_cmdline, parse_proc_net_tcp, parse_proc_net_unix, parse_socket_link,
-    parse_stat_ppid,
+    ListeningSocket, ProcStat, parse_cmdline, parse_proc_net_tcp, parse_proc_net_unix,
+    parse_socket_link, parse_stat,
 };
 
 /// A recognised database process.
@@ -16,6 +22,9 @@ use super::procnet::{
 pub struct DbProcess {
     pub pid: u32,
     pub ppid: Option<u32>,
+    /// Clock ticks after boot when it started (`None` when its stat was unreadable): with the
+    /// pid, what identifies this process and not a later one with a recycled pid.
+    pub start_ticks: Option<u64>,
     pub kind: DatabaseKind,
     pub view: ProcessView,
     pub cwd: Option<String>,
@@ -46,14 +55,46 @@ pub struct ScanError {
     pub source: std::io::Error,
 }
 
+/// What [`scan_with`] learnt about each process in the last round.
+#[derive(Debug, Default)]
+pub struct ScanMemory {
+    processes: HashMap<u32, Remembered>,
+}
+
+impl ScanMemory {
+    /// Processes remembered (those seen in the last round whose identity could be read).
+    pub fn len(&self) -> usize {
+        self.processes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.processes.is_empty()
+    }
+}
+
+#[derive(Debug)]
+struct Remembered {
+    start_ticks: u64,
+    comm: String,
+    /// `None`: not a database.
+    recognised: Option<(DatabaseKind, ProcessView)>,
+}
+
 fn read_link(path: &Path) -> Option<String> {
     std::fs::read_link(path)
         .ok()
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// Reads sockets and database processes under `root`.
+/// Reads sockets and database processes under `root`, remembering nothing.
 pub fn scan(root: &Path) -> Result<Snapshot, ScanError> {
+    scan_with(root, &mut ScanMemory::default())
+}
+
+/// Reads sockets and database processes under `root`; processes `memory` already knows (same
+/// pid, start time and command name) are not read again. `memory` is left holding this
+/// round's processes only.
+pub fn scan_with(root: &Path, memory: &mut ScanMemory) -> Result<Snapshot, ScanError> {
     let entries = std::fs::read_dir(root).map_err(|source| ScanError {
         path: root.to_owned(),
         source,
@@ -86,6 +127,7 @@ pub fn scan(root: &Path) -> Result<Snapshot, ScanError> {
     }
     let own_mnt = read_link(&root.join("self/ns/mnt"));
     let mut fd_denied = 0usize;
+    let mut seen: HashMap<u32, Remembered> = HashMap::with_capacity(memory.processes.len());
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
@@ -93,17 +135,37 @@ pub fn scan(root: &Path) -> Result<Snapshot, ScanError> {
         };
         let dir = entry.path();
         // Processes vanish between listing and reading: every read is optional.
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        let argv = std::fs::read(dir.join("cmdline"))
-            .map(|b| parse_cmdline(&b))
-            .unwrap_or_default();
-        let exe = read_link(&dir.join("exe"));
-        let view = ProcessView {
-            comm: comm.trim_end_matches('\n').to_owned(),
-            exe,
-            argv,
+        let stat = std::fs::read_to_string(dir.join("stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s));
+        let known = stat.as_ref().and_then(|stat| {
+            memory
+                .processes
+                .remove(&pid)
+                .filter(|r| r.start_ticks == stat.start_ticks && r.comm == stat.comm)
+        });
+        let recognised = match known {
+            Some(r) => {
+                let recognised = r.recognised.clone();
+                seen.insert(pid, r);
+                recognised
+            }
+            None => {
+                let (recognised, settled) = recognise(&dir, stat.as_ref());
+                if let (Some(stat), true) = (&stat, settled) {
+                    seen.insert(
+                        pid,
+                        Remembered {
+                            start_ticks: stat.start_ticks,
+                            comm: stat.comm.clone(),
+                            recognised: recognised.clone(),
+                        },
+                    );
+                }
+                recognised
+            }
         };
-        let Some(kind) = recognise_process(&view) else {
+        let Some((kind, view)) = recognised else {
             continue;
         };
         let socket_inodes = match std::fs::read_dir(dir.join("fd")) {
@@ -122,9 +184,8 @@ pub fn scan(root: &Path) -> Result<Snapshot, ScanError> {
         let mnt = read_link(&dir.join("ns/mnt"));
         snap.processes.push(DbProcess {
             pid,
-            ppid: std::fs::read_to_string(dir.join("stat"))
-                .ok()
-                .and_then(|s| parse_stat_ppid(&s)),
+            ppid: stat.as_ref().map(|s| s.ppid),
+            start_ticks: stat.as_ref().map(|s| s.start_ticks),
             kind,
             view,
             cwd: read_link(&dir.join("cwd")),
@@ -133,6 +194,7 @@ pub fn scan(root: &Path) -> Result<Snapshot, ScanError> {
             same_mount_ns: own_mnt.is_some() && mnt == own_mnt,
         });
     }
+    memory.processes = seen;
     if fd_denied > 0 {
         snap.problems.push(format!(
             "the fd table of {fd_denied} database process(es) could not be read \
@@ -141,6 +203,28 @@ pub fn scan(root: &Path) -> Result<Snapshot, ScanError> {
     }
     snap.processes.sort_by_key(|p| p.pid);
     Ok(snap)
+}
+
+/// What the process in `dir` is, read from its command line and executable, and whether
+/// that answer may be remembered: not when its command line could not be read (it was
+/// exiting, or is still being set up), as the next round may see it whole.
+fn recognise(dir: &Path, stat: Option<&ProcStat>) -> (Option<(DatabaseKind, ProcessView)>, bool) {
+    let comm = match stat {
+        Some(stat) => stat.comm.clone(),
+        None => std::fs::read_to_string(dir.join("comm"))
+            .map(|c| c.trim_end_matches('\n').to_owned())
+            .unwrap_or_default(),
+    };
+    let (argv, settled) = match std::fs::read(dir.join("cmdline")) {
+        Ok(bytes) => (parse_cmdline(&bytes), true),
+        Err(_) => (Vec::new(), false),
+    };
+    let view = ProcessView {
+        comm,
+        exe: read_link(&dir.join("exe")),
+        argv,
+    };
+    (recognise_process(&view).map(|kind| (kind, view)), settled)
 }
 
 fn add_sockets(snap: &mut Snapshot, sockets: Vec<ListeningSocket>) {

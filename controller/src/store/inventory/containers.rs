@@ -4,10 +4,10 @@ use crate::store::page::Page;
 use crate::store::storage::ObjectKey;
 use serde::Serialize;
 use time::OffsetDateTime;
-use unity_protocol::latest::ContainerInfo;
+use unity_protocol::latest::{ContainerInfo, RunState, UpdateState};
 use uuid::Uuid;
 
-use super::{ms_time, update_state_str};
+use super::ms_time;
 use crate::store::storage::{HostScope, to_i64};
 use crate::store::{StoreError, TenantTx, query_error};
 
@@ -99,7 +99,7 @@ pub async fn upsert(
     .bind(&c.ports)
     .bind(&c.compose_project)
     .bind(&c.compose_service)
-    .bind(update_state_str(c.update.state))
+    .bind(c.update.state.as_str())
     .bind(&c.update.new_digest)
     .bind(&c.update.reason)
     .bind(write.update_notified)
@@ -185,8 +185,8 @@ pub struct ContainerDetail {
 #[derive(Debug, Clone, Default)]
 pub struct ContainerFilter {
     pub host_id: Option<Uuid>,
-    pub state: Option<String>,
-    pub update: Option<&'static str>,
+    pub state: Option<RunState>,
+    pub update: Option<UpdateState>,
 }
 
 const SUMMARY_COLUMNS: &str = "id, host_id, engine_id, name, image, image_id, repo_digest, \
@@ -210,8 +210,8 @@ pub async fn list(
          ORDER BY host_id, name, id LIMIT $7"
     )))
     .bind(filter.host_id)
-    .bind(&filter.state)
-    .bind(filter.update)
+    .bind(filter.state.as_ref().map(RunState::as_str))
+    .bind(filter.update.map(UpdateState::as_str))
     .bind(after.map(|k| k.0))
     .bind(after.map(|k| &k.1))
     .bind(after.map(|k| k.2))

@@ -23,16 +23,6 @@ use super::{StoreError, TenantTx, query_error};
 /// The collector sources inventory reports use in `collector_status`.
 pub const SOURCES: &[&str] = &["containers", "databases"];
 
-/// The API and column word for an update state.
-pub fn update_state_str(state: UpdateState) -> &'static str {
-    match state {
-        UpdateState::UpToDate => "up_to_date",
-        UpdateState::UpdateAvailable => "update_available",
-        UpdateState::Unknown => "unknown",
-        UpdateState::NotChecked => "not_checked",
-    }
-}
-
 /// Agent milliseconds since the epoch as a time; out-of-range values are dropped (a wrong
 /// clock value from a tool must not make the report unstorable).
 /// An agent-reported time about a container or image, if plausible (`ingest::plausible_time`).
@@ -198,11 +188,12 @@ pub async fn host_inventory(
             containers.unhealthy += n;
         }
         let u = &mut containers.by_update;
-        match update.as_str() {
-            "up_to_date" => u.up_to_date += n,
-            "update_available" => u.update_available += n,
-            "not_checked" => u.not_checked += n,
-            _ => u.unknown += n,
+        // A word this build does not know (a newer replica wrote it) counts as unknown.
+        match update.parse() {
+            Ok(UpdateState::UpToDate) => u.up_to_date += n,
+            Ok(UpdateState::UpdateAvailable) => u.update_available += n,
+            Ok(UpdateState::NotChecked) => u.not_checked += n,
+            Ok(UpdateState::Unknown) | Err(_) => u.unknown += n,
         }
     }
 
