@@ -92,7 +92,7 @@ pub fn container_alerts(
             message,
         ));
     } else if let Some(p) = previous_state
-        && RunState::from_word(p).is_down()
+        && previous_run_state.as_ref().is_some_and(RunState::is_down)
         && run_state == RunState::Running
     {
         out.push(subject.alert(

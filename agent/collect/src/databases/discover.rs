@@ -401,6 +401,37 @@ pub async fn discover_with(
     DatabaseInventory { instances, status }
 }
 
+/// Runs `<program> --version`: `Some(version)` when it ran (a version, or `None` for a
+/// failure or output we do not recognise, which the same process will repeat), `None` when it
+/// could not run or timed out (not kept: that may not happen next time).
+async fn ask_version(
+    runner: &impl CommandRunner,
+    program: &str,
+    kind: DatabaseKind,
+    options: &DiscoveryOptions,
+) -> Option<Option<String>> {
+    match runner
+        .run(program, &["--version"], options.version_command_timeout)
+        .await
+    {
+        Ok(out) if out.exit_code == Some(0) => {
+            let parsed = parse_version_output(kind, &out.stdout);
+            if parsed.is_none() {
+                tracing::debug!(program, stdout = %out.stdout, "unrecognised --version output");
+            }
+            Some(parsed)
+        }
+        Ok(out) => {
+            tracing::debug!(program, code = ?out.exit_code, stderr = %out.stderr, "--version failed");
+            Some(None)
+        }
+        Err(e) => {
+            tracing::debug!(program, error = %crate::ErrorChain(&e), "--version could not run");
+            None
+        }
+    }
+}
+
 /// `--version` answers by process (pid, start ticks): those of the last round, and this
 /// round's (what is kept for the next).
 struct Asked<'a> {
@@ -430,36 +461,13 @@ async fn finish(
         .process
         .as_ref()
         .and_then(|p| p.start_ticks.map(|start| (p.pid, start)));
-    if version.is_none()
-        && options.run_version_commands
-        && let Some(known) = identity.and_then(|id| asked.before.remove(&id))
-    {
-        version = known.clone().map(|v| (v, VersionSource::Executable));
-        asked.now.extend(identity.map(|id| (id, known)));
-    } else if version.is_none()
-        && options.run_version_commands
-        && let Some(program) = d.process.as_ref().and_then(|p| safe_to_run(procfs_root, p))
-    {
-        let answer = match runner
-            .run(&program, &["--version"], options.version_command_timeout)
-            .await
-        {
-            Ok(out) if out.exit_code == Some(0) => {
-                let parsed = parse_version_output(d.kind, &out.stdout);
-                if parsed.is_none() {
-                    tracing::debug!(program, stdout = %out.stdout, "unrecognised --version output");
-                }
-                Some(parsed)
-            }
-            Ok(out) => {
-                tracing::debug!(program, code = ?out.exit_code, stderr = %out.stderr, "--version failed");
-                Some(None)
-            }
-            // Not kept: a timeout or a failure to start may not happen next time.
-            Err(e) => {
-                tracing::debug!(program, error = %crate::ErrorChain(&e), "--version could not run");
-                None
-            }
+    if version.is_none() && options.run_version_commands {
+        let answer = match identity.and_then(|id| asked.before.remove(&id)) {
+            Some(known) => Some(known),
+            None => match d.process.as_ref().and_then(|p| safe_to_run(procfs_root, p)) {
+                Some(program) => ask_version(runner, &program, d.kind, options).await,
+                None => None,
+            },
         };
         if let Some(answer) = answer {
             version = answer.clone().map(|v| (v, VersionSource::Executable));

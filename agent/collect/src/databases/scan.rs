@@ -61,17 +61,6 @@ pub struct ScanMemory {
     processes: HashMap<u32, Remembered>,
 }
 
-impl ScanMemory {
-    /// Processes remembered (those seen in the last round whose identity could be read).
-    pub fn len(&self) -> usize {
-        self.processes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.processes.is_empty()
-    }
-}
-
 #[derive(Debug)]
 struct Remembered {
     start_ticks: u64,
