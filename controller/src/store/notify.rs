@@ -441,27 +441,44 @@ pub async fn requeue_stale(pool: &PgPool, lease_secs: f64) -> Result<u64, StoreE
     Ok(done.rows_affected())
 }
 
+/// The condition under which notification `n` of channel `c` (about alert `a`, if any) is held
+/// now by the channel's quiet hours: a test is never held, and a critical alert (not its
+/// recovery) passes when the channel lets critical ones through. One text for both the
+/// statement that postpones and the claim, so a notification created between the two is
+/// held all the same.
+macro_rules! held_by_quiet_hours {
+    () => {
+        "(c.quiet_start IS NOT NULL AND n.reason <> 'test' \
+          AND NOT (c.quiet_allows_critical AND COALESCE(a.severity = 'critical', false) \
+                   AND n.reason <> 'recovery') \
+          AND CASE WHEN c.quiet_start <= c.quiet_end \
+                   THEN (now() AT TIME ZONE c.quiet_timezone)::time >= c.quiet_start \
+                    AND (now() AT TIME ZONE c.quiet_timezone)::time < c.quiet_end \
+                   ELSE (now() AT TIME ZONE c.quiet_timezone)::time >= c.quiet_start \
+                     OR (now() AT TIME ZONE c.quiet_timezone)::time < c.quiet_end END)"
+    };
+}
+
 /// Due notifications of channels now in their quiet hours wait for the end of them
-/// (critical alerts too, unless the channel lets them through; tests never wait).
+/// (critical alerts too, unless the channel lets them through; tests never wait). This only
+/// says when they will go; [`claim`] refuses them by the same condition whether or not this
+/// has run since they were created.
 pub async fn postpone_quiet(pool: &PgPool) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+    let done = sqlx::query(concat!(
         "WITH local AS ( \
-             SELECT n.id, c.quiet_start AS qs, c.quiet_end AS qe, \
-                    (now() AT TIME ZONE c.quiet_timezone)::time AS t \
+             SELECT n.id, c.quiet_end AS qe, (now() AT TIME ZONE c.quiet_timezone)::time AS t \
              FROM notifications n \
              JOIN notification_channels c ON c.id = n.channel_id \
              LEFT JOIN alerts a ON a.id = n.alert_id \
-             WHERE n.state = 'pending' AND n.next_attempt_at <= now() \
-               AND c.quiet_start IS NOT NULL AND n.reason <> 'test' \
-               AND NOT (c.quiet_allows_critical AND a.severity = 'critical' \
-                        AND n.reason <> 'recovery')) \
+             WHERE n.state = 'pending' AND n.next_attempt_at <= now() AND ",
+        held_by_quiet_hours!(),
+        ") \
          UPDATE notifications n \
          SET next_attempt_at = now() + CASE WHEN l.qe > l.t THEN l.qe - l.t \
                                             ELSE l.qe - l.t + interval '24 hours' END \
          FROM local l \
-         WHERE n.id = l.id AND CASE WHEN l.qs <= l.qe THEN l.t >= l.qs AND l.t < l.qe \
-                                    ELSE l.t >= l.qs OR l.t < l.qe END",
-    )
+         WHERE n.id = l.id"
+    ))
     .execute(pool)
     .await
     .map_err(query_error("holding notifications for quiet hours"))?;
@@ -475,7 +492,7 @@ pub async fn claim(pool: &PgPool, limit: i64) -> Result<Vec<Claimed>, StoreError
         .begin()
         .await
         .map_err(query_error("opening a transaction"))?;
-    let mut claimed: Vec<Claimed> = sqlx::query_as(
+    let mut claimed: Vec<Claimed> = sqlx::query_as(concat!(
         "SELECT n.id, n.tenant_id, t.name AS tenant, n.channel_id, c.name AS channel, \
              c.target_sealed, c.secret_sealed, n.reason, n.attempts, \
              a.id AS alert_id, a.host_id, h.hostname, a.object_kind, a.object_name, a.kind, \
@@ -486,10 +503,13 @@ pub async fn claim(pool: &PgPool, limit: i64) -> Result<Vec<Claimed>, StoreError
          LEFT JOIN alerts a ON a.id = n.alert_id \
          LEFT JOIN hosts h ON h.id = a.host_id \
          WHERE n.state = 'pending' AND n.next_attempt_at <= now() AND c.enabled \
+           AND NOT ",
+        held_by_quiet_hours!(),
+        " \
          ORDER BY n.next_attempt_at \
          LIMIT $1 \
-         FOR UPDATE OF n SKIP LOCKED",
-    )
+         FOR UPDATE OF n SKIP LOCKED"
+    ))
     .bind(limit)
     .fetch_all(&mut *tx)
     .await
