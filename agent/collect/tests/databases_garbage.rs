@@ -30,7 +30,7 @@ fn all_parsers(bytes: &[u8]) {
     let _ = procnet::parse_proc_net_tcp(&text);
     let _ = procnet::parse_proc_net_unix(&text);
     let _ = procnet::parse_cmdline(bytes);
-    let _ = procnet::parse_stat_ppid(&text);
+    let _ = procnet::parse_stat(&text);
     let _ = procnet::parse_hex_socket_addr(&text);
     let _ = procnet::parse_socket_link(&text);
     let _ = wire::mysql::parse_first_packet(bytes);

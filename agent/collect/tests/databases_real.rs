@@ -521,3 +521,72 @@ async fn real_http_server_is_wrong_protocol_for_every_prober() {
     }
     drop(child);
 }
+
+/// A round of a series keeps a fresh proof of the protocol instead of probing again, and
+/// probes again once it is older than `probe_refresh`: a redis-server stopped with SIGSTOP
+/// (its socket still accepts, nothing answers) is still the proven instance a minute later,
+/// and is seen timing out at the first round after the refresh. Rounds are dated by the
+/// test, not waited for.
+#[tokio::test]
+async fn a_series_of_rounds_reuses_a_fresh_probe_and_sees_a_hung_server_after_the_refresh() {
+    let Some(redis) = start_redis(&[]) else {
+        return;
+    };
+    let options = DiscoveryOptions {
+        probe_timeout: Duration::from_millis(500),
+        run_version_commands: false,
+        ..DiscoveryOptions::default()
+    };
+    let pid = redis.child.0.id();
+    let mut memory = databases::DiscoveryMemory::default();
+    let start = Instant::now();
+    let mut round = async |at: Instant| {
+        let inventory = databases::discover_with(
+            Path::new(databases::PROC_ROOT),
+            &[],
+            &SystemRunner,
+            &options,
+            &mut memory,
+            at,
+        )
+        .await;
+        inventory
+            .instances
+            .into_iter()
+            .find(|i| i.process.as_ref().is_some_and(|p| p.pid == pid))
+            .unwrap_or_else(|| panic!("redis-server (pid {pid}) not found"))
+    };
+    let first = round(start).await;
+    assert_eq!(
+        first.probe.as_ref().unwrap().outcome,
+        ProbeOutcome::Confirmed
+    );
+
+    let signal = |name: &str| {
+        let ok = Command::new("kill")
+            .args([name, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill {name} {pid}");
+    };
+    signal("-STOP");
+    let kept = round(start + Duration::from_secs(60)).await;
+    let expired = round(start + options.probe_refresh + Duration::from_secs(1)).await;
+    signal("-CONT");
+
+    assert_eq!(kept.probe, first.probe, "a fresh proof is kept");
+    assert_eq!(kept.version, first.version);
+    assert!(
+        matches!(
+            expired.probe.as_ref().unwrap().outcome,
+            ProbeOutcome::Timeout { .. }
+        ),
+        "{expired:?}"
+    );
+    // Failed probes are not kept: the next round probes again and sees it answer.
+    let resumed = round(start + options.probe_refresh + Duration::from_secs(2)).await;
+    assert_eq!(
+        resumed.probe.as_ref().unwrap().outcome,
+        ProbeOutcome::Confirmed
+    );
+}

@@ -9,6 +9,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = procnet::parse_proc_net_tcp(&text);
     let _ = procnet::parse_proc_net_unix(&text);
     let _ = procnet::parse_cmdline(data);
-    let _ = procnet::parse_stat_ppid(&text);
+    let _ = procnet::parse_stat(&text);
     let _ = procnet::parse_socket_link(&text);
 });

@@ -263,14 +263,6 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
     })
 }
 
-/// `/proc/<pid>/stat` → parent pid (needs only the fields up to it).
-pub fn parse_stat_ppid(text: &str) -> Option<u32> {
-    let after = &text[text.rfind(')')? + 1..];
-    let mut fields = after.split_whitespace();
-    let _state = fields.next()?;
-    fields.next()?.parse().ok()
-}
-
 /// True when `/proc/<pid>/cgroup` names `container_id` (docker, podman, containerd all put
 /// the full id in the cgroup path). Ids shorter than 12 characters are never matched.
 pub fn cgroup_mentions(cgroup: &str, container_id: &str) -> bool {
@@ -351,8 +343,8 @@ mod tests {
             ["redis-server 127.0.0.1:6379"]
         );
         assert_eq!(parse_cmdline(b"a\0-D\0/x\0"), ["a", "-D", "/x"]);
-        assert_eq!(parse_stat_ppid("42 (we ird) name) S 7 42 42 0"), Some(7));
-        assert_eq!(parse_stat_ppid("42 (x"), None);
+        assert_eq!(parse_stat("42 (x"), None);
+        assert_eq!(parse_stat(")( S 7"), None);
     }
 
     #[test]
