@@ -86,5 +86,6 @@ pub fn recorded_storage(scratch: &Path) -> Result<StorageSources<RecordedRunner>
         },
         mdstat_path: mdstat,
         sysfs_root: scratch.join("sys"),
+        smart_scan: Default::default(),
     })
 }

@@ -276,3 +276,121 @@ async fn real_scan_fixture_drives_the_device_list() {
     assert_eq!(devices, vec!["/dev/sda", "/dev/sdb", "/dev/sdd"]);
     assert!(c.devices.iter().all(|d| d.status == DeviceStatus::Ok));
 }
+
+/// A series of rounds scans once while the kernel shows the same devices, and again when a
+/// device appears, when a device of the scan could not be opened, and when the scan is older
+/// than `rescan_after`; every device is read every round. The device names come from a
+/// directory laid out like `/sys`.
+#[tokio::test]
+async fn a_series_of_rounds_scans_again_only_when_the_devices_change() {
+    use std::time::Instant;
+    use unity_collect::smart::{DeviceScanMemory, DeviceSet, collect_with};
+
+    let text = |name| fixture(&format!("{SHARED}/smartctl-text"), name);
+    let scan = "/dev/sda -d sat # /dev/sda [SAT], ATA device\n\
+                /dev/nvme0 -d nvme # /dev/nvme0, NVMe device\n";
+    let runner = FixtureRunner::new(vec![
+        ("--scan-open", Reply::Output(scan.to_owned(), 0)),
+        (
+            "-x -n standby -d sat /dev/sda",
+            Reply::Output(
+                text("ata-hdd-hgst-7k4000-failed-realloc-pending-errlog-12038.txt"),
+                24,
+            ),
+        ),
+        (
+            "-x -n standby -d nvme /dev/nvme0",
+            Reply::Output(text("nvme-wdc-sn730.txt"), 0),
+        ),
+    ]);
+    let sys = tempfile::tempdir().unwrap();
+    for dir in ["block/sda", "block/nvme0n1", "class/nvme/nvme0"] {
+        fs::create_dir_all(sys.path().join(dir)).unwrap();
+    }
+    let config = SmartRunConfig::default();
+    let mut memory = DeviceScanMemory::default();
+    let start = Instant::now();
+    let mut round = async |at: Instant| {
+        let c = collect_with(
+            &runner,
+            &config,
+            &mut memory,
+            DeviceSet::read(sys.path()),
+            at,
+        )
+        .await;
+        assert_eq!(c.status, CollectorStatus::Ok);
+        assert_eq!(c.devices.len(), 2, "{c:?}");
+        let calls = std::mem::take(&mut *runner.calls.lock().unwrap());
+        let scans = calls.iter().filter(|c| *c == "--scan-open").count();
+        assert_eq!(calls.len() - scans, 2, "each device read: {calls:?}");
+        scans
+    };
+    assert_eq!(round(start).await, 1, "the first round scans");
+    assert_eq!(
+        round(start + Duration::from_secs(300)).await,
+        0,
+        "same devices"
+    );
+    fs::create_dir_all(sys.path().join("block/sdb")).unwrap();
+    assert_eq!(
+        round(start + Duration::from_secs(600)).await,
+        1,
+        "a disk appeared"
+    );
+    assert_eq!(round(start + Duration::from_secs(900)).await, 0);
+    fs::remove_dir(sys.path().join("block/sdb")).unwrap();
+    assert_eq!(
+        round(start + Duration::from_secs(1200)).await,
+        1,
+        "a disk went"
+    );
+    assert_eq!(
+        round(start + Duration::from_secs(1200) + config.rescan_after).await,
+        1,
+        "the scan is an hour old"
+    );
+    // No /sys to compare with: every round scans.
+    let unreadable = collect_with(
+        &runner,
+        &config,
+        &mut memory,
+        DeviceSet::read(&sys.path().join("missing")),
+        start,
+    )
+    .await;
+    assert_eq!(unreadable.devices.len(), 2);
+    let calls = std::mem::take(&mut *runner.calls.lock().unwrap());
+    assert!(calls.iter().any(|c| c == "--scan-open"), "{calls:?}");
+
+    // A scan listing a device it could not open is not kept.
+    let denied = "/dev/sda -d sat # /dev/sda [SAT], ATA device\n\
+                  # /dev/sdd -d scsi # /dev/sdd, SCSI device open failed: Permission denied\n";
+    let runner = FixtureRunner::new(vec![
+        ("--scan-open", Reply::Output(denied.to_owned(), 0)),
+        (
+            "-x -n standby -d sat /dev/sda",
+            Reply::Output(
+                text("ata-hdd-hgst-7k4000-failed-realloc-pending-errlog-12038.txt"),
+                24,
+            ),
+        ),
+    ]);
+    let mut memory = DeviceScanMemory::default();
+    for at in [start, start + Duration::from_secs(300)] {
+        collect_with(
+            &runner,
+            &config,
+            &mut memory,
+            DeviceSet::read(sys.path()),
+            at,
+        )
+        .await;
+    }
+    let calls = runner.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.iter().filter(|c| *c == "--scan-open").count(),
+        2,
+        "{calls:?}"
+    );
+}

@@ -8,12 +8,15 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use unity_collect::mdraid::run::MdReport;
 use unity_collect::mdraid::{MdArray, RaidLevel, ReadOnly, SyncAction};
 use unity_collect::runner::CommandRunner;
 use unity_collect::smart::run::{
-    CollectorStatus as SmartStatus, DeviceResult, DeviceStatus, SmartCollection, SmartRunConfig,
+    CollectorStatus as SmartStatus, DeviceResult, DeviceScanMemory, DeviceSet, DeviceStatus,
+    SmartCollection, SmartRunConfig,
 };
 use unity_collect::smart::{Protocol, Rotation, SmartReport, VerdictStatus};
 use unity_collect::zfs::run::{CollectorStatus, ZfsReport};
@@ -32,8 +35,11 @@ pub struct StorageSources<R> {
     pub smart: SmartRunConfig,
     /// `/proc/mdstat`.
     pub mdstat_path: PathBuf,
-    /// `/sys` (md arrays' attributes live under `block/<md>/md/`).
+    /// `/sys` (md arrays' attributes live under `block/<md>/md/`; the device names that say
+    /// whether the last SMART scan still holds are there too).
     pub sysfs_root: PathBuf,
+    /// The last SMART device scan, reused while the devices stay the same (shared by clones).
+    pub smart_scan: Arc<Mutex<DeviceScanMemory>>,
 }
 
 impl<R: CommandRunner> StorageSources<R> {
@@ -44,13 +50,14 @@ impl<R: CommandRunner> StorageSources<R> {
             smart: SmartRunConfig::default(),
             mdstat_path: PathBuf::from(unity_collect::mdraid::run::PROC_MDSTAT),
             sysfs_root: PathBuf::from(unity_collect::mdraid::run::SYSFS_ROOT),
+            smart_scan: Arc::default(),
         }
     }
 
     /// One collection round over every source. Never fails: a source that cannot be read says
     /// so in its [`SourceStatus`].
     pub async fn collect(&self) -> StorageReport {
-        let smart = unity_collect::smart::run::collect(&self.runner, &self.smart).await;
+        let smart = self.collect_smart().await;
         let zfs = unity_collect::zfs::run::collect(&self.runner).await;
         let md = unity_collect::mdraid::run::collect(&self.mdstat_path, &self.sysfs_root);
         let (smart_status, disks) = map_smart(&smart);
@@ -64,6 +71,32 @@ impl<R: CommandRunner> StorageSources<R> {
             mdraid: md_status,
             arrays,
         }
+    }
+}
+
+impl<R: CommandRunner> StorageSources<R> {
+    /// SMART for this round, with the device scan of an earlier round when it still holds.
+    /// The memory is taken out for the round (rounds do not overlap; a second one at the same
+    /// time would scan for itself) and put back after.
+    async fn collect_smart(&self) -> SmartCollection {
+        let mut memory = self
+            .smart_scan
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default();
+        let devices = DeviceSet::read(&self.sysfs_root);
+        let smart = unity_collect::smart::run::collect_with(
+            &self.runner,
+            &self.smart,
+            &mut memory,
+            devices,
+            Instant::now(),
+        )
+        .await;
+        if let Ok(mut kept) = self.smart_scan.lock() {
+            *kept = memory;
+        }
+        smart
     }
 }
 
@@ -527,6 +560,7 @@ mod tests {
             smart: SmartRunConfig::default(),
             mdstat_path: dir.path().join("no-mdstat"),
             sysfs_root: dir.path().to_owned(),
+            smart_scan: Default::default(),
         };
         let report = sources.collect().await;
         assert_eq!(report.smart.state, SourceState::ToolMissing);

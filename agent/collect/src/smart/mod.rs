@@ -25,8 +25,8 @@ pub use error::{Section, SmartParseError};
 pub use exit_status::ExitStatus;
 pub use model::*;
 pub use run::{
-    CollectorStatus, DeviceResult, DeviceStatus, OutputFormat, SmartCollection, SmartRunConfig,
-    collect,
+    CollectorStatus, DeviceResult, DeviceScanMemory, DeviceSet, DeviceStatus, OutputFormat,
+    SmartCollection, SmartRunConfig, collect, collect_with,
 };
 pub use scan::ScanEntry;
 pub use values::raw_value;

@@ -5,7 +5,8 @@
 //! dying disk must not stall every other disk's report. `-n standby` keeps spun-down disks
 //! spun down; smartctl then exits 2 and says so, and we report "in standby, skipped".
 
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,9 @@ pub struct SmartRunConfig {
     pub device_timeout: Duration,
     /// Limit for the scan itself.
     pub scan_timeout: Duration,
+    /// How long a scan is reused while the kernel shows the same devices
+    /// ([`collect_with`]); a device added or removed means scanning at once.
+    pub rescan_after: Duration,
     pub policy: VerdictPolicy,
 }
 
@@ -44,6 +48,7 @@ impl Default for SmartRunConfig {
             format: OutputFormat::Text,
             device_timeout: Duration::from_secs(30),
             scan_timeout: Duration::from_secs(30),
+            rescan_after: Duration::from_secs(3600),
             policy: VerdictPolicy::default(),
         }
     }
@@ -112,8 +117,122 @@ pub struct SmartCollection {
     pub devices: Vec<DeviceResult>,
 }
 
-/// Scans for devices and reads each one.
+/// The storage devices the kernel shows, by name: `/sys/block`, `/sys/class/nvme`,
+/// `/sys/class/scsi_generic` and `/sys/class/scsi_host` (the last two are how disks behind
+/// RAID controllers appear). `smartctl --scan-open` finds devices among these, so while they
+/// are the same its answer is too (but for a device type, which [`SmartRunConfig::rescan_after`]
+/// catches up with).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSet(Vec<String>);
+
+impl DeviceSet {
+    /// Reads the device names under `sysfs_root` (`/sys`). `None` when `/sys/block` cannot be
+    /// listed: then every round scans.
+    pub fn read(sysfs_root: &Path) -> Option<Self> {
+        let mut names = Vec::new();
+        for (class, required) in [
+            ("block", true),
+            ("class/nvme", false),
+            ("class/scsi_generic", false),
+            ("class/scsi_host", false),
+        ] {
+            match std::fs::read_dir(sysfs_root.join(class)) {
+                Ok(entries) => names.extend(
+                    entries
+                        .flatten()
+                        .map(|e| format!("{class}/{}", e.file_name().to_string_lossy())),
+                ),
+                Err(_) if !required => {}
+                Err(error) => {
+                    tracing::debug!(%error, class, "cannot list devices; scanning every round");
+                    return None;
+                }
+            }
+        }
+        names.sort();
+        Some(Self(names))
+    }
+}
+
+/// The last scan, kept for [`collect_with`] while the host's devices stay the same: a scan is
+/// a `smartctl` start (it parses its drive database each time, ~20 ms of CPU), and the devices
+/// of a host rarely change between rounds. Hold one per host.
+#[derive(Debug, Default)]
+pub struct DeviceScanMemory {
+    kept: Option<KeptScan>,
+}
+
+#[derive(Debug)]
+struct KeptScan {
+    devices: DeviceSet,
+    at: Instant,
+    entries: Vec<ScanEntry>,
+}
+
+/// Scans for devices and reads each one, remembering nothing between calls.
 pub async fn collect<R: CommandRunner>(runner: &R, config: &SmartRunConfig) -> SmartCollection {
+    let mut memory = DeviceScanMemory::default();
+    collect_with(runner, config, &mut memory, None, Instant::now()).await
+}
+
+/// [`collect`] for a round of a series: the scan in `memory` is reused when `devices` (what
+/// the kernel shows now, see [`DeviceSet::read`]) is what it was then, the scan is younger
+/// than [`SmartRunConfig::rescan_after`], and every device of it could be opened; otherwise
+/// smartctl scans again. Every device is read every round either way.
+pub async fn collect_with<R: CommandRunner>(
+    runner: &R,
+    config: &SmartRunConfig,
+    memory: &mut DeviceScanMemory,
+    devices: Option<DeviceSet>,
+    now: Instant,
+) -> SmartCollection {
+    let kept = memory.kept.take().filter(|k| {
+        devices.as_ref() == Some(&k.devices)
+            && now.saturating_duration_since(k.at) < config.rescan_after
+    });
+    let (entries, at) = match kept {
+        Some(k) => (k.entries, k.at),
+        None => match scan_devices(runner, config).await {
+            Ok(entries) => (entries, now),
+            Err(status) => {
+                return SmartCollection {
+                    status,
+                    devices: Vec::new(),
+                };
+            }
+        },
+    };
+    let mut results = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        results.push(read_device(runner, config, entry.clone()).await);
+    }
+    // A device that could not be opened may be going or coming: scan again next round.
+    let all_opened = results.iter().all(|r| {
+        !matches!(
+            r.status,
+            DeviceStatus::OpenFailed { .. } | DeviceStatus::PermissionDenied { .. }
+        )
+    });
+    if let Some(devices) = devices
+        && all_opened
+    {
+        memory.kept = Some(KeptScan {
+            devices,
+            at,
+            entries,
+        });
+    }
+    SmartCollection {
+        status: CollectorStatus::Ok,
+        devices: results,
+    }
+}
+
+/// `smartctl --scan-open`, parsed; a failure is the collector's status.
+async fn scan_devices<R: CommandRunner>(
+    runner: &R,
+    config: &SmartRunConfig,
+) -> Result<Vec<ScanEntry>, CollectorStatus> {
     let scan_args: &[&str] = match config.format {
         OutputFormat::Text => &["--scan-open"],
         OutputFormat::Json => &["--scan-open", "-j"],
@@ -124,7 +243,9 @@ pub async fn collect<R: CommandRunner>(runner: &R, config: &SmartRunConfig) -> S
     {
         Ok(output) => output,
         Err(error) => {
-            let status = match &error {
+            // Debug only: the status travels in the report and the agent logs it once per change.
+            tracing::debug!(error = %error_chain(&error), "smartctl scan failed");
+            return Err(match &error {
                 RunError::NotFound { program } => CollectorStatus::ToolMissing {
                     program: program.clone(),
                 },
@@ -134,38 +255,16 @@ pub async fn collect<R: CommandRunner>(runner: &R, config: &SmartRunConfig) -> S
                 _ => CollectorStatus::ScanFailed {
                     detail: error_chain(&error),
                 },
-            };
-            // Debug only: the status travels in the report and the agent logs it once per change.
-            tracing::debug!(error = %error_chain(&error), "smartctl scan failed");
-            return SmartCollection {
-                status,
-                devices: Vec::new(),
-            };
+            });
         }
     };
     let entries = match config.format {
         OutputFormat::Text => scan::parse_scan_text(&output.stdout),
         OutputFormat::Json => json::parse_scan_json(&output.stdout),
     };
-    let entries = match entries {
-        Ok(entries) => entries,
-        Err(error) => {
-            return SmartCollection {
-                status: CollectorStatus::ScanFailed {
-                    detail: error_chain(&error),
-                },
-                devices: Vec::new(),
-            };
-        }
-    };
-    let mut devices = Vec::with_capacity(entries.len());
-    for entry in entries {
-        devices.push(read_device(runner, config, entry).await);
-    }
-    SmartCollection {
-        status: CollectorStatus::Ok,
-        devices,
-    }
+    entries.map_err(|error| CollectorStatus::ScanFailed {
+        detail: error_chain(&error),
+    })
 }
 
 /// The arguments for one device, in the order smartctl documents them.
