@@ -23,37 +23,11 @@ pub enum Scope {
     Admin,
 }
 
-impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Operate, Scope::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Operate => "operate",
-            Scope::Admin => "admin",
-        }
-    }
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a token scope (read, operate, admin)")]
-pub struct UnknownScope(pub String);
-
-impl std::str::FromStr for Scope {
-    type Err = UnknownScope;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| UnknownScope(s.to_owned()))
-    }
-}
+unity_protocol::word_enum!(Scope, UnknownScope, "token scope", {
+    Read => "read",
+    Operate => "operate",
+    Admin => "admin",
+});
 
 #[derive(Debug, thiserror::Error)]
 #[error("the operating system's random number generator failed")]

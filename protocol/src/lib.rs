@@ -14,6 +14,8 @@
 //! A frame is a 4-byte big-endian payload length followed by a postcard payload. The length is
 //! checked against a maximum **before** any buffer is allocated (see [`frame`]).
 
+pub mod words;
+
 pub mod envelope;
 pub mod frame;
 pub mod v1;

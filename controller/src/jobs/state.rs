@@ -11,8 +11,6 @@
 //! never change, with one exception: a signed result from the host beats `expired`, because
 //! `expired` only ever meant "we heard nothing", and the receipt is evidence of what happened.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -36,33 +34,19 @@ pub enum JobState {
     Cancelled,
 }
 
+unity_protocol::word_enum!(JobState, UnknownJobState, "job state", {
+    Queued => "queued",
+    Dispatched => "dispatched",
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    RolledBack => "rolled_back",
+    Refused => "refused",
+    Expired => "expired",
+    Cancelled => "cancelled",
+});
+
 impl JobState {
-    pub const ALL: [JobState; 9] = [
-        JobState::Queued,
-        JobState::Dispatched,
-        JobState::Running,
-        JobState::Succeeded,
-        JobState::Failed,
-        JobState::RolledBack,
-        JobState::Refused,
-        JobState::Expired,
-        JobState::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Dispatched => "dispatched",
-            JobState::Running => "running",
-            JobState::Succeeded => "succeeded",
-            JobState::Failed => "failed",
-            JobState::RolledBack => "rolled_back",
-            JobState::Refused => "refused",
-            JobState::Expired => "expired",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-
     pub fn is_terminal(self) -> bool {
         !matches!(
             self,
@@ -78,26 +62,6 @@ impl JobState {
             JobEnd::RolledBack => JobState::RolledBack,
             JobEnd::Refused => JobState::Refused,
         }
-    }
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a job state")]
-pub struct UnknownState(pub String);
-
-impl FromStr for JobState {
-    type Err = UnknownState;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownState(s.to_owned()))
     }
 }
 

@@ -32,17 +32,13 @@ pub enum Role {
     Admin,
 }
 
+unity_protocol::word_enum!(Role, UnknownRole, "role", {
+    Viewer => "viewer",
+    Operator => "operator",
+    Admin => "admin",
+});
+
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-
     /// The API scope of the role: the console calls the same routes with it.
     pub fn scope(self) -> Scope {
         match self {
@@ -50,26 +46,6 @@ impl Role {
             Role::Operator => Scope::Operate,
             Role::Admin => Scope::Admin,
         }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a role (viewer, operator, admin)")]
-pub struct UnknownRole(pub String);
-
-impl std::str::FromStr for Role {
-    type Err = UnknownRole;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.as_str() == s)
-            .ok_or_else(|| UnknownRole(s.to_owned()))
     }
 }
 

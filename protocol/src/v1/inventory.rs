@@ -82,49 +82,13 @@ pub enum UpdateState {
     NotChecked,
 }
 
-impl UpdateState {
-    /// Every update state, in wire (postcard variant) order.
-    pub const ALL: [UpdateState; 4] = [
-        UpdateState::UpToDate,
-        UpdateState::UpdateAvailable,
-        UpdateState::Unknown,
-        UpdateState::NotChecked,
-    ];
-
-    /// The word the wire (serde), the database and the API use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpdateState::UpToDate => "up_to_date",
-            UpdateState::UpdateAvailable => "update_available",
-            UpdateState::Unknown => "unknown",
-            UpdateState::NotChecked => "not_checked",
-        }
-    }
-}
-
-impl std::fmt::Display for UpdateState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A word that is not one of [`UpdateState::as_str`]'s.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("update state `{0}` is not one of up_to_date, update_available, unknown, not_checked")]
-pub struct UnknownUpdateState(pub String);
-
-/// The inverse of [`UpdateState::as_str`]: the one parser of update-state words, for API
-/// filters and stored rows alike.
-impl std::str::FromStr for UpdateState {
-    type Err = UnknownUpdateState;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        UpdateState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == text)
-            .ok_or_else(|| UnknownUpdateState(text.to_owned()))
-    }
-}
+// In wire (postcard variant) order, as the enum is.
+crate::word_enum!(UpdateState, UnknownUpdateState, "update state", {
+    UpToDate => "up_to_date",
+    UpdateAvailable => "update_available",
+    Unknown => "unknown",
+    NotChecked => "not_checked",
+});
 
 /// A container's run state, as Docker and Podman name it. The wire carries the engine's word
 /// ([`ContainerInfo::state`]) so an engine that invents a state needs no protocol change; this

@@ -46,54 +46,19 @@ pub enum SourceState {
     Failed,
 }
 
+crate::word_enum!(SourceState, UnknownSourceState, "source state", {
+    Ok => "ok",
+    NotPresent => "not_present",
+    ToolMissing => "tool_missing",
+    PermissionDenied => "permission_denied",
+    Failed => "failed",
+});
+
 impl SourceState {
-    pub const ALL: [SourceState; 5] = [
-        SourceState::Ok,
-        SourceState::NotPresent,
-        SourceState::ToolMissing,
-        SourceState::PermissionDenied,
-        SourceState::Failed,
-    ];
-
-    /// The word the wire (serde), the database and the API use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceState::Ok => "ok",
-            SourceState::NotPresent => "not_present",
-            SourceState::ToolMissing => "tool_missing",
-            SourceState::PermissionDenied => "permission_denied",
-            SourceState::Failed => "failed",
-        }
-    }
-
     /// The collector should work but does not. `NotPresent` (nothing of that kind on the
     /// host) and `ToolMissing` (e.g. no smartctl in a VM) are normal set-ups.
     pub fn is_broken(self) -> bool {
         matches!(self, SourceState::Failed | SourceState::PermissionDenied)
-    }
-}
-
-impl std::fmt::Display for SourceState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A word that is not one of [`SourceState::as_str`]'s.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "source state `{0}` is not one of ok, not_present, tool_missing, permission_denied, failed"
-)]
-pub struct UnknownSourceState(pub String);
-
-impl std::str::FromStr for SourceState {
-    type Err = UnknownSourceState;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        SourceState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == text)
-            .ok_or_else(|| UnknownSourceState(text.to_owned()))
     }
 }
 
@@ -111,49 +76,13 @@ pub enum Health {
     Critical,
 }
 
-impl Health {
-    /// Every health, in increasing order of concern.
-    pub const ALL: [Health; 4] = [
-        Health::Ok,
-        Health::Unknown,
-        Health::Warning,
-        Health::Critical,
-    ];
-
-    /// The word the wire (serde), the database and the API use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Ok => "ok",
-            Health::Unknown => "unknown",
-            Health::Warning => "warning",
-            Health::Critical => "critical",
-        }
-    }
-}
-
-impl std::fmt::Display for Health {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A word that is not one of [`Health::as_str`]'s.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("health `{0}` is not one of ok, unknown, warning, critical")]
-pub struct UnknownHealth(pub String);
-
-/// The inverse of [`Health::as_str`]: the one parser of health words, for API filters and
-/// stored rows alike.
-impl std::str::FromStr for Health {
-    type Err = UnknownHealth;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Health::ALL
-            .into_iter()
-            .find(|health| health.as_str() == text)
-            .ok_or_else(|| UnknownHealth(text.to_owned()))
-    }
-}
+// In increasing order of concern, as the enum is.
+crate::word_enum!(Health, UnknownHealth, "health", {
+    Ok => "ok",
+    Unknown => "unknown",
+    Warning => "warning",
+    Critical => "critical",
+});
 
 /// One disk as smartctl saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

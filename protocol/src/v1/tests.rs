@@ -851,3 +851,21 @@ fn run_states_read_engine_words_and_keep_unknown_ones() {
     assert_eq!(down, [RunState::Exited, RunState::Dead]);
     assert!(!odd.is_down());
 }
+
+/// The words of `word_enum!` are the wire's: serde writes the same word, and `ALL` is in
+/// postcard variant order (the wire is append-only, so a reordered table would be caught).
+#[test]
+fn word_tables_are_the_serde_words_in_wire_order() {
+    fn check<T: serde::Serialize + Copy + std::fmt::Display>(all: &[T]) {
+        for (index, value) in all.iter().enumerate() {
+            assert_eq!(postcard::to_allocvec(value).unwrap(), [index as u8]);
+            assert_eq!(
+                serde_json::to_value(value).unwrap(),
+                serde_json::Value::String(value.to_string())
+            );
+        }
+    }
+    check(&Health::ALL);
+    check(&SourceState::ALL);
+    check(&UpdateState::ALL);
+}
