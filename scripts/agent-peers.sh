@@ -138,6 +138,9 @@ ticks() {
   echo "$total"
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# The anonymous part of RSS (heap, stacks): what the process itself allocated, as opposed to
+# the pages of its program and libraries mapped from files (clean, shared, reclaimable).
+anon_kib() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 tree_rss_kib() {
   local total=0 pid
   for pid in $(tree "$1"); do total=$((total + $(rss_kib "$pid"))); done
@@ -160,6 +163,7 @@ while ((elapsed < secs)); do
   for i in "${!mains[@]}"; do
     rss_samples[$i]+="$(rss_kib "${mains[$i]}") "
     rss_samples[t$i]+="$(tree_rss_kib "${mains[$i]}") "
+    rss_samples[a$i]+="$(anon_kib "${mains[$i]}") "
   done
   sleep 5
   elapsed=$((elapsed + 5))
@@ -167,24 +171,27 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 max() { tr ' ' '\n' | grep -v '^$' | sort -n | tail -1; }
 
-printf '\n| %-13s | %12s | %9s | %12s | %12s | %9s | %9s |\n' \
-  "process" "CPU ms/10min" "× agent" "RSS MiB med" "RSS MiB max" "× agent" "tree MiB"
-printf '|%s|%s|%s|%s|%s|%s|%s|\n' ---------------  -------------- ----------- -------------- -------------- ----------- -----------
-agent_cpu="" agent_rss=""
+printf '\n| %-13s | %12s | %9s | %12s | %12s | %9s | %9s | %9s | %9s |\n' \
+  "process" "CPU ms/10min" "× agent" "RSS MiB med" "RSS MiB max" "× agent" "tree MiB" "anon MiB" "× agent"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' ---------------  -------------- ----------- -------------- -------------- ----------- ----------- ----------- -----------
+agent_cpu="" agent_rss="" agent_anon=""
 for i in "${!mains[@]}"; do
   used=$(( $(ticks "${mains[$i]}") - start[i] ))
   cpu_ms=$(awk -v t="$used" -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.0f", t * 1000 / hz * 600 / s}')
   rss_med=$(median <<<"${rss_samples[$i]}")
   rss_max=$(max <<<"${rss_samples[$i]}")
   tree_med=$(median <<<"${rss_samples[t$i]}")
-  [[ -z "$agent_cpu" ]] && agent_cpu=$cpu_ms agent_rss=$rss_med
-  printf '| %-13s | %12s | %9s | %12s | %12s | %9s | %9s |\n' "${names[$i]}" "$cpu_ms" \
+  anon_med=$(median <<<"${rss_samples[a$i]}")
+  [[ -z "$agent_cpu" ]] && agent_cpu=$cpu_ms agent_rss=$rss_med agent_anon=$anon_med
+  printf '| %-13s | %12s | %9s | %12s | %12s | %9s | %9s | %9s | %9s |\n' "${names[$i]}" "$cpu_ms" \
     "$(awk -v a="$cpu_ms" -v b="$agent_cpu" 'BEGIN {printf "%.2f", b ? a / b : 0}')" \
     "$(awk -v k="$rss_med" 'BEGIN {printf "%.1f", k / 1024}')" \
     "$(awk -v k="$rss_max" 'BEGIN {printf "%.1f", k / 1024}')" \
     "$(awk -v a="$rss_med" -v b="$agent_rss" 'BEGIN {printf "%.2f", b ? a / b : 0}')" \
-    "$(awk -v k="$tree_med" 'BEGIN {printf "%.1f", k / 1024}')"
+    "$(awk -v k="$tree_med" 'BEGIN {printf "%.1f", k / 1024}')" \
+    "$(awk -v k="$anon_med" 'BEGIN {printf "%.2f", k / 1024}')" \
+    "$(awk -v a="$anon_med" -v b="$agent_anon" 'BEGIN {printf "%.2f", b ? a / b : 0}')"
 done
 echo
-say "CPU at ${hz} ticks/s over ${secs}s, scaled to 10 minutes; RSS sampled every 5 s (the main process; 'tree' adds its live children)"
+say "CPU at ${hz} ticks/s over ${secs}s, scaled to 10 minutes; RSS sampled every 5 s (the main process; 'tree' adds its live children; 'anon' is RSS without mapped files)"
 say "agent reports acknowledged in the window: see $work/agent.log; clock ticks limit resolution to $((1000 / hz)) ms"
