@@ -83,11 +83,15 @@ async fn a_notification_created_after_the_postponement_is_still_held() {
         .execute(pool)
         .await
         .unwrap();
-    let claimed: Vec<Uuid> = notify::claim(pool, 32)
+    assert_eq!(claimed_ids(pool).await, vec![late]);
+}
+
+/// What one claim by the worker takes, by id.
+async fn claimed_ids(pool: &sqlx::PgPool) -> Vec<Uuid> {
+    notify::claim(pool, 32)
         .await
         .unwrap()
         .iter()
         .map(|c| c.id)
-        .collect();
-    assert_eq!(claimed, vec![late]);
+        .collect()
 }

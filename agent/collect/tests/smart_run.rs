@@ -77,6 +77,21 @@ impl CommandRunner for FixtureRunner {
     }
 }
 
+/// `/dev/sda` answers with a recorded failing HGST disk (exit 24: failing, prefail below
+/// threshold), the device most runner tests need.
+fn failing_sda() -> (&'static str, Reply) {
+    (
+        "-x -n standby -d sat /dev/sda",
+        Reply::Output(
+            fixture(
+                &format!("{SHARED}/smartctl-text"),
+                "ata-hdd-hgst-7k4000-failed-realloc-pending-errlog-12038.txt",
+            ),
+            24,
+        ),
+    )
+}
+
 #[tokio::test]
 async fn scan_then_each_device_with_its_own_outcome() {
     let scan = "/dev/sda -d sat # /dev/sda [SAT], ATA device\n\
@@ -89,13 +104,7 @@ async fn scan_then_each_device_with_its_own_outcome() {
     let text = |name| fixture(&format!("{SHARED}/smartctl-text"), name);
     let runner = FixtureRunner::new(vec![
         ("--scan-open", Reply::Output(scan.to_owned(), 0)),
-        (
-            "-x -n standby -d sat /dev/sda",
-            Reply::Output(
-                text("ata-hdd-hgst-7k4000-failed-realloc-pending-errlog-12038.txt"),
-                24,
-            ),
-        ),
+        failing_sda(),
         (
             "-x -n standby -d sat /dev/sdb",
             Reply::Output(fixture(OWN, "ata-standby-n-standby-smartctl72.txt"), 2),
@@ -291,13 +300,7 @@ async fn a_series_of_rounds_scans_again_only_when_the_devices_change() {
                 /dev/nvme0 -d nvme # /dev/nvme0, NVMe device\n";
     let runner = FixtureRunner::new(vec![
         ("--scan-open", Reply::Output(scan.to_owned(), 0)),
-        (
-            "-x -n standby -d sat /dev/sda",
-            Reply::Output(
-                text("ata-hdd-hgst-7k4000-failed-realloc-pending-errlog-12038.txt"),
-                24,
-            ),
-        ),
+        failing_sda(),
         (
             "-x -n standby -d nvme /dev/nvme0",
             Reply::Output(text("nvme-wdc-sn730.txt"), 0),
@@ -368,13 +371,7 @@ async fn a_series_of_rounds_scans_again_only_when_the_devices_change() {
                   # /dev/sdd -d scsi # /dev/sdd, SCSI device open failed: Permission denied\n";
     let runner = FixtureRunner::new(vec![
         ("--scan-open", Reply::Output(denied.to_owned(), 0)),
-        (
-            "-x -n standby -d sat /dev/sda",
-            Reply::Output(
-                text("ata-hdd-hgst-7k4000-failed-realloc-pending-errlog-12038.txt"),
-                24,
-            ),
-        ),
+        failing_sda(),
     ]);
     let mut memory = DeviceScanMemory::default();
     for at in [start, start + Duration::from_secs(300)] {
