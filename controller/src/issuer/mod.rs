@@ -32,31 +32,10 @@ pub enum IssuerKind {
     StepCa,
 }
 
-impl IssuerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IssuerKind::BuiltIn => "built-in",
-            IssuerKind::StepCa => "step-ca",
-        }
-    }
-}
-
-/// A name that is not an [`IssuerKind`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown certificate issuer `{0}` (built-in or step-ca)")]
-pub struct UnknownIssuer(pub String);
-
-impl std::str::FromStr for IssuerKind {
-    type Err = UnknownIssuer;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "built-in" => Ok(IssuerKind::BuiltIn),
-            "step-ca" => Ok(IssuerKind::StepCa),
-            other => Err(UnknownIssuer(other.to_owned())),
-        }
-    }
-}
+unity_protocol::word_enum!(IssuerKind, UnknownIssuer, "certificate issuer", {
+    BuiltIn => "built-in",
+    StepCa => "step-ca",
+});
 
 /// For reading the column (`#[sqlx(try_from = "String")]`).
 impl TryFrom<String> for IssuerKind {

@@ -7,8 +7,6 @@
 //! (container, image) that no earlier job took, so a target that failed or was rolled back is
 //! never retried automatically. The decision itself is [`decide`], pure.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -35,47 +33,14 @@ pub enum Policy {
     Major,
 }
 
-impl Policy {
-    pub const ALL: [Policy; 6] = [
-        Policy::Off,
-        Policy::Notify,
-        Policy::Digest,
-        Policy::Patch,
-        Policy::Minor,
-        Policy::Major,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Off => "off",
-            Policy::Notify => "notify",
-            Policy::Digest => "digest",
-            Policy::Patch => "patch",
-            Policy::Minor => "minor",
-            Policy::Major => "major",
-        }
-    }
-}
-
-impl fmt::Display for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an update policy (off, notify, digest, patch, minor, major)")]
-pub struct UnknownPolicy(pub String);
-
-impl FromStr for Policy {
-    type Err = UnknownPolicy;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Policy::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownPolicy(s.to_owned()))
-    }
-}
+unity_protocol::word_enum!(Policy, UnknownPolicy, "update policy", {
+    Off => "off",
+    Notify => "notify",
+    Digest => "digest",
+    Patch => "patch",
+    Minor => "minor",
+    Major => "major",
+});
 
 /// The policy in force: the API's override, else the label, else `notify`.
 pub fn effective(override_policy: Option<&str>, label_policy: Option<&str>) -> Policy {

@@ -409,32 +409,24 @@ pub enum JobRefusalReason {
     Internal,
 }
 
-impl JobRefusalReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobRefusalReason::BadSignature => "bad_signature",
-            JobRefusalReason::UnknownKey => "unknown_key",
-            JobRefusalReason::Malformed => "malformed",
-            JobRefusalReason::NotYetValid => "not_yet_valid",
-            JobRefusalReason::Expired => "expired",
-            JobRefusalReason::WrongTenant => "wrong_tenant",
-            JobRefusalReason::WrongHost => "wrong_host",
-            JobRefusalReason::Replay => "replay",
-            JobRefusalReason::KindNotAllowed => "kind_not_allowed",
-            JobRefusalReason::InvalidParameters => "invalid_parameters",
-            JobRefusalReason::TargetChanged => "target_changed",
-            JobRefusalReason::Internal => "internal",
-        }
-    }
-}
+crate::word_enum!(JobRefusalReason, UnknownJobRefusalReason, "refusal reason", {
+    BadSignature => "bad_signature",
+    UnknownKey => "unknown_key",
+    Malformed => "malformed",
+    NotYetValid => "not_yet_valid",
+    Expired => "expired",
+    WrongTenant => "wrong_tenant",
+    WrongHost => "wrong_host",
+    Replay => "replay",
+    KindNotAllowed => "kind_not_allowed",
+    InvalidParameters => "invalid_parameters",
+    TargetChanged => "target_changed",
+    Internal => "internal",
+});
 
-impl JobEnd {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobEnd::Succeeded => "succeeded",
-            JobEnd::Failed => "failed",
-            JobEnd::RolledBack => "rolled_back",
-            JobEnd::Refused => "refused",
-        }
-    }
-}
+crate::word_enum!(JobEnd, UnknownJobEnd, "job end", {
+    Succeeded => "succeeded",
+    Failed => "failed",
+    RolledBack => "rolled_back",
+    Refused => "refused",
+});

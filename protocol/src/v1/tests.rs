@@ -852,20 +852,30 @@ fn run_states_read_engine_words_and_keep_unknown_ones() {
     assert!(!odd.is_down());
 }
 
-/// The words of `word_enum!` are the wire's: serde writes the same word, and `ALL` is in
-/// postcard variant order (the wire is append-only, so a reordered table would be caught).
+/// The words of `word_enum!` are the wire's: `ALL` is in postcard variant order (the wire is
+/// append-only, so a reordered table would be caught), and where serde writes words (JSON),
+/// it writes the table's.
 #[test]
 fn word_tables_are_the_serde_words_in_wire_order() {
-    fn check<T: serde::Serialize + Copy + std::fmt::Display>(all: &[T]) {
+    fn in_wire_order<T: serde::Serialize>(all: &[T]) {
         for (index, value) in all.iter().enumerate() {
             assert_eq!(postcard::to_allocvec(value).unwrap(), [index as u8]);
+        }
+    }
+    fn serde_words<T: serde::Serialize + std::fmt::Display>(all: &[T]) {
+        for value in all {
             assert_eq!(
                 serde_json::to_value(value).unwrap(),
                 serde_json::Value::String(value.to_string())
             );
         }
     }
-    check(&Health::ALL);
-    check(&SourceState::ALL);
-    check(&UpdateState::ALL);
+    in_wire_order(&Health::ALL);
+    in_wire_order(&SourceState::ALL);
+    in_wire_order(&UpdateState::ALL);
+    in_wire_order(&JobEnd::ALL);
+    in_wire_order(&JobRefusalReason::ALL);
+    serde_words(&Health::ALL);
+    serde_words(&SourceState::ALL);
+    serde_words(&UpdateState::ALL);
 }
