@@ -533,7 +533,7 @@ async fn a_series_of_rounds_reuses_a_fresh_probe_and_sees_a_hung_server_after_th
         return;
     };
     let options = DiscoveryOptions {
-        probe_timeout: Duration::from_millis(500),
+        probe_timeout: TIMEOUT,
         run_version_commands: false,
         ..DiscoveryOptions::default()
     };
