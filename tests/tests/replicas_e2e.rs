@@ -54,6 +54,24 @@ async fn wait_ready(api: &str, process: &Process) {
     panic!("{} never became ready:\n{}", process.name, process.output());
 }
 
+/// [`wait_ready`], but `false` when the process exited because a port it was given was taken
+/// meanwhile (the caller starts it again on others).
+async fn ready_unless_port_taken(api: &str, process: &mut Process) -> bool {
+    for _ in 0..300 {
+        if reqwest::get(format!("http://{api}/readyz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return true;
+        }
+        if !process.running() && process.output().contains("Address already in use") {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{} never became ready:\n{}", process.name, process.output());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_move_to_another_replica_when_theirs_is_killed_and_jobs_reach_them() {
     let h = Harness::start().await;
@@ -167,27 +185,33 @@ async fn replicas_starting_together_on_an_empty_database_migrate_once() {
         &[("UNITY_DATA_DIR", data.display().to_string())],
     );
     assert!(made.contains("CA fingerprint"), "{made}");
-    let replicas: Vec<(Process, String)> = (0..3)
-        .map(|i| {
-            let api = format!("127.0.0.1:{}", free_port());
-            let process = Process::spawn(
-                &format!("replica-{i}"),
-                CONTROLLER,
-                &["serve"],
-                &[
-                    ("DATABASE_URL", url.clone()),
-                    ("UNITY_DATA_DIR", data.display().to_string()),
-                    ("UNITY_QUIC_LISTEN", format!("127.0.0.1:{}", free_port())),
-                    ("UNITY_API_LISTEN", api.clone()),
-                    ("UNITY_BACKUP_INTERVAL_HOURS", "0".into()),
-                ],
-                &h.dir.path().join(format!("together-{i}.log")),
-            );
-            (process, api)
-        })
-        .collect();
-    for (process, api) in &replicas {
-        wait_ready(api, process).await;
+    // Ports are chosen free but can be taken before the replica binds them (other tests'
+    // agents open UDP sockets in the same range): such a replica is started again on new ports.
+    let spawn = |i: usize, attempt: usize| {
+        let api = format!("127.0.0.1:{}", free_port());
+        let process = Process::spawn(
+            &format!("replica-{i}"),
+            CONTROLLER,
+            &["serve"],
+            &[
+                ("DATABASE_URL", url.clone()),
+                ("UNITY_DATA_DIR", data.display().to_string()),
+                ("UNITY_QUIC_LISTEN", format!("127.0.0.1:{}", free_port())),
+                ("UNITY_API_LISTEN", api.clone()),
+                ("UNITY_BACKUP_INTERVAL_HOURS", "0".into()),
+            ],
+            &h.dir.path().join(format!("together-{i}-{attempt}.log")),
+        );
+        (process, api)
+    };
+    let mut replicas: Vec<(Process, String)> = (0..3).map(|i| spawn(i, 0)).collect();
+    for (i, (process, api)) in replicas.iter_mut().enumerate() {
+        let mut attempt = 0;
+        while !ready_unless_port_taken(api, process).await {
+            attempt += 1;
+            assert!(attempt < 5, "replica-{i}: ports taken five times");
+            (*process, *api) = spawn(i, attempt);
+        }
     }
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let (applied, distinct): (i64, i64) = sqlx::query_as(
