@@ -41,21 +41,18 @@ fn replica(h: &Harness, name: &str, quic: &str) -> (Process, String) {
     (process, api)
 }
 
-async fn wait_ready(api: &str, process: &Process) {
-    for _ in 0..300 {
-        if reqwest::get(format!("http://{api}/readyz"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+async fn wait_ready(api: &str, process: &mut Process) {
+    if !ready_unless_port_taken(api, process).await {
+        panic!(
+            "{} lost its port before binding it:\n{}",
+            process.name,
+            process.output()
+        );
     }
-    panic!("{} never became ready:\n{}", process.name, process.output());
 }
 
-/// [`wait_ready`], but `false` when the process exited because a port it was given was taken
-/// meanwhile (the caller starts it again on others).
+/// Polls `/readyz` for up to 30 s; `false` when the process exited because a port it was
+/// given was taken meanwhile (the caller starts it again on others).
 async fn ready_unless_port_taken(api: &str, process: &mut Process) -> bool {
     for _ in 0..300 {
         if reqwest::get(format!("http://{api}/readyz"))
@@ -81,7 +78,7 @@ async fn agents_move_to_another_replica_when_theirs_is_killed_and_jobs_reach_the
     let quic_a = format!("127.0.0.1:{}", free_port());
     let quic_b = format!("127.0.0.1:{}", free_port());
     let (mut a, api_a) = replica(&h, "replica-a", &quic_a);
-    wait_ready(&api_a, &a).await;
+    wait_ready(&api_a, &mut a).await;
 
     // Enrolled through replica A, every agent knows both A and B; B is not up yet, so each
     // session starts on A.
@@ -106,8 +103,8 @@ async fn agents_move_to_another_replica_when_theirs_is_killed_and_jobs_reach_the
     assert!(sessions_on_a >= AGENTS, "{}", a.output());
 
     // B comes up; A dies without a word.
-    let (b, api_b) = replica(&h, "replica-b", &quic_b);
-    wait_ready(&api_b, &b).await;
+    let (mut b, api_b) = replica(&h, "replica-b", &quic_b);
+    wait_ready(&api_b, &mut b).await;
     a.kill_9();
     let killed_at = time::OffsetDateTime::now_utc();
 

@@ -293,7 +293,18 @@ async fn real_scan_fixture_drives_the_device_list() {
 #[tokio::test]
 async fn a_series_of_rounds_scans_again_only_when_the_devices_change() {
     use std::time::Instant;
-    use unity_collect::smart::{DeviceScanMemory, DeviceSet, collect_with};
+    use unity_collect::smart::{DeviceScanMemory, DeviceSet, SmartCollection, collect_with};
+
+    /// One round with the device set read from `sys` (a directory laid out like `/sys`).
+    async fn round_over(
+        runner: &FixtureRunner,
+        memory: &mut DeviceScanMemory,
+        sys: &Path,
+        at: Instant,
+    ) -> SmartCollection {
+        let config = SmartRunConfig::default();
+        collect_with(runner, &config, memory, DeviceSet::read(sys), at).await
+    }
 
     let text = |name| fixture(&format!("{SHARED}/smartctl-text"), name);
     let scan = "/dev/sda -d sat # /dev/sda [SAT], ATA device\n\
@@ -314,14 +325,7 @@ async fn a_series_of_rounds_scans_again_only_when_the_devices_change() {
     let mut memory = DeviceScanMemory::default();
     let start = Instant::now();
     let mut round = async |at: Instant| {
-        let c = collect_with(
-            &runner,
-            &config,
-            &mut memory,
-            DeviceSet::read(sys.path()),
-            at,
-        )
-        .await;
+        let c = round_over(&runner, &mut memory, sys.path(), at).await;
         assert_eq!(c.status, CollectorStatus::Ok);
         assert_eq!(c.devices.len(), 2, "{c:?}");
         let calls = std::mem::take(&mut *runner.calls.lock().unwrap());
@@ -354,14 +358,7 @@ async fn a_series_of_rounds_scans_again_only_when_the_devices_change() {
         "the scan is an hour old"
     );
     // No /sys to compare with: every round scans.
-    let unreadable = collect_with(
-        &runner,
-        &config,
-        &mut memory,
-        DeviceSet::read(&sys.path().join("missing")),
-        start,
-    )
-    .await;
+    let unreadable = round_over(&runner, &mut memory, &sys.path().join("missing"), start).await;
     assert_eq!(unreadable.devices.len(), 2);
     let calls = std::mem::take(&mut *runner.calls.lock().unwrap());
     assert!(calls.iter().any(|c| c == "--scan-open"), "{calls:?}");
@@ -375,14 +372,7 @@ async fn a_series_of_rounds_scans_again_only_when_the_devices_change() {
     ]);
     let mut memory = DeviceScanMemory::default();
     for at in [start, start + Duration::from_secs(300)] {
-        collect_with(
-            &runner,
-            &config,
-            &mut memory,
-            DeviceSet::read(sys.path()),
-            at,
-        )
-        .await;
+        round_over(&runner, &mut memory, sys.path(), at).await;
     }
     let calls = runner.calls.lock().unwrap().clone();
     assert_eq!(

@@ -72,9 +72,7 @@ impl<R: CommandRunner> StorageSources<R> {
             arrays,
         }
     }
-}
 
-impl<R: CommandRunner> StorageSources<R> {
     /// SMART for this round, with the device scan of an earlier round when it still holds.
     /// The memory is taken out for the round (rounds do not overlap; a second one at the same
     /// time would scan for itself) and put back after.
