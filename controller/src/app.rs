@@ -30,6 +30,8 @@ pub struct ControllerOptions {
     pub quic_listen: SocketAddr,
     /// Receive and send buffer asked for on the QUIC socket.
     pub quic_socket_buffer_bytes: usize,
+    /// A session silent this long is gone (QUIC's idle timeout; agents advertise 45 s).
+    pub agent_idle_timeout: Duration,
     pub api_listen: SocketAddr,
     /// Holds the CA (`ca/`) and the job-signing key (`job-signing.pk8`).
     pub state_dir: PathBuf,
@@ -112,6 +114,7 @@ pub fn load_ca(state_dir: &std::path::Path) -> Result<CertificateAuthority, CaEr
 fn server_config(
     ca: &CertificateAuthority,
     issuer: &HostIssuer,
+    idle_timeout: Duration,
 ) -> Result<quinn::ServerConfig, StartError> {
     let identity = ca.issue_controller(SERVER_CERT_VALIDITY)?;
     let tls = unity_pki::tls::controller_server_config(
@@ -120,7 +123,7 @@ fn server_config(
         identity.key,
         Vec::new(),
     )?;
-    Ok(link::quic_server_config(tls)?)
+    Ok(link::quic_server_config(tls, idle_timeout)?)
 }
 
 /// Where the step-ca root the controller bootstrapped is kept: a restart trusts it without
@@ -203,7 +206,7 @@ pub async fn start(
     let issuer = Arc::new(host_issuer(&options, ca.clone()).await?);
     let endpoint = link::bind(
         options.quic_listen,
-        server_config(&ca, &issuer)?,
+        server_config(&ca, &issuer, options.agent_idle_timeout)?,
         options.quic_socket_buffer_bytes,
     )?;
     let quic_addr = endpoint.local_addr().map_err(|source| LinkError::Bind {
@@ -233,6 +236,7 @@ pub async fn start(
         endpoint.clone(),
         ca.clone(),
         issuer.clone(),
+        options.agent_idle_timeout,
     )));
     tasks.push(tokio::spawn(crate::issuer::revocations::sweep_forever(
         store.clone(),
@@ -313,11 +317,12 @@ async fn rotate_server_certificate(
     endpoint: quinn::Endpoint,
     ca: Arc<CertificateAuthority>,
     issuer: Arc<HostIssuer>,
+    idle_timeout: Duration,
 ) {
     let period = SERVER_CERT_VALIDITY * 2 / 3;
     loop {
         tokio::time::sleep(period).await;
-        match server_config(&ca, &issuer) {
+        match server_config(&ca, &issuer, idle_timeout) {
             Ok(config) => {
                 endpoint.set_server_config(Some(config));
                 tracing::info!("controller server certificate rotated");

@@ -517,6 +517,7 @@ async fn serve(
         ControllerOptions {
             quic_listen: config.quic_listen,
             quic_socket_buffer_bytes: config.quic_socket_buffer_bytes,
+            agent_idle_timeout: config.agent_idle_timeout(),
             api_listen: config.api_listen,
             state_dir: config.data_dir.clone(),
             report_interval: config.report_interval(),

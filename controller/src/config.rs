@@ -27,6 +27,10 @@ pub struct Config {
     /// Receive and send buffer of the QUIC socket, in bytes: room for a burst of
     /// reconnecting agents (capped by `net.core.rmem_max`/`wmem_max`, docs/operations.md).
     pub quic_socket_buffer_bytes: usize,
+    /// An agent silent this long (not even a keep-alive) is gone: its session closes and a
+    /// job waits for its reconnect. Agents ping every 15 s and advertise 45 s, and QUIC uses
+    /// the smaller of both sides' values, so only a shorter value changes anything.
+    pub agent_idle_timeout_secs: u32,
     /// TCP address of the HTTP API.
     pub api_listen: SocketAddr,
     /// How often agents send host facts.
@@ -104,6 +108,7 @@ impl Default for Config {
             app_database_url: None,
             quic_listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
             quic_socket_buffer_bytes: crate::link::socket::DEFAULT_SOCKET_BUFFER_BYTES,
+            agent_idle_timeout_secs: crate::link::DEFAULT_AGENT_IDLE_TIMEOUT_SECS,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 7080)),
             report_interval_secs: 60,
             host_cert_validity_days: 30,
@@ -210,6 +215,9 @@ impl Config {
         if let Some(v) = lookup("UNITY_QUIC_SOCKET_BUFFER_BYTES") {
             self.quic_socket_buffer_bytes = parse("UNITY_QUIC_SOCKET_BUFFER_BYTES", v)?;
         }
+        if let Some(v) = lookup("UNITY_AGENT_IDLE_TIMEOUT_SECS") {
+            self.agent_idle_timeout_secs = parse("UNITY_AGENT_IDLE_TIMEOUT_SECS", v)?;
+        }
         if let Some(v) = lookup("UNITY_API_LISTEN") {
             self.api_listen = parse("UNITY_API_LISTEN", v)?;
         }
@@ -245,6 +253,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "quic_socket_buffer_bytes",
                 reason: "between 65536 (64 KiB) and 1073741824 (1 GiB)",
+            });
+        }
+        if !(2..=600).contains(&self.agent_idle_timeout_secs) {
+            return Err(ConfigError::Invalid {
+                key: "agent_idle_timeout_secs",
+                reason: "between 2 and 600",
             });
         }
         if !(1..=365).contains(&self.host_cert_validity_days) {
@@ -313,6 +327,10 @@ impl Config {
         Duration::from_secs(u64::from(self.report_interval_secs))
     }
 
+    pub fn agent_idle_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.agent_idle_timeout_secs))
+    }
+
     pub fn host_cert_validity(&self) -> Duration {
         Duration::from_secs(u64::from(self.host_cert_validity_days) * 24 * 3600)
     }
@@ -352,6 +370,20 @@ mod tests {
         assert!(err.to_string().contains("UNITY_API_LISTEN"), "{err}");
         config.report_interval_secs = 0;
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn the_agent_idle_timeout_is_45_s_unless_shortened_and_never_below_2_s() {
+        let mut config = Config::default();
+        assert_eq!(config.agent_idle_timeout(), Duration::from_secs(45));
+        config
+            .apply_env(|name| (name == "UNITY_AGENT_IDLE_TIMEOUT_SECS").then(|| "5".into()))
+            .unwrap();
+        assert_eq!(config.agent_idle_timeout(), Duration::from_secs(5));
+        config.validate().unwrap();
+        config.agent_idle_timeout_secs = 1;
+        let err = config.validate().unwrap_err();
+        assert!(err.to_string().contains("agent_idle_timeout_secs"), "{err}");
     }
 
     #[test]

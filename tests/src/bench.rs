@@ -221,3 +221,56 @@ pub async fn wait_connected(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// A client socket for up to 100 simulated agents, with a buffer large enough that drops
+/// on this side do not blur the controller's.
+pub fn bench_client_endpoint(addr: std::net::SocketAddr) -> Result<quinn::Endpoint> {
+    let bind: std::net::SocketAddr = if addr.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let (socket, _) = unity_controller::link::socket::bind(bind, 8 << 20)?;
+    Ok(quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        None,
+        socket,
+        std::sync::Arc::new(quinn::TokioRuntime),
+    )?)
+}
+
+/// Milliseconds since the epoch, for collection times.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The kernel's count of UDP datagrams dropped because a socket's receive buffer was full
+/// (`Udp: … RcvbufErrors` in /proc/net/snmp), all sockets of the machine together.
+pub fn udp_rcvbuf_errors() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let column = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(column)?.parse().ok()
+}
+
+/// The recorded storage round with disks of agent `agent`'s own: every serial and WWN gets a
+/// per-agent suffix (in the wire summary and in the detail JSON the controller keeps).
+pub fn own_disks(
+    storage: &unity_protocol::latest::StorageReport,
+    agent: usize,
+) -> unity_protocol::latest::StorageReport {
+    let mut storage = storage.clone();
+    for disk in &mut storage.disks {
+        for id in [&mut disk.serial, &mut disk.wwn].into_iter().flatten() {
+            let own = format!("{id}-{agent}");
+            disk.detail_json = disk
+                .detail_json
+                .replace(&format!("\"{id}\""), &format!("\"{own}\""));
+            *id = own;
+        }
+    }
+    storage
+}

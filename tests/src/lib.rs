@@ -71,6 +71,9 @@ impl Harness {
         ControllerOptions {
             quic_listen: "127.0.0.1:0".parse().unwrap(),
             quic_socket_buffer_bytes: unity_controller::link::socket::DEFAULT_SOCKET_BUFFER_BYTES,
+            agent_idle_timeout: Duration::from_secs(
+                unity_controller::link::DEFAULT_AGENT_IDLE_TIMEOUT_SECS.into(),
+            ),
             api_listen: "127.0.0.1:0".parse().unwrap(),
             state_dir: dir.path().join("controller"),
             report_interval,

@@ -467,7 +467,7 @@ async fn a_controller_impostor_with_a_valid_tls_certificate_cannot_run_anything(
         Vec::new(),
     )
     .unwrap();
-    let server = unity_controller::link::quic_server_config(tls).unwrap();
+    let server = unity_controller::link::quic_server_config(tls, Duration::from_secs(45)).unwrap();
     let endpoint = quinn::Endpoint::server(server, "127.0.0.1:0".parse().unwrap()).unwrap();
     state.enrollment.controller = endpoint.local_addr().unwrap().to_string();
     let state_dir = state.dir.clone();

@@ -34,6 +34,8 @@ fn replica(h: &Harness, name: &str, quic: &str) -> (Process, String) {
             ("UNITY_QUIC_LISTEN", quic.to_owned()),
             ("UNITY_API_LISTEN", api.clone()),
             ("UNITY_REPORT_INTERVAL_SECS", "1".into()),
+            // Agents notice a replica killed without a word by the idle timeout.
+            ("UNITY_AGENT_IDLE_TIMEOUT_SECS", "5".into()),
             ("UNITY_BACKUP_INTERVAL_HOURS", "0".into()),
         ],
         &h.dir.path().join(format!("{name}.log")),

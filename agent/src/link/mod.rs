@@ -11,11 +11,15 @@ use quinn::crypto::rustls::QuicClientConfig;
 
 pub use session::{Session, SessionError};
 
-/// Keep-alives every 5 s; a controller silent for 15 s is considered gone (QUIC uses the
-/// smaller of both sides' idle timeouts, so this is what applies): a dead controller is
-/// noticed in seconds, and an unreachable one fails the handshake as quickly.
-const KEEP_ALIVE: Duration = Duration::from_secs(5);
-const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// A keep-alive after 15 s without a packet from the controller (well inside the 30 s a home
+/// router keeps a UDP mapping), and a controller silent for 45 s is gone. QUIC uses the smaller
+/// of both sides' idle timeouts, so 45 s is an upper bound: the controller's
+/// `agent_idle_timeout_secs` may shorten it. Every keep-alive costs the controller a packet in
+/// and one out, which is what an idle fleet costs it (docs/performance.md, "100 000 agents"):
+/// 15 s rather than 5 s is a third of that, at the price of noticing a controller killed
+/// without a word in 45 s instead of 15 s (reports wait in the spool meanwhile).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// Waiting longer than this for a reply to a control request or an enrollment means the
 /// controller is not answering (each is one short PostgreSQL transaction, or a step-ca call).
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(12);

@@ -22,9 +22,9 @@ use unity_protocol::{ALPN_AGENT, ALPN_ENROLL};
 
 use crate::store::Store;
 
-/// Keep-alives every 10 s keep NAT mappings open; a peer silent for 30 s is gone.
-const KEEP_ALIVE: Duration = Duration::from_secs(10);
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// An agent silent this long is gone (the default of `agent_idle_timeout_secs`); agents keep
+/// their sessions alive every 15 s and advertise 45 s themselves, and QUIC applies the smaller.
+pub const DEFAULT_AGENT_IDLE_TIMEOUT_SECS: u32 = 45;
 /// How long a peer may take to send its first message on a new connection.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a peer may take to send a whole frame once its stream opened: a stream that
@@ -92,14 +92,22 @@ pub enum LinkError {
 }
 
 /// quinn's server configuration from our rustls one, with keep-alive and idle timeout.
-pub fn quic_server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, LinkError> {
+///
+/// The controller's own keep-alive fires at half the idle timeout after the last packet it
+/// received: agents ping every 15 s, so with the default it never fires (every ping it would
+/// add is a packet per agent the fleet pays for); it keeps a session alive when the operator
+/// chose an idle timeout shorter than the agents' interval, or for an agent that pings less.
+pub fn quic_server_config(
+    tls: rustls::ServerConfig,
+    idle_timeout: Duration,
+) -> Result<quinn::ServerConfig, LinkError> {
     let crypto = QuicServerConfig::try_from(tls).map_err(LinkError::Crypto)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport
-        .keep_alive_interval(Some(KEEP_ALIVE))
+        .keep_alive_interval(Some(idle_timeout / 2))
         .max_idle_timeout(Some(
-            IDLE_TIMEOUT.try_into().map_err(LinkError::IdleTimeout)?,
+            idle_timeout.try_into().map_err(LinkError::IdleTimeout)?,
         ))
         .max_concurrent_bidi_streams(MAX_AGENT_STREAMS.into())
         // What quinn buffers for one connection before we read it; the default is unbounded

@@ -34,7 +34,10 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use unity_agent::link::{self, Session};
 use unity_controller::testing::ThrowawayPostgres;
-use unity_e2e::bench::{BenchController, Child, ProcSample, percentile, sample};
+use unity_e2e::bench::{
+    BenchController, Child, ProcSample, bench_client_endpoint, now_ms, own_disks, percentile,
+    sample, udp_rcvbuf_errors,
+};
 use unity_e2e::pg_alone::Shape;
 use unity_protocol::latest::ReportBody;
 
@@ -433,33 +436,6 @@ async fn reconnect_storm(
     })
 }
 
-/// A client socket for up to 100 simulated agents, with a buffer large enough that drops
-/// on this side do not blur the controller's.
-fn bench_client_endpoint(addr: std::net::SocketAddr) -> Result<quinn::Endpoint> {
-    let bind: std::net::SocketAddr = if addr.is_ipv6() {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    };
-    let (socket, _) = unity_controller::link::socket::bind(bind, 8 << 20)?;
-    Ok(quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        None,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )?)
-}
-
-/// The kernel's count of UDP datagrams dropped because a socket's receive buffer was full
-/// (`Udp: … RcvbufErrors` in /proc/net/snmp), all sockets of the machine together.
-fn udp_rcvbuf_errors() -> Option<u64> {
-    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
-    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
-    let (names, values) = (udp.next()?, udp.next()?);
-    let column = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
-    values.split_whitespace().nth(column)?.parse().ok()
-}
-
 fn print_results(r: &Results<'_>) {
     let a = r.args;
     let secs = r.ingest_elapsed.as_secs_f64();
@@ -570,30 +546,4 @@ async fn wal_position(store: &unity_controller::store::Store, tenant: uuid::Uuid
             .fetch_one(&mut *tx)
             .await?;
     Ok(lsn)
-}
-
-/// Milliseconds since the epoch, for collection times.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// The recorded storage round with disks of agent `agent`'s own: every serial and WWN gets a
-/// per-agent suffix (in the wire summary and in the detail JSON the controller keeps).
-fn own_disks(
-    storage: &unity_protocol::latest::StorageReport,
-    agent: usize,
-) -> unity_protocol::latest::StorageReport {
-    let mut storage = storage.clone();
-    for disk in &mut storage.disks {
-        for id in [&mut disk.serial, &mut disk.wwn].into_iter().flatten() {
-            let own = format!("{id}-{agent}");
-            disk.detail_json = disk
-                .detail_json
-                .replace(&format!("\"{id}\""), &format!("\"{own}\""));
-            *id = own;
-        }
-    }
-    storage
 }
