@@ -47,6 +47,34 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
+/// Fails, saying what to do, when a binary the bench runs has not been built (the benches
+/// time the release builds; they do not build them).
+pub fn require_built(binaries: &[&std::path::Path]) -> Result<()> {
+    for binary in binaries {
+        if !binary.exists() {
+            anyhow::bail!(
+                "{} not found: build it first (see the bench's module docs)",
+                binary.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A throwaway PostgreSQL (keep it: dropping it stops the cluster), a fresh database with the
+/// controller's schema, its URL, and the tenant `bench`: where every bench starts.
+pub async fn bench_tenant() -> Result<(
+    unity_controller::testing::ThrowawayPostgres,
+    unity_controller::store::Store,
+    String,
+    unity_controller::store::Tenant,
+)> {
+    let pg = unity_controller::testing::ThrowawayPostgres::start().await?;
+    let (store, database_url) = pg.fresh_database().await?;
+    let tenant = store.create_tenant("bench").await?;
+    Ok((pg, store, database_url, tenant))
+}
+
 pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

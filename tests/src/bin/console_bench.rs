@@ -25,7 +25,6 @@ use time::OffsetDateTime;
 use unity_controller::jobs::outcome::Peer;
 use unity_controller::store::hosts::{self, NewHost};
 use unity_controller::store::users::{self, Role};
-use unity_controller::testing::ThrowawayPostgres;
 use unity_e2e::bench::{BenchController, percentile};
 use unity_protocol::latest::{
     ContainerInfo, ContainerReport, EngineInfo, ImageUpdate, Report, ReportBody, SourceState,
@@ -157,16 +156,9 @@ async fn time_get(
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if !args.controller_bin.exists() {
-        bail!(
-            "{} not found: build it first (see the module docs)",
-            args.controller_bin.display()
-        );
-    }
+    unity_e2e::bench::require_built(&[&args.controller_bin])?;
     let work = tempfile::tempdir()?;
-    let pg = ThrowawayPostgres::start().await?;
-    let (store, database_url) = pg.fresh_database().await?;
-    let tenant = store.create_tenant("bench").await?;
+    let (_pg, store, database_url, tenant) = unity_e2e::bench::bench_tenant().await?;
     let token = store.create_api_token(tenant.id, "bench").await?;
     let mut tx = store.tenant_tx(tenant.id).await?;
     users::create_user(&mut tx, tenant.id, "bench", Role::Admin, PASSWORD).await?;

@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use unity_agent::link::{self, Session};
-use unity_controller::testing::ThrowawayPostgres;
 use unity_e2e::bench::{
     BenchController, Child, ProcSample, bench_client_endpoint, now_ms, own_disks, percentile,
     sample, udp_rcvbuf_errors,
@@ -67,18 +66,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    for bin in [&args.controller_bin, &args.agent_bin] {
-        if !bin.exists() {
-            bail!(
-                "{} not found: build it first (see the module docs)",
-                bin.display()
-            );
-        }
-    }
+    unity_e2e::bench::require_built(&[&args.controller_bin, &args.agent_bin])?;
     let work = tempfile::tempdir()?;
-    let pg = ThrowawayPostgres::start().await?;
-    let (store, database_url) = pg.fresh_database().await?;
-    let tenant = store.create_tenant("bench").await?;
+    let (_pg, store, database_url, tenant) = unity_e2e::bench::bench_tenant().await?;
 
     let controller_dir = work.path().join("controller");
     let bench =

@@ -23,10 +23,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Parser;
 use unity_agent::link::{self, Session};
-use unity_controller::testing::ThrowawayPostgres;
 use unity_e2e::bench::{
     BenchController, bench_client_endpoint, now_ms, own_disks, percentile, sample,
     udp_rcvbuf_errors,
@@ -64,16 +63,9 @@ struct AgentLog {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if !args.controller_bin.exists() {
-        bail!(
-            "{} not found: build it first (see the module docs)",
-            args.controller_bin.display()
-        );
-    }
+    unity_e2e::bench::require_built(&[&args.controller_bin])?;
     let work = tempfile::tempdir()?;
-    let pg = ThrowawayPostgres::start().await?;
-    let (store, database_url) = pg.fresh_database().await?;
-    let tenant = store.create_tenant("bench").await?;
+    let (_pg, store, database_url, tenant) = unity_e2e::bench::bench_tenant().await?;
     let bench = BenchController::start(
         &args.controller_bin,
         &database_url,

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use time::OffsetDateTime;
-use unity_controller::testing::ThrowawayPostgres;
 use unity_e2e::Scope;
 use unity_e2e::bench::{BenchController, Child, percentile, sample};
 use unity_pki::job_key::JobSigningKey;
@@ -107,18 +106,9 @@ impl Api {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    for bin in [&args.controller_bin, &args.agent_bin] {
-        if !bin.exists() {
-            bail!(
-                "{} not found: build it first (see the module docs)",
-                bin.display()
-            );
-        }
-    }
+    unity_e2e::bench::require_built(&[&args.controller_bin, &args.agent_bin])?;
     let work = tempfile::tempdir()?;
-    let pg = ThrowawayPostgres::start().await?;
-    let (store, database_url) = pg.fresh_database().await?;
-    let tenant = store.create_tenant("bench").await?;
+    let (_pg, store, database_url, tenant) = unity_e2e::bench::bench_tenant().await?;
     let token = store
         .create_scoped_api_token(tenant.id, "bench", Scope::Operate)
         .await?;

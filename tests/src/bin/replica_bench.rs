@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Parser;
 use unity_agent::link::{self, Session};
 use unity_controller::testing::ThrowawayPostgres;
@@ -57,12 +57,7 @@ fn postgres_cpu() -> Duration {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if !args.controller_bin.exists() {
-        bail!(
-            "{} not found: build it first (see the module docs)",
-            args.controller_bin.display()
-        );
-    }
+    unity_e2e::bench::require_built(&[&args.controller_bin])?;
     println!(
         "replica-bench: {} agents × {} host-facts reports, sessions spread round-robin",
         args.agents, args.reports

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use time::OffsetDateTime;
-use unity_controller::testing::ThrowawayPostgres;
 use unity_e2e::Scope;
 use unity_e2e::bench::{BenchController, percentile, sample};
 use uuid::Uuid;
@@ -50,16 +49,9 @@ fn parse_time(value: &serde_json::Value) -> Option<OffsetDateTime> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if !args.controller_bin.exists() {
-        bail!(
-            "{} not found: build it first (see the module docs)",
-            args.controller_bin.display()
-        );
-    }
+    unity_e2e::bench::require_built(&[&args.controller_bin])?;
     let work = tempfile::tempdir()?;
-    let pg = ThrowawayPostgres::start().await?;
-    let (store, database_url) = pg.fresh_database().await?;
-    let tenant = store.create_tenant("bench").await?;
+    let (_pg, store, database_url, tenant) = unity_e2e::bench::bench_tenant().await?;
     let token = store
         .create_scoped_api_token(tenant.id, "bench", Scope::Operate)
         .await?;
