@@ -250,6 +250,32 @@ pub async fn wait_connected(
     }
 }
 
+/// Simulated agents per client socket: as many sockets as a real fleet's hosts would be too
+/// many for one machine; one for all would make its receive buffer the bottleneck.
+pub const AGENTS_PER_SOCKET: usize = 100;
+
+/// For each agent of `states`, the client socket it connects from (one per
+/// [`AGENTS_PER_SOCKET`]) and its mTLS client configuration.
+pub fn agent_dialers(
+    states: &[unity_agent::state::AgentState],
+    addr: std::net::SocketAddr,
+) -> Result<Vec<(quinn::Endpoint, quinn::rustls::ClientConfig)>> {
+    let mut endpoints = Vec::new();
+    for _ in 0..states.len().div_ceil(AGENTS_PER_SOCKET) {
+        endpoints.push(bench_client_endpoint(addr)?);
+    }
+    let mut dialers = Vec::with_capacity(states.len());
+    for (agent, state) in states.iter().enumerate() {
+        let tls = unity_pki::tls::agent_client_config(
+            &state.ca,
+            vec![state.certificate.clone()],
+            state.private_key_der(),
+        )?;
+        dialers.push((endpoints[agent / AGENTS_PER_SOCKET].clone(), tls));
+    }
+    Ok(dialers)
+}
+
 /// A client socket for up to 100 simulated agents, with a buffer large enough that drops
 /// on this side do not blur the controller's.
 pub fn bench_client_endpoint(addr: std::net::SocketAddr) -> Result<quinn::Endpoint> {

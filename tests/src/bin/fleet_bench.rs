@@ -34,8 +34,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use unity_agent::link::{self, Session};
 use unity_e2e::bench::{
-    BenchController, Child, ProcSample, bench_client_endpoint, now_ms, own_disks, percentile,
-    sample, udp_rcvbuf_errors,
+    BenchController, Child, ProcSample, agent_dialers, now_ms, own_disks, percentile, sample,
+    udp_rcvbuf_errors,
 };
 use unity_e2e::pg_alone::Shape;
 use unity_protocol::latest::ReportBody;
@@ -341,19 +341,8 @@ async fn reconnect_storm(
     pid: u32,
     spread_secs: u32,
 ) -> Result<Storm> {
-    const AGENTS_PER_SOCKET: usize = 100;
-    let mut endpoints = Vec::new();
-    for _ in 0..states.len().div_ceil(AGENTS_PER_SOCKET) {
-        endpoints.push(bench_client_endpoint(addr)?);
-    }
     let mut prepared = Vec::with_capacity(states.len());
-    for (agent, state) in states.iter().enumerate() {
-        let tls = unity_pki::tls::agent_client_config(
-            &state.ca,
-            vec![state.certificate.clone()],
-            state.private_key_der(),
-        )?;
-        let endpoint = endpoints[agent / AGENTS_PER_SOCKET].clone();
+    for (agent, (endpoint, tls)) in agent_dialers(states, addr)?.into_iter().enumerate() {
         prepared.push((endpoint, tls, own_disks(storage, agent)));
     }
     let rcvbuf_before = udp_rcvbuf_errors();

@@ -27,8 +27,7 @@ use anyhow::Result;
 use clap::Parser;
 use unity_agent::link::{self, Session};
 use unity_e2e::bench::{
-    BenchController, bench_client_endpoint, now_ms, own_disks, percentile, sample,
-    udp_rcvbuf_errors,
+    BenchController, agent_dialers, now_ms, own_disks, percentile, sample, udp_rcvbuf_errors,
 };
 use unity_protocol::latest::{ReportBody, ReportReply};
 
@@ -50,7 +49,6 @@ struct Args {
 /// Sessions opened at once while the fleet connects (a handshake each; the controller
 /// admits them in its own order).
 const CONNECTING_AT_ONCE: usize = 256;
-const AGENTS_PER_SOCKET: usize = 100;
 
 /// What one agent saw during the window.
 #[derive(Default)]
@@ -207,19 +205,9 @@ async fn connect_all(
     states: &[unity_agent::state::AgentState],
     addr: std::net::SocketAddr,
 ) -> Result<Vec<Session>> {
-    let mut endpoints = Vec::new();
-    for _ in 0..states.len().div_ceil(AGENTS_PER_SOCKET) {
-        endpoints.push(bench_client_endpoint(addr)?);
-    }
     let gate = Arc::new(tokio::sync::Semaphore::new(CONNECTING_AT_ONCE));
     let mut set = tokio::task::JoinSet::new();
-    for (agent, state) in states.iter().enumerate() {
-        let tls = unity_pki::tls::agent_client_config(
-            &state.ca,
-            vec![state.certificate.clone()],
-            state.private_key_der(),
-        )?;
-        let endpoint = endpoints[agent / AGENTS_PER_SOCKET].clone();
+    for (agent, (endpoint, tls)) in agent_dialers(states, addr)?.into_iter().enumerate() {
         let gate = gate.clone();
         set.spawn(async move {
             let _permit = gate.acquire_owned().await?;
