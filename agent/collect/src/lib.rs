@@ -15,6 +15,8 @@ pub mod mdraid;
 pub mod packages;
 pub mod runner;
 pub mod smart;
+pub mod source_status;
+pub mod verdict;
 pub mod zfs;
 
 pub use unity_errors::{ErrorChain, error_chain};

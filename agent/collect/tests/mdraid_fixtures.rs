@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use unity_collect::mdraid::{
-    self, DeviceState, Health, MdArray, Mdstat, ParseError, RaidLevel, ReadOnly, Severity,
-    SyncAction, SyncState,
+    self, DeviceState, MdArray, Mdstat, ParseError, RaidLevel, ReadOnly, SyncAction, SyncState,
 };
+use unity_collect::verdict::{Health, Severity};
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mdraid");

@@ -110,13 +110,13 @@ fn hostile_shapes_are_partial_records_not_crashes() {
         "{:?}",
         md0.notices
     );
-    assert!(mdraid::assess_array(md0, None).health >= mdraid::Health::Warning);
+    assert!(mdraid::assess_array(md0, None).health >= unity_collect::verdict::Health::Warning);
 
     let s = mdraid::parse_mdstat("md0 : active raid1 sda[0]\n 1 blocks [4294967295/0] [____]\n")
         .unwrap();
     assert_eq!(
         mdraid::assess_array(&s.arrays[0], None).health,
-        mdraid::Health::Critical
+        unity_collect::verdict::Health::Critical
     );
     // An unreadable progress line: the sync is unknown, the record partial, never healthy.
     let s = mdraid::parse_mdstat(
@@ -131,7 +131,11 @@ fn hostile_shapes_are_partial_records_not_crashes() {
         md0.notices
     );
     let verdict = mdraid::assess_array(md0, None);
-    assert_eq!(verdict.health, mdraid::Health::Warning, "{verdict:?}");
+    assert_eq!(
+        verdict.health,
+        unity_collect::verdict::Health::Warning,
+        "{verdict:?}"
+    );
     // Multi-byte characters where ASCII is expected.
     let s = mdraid::parse_mdstat("md0 : active raid1 sdé[0](Fé)\n").unwrap();
     assert!(s.arrays[0].is_partial());

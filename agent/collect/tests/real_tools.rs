@@ -128,7 +128,7 @@ async fn real_proc_mdstat_is_read_or_reported_absent() {
         assert!(
             matches!(
                 report.outcome,
-                unity_collect::zfs::run::CollectorStatus::ToolMissing { .. }
+                unity_collect::source_status::SourceOutcome::ToolMissing { .. }
             ),
             "{report:?}"
         );

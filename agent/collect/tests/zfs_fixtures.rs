@@ -8,9 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use unity_collect::zfs::{
-    self, Health, ParseError, Pool, ScanFunction, ScanState, Severity, VdevKind, VdevState,
-};
+use unity_collect::verdict::{Health, Severity};
+use unity_collect::zfs::{self, ParseError, Pool, ScanFunction, ScanState, VdevKind, VdevState};
 
 const SHARED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -118,6 +118,6 @@ fn hostile_shapes_are_errors_not_crashes() {
     let pools = zfs::parse_status(huge).unwrap();
     assert_eq!(
         zfs::assess_pool(&pools[0], None).health,
-        zfs::Health::Warning
+        unity_collect::verdict::Health::Warning
     );
 }

@@ -19,8 +19,10 @@ use unity_collect::smart::run::{
     SmartCollection, SmartRunConfig,
 };
 use unity_collect::smart::{Protocol, Rotation, SmartReport, VerdictStatus};
-use unity_collect::zfs::run::{CollectorStatus, ZfsReport};
-use unity_collect::zfs::{Assessment, Health as CollectHealth, Pool, PoolListEntry};
+use unity_collect::source_status::SourceOutcome;
+use unity_collect::verdict::{Assessment, Health as CollectHealth};
+use unity_collect::zfs::run::ZfsReport;
+use unity_collect::zfs::{Pool, PoolListEntry};
 use unity_protocol::latest::{
     ArrayReport, DiskReport, Health, Metric, PoolReport, SourceState, SourceStatus, StorageReport,
 };
@@ -305,24 +307,24 @@ fn map_health(health: CollectHealth) -> Health {
 }
 
 /// A missing `zpool` or `/proc/mdstat` means the host has no ZFS or md: `NotPresent`.
-fn map_status(outcome: &CollectorStatus) -> SourceStatus {
+fn map_status(outcome: &SourceOutcome) -> SourceStatus {
     match outcome {
-        CollectorStatus::Ok => ok(),
-        CollectorStatus::ToolMissing { program } => {
+        SourceOutcome::Ok => ok(),
+        SourceOutcome::ToolMissing { program } => {
             status(SourceState::NotPresent, format!("`{program}` not found"))
         }
-        CollectorStatus::PermissionDenied { program, detail } => status(
+        SourceOutcome::PermissionDenied { program, detail } => status(
             SourceState::PermissionDenied,
             format!("`{program}`: {detail}"),
         ),
-        CollectorStatus::TimedOut {
+        SourceOutcome::TimedOut {
             program,
             timeout_ms,
         } => status(
             SourceState::Failed,
             format!("`{program}` did not answer within {timeout_ms} ms"),
         ),
-        CollectorStatus::Failed {
+        SourceOutcome::Failed {
             program,
             exit_code,
             stderr,
@@ -330,7 +332,7 @@ fn map_status(outcome: &CollectorStatus) -> SourceStatus {
             SourceState::Failed,
             format!("`{program}` failed (exit {exit_code:?}): {}", stderr.trim()),
         ),
-        CollectorStatus::Unparseable { program, error } => status(
+        SourceOutcome::Unparseable { program, error } => status(
             SourceState::Failed,
             format!("output of `{program}` could not be parsed: {error}"),
         ),

@@ -4,7 +4,7 @@
 //! missing one member still survives another failure (warning), a 2-way raid1 or a raid5
 //! missing one does not (critical).
 
-pub use crate::zfs::{Assessment, Finding, Health, Severity};
+use crate::verdict::{Assessment, Finding, Health, Severity};
 
 use super::model::{
     Detail, DeviceState, MdArray, RaidLevel, ReadOnly, SyncAction, SyncState, SysfsState,

@@ -15,7 +15,7 @@ mod sysfs;
 
 pub use detail::parse_detail;
 pub use error::ParseError;
-pub use health::{Assessment, Finding, Health, Severity, assess_array, assess_detail};
+pub use health::{assess_array, assess_detail};
 pub use mdstat::parse_mdstat;
 pub use model::*;
 pub use sysfs::{SysfsError, SysfsFiles, parse_sysfs, read_sysfs};

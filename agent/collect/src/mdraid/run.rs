@@ -2,22 +2,22 @@
 //!
 //! Paths are parameters so tests (and containers with `/proc` mounted elsewhere) can point
 //! them anywhere. A missing `/proc/mdstat` means the md driver is not loaded: reported as
-//! [`CollectorStatus::ToolMissing`], the same "this host has none" signal as a missing
-//! `zpool`. Outcomes share [`CollectorStatus`] with the ZFS collector.
+//! [`SourceOutcome::ToolMissing`], the same "this host has none" signal as a missing
+//! `zpool`. Outcomes share [`SourceOutcome`] with the ZFS collector.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::zfs::run::CollectorStatus;
-
 use super::detail::parse_detail;
-use super::health::{Assessment, assess_array};
+use super::health::assess_array;
 use super::mdstat::parse_mdstat;
 use super::model::{Detail, Mdstat};
 use super::sysfs::read_sysfs;
-use crate::runner::{CommandRunner, RunError};
+use crate::runner::CommandRunner;
+use crate::source_status::SourceOutcome;
+use crate::verdict::Assessment;
 
 pub const PROC_MDSTAT: &str = "/proc/mdstat";
 pub const SYSFS_ROOT: &str = "/sys";
@@ -28,7 +28,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 /// Everything one md collection learned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MdReport {
-    pub outcome: CollectorStatus,
+    pub outcome: SourceOutcome,
     pub mdstat: Option<Mdstat>,
     pub assessments: Vec<Assessment>,
 }
@@ -41,12 +41,12 @@ pub fn collect(mdstat_path: &Path, sysfs_root: &Path) -> MdReport {
         Err(e) => {
             let program = mdstat_path.display().to_string();
             let outcome = match e.kind() {
-                std::io::ErrorKind::NotFound => CollectorStatus::ToolMissing { program },
-                std::io::ErrorKind::PermissionDenied => CollectorStatus::PermissionDenied {
+                std::io::ErrorKind::NotFound => SourceOutcome::ToolMissing { program },
+                std::io::ErrorKind::PermissionDenied => SourceOutcome::PermissionDenied {
                     program,
                     detail: e.to_string(),
                 },
-                _ => CollectorStatus::Failed {
+                _ => SourceOutcome::Failed {
                     program,
                     exit_code: None,
                     stderr: e.to_string(),
@@ -64,10 +64,7 @@ pub fn collect(mdstat_path: &Path, sysfs_root: &Path) -> MdReport {
         Err(e) => {
             tracing::debug!(error = %crate::ErrorChain(&e), "/proc/mdstat could not be parsed; report it with the file");
             return MdReport {
-                outcome: CollectorStatus::Unparseable {
-                    program: mdstat_path.display().to_string(),
-                    error: e.to_string(),
-                },
+                outcome: SourceOutcome::unparseable(&mdstat_path.display().to_string(), &e),
                 mdstat: None,
                 assessments: vec![Assessment::unknown("md", e.to_string())],
             };
@@ -86,57 +83,32 @@ pub fn collect(mdstat_path: &Path, sysfs_root: &Path) -> MdReport {
         })
         .collect();
     MdReport {
-        outcome: CollectorStatus::Ok,
+        outcome: SourceOutcome::Ok,
         mdstat: Some(mdstat),
         assessments,
     }
 }
 
 /// `mdadm --detail <device>` (needs root).
-pub async fn detail<R: CommandRunner>(runner: &R, device: &str) -> Result<Detail, CollectorStatus> {
-    let out = runner
-        .run(MDADM, &["--detail", device], TIMEOUT)
-        .await
-        .map_err(|e| match e {
-            RunError::NotFound { program } => CollectorStatus::ToolMissing { program },
-            RunError::PermissionDenied { program } => CollectorStatus::PermissionDenied {
-                program,
-                detail: "not allowed to execute".to_owned(),
-            },
-            RunError::TimedOut { program, timeout } => CollectorStatus::TimedOut {
-                program,
-                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-            },
-            RunError::Io { program, source } => CollectorStatus::Failed {
-                program,
-                exit_code: None,
-                stderr: source.to_string(),
-            },
-        })?;
+pub async fn detail<R: CommandRunner>(runner: &R, device: &str) -> Result<Detail, SourceOutcome> {
+    let out = runner.run(MDADM, &["--detail", device], TIMEOUT).await?;
     if out.exit_code != Some(0) {
         let stderr = out.stderr.trim().to_owned();
         if stderr.to_ascii_lowercase().contains("permission denied") {
-            return Err(CollectorStatus::PermissionDenied {
+            return Err(SourceOutcome::PermissionDenied {
                 program: MDADM.to_owned(),
                 detail: stderr,
             });
         }
-        return Err(CollectorStatus::Failed {
-            program: MDADM.to_owned(),
-            exit_code: out.exit_code,
-            stderr,
-        });
+        return Err(SourceOutcome::failed(MDADM, &out));
     }
-    parse_detail(&out.stdout).map_err(|e| CollectorStatus::Unparseable {
-        program: MDADM.to_owned(),
-        error: e.to_string(),
-    })
+    parse_detail(&out.stdout).map_err(|e| SourceOutcome::unparseable(MDADM, &e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::CommandOutput;
+    use crate::runner::{CommandOutput, RunError};
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/");
 
@@ -158,7 +130,7 @@ mod tests {
     fn missing_mdstat_means_no_md_driver() {
         let r = collect(Path::new("/nonexistent/mdstat"), Path::new("/nonexistent"));
         assert!(
-            matches!(r.outcome, CollectorStatus::ToolMissing { .. }),
+            matches!(r.outcome, SourceOutcome::ToolMissing { .. }),
             "{r:?}"
         );
     }
@@ -167,9 +139,9 @@ mod tests {
     fn fixture_mdstat_is_collected_and_assessed() {
         let path = format!("{FIXTURES}mdstat/raid5-recovery-6-5-UUUUU_.txt");
         let r = collect(Path::new(&path), Path::new("/nonexistent"));
-        assert_eq!(r.outcome, CollectorStatus::Ok);
+        assert_eq!(r.outcome, SourceOutcome::Ok);
         assert_eq!(r.assessments[0].subject, "md127");
-        assert_eq!(r.assessments[0].health, crate::zfs::Health::Critical);
+        assert_eq!(r.assessments[0].health, crate::verdict::Health::Critical);
     }
 
     #[tokio::test]
@@ -191,7 +163,7 @@ mod tests {
         }));
         assert!(matches!(
             detail(&missing, "/dev/md127").await,
-            Err(CollectorStatus::ToolMissing { .. })
+            Err(SourceOutcome::ToolMissing { .. })
         ));
 
         let denied = Fixed(Ok(CommandOutput {
@@ -201,7 +173,7 @@ mod tests {
         }));
         assert!(matches!(
             detail(&denied, "/dev/md127").await,
-            Err(CollectorStatus::PermissionDenied { .. })
+            Err(SourceOutcome::PermissionDenied { .. })
         ));
     }
 }

@@ -1,13 +1,10 @@
-//! One verdict per pool, with the reasons, so alerts say *why* and not just *red*.
-//!
-//! [`Health`], [`Severity`], [`Finding`] and [`Assessment`] are shared with `mdraid` (one
-//! vocabulary for every storage verdict); they live here only because this crate has no
-//! common module yet.
+//! One verdict per pool, with the reasons, so alerts say *why* and not just *red*, in the
+//! vocabulary every storage collector shares ([`crate::verdict`]).
 //!
 //! The rules and their thresholds are documented, with the reasoning, in
 //! `docs/storage-health.md`; keep the two in step.
 
-use serde::{Deserialize, Serialize};
+use crate::verdict::{Assessment, Finding, Health, Severity};
 
 use super::model::{
     Pool, PoolListEntry, Scan, ScanFunction, ScanState, Vdev, VdevClass, VdevState,
@@ -19,60 +16,6 @@ pub const CAPACITY_WARNING_PERCENT: u64 = 80;
 /// Capacity at or above which a pool is critical: near-full copy-on-write pools can stall
 /// and even deletes need free space.
 pub const CAPACITY_CRITICAL_PERCENT: u64 = 90;
-
-/// Overall verdict, worst first when compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Health {
-    Healthy,
-    Warning,
-    Critical,
-    /// We could not tell (the tool is missing or its output could not be read).
-    Unknown,
-}
-
-/// How much one finding matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Severity {
-    /// Worth showing, not worth waking anyone.
-    Info,
-    Warning,
-    Critical,
-}
-
-/// One reason behind a verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub severity: Severity,
-    /// The part the finding is about (a vdev, an md member device); `None` for the pool
-    /// or array as a whole.
-    pub component: Option<String>,
-    /// What the operator should know, in words.
-    pub message: String,
-}
-
-/// A verdict with its reasons.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Assessment {
-    /// The pool (or md array) name.
-    pub subject: String,
-    pub health: Health,
-    pub findings: Vec<Finding>,
-}
-
-impl Assessment {
-    /// Used when there is nothing to assess: the reason is the single finding.
-    pub fn unknown(subject: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            subject: subject.into(),
-            health: Health::Unknown,
-            findings: vec![Finding {
-                severity: Severity::Warning,
-                component: None,
-                message: reason.into(),
-            }],
-        }
-    }
-}
 
 /// Assesses one pool from `zpool status`, plus its `zpool list` row when available (the only
 /// source of capacity).

@@ -16,7 +16,7 @@ mod status_json;
 mod units;
 
 pub use error::ParseError;
-pub use health::{Assessment, Finding, Health, Severity, assess_pool};
+pub use health::assess_pool;
 pub use list::{parse_dataset_list, parse_list, parse_list_json};
 pub use model::*;
 pub use status::parse_status;

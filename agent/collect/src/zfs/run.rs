@@ -4,19 +4,21 @@
 //! when `zpool` rejects the option with a usage error we fall back to `zpool status -p`
 //! (exact counters), and then to plain `zpool status` for releases without `-p` (Solaris,
 //! zfs-fuse). Nothing here panics or swallows an error: every outcome is a
-//! [`CollectorStatus`].
+//! [`SourceOutcome`].
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::error::ParseError;
-use super::health::{Assessment, assess_pool};
+use super::health::assess_pool;
 use super::list::parse_list;
 use super::model::{Pool, PoolListEntry};
 use super::status::parse_status;
 use super::status_json::parse_status_json;
-use crate::runner::{CommandOutput, CommandRunner, RunError};
+use crate::runner::{CommandOutput, CommandRunner};
+use crate::source_status::SourceOutcome;
+use crate::verdict::Assessment;
 
 /// The program we run.
 pub const ZPOOL: &str = "zpool";
@@ -27,41 +29,12 @@ pub const ZPOOL_LIST_COLUMNS: &str =
 /// How long one `zpool` call may take: it can block on a hung pool, and the agent must not.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How one collection step ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CollectorStatus {
-    Ok,
-    /// `zpool` is not installed: this host has no ZFS, not an error.
-    ToolMissing {
-        program: String,
-    },
-    PermissionDenied {
-        program: String,
-        detail: String,
-    },
-    TimedOut {
-        program: String,
-        timeout_ms: u64,
-    },
-    /// The tool ran but failed (non-zero exit) for a reason other than the above.
-    Failed {
-        program: String,
-        exit_code: Option<i32>,
-        stderr: String,
-    },
-    /// The tool answered but we could not read the answer: the error chain, in words.
-    Unparseable {
-        program: String,
-        error: String,
-    },
-}
-
 /// Everything one ZFS collection learned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ZfsReport {
-    pub status_outcome: CollectorStatus,
+    pub status_outcome: SourceOutcome,
     pub pools: Vec<Pool>,
-    pub list_outcome: CollectorStatus,
+    pub list_outcome: SourceOutcome,
     pub list: Vec<PoolListEntry>,
     pub assessments: Vec<Assessment>,
 }
@@ -69,20 +42,20 @@ pub struct ZfsReport {
 /// Runs `zpool status` and `zpool list` through `runner` and assesses every pool.
 pub async fn collect<R: CommandRunner>(runner: &R) -> ZfsReport {
     let (status_outcome, pools) = match status(runner).await {
-        Ok(pools) => (CollectorStatus::Ok, pools),
+        Ok(pools) => (SourceOutcome::Ok, pools),
         Err(s) => (s, Vec::new()),
     };
     let (list_outcome, list) = match list(runner).await {
-        Ok(list) => (CollectorStatus::Ok, list),
+        Ok(list) => (SourceOutcome::Ok, list),
         Err(s) => (s, Vec::new()),
     };
-    let assessments = if status_outcome == CollectorStatus::Ok {
+    let assessments = if status_outcome == SourceOutcome::Ok {
         pools
             .iter()
             .map(|p| assess_pool(p, list.iter().find(|l| l.name == p.name)))
             .collect()
     } else {
-        vec![Assessment::unknown("zfs", describe(&status_outcome))]
+        vec![Assessment::unknown("zfs", status_outcome.to_string())]
     };
     ZfsReport {
         status_outcome,
@@ -94,14 +67,14 @@ pub async fn collect<R: CommandRunner>(runner: &R) -> ZfsReport {
 }
 
 /// `zpool status`, newest format first.
-pub async fn status<R: CommandRunner>(runner: &R) -> Result<Vec<Pool>, CollectorStatus> {
+pub async fn status<R: CommandRunner>(runner: &R) -> Result<Vec<Pool>, SourceOutcome> {
     type Parser = fn(&str) -> Result<Vec<Pool>, ParseError>;
     let attempts: [(&[&str], Parser); 3] = [
         (&["status", "-j", "--json-int"], parse_status_json),
         (&["status", "-p"], parse_status),
         (&["status"], parse_status),
     ];
-    let mut last = CollectorStatus::Ok;
+    let mut last = SourceOutcome::Ok;
     for (args, parse) in attempts {
         let out = run(runner, args).await?;
         if out.exit_code != Some(0) && is_usage_error(&out) {
@@ -118,7 +91,7 @@ pub async fn status<R: CommandRunner>(runner: &R) -> Result<Vec<Pool>, Collector
 /// `zpool list -Hp -o` [`ZPOOL_LIST_COLUMNS`]; releases without `-p` or the
 /// `fragmentation` property (Solaris, zfs-fuse) get plain `zpool list -H`, whose default
 /// column set the parser recognises.
-pub async fn list<R: CommandRunner>(runner: &R) -> Result<Vec<PoolListEntry>, CollectorStatus> {
+pub async fn list<R: CommandRunner>(runner: &R) -> Result<Vec<PoolListEntry>, SourceOutcome> {
     let mut out = run(runner, &["list", "-Hp", "-o", ZPOOL_LIST_COLUMNS]).await?;
     if out.exit_code != Some(0)
         && (is_usage_error(&out) || out.stderr.contains("bad property list"))
@@ -130,26 +103,8 @@ pub async fn list<R: CommandRunner>(runner: &R) -> Result<Vec<PoolListEntry>, Co
     parse_list(&out.stdout).map_err(|e| unparseable(&e))
 }
 
-async fn run<R: CommandRunner>(
-    runner: &R,
-    args: &[&str],
-) -> Result<CommandOutput, CollectorStatus> {
-    runner.run(ZPOOL, args, TIMEOUT).await.map_err(|e| match e {
-        RunError::NotFound { program } => CollectorStatus::ToolMissing { program },
-        RunError::PermissionDenied { program } => CollectorStatus::PermissionDenied {
-            program,
-            detail: "not allowed to execute".to_owned(),
-        },
-        RunError::TimedOut { program, timeout } => CollectorStatus::TimedOut {
-            program,
-            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-        },
-        RunError::Io { program, source } => CollectorStatus::Failed {
-            program,
-            exit_code: None,
-            stderr: source.to_string(),
-        },
-    })
+async fn run<R: CommandRunner>(runner: &R, args: &[&str]) -> Result<CommandOutput, SourceOutcome> {
+    Ok(runner.run(ZPOOL, args, TIMEOUT).await?)
 }
 
 /// `invalid option 'j'` + usage text: an older `zpool` that lacks the flag.
@@ -158,14 +113,14 @@ fn is_usage_error(out: &CommandOutput) -> bool {
     e.contains("invalid option") || e.contains("unrecognized option") || e.contains("usage:")
 }
 
-fn check_exit(out: &CommandOutput) -> Result<(), CollectorStatus> {
+fn check_exit(out: &CommandOutput) -> Result<(), SourceOutcome> {
     if out.exit_code == Some(0) {
         return Ok(());
     }
     let stderr = out.stderr.trim();
     let lower = stderr.to_ascii_lowercase();
     if lower.contains("permission denied") || lower.contains("must be run as root") {
-        return Err(CollectorStatus::PermissionDenied {
+        return Err(SourceOutcome::PermissionDenied {
             program: ZPOOL.to_owned(),
             detail: stderr.to_owned(),
         });
@@ -173,49 +128,19 @@ fn check_exit(out: &CommandOutput) -> Result<(), CollectorStatus> {
     Err(failed(out))
 }
 
-fn failed(out: &CommandOutput) -> CollectorStatus {
-    CollectorStatus::Failed {
-        program: ZPOOL.to_owned(),
-        exit_code: out.exit_code,
-        stderr: out.stderr.trim().to_owned(),
-    }
+fn failed(out: &CommandOutput) -> SourceOutcome {
+    SourceOutcome::failed(ZPOOL, out)
 }
 
-fn unparseable(e: &ParseError) -> CollectorStatus {
+fn unparseable(e: &ParseError) -> SourceOutcome {
     tracing::debug!(error = %crate::error_chain(e), "zpool output could not be parsed; report it with the output");
-    CollectorStatus::Unparseable {
-        program: ZPOOL.to_owned(),
-        error: crate::error_chain(e),
-    }
-}
-
-fn describe(s: &CollectorStatus) -> String {
-    match s {
-        CollectorStatus::Ok => "ok".to_owned(),
-        CollectorStatus::ToolMissing { program } => format!("`{program}` is not installed"),
-        CollectorStatus::PermissionDenied { program, detail } => {
-            format!("`{program}`: permission denied ({detail})")
-        }
-        CollectorStatus::TimedOut {
-            program,
-            timeout_ms,
-        } => {
-            format!("`{program}` did not answer within {timeout_ms} ms")
-        }
-        CollectorStatus::Failed {
-            program,
-            exit_code,
-            stderr,
-        } => format!("`{program}` failed (exit {exit_code:?}): {stderr}"),
-        CollectorStatus::Unparseable { program, error } => {
-            format!("`{program}` output could not be read: {error}")
-        }
-    }
+    SourceOutcome::unparseable(ZPOOL, e)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runner::RunError;
     use std::sync::Mutex;
 
     type Answer = (Vec<String>, Result<CommandOutput, RunError>);
@@ -298,11 +223,11 @@ mod tests {
             ),
         ]);
         let report = collect(&runner).await;
-        assert_eq!(report.status_outcome, CollectorStatus::Ok);
+        assert_eq!(report.status_outcome, SourceOutcome::Ok);
         assert_eq!(report.pools[0].name, "dummy");
         assert_eq!(report.list[0].capacity_percent, Some(95));
         let a = &report.assessments[0];
-        assert_eq!(a.health, super::super::Health::Critical);
+        assert_eq!(a.health, crate::verdict::Health::Critical);
         assert!(a.findings.iter().any(|f| f.message.contains("95% full")));
         assert!(
             a.findings
@@ -343,11 +268,14 @@ mod tests {
             ),
         ]);
         let report = collect(&runner).await;
-        assert_eq!(report.status_outcome, CollectorStatus::Ok);
-        assert_eq!(report.list_outcome, CollectorStatus::Ok);
+        assert_eq!(report.status_outcome, SourceOutcome::Ok);
+        assert_eq!(report.list_outcome, SourceOutcome::Ok);
         assert_eq!(report.list.len(), 2);
         assert_eq!(report.assessments[0].subject, "unityz");
-        assert_eq!(report.assessments[0].health, super::super::Health::Critical);
+        assert_eq!(
+            report.assessments[0].health,
+            crate::verdict::Health::Critical
+        );
     }
 
     /// Against a real `zpool` (zfs-fuse works on this build machine; see
@@ -356,8 +284,8 @@ mod tests {
     #[ignore = "needs a running zfs-fuse or OpenZFS with at least one pool"]
     async fn live_zpool() {
         let report = collect(&crate::runner::SystemRunner).await;
-        assert_eq!(report.status_outcome, CollectorStatus::Ok, "{report:?}");
-        assert_eq!(report.list_outcome, CollectorStatus::Ok, "{report:?}");
+        assert_eq!(report.status_outcome, SourceOutcome::Ok, "{report:?}");
+        assert_eq!(report.list_outcome, SourceOutcome::Ok, "{report:?}");
         assert!(!report.pools.is_empty());
         assert_eq!(report.pools.len(), report.list.len());
     }
@@ -377,7 +305,7 @@ mod tests {
             report
                 .assessments
                 .iter()
-                .all(|a| a.health == super::super::Health::Healthy)
+                .all(|a| a.health == crate::verdict::Health::Healthy)
         );
     }
 
@@ -400,11 +328,14 @@ mod tests {
         let report = collect(&runner).await;
         assert_eq!(
             report.status_outcome,
-            CollectorStatus::ToolMissing {
+            SourceOutcome::ToolMissing {
                 program: ZPOOL.into()
             }
         );
-        assert_eq!(report.assessments[0].health, super::super::Health::Unknown);
+        assert_eq!(
+            report.assessments[0].health,
+            crate::verdict::Health::Unknown
+        );
 
         let runner = Scripted::new(vec![(
             &["status", "-j", "--json-int"],
@@ -415,7 +346,7 @@ mod tests {
         )]);
         assert!(matches!(
             status(&runner).await,
-            Err(CollectorStatus::PermissionDenied { .. })
+            Err(SourceOutcome::PermissionDenied { .. })
         ));
 
         let runner = Scripted::new(vec![(
@@ -423,14 +354,14 @@ mod tests {
             ok("{\"pools\": 3}"),
         )]);
         match status(&runner).await {
-            Err(CollectorStatus::Unparseable { error, .. }) => {
+            Err(SourceOutcome::Unparseable { error, .. }) => {
                 assert_eq!(error, "JSON `pools`: expected an object")
             }
             other => panic!("{other:?}"),
         }
         let runner = Scripted::new(vec![(&["status", "-j", "--json-int"], ok("{"))]);
         match status(&runner).await {
-            Err(CollectorStatus::Unparseable { error, .. }) => {
+            Err(SourceOutcome::Unparseable { error, .. }) => {
                 assert!(error.starts_with("not valid JSON: EOF"), "{error}")
             }
             other => panic!("{other:?}"),
