@@ -16,7 +16,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::error_chain;
-use crate::store::storage::HostScope;
+use crate::store::host_rows::HostScope;
 use crate::store::storage::alerts::{self, NewAlert, ObjectKind, Severity};
 use crate::store::{Store, StoreError, hosts, policies};
 

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error_chain;
-use crate::store::storage::HostScope;
+use crate::store::host_rows::HostScope;
 use crate::store::storage::alerts::{self, NewAlert, ObjectKind, Severity};
 use crate::store::{Store, StoreError, TenantTx, hosts, policies};
 

@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 use unity_protocol::latest::jobs::parse_version;
 
-use crate::store::storage::HostScope;
+use crate::store::host_rows::HostScope;
 use crate::store::storage::alerts::{self, NewAlert, ObjectKind, Severity};
 use crate::store::{StoreError, TenantTx, hosts};
 

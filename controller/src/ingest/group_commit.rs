@@ -33,8 +33,8 @@ use uuid::Uuid;
 use super::{IngestError, IngestSettings, agent_version, count, precheck};
 use crate::error_chain;
 use crate::jobs::outcome::Peer;
+use crate::store::host_rows::HostScope;
 use crate::store::hosts::{self, CursorStep};
-use crate::store::storage::HostScope;
 use crate::store::{self, Store, StoreError};
 
 /// How the writers batch.

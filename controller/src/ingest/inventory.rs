@@ -11,12 +11,13 @@ use time::OffsetDateTime;
 use unity_protocol::latest::{ContainerReport, DatabaseReport, SourceStatus};
 use uuid::Uuid;
 
-use super::inventory_rules as irules;
-use super::rules::{self, Subject};
-use super::storage::{authoritative, detail, log_alert};
+use super::inventory_alerts;
+use super::storage_alerts::{self, Subject};
+use super::{authoritative, detail, log_alert};
+use crate::store::collectors;
+use crate::store::host_rows::{HostScope, strip_nul};
 use crate::store::inventory::{self, containers, databases, images};
 use crate::store::storage::alerts::{self, NewAlert, ObjectKind};
-use crate::store::storage::{HostScope, collectors, strip_nul};
 use crate::store::{StoreError, TenantTx, hosts};
 
 /// Records the collector state of `source`, raising `collector_state` alerts like storage.
@@ -31,7 +32,7 @@ async fn record_source(
     let state = status.state.as_str();
     let previous =
         collectors::record(tx, scope, source, state, &status.detail, collected_at).await?;
-    raised.extend(rules::collector_alert(
+    raised.extend(storage_alerts::collector_alert(
         source,
         previous.as_deref(),
         status.state,
@@ -91,13 +92,13 @@ pub async fn apply_containers(
             continue;
         }
         let previous = containers::lock(tx, scope.host_id, &container.id).await?;
-        let name = irules::container_name(container);
+        let name = inventory_alerts::container_name(container);
         let detail = detail(scope, "container", &name, &container.detail_json);
-        let known_health = irules::known_health(
+        let known_health = inventory_alerts::known_health(
             container.health.as_deref(),
             previous.as_ref().and_then(|p| p.known_health.as_deref()),
         );
-        let notified = irules::update_notified(
+        let notified = inventory_alerts::update_notified(
             container,
             previous.as_ref().and_then(|p| p.update_notified.as_deref()),
         );
@@ -119,7 +120,7 @@ pub async fn apply_containers(
             id,
             name,
         };
-        raised.extend(irules::container_alerts(
+        raised.extend(inventory_alerts::container_alerts(
             &subject,
             previous.as_ref(),
             container,
@@ -172,7 +173,7 @@ pub async fn apply_databases(
     let mut seen = Vec::with_capacity(report.databases.len());
     let mut keys = HashSet::new();
     for db in &report.databases {
-        let key = irules::database_identity(db);
+        let key = inventory_alerts::database_identity(db);
         if !keys.insert(key.clone()) {
             tracing::debug!(tenant_id = %scope.tenant_id, host_id = %scope.host_id,
                 identity = %key, "database listed twice in one report; keeping the first");
@@ -197,12 +198,16 @@ pub async fn apply_databases(
             id,
             name: key,
         };
-        raised.extend(irules::database_alerts(&subject, previous.as_ref(), db));
+        raised.extend(inventory_alerts::database_alerts(
+            &subject,
+            previous.as_ref(),
+            db,
+        ));
         seen.push(id);
     }
     if authoritative(&report.status) {
         for gone in databases::mark_absent(tx, scope.host_id, &seen).await? {
-            raised.push(rules::vanished(ObjectKind::Database, &gone));
+            raised.push(storage_alerts::vanished(ObjectKind::Database, &gone));
         }
     }
     raise(tx, scope, &raised, collected_at).await?;

@@ -2,23 +2,26 @@
 //!
 //! * [`storage`] — disks, pools, arrays, collector states and their alerts.
 //! * [`inventory`] — container engines, containers, images, databases and their alerts.
-//! * [`rules`], [`inventory_rules`] — when a change raises an alert (pure).
+//! * [`storage_alerts`], [`inventory_alerts`] — when a change raises an alert (pure).
 //! * [`group_commit`] — host facts from every session written in shared transactions.
 
 pub mod agent_version;
 pub mod group_commit;
 pub mod inventory;
-pub mod inventory_rules;
+pub mod inventory_alerts;
 pub mod limits;
 pub mod packages;
-pub mod rules;
 pub mod storage;
+pub mod storage_alerts;
 
 use time::OffsetDateTime;
 use unity_protocol::latest::{Report, ReportBody, ReportReply};
 
 use crate::jobs::outcome::{self, Applied, Peer};
+use crate::store::host_rows::{HostScope, detail_value};
+use crate::store::storage::alerts::{NewAlert, Severity};
 use crate::store::{self, Store, StoreError, hosts};
+use unity_protocol::latest::{SourceState, SourceStatus};
 
 /// Agents existed after this.
 const EARLIEST_AGENT_TIME: OffsetDateTime = time::macros::datetime!(2000-01-01 00:00 UTC);
@@ -53,6 +56,40 @@ pub fn plausible_time(ms: Option<i64>, now: OffsetDateTime) -> Option<OffsetDate
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms?).checked_mul(1_000_000)?).ok()?;
     (at > time::macros::datetime!(1970-01-02 00:00 UTC) && at <= now + MAX_CLOCK_AHEAD)
         .then_some(at)
+}
+
+/// Whether a source's object list is the whole truth, so that an object missing from it is
+/// really gone. `not_present` counts: "no md driver" means there are no arrays. A source
+/// that could not run says nothing about its objects.
+pub(crate) fn authoritative(status: &SourceStatus) -> bool {
+    matches!(status.state, SourceState::Ok | SourceState::NotPresent)
+}
+
+/// Parses an object's detail, logging (not refusing) text that is not JSON.
+pub(crate) fn detail(
+    scope: HostScope,
+    what: &'static str,
+    name: &str,
+    raw: &str,
+) -> serde_json::Value {
+    let (value, valid) = detail_value(raw);
+    if !valid {
+        tracing::warn!(tenant_id = %scope.tenant_id, host_id = %scope.host_id, object = what,
+            name, "agent sent detail_json that is not JSON; stored as a JSON string");
+    }
+    value
+}
+
+/// One log line per alert raised, at `warn` for what needs a look.
+pub(crate) fn log_alert(scope: HostScope, alert: &NewAlert) {
+    let (tenant_id, host_id) = (scope.tenant_id, scope.host_id);
+    let (kind, object) = (alert.kind, alert.object_name.as_str());
+    match alert.severity {
+        Severity::Critical | Severity::Warning => tracing::warn!(%tenant_id, %host_id, kind,
+            object, severity = alert.severity.as_str(), message = %alert.message, "alert raised"),
+        Severity::Info => tracing::info!(%tenant_id, %host_id, kind, object,
+            message = %alert.message, "alert raised"),
+    }
 }
 
 /// A job answer that can never be accepted is rejected (the transaction, cursor included,
@@ -215,7 +252,7 @@ async fn apply_counted(
         ReportBody::HostFacts(facts) => {
             match store::hosts::store_facts(&mut tx, identity.host_id, facts, collected_at).await? {
                 Some(stored) => {
-                    let scope = store::storage::HostScope {
+                    let scope = store::host_rows::HostScope {
                         tenant_id: identity.tenant_id,
                         host_id: identity.host_id,
                     };
@@ -234,21 +271,21 @@ async fn apply_counted(
             }
         }
         ReportBody::Storage(storage_report) => {
-            let scope = store::storage::HostScope {
+            let scope = store::host_rows::HostScope {
                 tenant_id: identity.tenant_id,
                 host_id: identity.host_id,
             };
             storage::apply(&mut tx, scope, storage_report, collected_at).await?
         }
         ReportBody::Containers(containers) => {
-            let scope = store::storage::HostScope {
+            let scope = store::host_rows::HostScope {
                 tenant_id: identity.tenant_id,
                 host_id: identity.host_id,
             };
             inventory::apply_containers(&mut tx, scope, containers, collected_at).await?
         }
         ReportBody::Databases(databases) => {
-            let scope = store::storage::HostScope {
+            let scope = store::host_rows::HostScope {
                 tenant_id: identity.tenant_id,
                 host_id: identity.host_id,
             };
@@ -270,7 +307,7 @@ async fn apply_counted(
             hosts::store_agent_status(&mut tx, identity.host_id, status, collected_at).await?
         }
         ReportBody::Packages(packages_report) => {
-            let scope = store::storage::HostScope {
+            let scope = store::host_rows::HostScope {
                 tenant_id: identity.tenant_id,
                 host_id: identity.host_id,
             };

@@ -8,11 +8,12 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use unity_protocol::latest::{PackageReport, SourceState};
 
-use super::rules;
-use super::storage::log_alert;
+use super::log_alert;
+use super::storage_alerts;
+use crate::store::collectors;
+use crate::store::host_rows::{HostScope, strip_nul};
 use crate::store::packages::{self, PackagesRow, PreviousPackages};
 use crate::store::storage::alerts::{self, NewAlert, ObjectKind, Severity};
-use crate::store::storage::{HostScope, collectors, strip_nul};
 use crate::store::{StoreError, TenantTx, hosts};
 
 /// Security updates pending longer than this raise an alert, unless configured otherwise.
@@ -144,7 +145,7 @@ pub async fn apply(
         collected_at,
     )
     .await?;
-    let mut raised: Vec<NewAlert> = rules::collector_alert(
+    let mut raised: Vec<NewAlert> = storage_alerts::collector_alert(
         "packages",
         previous_state.as_deref(),
         report.status.state,

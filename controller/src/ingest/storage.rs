@@ -5,15 +5,15 @@
 use std::collections::HashSet;
 
 use time::OffsetDateTime;
-use unity_protocol::latest::{DiskReport, SourceState, SourceStatus, StorageReport};
+use unity_protocol::latest::{DiskReport, StorageReport};
 use uuid::Uuid;
 
-use super::rules::{self, Subject};
-use crate::store::storage::alerts::{self, NewAlert, ObjectKind, Severity};
-use crate::store::storage::{
-    DetailWrite, HostScope, arrays, collectors, detail_value, disks, known_health, pools,
-    prune_samples, strip_nul,
-};
+use super::storage_alerts::{self, Subject};
+use super::{authoritative, detail, log_alert};
+use crate::store::collectors;
+use crate::store::host_rows::{HostScope, strip_nul};
+use crate::store::storage::alerts::{self, NewAlert, ObjectKind};
+use crate::store::storage::{DetailWrite, arrays, disks, known_health, pools, prune_samples};
 use crate::store::{StoreError, TenantTx, hosts};
 
 /// Applies `report` for `scope.host_id`. Returns false if the host is revoked or unknown.
@@ -36,7 +36,7 @@ pub async fn apply(
         let state = status.state.as_str();
         let previous =
             collectors::record(tx, scope, source, state, &status.detail, collected_at).await?;
-        raised.extend(rules::collector_alert(
+        raised.extend(storage_alerts::collector_alert(
             source,
             previous.as_deref(),
             status.state,
@@ -56,13 +56,6 @@ pub async fn apply(
             "deleted storage samples past retention");
     }
     Ok(true)
-}
-
-/// Whether a source's object list is the whole truth, so that an object missing from it is
-/// really gone. `not_present` counts: "no md driver" means there are no arrays. A source
-/// that could not run says nothing about its objects.
-pub(crate) fn authoritative(status: &SourceStatus) -> bool {
-    matches!(status.state, SourceState::Ok | SourceState::NotPresent)
 }
 
 /// The stable identity of a disk (docs/alerts.md, "Identity"): WWN, else model + serial,
@@ -99,21 +92,6 @@ fn metrics_json(disk: &DiskReport) -> serde_json::Value {
             .map(|m| (m.name.clone(), serde_json::Value::from(m.value)))
             .collect(),
     )
-}
-
-/// Parses an object's detail, logging (not refusing) text that is not JSON.
-pub(crate) fn detail(
-    scope: HostScope,
-    what: &'static str,
-    name: &str,
-    raw: &str,
-) -> serde_json::Value {
-    let (value, valid) = detail_value(raw);
-    if !valid {
-        tracing::warn!(tenant_id = %scope.tenant_id, host_id = %scope.host_id, object = what,
-            name, "agent sent detail_json that is not JSON; stored as a JSON string");
-    }
-    value
 }
 
 /// A storage object's detail for its upsert: only the hash when it matches `stored_hash`
@@ -161,7 +139,7 @@ async fn apply_disks(
             // confused or compromised host must not turn another host's failing disk "ok").
             if owner.contested_by != Some(scope.host_id) {
                 disks::mark_contested(tx, owner.id, scope.host_id).await?;
-                raised.push(rules::disk_claimed(owner, disk, scope.host_id));
+                raised.push(storage_alerts::disk_claimed(owner, disk, scope.host_id));
             }
             tracing::warn!(tenant_id = %scope.tenant_id, host_id = %scope.host_id,
                 owner = %owner.host_id, device = %disk.device, identity = %key,
@@ -197,9 +175,9 @@ async fn apply_disks(
         let subject = Subject {
             kind: ObjectKind::Disk,
             id,
-            name: rules::disk_name(disk),
+            name: storage_alerts::disk_name(disk),
         };
-        raised.extend(rules::disk_alerts(
+        raised.extend(storage_alerts::disk_alerts(
             &subject,
             previous.as_ref(),
             disk,
@@ -209,7 +187,7 @@ async fn apply_disks(
     }
     if authoritative(&report.smart) {
         for gone in disks::mark_absent(tx, scope.host_id, &seen).await? {
-            raised.push(rules::vanished(ObjectKind::Disk, &gone));
+            raised.push(storage_alerts::vanished(ObjectKind::Disk, &gone));
         }
     }
     Ok(())
@@ -259,12 +237,16 @@ async fn apply_pools(
             id,
             name: pool.name.clone(),
         };
-        raised.extend(rules::pool_alerts(&subject, previous.as_ref(), pool));
+        raised.extend(storage_alerts::pool_alerts(
+            &subject,
+            previous.as_ref(),
+            pool,
+        ));
         seen.push(id);
     }
     if authoritative(&report.zfs) {
         for gone in pools::mark_absent(tx, scope.host_id, &seen).await? {
-            raised.push(rules::vanished(ObjectKind::Pool, &gone));
+            raised.push(storage_alerts::vanished(ObjectKind::Pool, &gone));
         }
     }
     Ok(())
@@ -314,31 +296,24 @@ async fn apply_arrays(
             id,
             name: array.name.clone(),
         };
-        raised.extend(rules::array_alerts(&subject, previous.as_ref(), array));
+        raised.extend(storage_alerts::array_alerts(
+            &subject,
+            previous.as_ref(),
+            array,
+        ));
         seen.push(id);
     }
     if authoritative(&report.mdraid) {
         for gone in arrays::mark_absent(tx, scope.host_id, &seen).await? {
-            raised.push(rules::vanished(ObjectKind::Array, &gone));
+            raised.push(storage_alerts::vanished(ObjectKind::Array, &gone));
         }
     }
     Ok(())
 }
 
-pub(crate) fn log_alert(scope: HostScope, alert: &NewAlert) {
-    let (tenant_id, host_id) = (scope.tenant_id, scope.host_id);
-    let (kind, object) = (alert.kind, alert.object_name.as_str());
-    match alert.severity {
-        Severity::Critical | Severity::Warning => tracing::warn!(%tenant_id, %host_id, kind,
-            object, severity = alert.severity.as_str(), message = %alert.message, "alert raised"),
-        Severity::Info => tracing::info!(%tenant_id, %host_id, kind, object,
-            message = %alert.message, "alert raised"),
-    }
-}
-
 /// A copy of the report with NUL characters replaced in every text field: PostgreSQL `text`
 /// cannot store them, and one odd byte from a tool must not make the report unstorable (the
-/// agent would resend it forever). `detail_json` is handled by [`detail_value`].
+/// agent would resend it forever). `detail_json` is handled by [`detail_value`](crate::store::host_rows::detail_value).
 fn sanitized(report: &StorageReport) -> StorageReport {
     fn s(text: &mut String) {
         if text.contains('\0') {

@@ -11,9 +11,9 @@ use unity_protocol::latest::{JobEnd, JobEvent, JobEventKind, JobOutcome, JobRece
 use uuid::Uuid;
 
 use super::state::{Input, JobState, Outcome, transition};
+use crate::store::host_rows::{HostScope, detail_value, strip_nul};
 use crate::store::jobs::{self as job_store, JobUpdate, NewEvent, ReceiptWrite};
 use crate::store::storage::alerts::{self, NewAlert, ObjectKind, Severity};
-use crate::store::storage::{HostScope, detail_value, strip_nul};
 use crate::store::{StoreError, TenantTx};
 
 /// The session's peer, as job answers need it.

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{Sealer, channel, seal_context};
 use crate::store::TenantTx;
 use crate::store::notify::{self as store, Channel, ChannelError, NewChannel, QuietHours, Routing};
+use crate::store::storage::alerts::Severity;
 
 /// `POST /api/v1/channels` body.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -40,8 +41,6 @@ pub struct CreatedChannel {
     pub channel: Channel,
     pub secret: Option<String>,
 }
-
-const SEVERITIES: &[&str] = &["info", "warning", "critical"];
 
 /// `PUT /api/v1/channels/{id}/routing` body: the whole routing, replaced (absent fields take
 /// the defaults of a new channel). Read the channel first to change one field.
@@ -82,12 +81,12 @@ async fn check_routing<'a>(
     request: &'a RoutingRequest,
 ) -> Result<Routing<'a>, ChannelError> {
     let invalid = |detail: &str| ChannelError::Invalid(detail.to_owned());
-    let min_severity = request.min_severity.as_deref().unwrap_or("warning");
-    if !SEVERITIES.contains(&min_severity) {
-        return Err(ChannelError::Invalid(format!(
-            "min_severity `{min_severity}` is not one of info, warning, critical"
-        )));
-    }
+    let min_severity = match request.min_severity.as_deref() {
+        None => Severity::Warning,
+        Some(word) => word
+            .parse()
+            .map_err(|e| ChannelError::Invalid(format!("min_severity: {e}")))?,
+    };
     if request.kinds.len() > 64 || request.kinds.iter().any(|k| k.is_empty() || k.len() > 64) {
         return Err(invalid("kinds: at most 64 alert kinds of 1-64 characters"));
     }

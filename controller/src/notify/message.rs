@@ -22,26 +22,12 @@ pub enum Reason {
     Test,
 }
 
-impl Reason {
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "alert" => Reason::Alert,
-            "recovery" => Reason::Recovery,
-            "reminder" => Reason::Reminder,
-            "test" => Reason::Test,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Alert => "alert",
-            Reason::Recovery => "recovery",
-            Reason::Reminder => "reminder",
-            Reason::Test => "test",
-        }
-    }
-}
+unity_protocol::word_enum!(Reason, UnknownReason, "notification reason", {
+    Alert => "alert",
+    Recovery => "recovery",
+    Reminder => "reminder",
+    Test => "test",
+});
 
 /// The alert as a message carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

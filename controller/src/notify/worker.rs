@@ -198,7 +198,12 @@ async fn attempt(
             };
             Ok((target, secret))
         });
-    let reason = Reason::parse(&c.reason).unwrap_or(Reason::Alert);
+    // The column's CHECK constraint holds exactly Reason's words; a row from a newer
+    // controller mid-upgrade is still worth delivering, as an alert.
+    let reason = c.reason.parse().unwrap_or_else(|e| {
+        tracing::warn!(notification = %c.id, error = %e, "unknown reason; delivering as an alert");
+        Reason::Alert
+    });
     let scheme = prepared
         .as_ref()
         .map(|(target, _)| target.scheme())

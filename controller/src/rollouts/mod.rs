@@ -22,8 +22,8 @@ use uuid::Uuid;
 use crate::error_chain;
 use crate::jobs::create::JobRequest;
 use crate::jobs::{JobKeys, create_job};
+use crate::store::host_rows::HostScope;
 use crate::store::rollouts::{self, Rollout};
-use crate::store::storage::HostScope;
 use crate::store::storage::alerts::{self, NewAlert, ObjectKind, Severity};
 use crate::store::{Store, StoreError, TenantTx, policies};
 use plan::{Action, HostState, HostView};
@@ -135,7 +135,10 @@ async fn step(
     let wave = rollout.current_wave;
     let mut views = Vec::new();
     for host in rollouts::hosts(tx, rollout.id, Some(wave)).await? {
-        let state = HostState::parse(&host.state).unwrap_or(HostState::Failed);
+        let state = host.state.parse().unwrap_or_else(|e| {
+            tracing::warn!(rollout_id = %rollout.id, host_id = %host.host_id, error = %e, "unknown host state; treating the host as failed");
+            HostState::Failed
+        });
         let waiting = matches!(state, HostState::Pending | HostState::WaitingWindow);
         views.push(HostView {
             host_id: host.host_id,

@@ -109,32 +109,17 @@ pub enum HostState {
     Skipped,
 }
 
+unity_protocol::word_enum!(HostState, UnknownHostState, "rollout host state", {
+    Pending => "pending",
+    WaitingWindow => "waiting_window",
+    Deferred => "deferred",
+    Dispatched => "dispatched",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Skipped => "skipped",
+});
+
 impl HostState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HostState::Pending => "pending",
-            HostState::WaitingWindow => "waiting_window",
-            HostState::Deferred => "deferred",
-            HostState::Dispatched => "dispatched",
-            HostState::Succeeded => "succeeded",
-            HostState::Failed => "failed",
-            HostState::Skipped => "skipped",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => HostState::Pending,
-            "waiting_window" => HostState::WaitingWindow,
-            "deferred" => HostState::Deferred,
-            "dispatched" => HostState::Dispatched,
-            "succeeded" => HostState::Succeeded,
-            "failed" => HostState::Failed,
-            "skipped" => HostState::Skipped,
-            _ => return None,
-        })
-    }
-
     fn is_final(self) -> bool {
         matches!(
             self,

@@ -215,7 +215,7 @@ pub async fn advance_cursors(
 /// `facts` with NUL replaced in every text (PostgreSQL text and jsonb cannot hold it; one
 /// NUL in a hostname once failed every report of its host).
 fn sanitized(facts: &HostFacts) -> HostFacts {
-    use super::storage::strip_nul as clean;
+    use super::host_rows::strip_nul as clean;
     HostFacts {
         hostname: clean(&facts.hostname),
         os_name: clean(&facts.os_name),
@@ -336,7 +336,7 @@ pub async fn store_agent_status(
         "dropped_reports": status.dropped_reports,
         "dropped_bytes": status.dropped_bytes,
         "dropped_corrupt": status.dropped_corrupt,
-        "dropped_detail": super::storage::strip_nul(&status.dropped_detail),
+        "dropped_detail": super::host_rows::strip_nul(&status.dropped_detail),
     });
     let updated = sqlx::query(
         "UPDATE hosts SET agent_status = $2, agent_status_at = $3, last_seen_at = now() \

@@ -13,7 +13,9 @@
 //!   tenants and tokens, revoking hosts.
 
 pub mod certificates;
+pub mod collectors;
 pub mod embedded;
+pub mod host_rows;
 pub mod hosts;
 pub mod inventory;
 pub mod jobs;

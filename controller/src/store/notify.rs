@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::storage::alerts::Severity;
 use super::{StoreError, TenantTx, query_error};
 
 /// Quiet hours of a channel, in its time zone.
@@ -124,7 +125,7 @@ pub struct NewChannel<'a> {
 /// Which alerts go to a channel and when (checked already).
 #[derive(Debug, Clone, Copy)]
 pub struct Routing<'a> {
-    pub min_severity: &'a str,
+    pub min_severity: Severity,
     pub kinds: &'a [String],
     pub send_recoveries: bool,
     pub quiet_hours: Option<&'a QuietHours>,
@@ -163,7 +164,7 @@ pub async fn update_routing(
         channel_columns!()
     ))
     .bind(id)
-    .bind(r.min_severity)
+    .bind(r.min_severity.as_str())
     .bind(r.kinds)
     .bind(r.send_recoveries)
     .bind(start)
@@ -211,7 +212,7 @@ pub async fn insert_channel(
     .bind(c.target_sealed)
     .bind(c.target_redacted)
     .bind(c.secret_sealed)
-    .bind(c.routing.min_severity)
+    .bind(c.routing.min_severity.as_str())
     .bind(c.routing.kinds)
     .bind(c.routing.send_recoveries)
     .bind(start)

@@ -6,8 +6,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::storage::HostScope;
 use super::{StoreError, TenantTx, query_error};
+use crate::store::host_rows::HostScope;
 
 /// What the rules need of the previous row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

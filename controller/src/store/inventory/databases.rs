@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use unity_protocol::latest::DatabaseInfo;
 use uuid::Uuid;
 
-use crate::store::storage::{HostScope, Vanished};
+use crate::store::host_rows::{HostScope, Vanished};
 use crate::store::{StoreError, TenantTx, query_error};
 
 /// What ingest needs to know about a database's stored row to decide what changed.

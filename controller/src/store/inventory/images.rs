@@ -8,7 +8,7 @@ use unity_protocol::latest::ImageInfo;
 use uuid::Uuid;
 
 use super::ms_time;
-use crate::store::storage::{HostScope, to_i64};
+use crate::store::host_rows::{HostScope, to_i64};
 use crate::store::{StoreError, TenantTx, query_error};
 
 /// Inserts or updates the image; returns its id.

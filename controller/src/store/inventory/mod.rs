@@ -16,9 +16,9 @@ use time::OffsetDateTime;
 use unity_protocol::latest::{EngineInfo, UpdateState};
 use uuid::Uuid;
 
-use super::storage::HostScope;
-use super::storage::collectors::{self, CollectorStatus};
 use super::{StoreError, TenantTx, query_error};
+use crate::store::collectors::{self, CollectorStatus};
+use crate::store::host_rows::HostScope;
 
 /// The collector sources inventory reports use in `collector_status`.
 pub const SOURCES: &[&str] = &["containers", "databases"];

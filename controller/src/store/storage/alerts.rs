@@ -1,14 +1,17 @@
 //! Alerts: append-only records of a change worth telling someone about. Deciding *when* to
-//! raise one is ingest's job (`ingest::rules`); this stores and lists them.
+//! raise one is ingest's job (`ingest::storage_alerts`, `ingest::inventory_alerts`); this stores and lists them.
 
 use crate::store::page::{NewestKey, Page};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::HostScope;
+use crate::store::host_rows::HostScope;
 use crate::store::{StoreError, TenantTx, query_error};
 
+/// How much an alert matters; least first, so `>=` is "at least as bad". Its words are the
+/// ones the CHECK constraints of `alerts.severity` and `notification_channels.min_severity`
+/// allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
     Info,
@@ -16,15 +19,11 @@ pub enum Severity {
     Critical,
 }
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
+unity_protocol::word_enum!(Severity, UnknownSeverity, "severity", {
+    Info => "info",
+    Warning => "warning",
+    Critical => "critical",
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
@@ -40,21 +39,17 @@ pub enum ObjectKind {
     Rollout,
 }
 
-impl ObjectKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectKind::Disk => "disk",
-            ObjectKind::Pool => "pool",
-            ObjectKind::Array => "array",
-            ObjectKind::Collector => "collector",
-            ObjectKind::Container => "container",
-            ObjectKind::Database => "database",
-            ObjectKind::Job => "job",
-            ObjectKind::Host => "host",
-            ObjectKind::Rollout => "rollout",
-        }
-    }
-}
+unity_protocol::word_enum!(ObjectKind, UnknownObjectKind, "alert object kind", {
+    Disk => "disk",
+    Pool => "pool",
+    Array => "array",
+    Collector => "collector",
+    Container => "container",
+    Database => "database",
+    Job => "job",
+    Host => "host",
+    Rollout => "rollout",
+});
 
 /// An alert about to be raised.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,8 @@ use unity_protocol::latest::{Health, PoolReport};
 use uuid::Uuid;
 
 use super::{DetailWrite, ObjectKey};
-use super::{HostScope, ListFilter, Vanished, parse_health, to_i64};
+use super::{ListFilter, parse_health};
+use crate::store::host_rows::{HostScope, Vanished, to_i64};
 use crate::store::page::Page;
 use crate::store::{StoreError, TenantTx, query_error};
 

@@ -1,10 +1,10 @@
 //! When a container or database report raises an alert: pure comparisons of an object's
 //! stored state with its new state, **once per change** like the storage rules
-//! (`ingest::rules`). Written out in `docs/alerts.md`, "Containers and databases".
+//! (`ingest::storage_alerts`). Written out in `docs/alerts.md`, "Containers and databases".
 
 use unity_protocol::latest::{ContainerInfo, DatabaseInfo, RunState, UpdateState};
 
-use super::rules::Subject;
+use super::storage_alerts::Subject;
 use crate::store::inventory::containers::ContainerPrevious;
 use crate::store::inventory::databases::DatabasePrevious;
 use crate::store::storage::alerts::{NewAlert, Severity};

@@ -5,7 +5,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::HostScope;
+use super::host_rows::HostScope;
 use crate::store::{StoreError, TenantTx, query_error};
 
 /// One collector of one host.

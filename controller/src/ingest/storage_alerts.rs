@@ -6,7 +6,7 @@
 use unity_protocol::latest::{ArrayReport, DiskReport, Health, PoolReport, SourceState};
 use uuid::Uuid;
 
-use crate::store::storage::Vanished;
+use crate::store::host_rows::Vanished;
 use crate::store::storage::alerts::{NewAlert, ObjectKind, Severity};
 use crate::store::storage::arrays::ArrayPrevious;
 use crate::store::storage::disks::DiskPrevious;
