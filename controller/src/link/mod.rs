@@ -25,8 +25,16 @@ use crate::store::Store;
 /// An agent silent this long is gone (the default of `agent_idle_timeout_secs`); agents keep
 /// their sessions alive every 15 s and advertise 45 s themselves, and QUIC applies the smaller.
 pub const DEFAULT_AGENT_IDLE_TIMEOUT_SECS: u32 = 45;
-/// How long a peer may take to send its first message on a new connection.
+/// How long a peer may take to send its first message on a new connection: an enrollment
+/// request, from a peer nobody has authenticated yet, so the slot is not held for long.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an agent whose certificate the handshake has verified may take to send its
+/// Hello: as long as the default idle timeout. In a reconnect storm the controller's socket
+/// drops packets and the agent's retransmissions back off (quinn doubles the probe timeout),
+/// so a Hello can need more than 15 s to get through; 13 of 10 000 storm sessions were closed
+/// at 15 s for it (docs/performance.md). Only a holder of one of our host certificates can
+/// keep a slot this long.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(DEFAULT_AGENT_IDLE_TIMEOUT_SECS as u64);
 /// How long a peer may take to send a whole frame once its stream opened: a stream that
 /// trickles (or stalls) is a protocol violation, not a session held forever.
 pub const FRAME_DEADLINE: Duration = Duration::from_secs(30);

@@ -10,7 +10,7 @@ use unity_protocol::{MAX_FRAME_LEN, PROTOCOL_VERSION};
 
 use std::sync::Arc;
 
-use super::{FIRST_MESSAGE_TIMEOUT, LinkContext, close, control};
+use super::{FIRST_MESSAGE_TIMEOUT, HELLO_TIMEOUT, LinkContext, close, control};
 use crate::error_chain;
 use crate::ingest::{self, IngestError};
 use crate::jobs::outcome::Peer;
@@ -73,7 +73,7 @@ fn peer_identity(connection: &quinn::Connection) -> Option<(HostIdentity, Vec<u8
 
 async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer, serial_hex: String) {
     let identity = peer.identity;
-    let hello = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, async {
+    let hello = tokio::time::timeout(HELLO_TIMEOUT, async {
         let (send, mut recv) = connection.accept_bi().await.ok()?;
         let hello = read_frame::<_, Hello>(&mut recv, MAX_FRAME_LEN).await;
         Some((send, recv, hello))
@@ -81,7 +81,7 @@ async fn run(connection: quinn::Connection, ctx: Arc<LinkContext>, peer: Peer, s
     .await;
     let (mut control, control_recv, hello) = match hello {
         Err(_) => {
-            tracing::warn!("no Hello in time; closing");
+            tracing::warn!(deadline = ?HELLO_TIMEOUT, "no Hello in time; closing");
             return close(&connection, close_code::TIMEOUT, "no Hello in time");
         }
         Ok(None) => return,
