@@ -100,6 +100,10 @@ async fn main() -> Result<()> {
         let connection = link::connect_with(&endpoint, addr, tls).await?;
         sessions.push(Session::open(connection, "bench").await?);
     }
+    // Each session keeps the index of its host's state: the phases below collect sessions in
+    // completion order, and a host's disks must carry the same serials in every phase (else
+    // the storm would find each disk "claimed" by another host and measure alerts).
+    let mut sessions: Vec<(usize, Session)> = sessions.into_iter().enumerate().collect();
     let connected = sample(pid)?;
 
     // Ingest.
@@ -108,7 +112,7 @@ async fn main() -> Result<()> {
     let mut set = tokio::task::JoinSet::new();
     let facts = Arc::new(facts);
     let facts_start_ms = now_ms();
-    for mut session in sessions {
+    for (agent, mut session) in sessions {
         let facts = facts.clone();
         let reports = args.reports;
         set.spawn(async move {
@@ -123,14 +127,14 @@ async fn main() -> Result<()> {
                     .await?;
                 latencies.push(t.elapsed());
             }
-            Ok::<_, anyhow::Error>((session, latencies))
+            Ok::<_, anyhow::Error>((agent, session, latencies))
         });
     }
-    let mut sessions = Vec::new();
+    sessions = Vec::new();
     let mut latencies = Vec::new();
     while let Some(result) = set.join_next().await {
-        let (session, l) = result??;
-        sessions.push(session);
+        let (agent, session, l) = result??;
+        sessions.push((agent, session));
         latencies.extend(l);
     }
     let ingest_elapsed = started.elapsed();
@@ -177,7 +181,7 @@ async fn main() -> Result<()> {
     let started = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     let storage_start_ms = now_ms();
-    for (agent, mut session) in sessions.into_iter().enumerate() {
+    for (agent, mut session) in sessions {
         let storage = own_disks(&storage, agent);
         set.spawn(async move {
             for i in 0..storage_rounds {
@@ -188,10 +192,10 @@ async fn main() -> Result<()> {
                     )
                     .await?;
             }
-            Ok::<_, anyhow::Error>(session)
+            Ok::<_, anyhow::Error>((agent, session))
         });
     }
-    let mut sessions = Vec::new();
+    sessions = Vec::new();
     while let Some(result) = set.join_next().await {
         sessions.push(result??);
     }
@@ -206,7 +210,7 @@ async fn main() -> Result<()> {
     let idle_after = sample(pid)?;
 
     // Reconnect storm.
-    for session in &sessions {
+    for (_, session) in &sessions {
         session.close();
     }
     drop(sessions);
