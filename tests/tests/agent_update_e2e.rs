@@ -285,12 +285,14 @@ async fn a_release_that_crashes_at_start_is_rolled_back_by_the_previous_agent() 
 async fn a_release_whose_bytes_do_not_match_the_signed_digest_is_never_run() {
     let mut rig = Rig::start().await;
     let release = rig.add_release(NEXT, NEXT_AGENT_VERSION);
-    // The store is tampered with after the job is signed: one byte of the last chunk.
-    let (status, job) = rig.update(json!({ "version": NEXT_AGENT_VERSION })).await;
-    assert_eq!(status, 201, "{job}");
+    // The store is tampered with after the release was added (its digest recorded) and
+    // before the job is signed from that record: the first byte of the last chunk, inverted
+    // (overwriting it with a fixed byte changed nothing whenever the build's last chunk
+    // happened to start with that byte). Before the job, so the agent's fetch cannot read the
+    // chunk first.
     let mut owner = rig.h.database_owner().await;
     let tampered = sqlx::query(
-        "UPDATE agent_release_chunks SET bytes = overlay(bytes placing '\\x00'::bytea from 1) \
+        "UPDATE agent_release_chunks SET bytes = set_byte(bytes, 0, get_byte(bytes, 0) # 255) \
          WHERE sha256 = decode($1, 'hex') \
            AND chunk = (SELECT max(chunk) FROM agent_release_chunks WHERE sha256 = decode($1, 'hex'))",
     )
@@ -299,6 +301,8 @@ async fn a_release_whose_bytes_do_not_match_the_signed_digest_is_never_run() {
     .await
     .unwrap();
     assert_eq!(tampered.rows_affected(), 1);
+    let (status, job) = rig.update(json!({ "version": NEXT_AGENT_VERSION })).await;
+    assert_eq!(status, 201, "{job}");
     let job = rig
         .h
         .wait_for_job(&rig.ops, job["id"].as_str().unwrap(), WAIT, ended)
