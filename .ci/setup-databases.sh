@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Database servers the collector tests start for themselves (agent/collect/tests/databases*.rs):
+# Database servers the collector tests start for themselves (collect/tests/databases*.rs):
 # Redis and MariaDB from Debian. PostgreSQL comes from .ci/run's prerequisites. The packages'
 # own services must never start or keep running: every test starts its own server on loopback
 # with a random port in a temp dir, and a system server would only hold ports and memory.

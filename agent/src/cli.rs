@@ -7,12 +7,12 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::sync::Arc;
 
-use crate::collect::inventory::{HostInventory, InventoryCollector};
-use crate::collect::storage::{StorageCollector, StorageSources};
 use crate::config::AgentConfig;
 use crate::enroll::{EnrollOptions, enroll};
 use crate::jobs::JobOptions;
 use crate::parse;
+use crate::reports::inventory::{HostInventory, InventoryCollector};
+use crate::reports::storage::{StorageCollector, StorageSources};
 use crate::run::{RunOptions, run};
 use crate::state::{AgentState, default_state_dir};
 use unity_collect::databases::DiscoveryOptions;
@@ -181,7 +181,7 @@ fn real_main() -> Result<()> {
                 hostname,
                 force,
             } => {
-                let hostname = hostname.unwrap_or_else(|| crate::collect::host::collect().hostname);
+                let hostname = hostname.unwrap_or_else(|| crate::reports::host::collect().hostname);
                 // The enrollment being replaced, to retire its host record afterwards.
                 let previous = (force && AgentState::is_enrolled(&state_dir))
                     .then(|| AgentState::load(&state_dir).ok())
@@ -267,12 +267,12 @@ fn real_main() -> Result<()> {
                 Ok(())
             }
             Command::Packages => {
-                let report = crate::collect::packages::collect(&config.packages.apt()).await;
+                let report = crate::reports::packages::collect(&config.packages.apt()).await;
                 println!("{}", serde_json::to_string_pretty(&report)?);
                 Ok(())
             }
             Command::Facts => {
-                let facts = crate::collect::host::collect();
+                let facts = crate::reports::host::collect();
                 println!("{}", serde_json::to_string_pretty(&facts)?);
                 Ok(())
             }

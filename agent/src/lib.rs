@@ -11,12 +11,12 @@
 //! * [`run`] — the service loop `unity-agent run` drives.
 
 pub mod cli;
-pub mod collect;
 pub mod config;
 pub mod enroll;
 pub mod jobs;
 pub mod link;
 pub mod parse;
+pub mod reports;
 pub mod run;
 pub mod spool;
 pub mod state;

@@ -3,7 +3,7 @@
 //!
 //! Nothing here is invented: the smartctl scan and drive outputs come from
 //! `../shared/fixtures/` (real drives, see its MANIFEST.tsv), the pool from a real zfs-fuse
-//! pool with an offlined disk (`agent/collect/fixtures/zfs/`, which also rejects `-j` and
+//! pool with an offlined disk (`collect/fixtures/zfs/`, which also rejects `-j` and
 //! `-p` exactly as that zfs-fuse did), the array from a real degraded `/proc/mdstat`. Used by
 //! the agent's unit tests and the end-to-end tests, which need a failing disk, a degraded pool
 //! and a degraded array that this VM cannot have.
@@ -14,10 +14,10 @@ use std::time::Duration;
 use unity_collect::runner::RecordedRunner;
 use unity_collect::smart::run::SmartRunConfig;
 
-use crate::collect::storage::StorageSources;
+use crate::reports::storage::StorageSources;
 
 const SHARED_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/");
-const PROJECT_ZFS_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/collect/fixtures/zfs/");
+const PROJECT_ZFS_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../collect/fixtures/zfs/");
 
 /// Reads a fixture, with the path in the error.
 fn read(path: String) -> Result<String, std::io::Error> {

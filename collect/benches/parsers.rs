@@ -10,7 +10,7 @@ type Parser = fn(&str) -> bool;
 
 fn corpus(dir: &str, extension: Option<&str>) -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
+        .join("../../shared/fixtures")
         .join(dir);
     let mut files: Vec<String> = std::fs::read_dir(&root)
         .map(|entries| {

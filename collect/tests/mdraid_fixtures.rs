@@ -12,7 +12,7 @@ use unity_collect::mdraid::{
 };
 use unity_collect::verdict::{Health, Severity};
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mdraid");
 
 fn files(sub: &str, own_prefix: &str) -> Vec<PathBuf> {

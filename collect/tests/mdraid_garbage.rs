@@ -7,7 +7,7 @@
 
 use unity_collect::mdraid;
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mdraid");
 
 fn fixtures() -> Vec<Vec<u8>> {

@@ -11,7 +11,7 @@ use unity_collect::smart::{
     WhenFailed,
 };
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/smart");
 
 fn files(dir: &str) -> Vec<PathBuf> {

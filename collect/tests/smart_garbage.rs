@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use unity_collect::smart::{self, VerdictPolicy};
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/smart");
 
 fn fixtures() -> Vec<Vec<u8>> {

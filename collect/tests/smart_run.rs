@@ -12,7 +12,7 @@ use unity_collect::smart::{
     CollectorStatus, DeviceStatus, OutputFormat, SmartRunConfig, VerdictStatus, collect,
 };
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures");
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures");
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/smart");
 
 /// What the fake smartctl does for one command line.

@@ -11,10 +11,7 @@ use std::path::{Path, PathBuf};
 use unity_collect::verdict::{Health, Severity};
 use unity_collect::zfs::{self, ParseError, Pool, ScanFunction, ScanState, VdevKind, VdevState};
 
-const SHARED: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/zpool"
-);
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/zpool");
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/zfs");
 
 fn files() -> Vec<PathBuf> {

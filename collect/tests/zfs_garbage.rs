@@ -8,10 +8,7 @@
 
 use unity_collect::zfs;
 
-const SHARED: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/zpool"
-);
+const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/zpool");
 const OWN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/zfs");
 
 fn fixtures() -> Vec<Vec<u8>> {

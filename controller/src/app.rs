@@ -85,6 +85,8 @@ pub enum StartError {
     Link(#[from] LinkError),
     #[error("could not load or create the notification key")]
     Notify(#[from] crate::notify::secret::SealError),
+    #[error("could not build the notification HTTP client")]
+    NotifyClient(#[from] crate::notify::send::SenderError),
     #[error("could not listen for HTTP on {addr}")]
     ApiBind {
         addr: SocketAddr,
@@ -279,9 +281,11 @@ pub async fn start(
         job_keys.clone(),
         crate::rollouts::TICK,
     )));
+    let notify_sender = crate::notify::send::Sender::new(options.notify.timeout)?;
     tasks.push(tokio::spawn(crate::notify::worker::run_forever(
         store.clone(),
         sealer.clone(),
+        notify_sender,
         options.notify,
     )));
     let app = api::router(ApiState {

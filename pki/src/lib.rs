@@ -22,6 +22,7 @@ pub mod job_key;
 pub mod receipt;
 pub mod rotation;
 pub mod tls;
+pub mod web_tls;
 
 pub use ca::{CaError, CertificateAuthority, IssuedCertificate};
 pub use fingerprint::Fingerprint;

@@ -133,7 +133,7 @@ impl BenchController {
         );
         let pid = child.0.id().context("controller pid")?;
         let api_base = format!("http://127.0.0.1:{api_port}");
-        let http = reqwest::Client::new();
+        let http = crate::http_client();
         let mut ready = false;
         for _ in 0..100 {
             if http

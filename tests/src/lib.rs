@@ -25,6 +25,20 @@ use unity_controller::testing::ThrowawayPostgres;
 use unity_pki::CertificateAuthority;
 use uuid::Uuid;
 
+/// A reqwest client for the tests' HTTP calls. The controller and the collectors build
+/// reqwest with `rustls-no-provider` (one crypto provider, ring), and with that feature
+/// `reqwest::Client::new()` panics for want of a process-wide provider; this hands reqwest
+/// the same ring configuration the product's own clients use (`unity_pki::web_tls`).
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("HTTP client")
+}
+
+/// [`http_client`]'s builder, for tests that set more (timeouts, cookies, redirects).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    let tls = unity_pki::web_tls::web_client_config().expect("TLS configuration");
+    reqwest::Client::builder().tls_backend_preconfigured(tls)
+}
+
 /// A controller on a fresh database, with a scratch directory for agents' state.
 #[derive(Debug)]
 pub struct Harness {
@@ -59,7 +73,7 @@ impl Harness {
             database_url,
             controller: Some(controller),
             dir,
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
 

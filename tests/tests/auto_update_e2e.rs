@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use unity_agent::collect::inventory::HostInventory;
 use unity_agent::jobs::JobOptions;
+use unity_agent::reports::inventory::HostInventory;
 use unity_agent::run::RunOptions;
 use unity_collect::databases::DiscoveryOptions;
 use unity_collect::runner::SystemRunner;

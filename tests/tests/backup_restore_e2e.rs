@@ -90,7 +90,7 @@ async fn a_controller_deleted_and_restored_from_its_backup_takes_its_agents_back
         ("UNITY_QUIC_LISTEN", quic.clone()),
         ("UNITY_REPORT_INTERVAL_SECS", "1".into()),
     ];
-    let http = reqwest::Client::new();
+    let http = unity_e2e::http_client();
     let base = format!("http://{api}");
     let serve = |n: usize| {
         Process::spawn(

@@ -386,8 +386,8 @@ async fn update_link(client: &Client, container: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_updates_containers_in_chromium_one_succeeds_one_rolls_back() {
     use std::sync::Arc;
-    use unity_agent::collect::inventory::HostInventory;
     use unity_agent::jobs::JobOptions;
+    use unity_agent::reports::inventory::HostInventory;
     use unity_agent::run::RunOptions;
     use unity_collect::databases::DiscoveryOptions;
     use unity_collect::runner::SystemRunner;

@@ -122,7 +122,7 @@ async fn the_controller_image_runs_non_root_read_only_against_external_postgresq
             .rev()
             .collect::<String>()
     };
-    let http = reqwest::Client::new();
+    let http = unity_e2e::http_client();
     let mut ready = false;
     for _ in 0..300 {
         if http

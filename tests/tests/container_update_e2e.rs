@@ -230,7 +230,7 @@ async fn a_user_updates_a_container_through_the_api_and_nothing_survives_a_crash
         controller_env,
         agent_env,
         api: format!("http://{api}"),
-        http: reqwest::Client::new(),
+        http: unity_e2e::http_client(),
         token,
         host_id: String::new(),
     };

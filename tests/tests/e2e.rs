@@ -265,7 +265,7 @@ async fn redelivered_report_is_acknowledged_but_applied_once() {
         stream_id: Uuid::new_v4(),
         seq: 1,
         collected_at_ms: 1_700_000_000_000,
-        body: ReportBody::HostFacts(unity_agent::collect::host::collect()),
+        body: ReportBody::HostFacts(unity_agent::reports::host::collect()),
     };
     assert_eq!(
         session.send_report(&report).await.unwrap(),

@@ -151,7 +151,7 @@ async fn the_admin_api_enrolls_hosts_and_manages_tokens() {
         .await;
     assert_eq!(status, 200, "{revoked}");
     assert!(revoked["revoked_at"].is_string());
-    let response = reqwest::Client::new()
+    let response = unity_e2e::http_client()
         .delete(format!(
             "http://{}/api/v1/hosts/{host}",
             h.controller().api_addr

@@ -76,7 +76,7 @@ async fn an_agent_behind_its_controller_is_told_once_per_version_and_when_curren
     let token = h.store.create_api_token(tenant.id, "read").await.unwrap();
     let state = h.enroll("nas", tenant.id).await;
     let mut session = open_session(&state).await.unwrap();
-    let mut facts = unity_agent::collect::host::collect();
+    let mut facts = unity_agent::reports::host::collect();
     let now = || time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
     for version in ["0.2.0", "0.2.0", "0.2.0"] {
         facts.agent_version = version.into();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use unity_agent::collect::inventory::HostInventory;
+use unity_agent::reports::inventory::HostInventory;
 use unity_agent::run::RunOptions;
 use unity_collect::containers::ContainerConfig;
 use unity_collect::databases::DiscoveryOptions;

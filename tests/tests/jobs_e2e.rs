@@ -688,7 +688,7 @@ async fn a_job_reaches_an_agent_held_by_another_controller_process() {
         &env(quic_a, api_a),
         &dir.path().join("a.log"),
     );
-    let http = reqwest::Client::new();
+    let http = unity_e2e::http_client();
     let healthy = |api: u16| {
         let http = http.clone();
         async move {

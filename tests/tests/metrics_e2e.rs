@@ -11,7 +11,7 @@ use unity_e2e::Harness;
 
 async fn text(h: &Harness, path: &str, token: Option<&str>) -> (u16, String) {
     let mut request =
-        reqwest::Client::new().get(format!("http://{}{path}", h.controller().api_addr));
+        unity_e2e::http_client().get(format!("http://{}{path}", h.controller().api_addr));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }

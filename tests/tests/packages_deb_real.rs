@@ -156,7 +156,9 @@ impl Controller {
         );
         let controller = Self { process, api, quic };
         for _ in 0..600 {
-            if reqwest::get(format!("http://{}/readyz", controller.api))
+            if unity_e2e::http_client()
+                .get(format!("http://{}/readyz", controller.api))
+                .send()
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
@@ -183,7 +185,7 @@ impl Controller {
     }
 
     async fn hosts(&self, token: &str) -> serde_json::Value {
-        reqwest::Client::new()
+        unity_e2e::http_client()
             .get(format!("http://{}/api/v1/hosts", self.api))
             .bearer_auth(token)
             .send()

@@ -57,7 +57,9 @@ async fn wait_ready(api: &str, process: &mut Process) {
 /// given was taken meanwhile (the caller starts it again on others).
 async fn ready_unless_port_taken(api: &str, process: &mut Process) -> bool {
     for _ in 0..300 {
-        if reqwest::get(format!("http://{api}/readyz"))
+        if unity_e2e::http_client()
+            .get(format!("http://{api}/readyz"))
+            .send()
             .await
             .is_ok_and(|r| r.status().is_success())
         {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use unity_agent::collect::storage::StorageCollector;
+use unity_agent::reports::storage::StorageCollector;
 use unity_agent::run::RunOptions;
 use unity_agent::state::AgentState;
 use unity_e2e::{AgentTask, Harness, fast_options};

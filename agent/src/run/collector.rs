@@ -8,9 +8,9 @@ use tokio::time::{Interval, MissedTickBehavior};
 use unity_protocol::latest::{AgentStatus, ReportBody, SourceState, SourceStatus, StorageReport};
 
 use super::{RunOptions, Shared, now_ms};
-use crate::collect;
 use crate::error_chain;
 use crate::jobs::Outgoing;
+use crate::reports;
 use crate::spool::Spool;
 
 /// At most one status report a minute when the spool drops reports.
@@ -60,7 +60,7 @@ pub(super) async fn collect_forever(
                 facts = ticker(*interval.borrow_and_update());
                 continue;
             }
-            _ = facts.tick() => vec![ReportBody::HostFacts(collect::host::collect())],
+            _ = facts.tick() => vec![ReportBody::HostFacts(reports::host::collect())],
             _ = storage.tick(), if options.storage.is_some() => {
                 let Some(source) = &options.storage else { continue };
                 let report = source.collect_storage().await;
@@ -75,7 +75,7 @@ pub(super) async fn collect_forever(
             }
             _ = packages.tick(), if options.packages.is_some() => {
                 let Some(config) = &options.packages else { continue };
-                vec![ReportBody::Packages(crate::collect::packages::collect(config).await)]
+                vec![ReportBody::Packages(crate::reports::packages::collect(config).await)]
             }
             Some(out) = outgoing.recv() => match out {
                 Outgoing::Event(event) => vec![ReportBody::JobEvent(event)],

@@ -23,9 +23,9 @@ use rustls::pki_types::CertificateDer;
 use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
-use crate::collect::inventory::InventoryCollector;
-use crate::collect::storage::StorageCollector;
 use crate::jobs::{JobHost, JobOptions, JobsError};
+use crate::reports::inventory::InventoryCollector;
+use crate::reports::storage::StorageCollector;
 use crate::spool::{Spool, SpoolError, SpoolOptions};
 use crate::state::AgentState;
 

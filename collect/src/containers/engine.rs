@@ -185,7 +185,7 @@ pub async fn collect_engine(endpoint: &str, timeout: Duration) -> EngineInventor
         let repo_digests = digests_by_id.get(image_id).copied().unwrap_or_default();
         match map_container(&inspected, repo_digests) {
             Ok(container) => inventory.containers.push(ContainerReport {
-                policy: super::policy::UpdatePolicy::from_labels(container.labels.iter()),
+                policy: super::policy::from_labels(container.labels.iter()),
                 container,
                 update: None,
                 candidate: None,

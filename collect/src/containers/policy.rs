@@ -12,89 +12,22 @@
 //! * `patch` keeps major and minor, `minor` keeps major, `major` keeps nothing.
 
 use std::cmp::Ordering;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 /// The label a container's policy is read from.
 pub const POLICY_LABEL: &str = "unity.update";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum UpdatePolicy {
-    /// Not even a notification.
-    Off,
-    /// Raise the `update available` alert; never update by itself.
-    #[default]
-    Notify,
-    /// Update when the same tag points to a new digest.
-    Digest,
-    /// Move to a newer patch version of the same major.minor (and follow digests).
-    Patch,
-    Minor,
-    Major,
-}
+/// The policy vocabulary is the wire's (it travels in a container's `detail_json` and the
+/// controller decides on it), so it lives in `unity-protocol`.
+pub use unity_protocol::latest::{UnknownUpdatePolicy, UpdatePolicy};
 
-impl UpdatePolicy {
-    pub const ALL: [UpdatePolicy; 6] = [
-        UpdatePolicy::Off,
-        UpdatePolicy::Notify,
-        UpdatePolicy::Digest,
-        UpdatePolicy::Patch,
-        UpdatePolicy::Minor,
-        UpdatePolicy::Major,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpdatePolicy::Off => "off",
-            UpdatePolicy::Notify => "notify",
-            UpdatePolicy::Digest => "digest",
-            UpdatePolicy::Patch => "patch",
-            UpdatePolicy::Minor => "minor",
-            UpdatePolicy::Major => "major",
-        }
-    }
-
-    /// Whether the policy lets the controller update by itself.
-    pub fn acts(self) -> bool {
-        self >= UpdatePolicy::Digest
-    }
-
-    /// Whether it looks for newer tags (not just new digests of the same tag).
-    pub fn follows_versions(self) -> bool {
-        self >= UpdatePolicy::Patch
-    }
-
-    /// The policy a container's labels ask for; an unreadable value is `notify` (never acts).
-    pub fn from_labels<'a>(mut labels: impl Iterator<Item = (&'a String, &'a String)>) -> Self {
-        labels
-            .find(|(k, _)| k.as_str() == POLICY_LABEL)
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or_default()
-    }
-}
-
-impl fmt::Display for UpdatePolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an update policy (off, notify, digest, patch, minor, major)")]
-pub struct UnknownPolicy(pub String);
-
-impl FromStr for UpdatePolicy {
-    type Err = UnknownPolicy;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim().to_ascii_lowercase();
-        UpdatePolicy::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or(UnknownPolicy(s))
-    }
+/// The policy a container's labels ask for; an unreadable value is `notify` (never acts).
+pub fn from_labels<'a>(mut labels: impl Iterator<Item = (&'a String, &'a String)>) -> UpdatePolicy {
+    labels
+        .find(|(k, _)| k.as_str() == POLICY_LABEL)
+        .and_then(|(_, v)| UpdatePolicy::from_label(v).ok())
+        .unwrap_or_default()
 }
 
 /// A tag read as a version.
@@ -202,20 +135,15 @@ mod tests {
     fn policies_parse_from_labels_and_default_to_notify() {
         let labels = [("unity.update".to_owned(), "Minor".to_owned())];
         assert_eq!(
-            UpdatePolicy::from_labels(labels.iter().map(|(k, v)| (k, v))),
+            from_labels(labels.iter().map(|(k, v)| (k, v))),
             UpdatePolicy::Minor
         );
         let bad = [("unity.update".to_owned(), "yes please".to_owned())];
         assert_eq!(
-            UpdatePolicy::from_labels(bad.iter().map(|(k, v)| (k, v))),
+            from_labels(bad.iter().map(|(k, v)| (k, v))),
             UpdatePolicy::Notify
         );
-        assert_eq!(
-            UpdatePolicy::from_labels(std::iter::empty()),
-            UpdatePolicy::Notify
-        );
-        assert!(!UpdatePolicy::Notify.acts() && UpdatePolicy::Digest.acts());
-        assert!(UpdatePolicy::Patch.follows_versions() && !UpdatePolicy::Digest.follows_versions());
+        assert_eq!(from_labels(std::iter::empty()), UpdatePolicy::Notify);
     }
 
     #[test]

@@ -33,8 +33,12 @@ pub const MAX_TAG_PAGES: usize = 20;
 
 /// Why the HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("could not build the registry HTTP client")]
-pub struct ClientError(#[source] reqwest::Error);
+pub enum ClientError {
+    #[error("could not set up TLS for the registry HTTP client")]
+    Tls(#[source] unity_pki::web_tls::WebTlsError),
+    #[error("could not build the registry HTTP client")]
+    Http(#[source] reqwest::Error),
+}
 
 /// A registry answer for one tag.
 pub type DigestResult = Result<String, UnknownReason>;
@@ -55,12 +59,14 @@ enum Auth<'a> {
 
 impl RegistryClient {
     pub fn new(config: &UpdateCheckConfig) -> Result<Self, ClientError> {
+        let tls = unity_pki::web_tls::web_client_config().map_err(ClientError::Tls)?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout)
             .user_agent(concat!("unity-agent/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(ClientError)?;
+            .map_err(ClientError::Http)?;
         Ok(Self {
             http,
             plain_http: config.plain_http_registries.clone(),

@@ -110,7 +110,7 @@ mod tests {
     use super::*;
     use crate::runner::{CommandOutput, RunError};
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/");
 
     struct Fixed(Result<CommandOutput, fn() -> RunError>);
 

@@ -197,10 +197,7 @@ mod tests {
         })
     }
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/zpool/"
-    );
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/zpool/");
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(format!("{FIXTURES}{name}")).unwrap()

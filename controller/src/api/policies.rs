@@ -14,7 +14,7 @@ use super::page::{PageQuery, Paged};
 use super::storage::query;
 use super::{ApiError, ApiState, ErrorBody, TenantAuth, commit, parse_id};
 use crate::auth::Scope;
-use crate::jobs::auto::{Policy, effective};
+use crate::jobs::auto::{UnknownUpdatePolicy, UpdatePolicy, effective};
 use crate::store::TenantTx;
 use crate::store::inventory::containers;
 use crate::store::policies::{self, Window};
@@ -110,10 +110,10 @@ pub async fn put_policy(
     let id = parse_id(&id, "container")?;
     auth.require(Scope::Operate)?;
     let Json(request) = body.map_err(ApiError::from_json_rejection)?;
-    let policy: Policy = request
+    let policy: UpdatePolicy = request
         .policy
         .parse()
-        .map_err(|e: crate::jobs::auto::UnknownPolicy| ApiError::BadRequest(e.to_string()))?;
+        .map_err(|e: UnknownUpdatePolicy| ApiError::BadRequest(e.to_string()))?;
     let mut tx = state.store.tenant_tx(auth.tenant_id).await?;
     let actor = format!("token:{}", auth.token_name);
     if !policies::override_container(&mut tx, auth.tenant_id, id, Some(policy.as_str()), &actor)

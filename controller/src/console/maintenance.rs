@@ -17,7 +17,7 @@ use super::session::{self, ConsoleUser, CsrfForm, Refusal};
 use super::store::{commit, tenant_tx, unavailable};
 use crate::api::ApiState;
 use crate::auth::Scope;
-use crate::jobs::auto::{Policy, effective};
+use crate::jobs::auto::{UpdatePolicy, effective};
 use crate::store::{TenantTx, hosts, policies};
 use crate::weekly::{self, WeeklyError, WindowSpec};
 
@@ -98,7 +98,7 @@ pub async fn section(tx: &mut TenantTx, csrf: &str) -> Result<Markup, Refusal> {
                             label { span.visually-hidden { "Override for " (r.name) }
                                 select name="policy" {
                                     option value="" selected[r.override_policy.is_none()] { "— the label decides" }
-                                    @for p in Policy::ALL {
+                                    @for p in UpdatePolicy::ALL {
                                         option value=(p.as_str()) selected[r.override_policy.as_deref() == Some(p.as_str())] { (p.as_str()) }
                                     }
                                 }
@@ -242,7 +242,7 @@ pub async fn set_policy(
     };
     let policy = match form.policy.trim() {
         "" => None,
-        p => match p.parse::<Policy>() {
+        p => match p.parse::<UpdatePolicy>() {
             Ok(p) => Some(p),
             Err(e) => return Ok(layout::refused(&e.to_string())),
         },
@@ -252,7 +252,7 @@ pub async fn set_policy(
         &mut tx,
         who.user.tenant_id,
         id,
-        policy.map(Policy::as_str),
+        policy.map(UpdatePolicy::as_str),
         &who.actor(),
     )
     .await
@@ -261,7 +261,7 @@ pub async fn set_policy(
         return Ok(not_found("container"));
     }
     commit(tx, "setting an update policy").await?;
-    tracing::info!(container_id = %id, policy = ?policy.map(Policy::as_str),
+    tracing::info!(container_id = %id, policy = ?policy.map(UpdatePolicy::as_str),
         by = %who.user.name, "console: update policy set");
     Ok(Redirect::to("/settings#policies").into_response())
 }

@@ -22,50 +22,30 @@ use crate::store::{Store, StoreError};
 /// How often the sweep looks (updates are found by inventory rounds, every few minutes).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The same vocabulary as the agent's `unity.update` label (docs/jobs.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Policy {
-    Off,
-    Notify,
-    Digest,
-    Patch,
-    Minor,
-    Major,
-}
-
-unity_protocol::word_enum!(Policy, UnknownPolicy, "update policy", {
-    Off => "off",
-    Notify => "notify",
-    Digest => "digest",
-    Patch => "patch",
-    Minor => "minor",
-    Major => "major",
-});
+/// The `unity.update` label's words (docs/jobs.md): the agent's and the API's vocabulary.
+pub use unity_protocol::latest::{UnknownUpdatePolicy, UpdatePolicy};
 
 /// The policy in force: the API's override, else the label, else `notify`.
-pub fn effective(override_policy: Option<&str>, label_policy: Option<&str>) -> Policy {
+pub fn effective(override_policy: Option<&str>, label_policy: Option<&str>) -> UpdatePolicy {
     override_policy
         .and_then(|p| p.parse().ok())
         .or_else(|| label_policy.and_then(|p| p.parse().ok()))
-        .unwrap_or(Policy::Notify)
+        .unwrap_or_default()
 }
 
-/// The image an automatic job would move the container to, if its policy allows one.
+/// The image an automatic job would move the container to, if its policy allows one: the
+/// newer tag the agent found for a tag-following policy, else the same tag's new digest.
 pub fn decide(row: &UpdateCandidateRow) -> Option<String> {
     let policy = effective(row.override_policy.as_deref(), row.label_policy.as_deref());
-    match policy {
-        Policy::Off | Policy::Notify => None,
-        Policy::Patch | Policy::Minor | Policy::Major if row.candidate_reference.is_some() => {
-            row.candidate_reference.clone()
-        }
-        Policy::Digest | Policy::Patch | Policy::Minor | Policy::Major => {
-            match (row.update_state.parse(), &row.update_new_digest) {
-                (Ok(UpdateState::UpdateAvailable), Some(digest)) => {
-                    Some(pinned(&row.image, digest))
-                }
-                _ => None,
-            }
-        }
+    if !policy.acts() {
+        return None;
+    }
+    if policy.follows_versions() && row.candidate_reference.is_some() {
+        return row.candidate_reference.clone();
+    }
+    match (row.update_state.parse(), &row.update_new_digest) {
+        (Ok(UpdateState::UpdateAvailable), Some(digest)) => Some(pinned(&row.image, digest)),
+        _ => None,
     }
 }
 

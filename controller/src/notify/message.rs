@@ -8,6 +8,7 @@ use url::Url;
 use uuid::Uuid;
 
 use super::channel::{SmtpTarget, Target};
+use crate::store::storage::alerts::Severity;
 
 /// Why a message goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,7 +41,7 @@ pub struct AlertView {
     pub kind: String,
     pub previous: Option<String>,
     pub current: String,
-    pub severity: String,
+    pub severity: Severity,
     pub message: String,
     #[serde(with = "time::serde::rfc3339")]
     pub observed_at: OffsetDateTime,
@@ -94,7 +95,7 @@ impl Notice {
         let tag = match self.reason {
             Reason::Recovery => "resolved".to_owned(),
             Reason::Reminder => format!("still {}", alert.severity),
-            Reason::Alert | Reason::Test => alert.severity.clone(),
+            Reason::Alert | Reason::Test => alert.severity.to_string(),
         };
         format!(
             "[{tag}] {}: {} — {}",
@@ -125,10 +126,10 @@ impl Notice {
         text
     }
 
-    fn severity(&self) -> &str {
+    fn severity(&self) -> Severity {
         match (&self.alert, self.reason) {
-            (_, Reason::Recovery) | (None, _) => "info",
-            (Some(alert), _) => &alert.severity,
+            (_, Reason::Recovery) | (None, _) => Severity::Info,
+            (Some(alert), _) => alert.severity,
         }
     }
 }
@@ -226,8 +227,8 @@ pub fn render(notice: &Notice, target: &Target, secret: &[u8], now: OffsetDateTi
         Target::Ntfy { base, topic, token } => {
             // ntfy's priorities: 5 max/urgent, 4 high, 3 default; tags become emoji.
             let (priority, tag) = match severity {
-                "critical" => (5, "rotating_light"),
-                "warning" => (4, "warning"),
+                Severity::Critical => (5, "rotating_light"),
+                Severity::Warning => (4, "warning"),
                 _ if notice.reason == Reason::Recovery => (3, "white_check_mark"),
                 _ => (3, "information_source"),
             };
@@ -252,8 +253,8 @@ pub fn render(notice: &Notice, target: &Target, secret: &[u8], now: OffsetDateTi
         }
         Target::Gotify { base, token } => {
             let priority = match severity {
-                "critical" => 8,
-                "warning" => 5,
+                Severity::Critical => 8,
+                Severity::Warning => 5,
                 _ => 2,
             };
             Delivery::Http {
@@ -348,7 +349,7 @@ mod tests {
                 kind: "disk_health".into(),
                 previous: Some("ok".into()),
                 current: "critical".into(),
-                severity: "critical".into(),
+                severity: Severity::Critical,
                 message: "5 reallocated sectors".into(),
                 observed_at: at,
                 raised_at: at,

@@ -30,17 +30,29 @@ pub struct Sender {
     timeout: Duration,
 }
 
+/// Why the HTTP client could not be built (at start-up, so the controller refuses to run
+/// rather than send notifications with the wrong settings or not at all).
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("could not set up TLS for HTTPS deliveries")]
+    Tls(#[source] unity_pki::web_tls::WebTlsError),
+    #[error("could not build the HTTP client")]
+    Http(#[source] reqwest::Error),
+}
+
 impl Sender {
-    pub fn new(timeout: Duration) -> Self {
+    pub fn new(timeout: Duration) -> Result<Self, SenderError> {
+        let tls = unity_pki::web_tls::web_client_config().map_err(SenderError::Tls)?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .timeout(timeout)
             .connect_timeout(timeout)
             // A webhook that redirects elsewhere is not followed: the URL is what was set.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("unity-fleet/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_default();
-        Self { http, timeout }
+            .map_err(SenderError::Http)?;
+        Ok(Self { http, timeout })
     }
 
     pub async fn send(&self, delivery: Delivery) -> Result<(), SendError> {

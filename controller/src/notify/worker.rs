@@ -17,6 +17,7 @@ use super::send::{SendError, Sender};
 use super::{Sealer, seal_context};
 use crate::store::Store;
 use crate::store::notify::{self as store, Claimed};
+use crate::store::storage::alerts::Severity;
 
 /// How deliveries are retried (docs/notifications.md).
 #[derive(Debug, Clone, Copy)]
@@ -71,10 +72,14 @@ fn random_unit() -> f64 {
 }
 
 /// Runs the delivery loop and the reminder sweep until the task is dropped.
-pub async fn run_forever(store: Store, sealer: Arc<Sealer>, settings: NotifySettings) {
+pub async fn run_forever(
+    store: Store,
+    sealer: Arc<Sealer>,
+    sender: Sender,
+    settings: NotifySettings,
+) {
     let wake = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(listen(store.clone(), wake.clone()));
-    let sender = Sender::new(settings.timeout);
     let mut reminders = tokio::time::interval(settings.reminders_every);
     reminders.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -148,6 +153,17 @@ async fn round(
     }
 }
 
+/// The alert's severity word read back. The column's CHECK allows only [`Severity`]'s words,
+/// so another word means a newer controller wrote it: logged, and sent as critical rather
+/// than risk under-reporting it.
+fn severity_of(c: &Claimed) -> Severity {
+    let word = c.severity.as_deref().unwrap_or_default();
+    word.parse().unwrap_or_else(|error| {
+        tracing::warn!(notification_id = %c.id, %error, "alert severity unreadable; sending it as critical");
+        Severity::Critical
+    })
+}
+
 fn notice(c: &Claimed, reason: Reason) -> Notice {
     let alert = match (c.alert_id, c.host_id) {
         (Some(id), Some(host_id)) => Some(AlertView {
@@ -159,7 +175,7 @@ fn notice(c: &Claimed, reason: Reason) -> Notice {
             kind: c.kind.clone().unwrap_or_default(),
             previous: c.previous.clone(),
             current: c.current.clone().unwrap_or_default(),
-            severity: c.severity.clone().unwrap_or_default(),
+            severity: severity_of(c),
             message: c.message.clone().unwrap_or_default(),
             observed_at: c.observed_at.unwrap_or(OffsetDateTime::UNIX_EPOCH),
             raised_at: c.raised_at.unwrap_or(OffsetDateTime::UNIX_EPOCH),

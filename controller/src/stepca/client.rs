@@ -191,7 +191,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyServer {
 
 fn client(tls: rustls::ClientConfig) -> Result<reqwest::Client, StepCaError> {
     reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
+        .tls_backend_preconfigured(tls)
         .timeout(REQUEST_TIMEOUT)
         .build()
         .map_err(|e| StepCaError::Tls(e.to_string()))

@@ -446,17 +446,13 @@ pub async fn requeue_stale(pool: &PgPool, lease_secs: f64) -> Result<u64, StoreE
 /// now by the channel's quiet hours: a test is never held, and a critical alert (not its
 /// recovery) passes when the channel lets critical ones through. One text for both the
 /// statement that postpones and the claim, so a notification created between the two is
-/// held all the same.
+/// held all the same. The window itself is `unity_in_quiet_hours` (migration 0023).
 macro_rules! held_by_quiet_hours {
     () => {
         "(c.quiet_start IS NOT NULL AND n.reason <> 'test' \
           AND NOT (c.quiet_allows_critical AND COALESCE(a.severity = 'critical', false) \
                    AND n.reason <> 'recovery') \
-          AND CASE WHEN c.quiet_start <= c.quiet_end \
-                   THEN (now() AT TIME ZONE c.quiet_timezone)::time >= c.quiet_start \
-                    AND (now() AT TIME ZONE c.quiet_timezone)::time < c.quiet_end \
-                   ELSE (now() AT TIME ZONE c.quiet_timezone)::time >= c.quiet_start \
-                     OR (now() AT TIME ZONE c.quiet_timezone)::time < c.quiet_end END)"
+          AND unity_in_quiet_hours(c.quiet_start, c.quiet_end, c.quiet_timezone, now()))"
     };
 }
 

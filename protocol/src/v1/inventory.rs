@@ -90,6 +90,58 @@ crate::word_enum!(UpdateState, UnknownUpdateState, "update state", {
     NotChecked => "not_checked",
 });
 
+/// What a container's `unity.update` label (or the operator's override over the API) lets
+/// the controller do about a newer image (docs/jobs.md). The agent reads the label and sends
+/// the word inside the container's `detail_json`; the controller's sweep decides on it. One
+/// enum for both, ordered by how much it allows, so "acts" and "follows versions" are
+/// comparisons rather than lists that could drift.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdatePolicy {
+    /// Not even a notification.
+    Off,
+    /// Raise the `update available` alert; never update by itself.
+    #[default]
+    Notify,
+    /// Update when the same tag points to a new digest.
+    Digest,
+    /// Move to a newer patch version of the same major.minor (and follow digests).
+    Patch,
+    /// Move to a newer minor version of the same major (and follow digests).
+    Minor,
+    /// Move to any newer version of the same shape (and follow digests).
+    Major,
+}
+
+crate::word_enum!(UpdatePolicy, UnknownUpdatePolicy, "update policy", {
+    Off => "off",
+    Notify => "notify",
+    Digest => "digest",
+    Patch => "patch",
+    Minor => "minor",
+    Major => "major",
+});
+
+impl UpdatePolicy {
+    /// Whether the policy lets the controller update by itself.
+    pub fn acts(self) -> bool {
+        self >= UpdatePolicy::Digest
+    }
+
+    /// Whether it looks for newer tags (not just new digests of the same tag).
+    pub fn follows_versions(self) -> bool {
+        self >= UpdatePolicy::Patch
+    }
+
+    /// A label as an operator typed it: case and surrounding blanks do not matter
+    /// (`unity.update=Minor`), unlike the API and stored words, which are exact.
+    pub fn from_label(value: &str) -> Result<Self, UnknownUpdatePolicy> {
+        value.trim().to_ascii_lowercase().parse()
+    }
+}
+
 /// A container's run state, as Docker and Podman name it. The wire carries the engine's word
 /// ([`ContainerInfo::state`]) so an engine that invents a state needs no protocol change; this
 /// is that word read once, with [`RunState::Other`] keeping anything new verbatim.

@@ -22,7 +22,7 @@ mod storage;
 pub use facts::{Filesystem, HostFacts};
 pub use inventory::{
     ContainerInfo, ContainerReport, DatabaseInfo, DatabaseReport, EngineInfo, ImageInfo,
-    ImageUpdate, RunState, UnknownUpdateState, UpdateState,
+    ImageUpdate, RunState, UnknownUpdatePolicy, UnknownUpdateState, UpdatePolicy, UpdateState,
 };
 pub use jobs::{
     AgentUpdateParams, ContainerUpdateParams, JobEnd, JobEvent, JobEventKind, JobKind, JobOutcome,

@@ -878,4 +878,22 @@ fn word_tables_are_the_serde_words_in_wire_order() {
     serde_words(&Health::ALL);
     serde_words(&SourceState::ALL);
     serde_words(&UpdateState::ALL);
+    serde_words(&UpdatePolicy::ALL);
+}
+
+/// Policies are ordered by what they allow; labels are read forgivingly, API words exactly.
+#[test]
+fn update_policies_order_what_they_allow_and_labels_ignore_case() {
+    assert!(!UpdatePolicy::Off.acts() && !UpdatePolicy::Notify.acts());
+    assert!(UpdatePolicy::Digest.acts() && !UpdatePolicy::Digest.follows_versions());
+    assert!(UpdatePolicy::Patch.follows_versions() && UpdatePolicy::Major.follows_versions());
+    assert_eq!(UpdatePolicy::default(), UpdatePolicy::Notify);
+    assert_eq!(UpdatePolicy::from_label(" Minor "), Ok(UpdatePolicy::Minor));
+    assert!("Minor".parse::<UpdatePolicy>().is_err());
+    assert_eq!(
+        UpdatePolicy::from_label("yes please")
+            .unwrap_err()
+            .to_string(),
+        "update policy `yes please` is not one of off, notify, digest, patch, minor, major"
+    );
 }

@@ -168,7 +168,7 @@ async fn main() -> Result<()> {
     let storage = unity_agent::testing::recorded_storage(scratch.path())?
         .collect()
         .await;
-    let facts = unity_agent::collect::host::collect();
+    let facts = unity_agent::reports::host::collect();
     let started = Instant::now();
     let mut host_ids = Vec::with_capacity(args.hosts);
     for i in 0..args.hosts {
@@ -245,7 +245,7 @@ async fn main() -> Result<()> {
     )
     .await?;
     let base = bench.api_base.clone();
-    let http = reqwest::Client::builder()
+    let http = unity_e2e::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let login = http

@@ -88,7 +88,7 @@ async fn main() -> Result<()> {
     // Sessions over one shared client endpoint.
     let addr: std::net::SocketAddr = controller_addr.parse()?;
     let endpoint = link::client_endpoint(addr)?;
-    let facts = unity_agent::collect::host::collect();
+    let facts = unity_agent::reports::host::collect();
     let report_bytes = unity_protocol::encode_frame(&ReportBody::HostFacts(facts.clone()))?.len();
     let mut sessions = Vec::with_capacity(states.len());
     for state in &states {

@@ -85,7 +85,7 @@ async fn main() -> Result<()> {
     let connect_elapsed = started.elapsed();
     let connected = sample(pid)?;
 
-    let facts = ReportBody::HostFacts(unity_agent::collect::host::collect());
+    let facts = ReportBody::HostFacts(unity_agent::reports::host::collect());
     let scratch = tempfile::tempdir()?;
     let storage = unity_agent::testing::recorded_storage(scratch.path())?
         .collect()

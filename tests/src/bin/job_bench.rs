@@ -118,7 +118,7 @@ async fn main() -> Result<()> {
     let controller_pid = bench.pid;
     let fingerprint = bench.fingerprint;
     let api = Api {
-        http: reqwest::Client::new(),
+        http: unity_e2e::http_client(),
         base: bench.api_base.clone(),
         token,
     };

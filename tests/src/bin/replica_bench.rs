@@ -99,7 +99,7 @@ async fn main() -> Result<()> {
                 Session::open(connection, unity_agent::version()).await?,
             ));
         }
-        let facts = Arc::new(unity_agent::collect::host::collect());
+        let facts = Arc::new(unity_agent::reports::host::collect());
         let cpu = |controllers: &[BenchController]| -> Result<Duration> {
             controllers
                 .iter()

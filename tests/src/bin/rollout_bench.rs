@@ -61,7 +61,7 @@ async fn main() -> Result<()> {
         &work.path().join("controller"),
     )
     .await?;
-    let http = reqwest::Client::new();
+    let http = unity_e2e::http_client();
     let base = bench.api_base.clone();
 
     let states = bench
@@ -162,7 +162,7 @@ async fn main() -> Result<()> {
     apt.sort();
     let fixture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../agent/collect/fixtures/apt/debian12-upgrade-with-new-pkgs-70-security-20.txt"
+        "/../collect/fixtures/apt/debian12-upgrade-with-new-pkgs-70-security-20.txt"
     ))?;
     let rounds = 20_000u32;
     let t = Instant::now();

@@ -410,7 +410,7 @@ mod tests {
     fn other_engines_answers_plan_too() {
         // Watchtower's captured inspect of a running portainer (Docker ~18.09).
         let path = format!(
-            "{}/collect/fixtures/containers/docker-api/container-inspect-running-portainer.json",
+            "{}/../collect/fixtures/containers/docker-api/container-inspect-running-portainer.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let old: ContainerInspectResponse =
@@ -424,7 +424,7 @@ mod tests {
         }
         // A container sharing another's network namespace keeps no hostname and no endpoints.
         let path = format!(
-            "{}/collect/fixtures/containers/docker-api/container-inspect-network-mode-container.json",
+            "{}/../collect/fixtures/containers/docker-api/container-inspect-network-mode-container.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let shared: ContainerInspectResponse =

@@ -11,8 +11,9 @@ use crate::store::{StoreError, TenantTx, query_error};
 
 /// How much an alert matters; least first, so `>=` is "at least as bad". Its words are the
 /// ones the CHECK constraints of `alerts.severity` and `notification_channels.min_severity`
-/// allow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// allow (and the word a notification's JSON carries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
     Warning,
