@@ -2,7 +2,11 @@
 //! agent's session.
 //!
 //! * Each connected agent has a dispatch task here ([`Dispatcher::attach`]). It delivers the
-//!   host's due jobs when woken and every [`SWEEP_INTERVAL`], and stops with the session.
+//!   host's due jobs when its session starts and whenever it is woken, and stops with the
+//!   session. It never polls by itself: every [`SWEEP_INTERVAL`] one sweep per replica asks
+//!   PostgreSQL which of its hosts have jobs to (re)deliver and wakes just those — one
+//!   query per replica instead of one transaction per session (with 10 000 idle sessions,
+//!   1 000 transactions a second and most of an idle controller's CPU; docs/performance.md).
 //! * Waking comes from PostgreSQL: a trigger NOTIFYs `unity_jobs` with the host id whenever a
 //!   job is queued, by any replica or any database writer. Every replica LISTENs and wakes the
 //!   task of the host if it holds its session. When the listening connection was lost (and
@@ -34,8 +38,8 @@ use crate::error_chain;
 use crate::store::jobs::{self as job_store, JobRow, JobUpdate};
 use crate::store::{Store, StoreError};
 
-/// How often each session's due jobs are looked at without a notification (jobs whose
-/// not-before arrived, deliveries that got no answer, a missed notification).
+/// How often the replica looks for connected hosts with due jobs that no notification
+/// announced (jobs whose not-before arrived, deliveries that got no answer).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 /// A delivery without an answer is sent again after this long.
 pub const REDELIVER_AFTER: Duration = Duration::from_secs(30);
@@ -102,6 +106,7 @@ impl Dispatcher {
         vec![
             tokio::spawn(self.clone().listen()),
             tokio::spawn(self.clone().expire_forever()),
+            tokio::spawn(self.clone().sweep_forever()),
         ]
     }
 
@@ -229,6 +234,35 @@ impl Dispatcher {
         }
     }
 
+    /// Every [`SWEEP_INTERVAL`], wakes the dispatch tasks of this replica's hosts that have
+    /// jobs to deliver or redeliver.
+    async fn sweep_forever(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(SWEEP_INTERVAL).await;
+            let hosts: Vec<Uuid> = match self.sessions.lock() {
+                Ok(sessions) => sessions.keys().copied().collect(),
+                Err(_) => continue,
+            };
+            if hosts.is_empty() {
+                continue;
+            }
+            let redeliver_before = OffsetDateTime::now_utc() - REDELIVER_AFTER;
+            match job_store::hosts_with_undelivered_jobs(&self.store, &hosts, redeliver_before)
+                .await
+            {
+                Ok(due) => {
+                    for host_id in due {
+                        self.wake(host_id);
+                    }
+                }
+                // The next sweep asks again; until the database answers no delivery could
+                // be claimed anyway.
+                Err(error) => tracing::warn!(error = %error_chain(&error), sessions = hosts.len(),
+                    "could not look for undelivered jobs; trying again next sweep"),
+            }
+        }
+    }
+
     async fn expire_forever(self: Arc<Self>) {
         loop {
             if let Err(error) = expire_due(&self.store, OffsetDateTime::now_utc()).await {
@@ -261,7 +295,6 @@ impl Dispatcher {
             tokio::select! {
                 _ = connection.closed() => return,
                 () = wake.notified() => {}
-                () = tokio::time::sleep(SWEEP_INTERVAL) => {}
             }
             redeliver_before = OffsetDateTime::now_utc() - REDELIVER_AFTER;
         }

@@ -159,6 +159,21 @@ pub async fn tenants_with_expired_jobs(store: &Store) -> Result<Vec<Uuid>, Store
         .map_err(query_error("finding tenants with expired jobs"))
 }
 
+/// Of `hosts`, those with jobs [`deliverable`] would return for `redeliver_before` (a
+/// SECURITY DEFINER look-up that answers only with ids it was given; migration 0024).
+pub async fn hosts_with_undelivered_jobs(
+    store: &Store,
+    hosts: &[Uuid],
+    redeliver_before: OffsetDateTime,
+) -> Result<Vec<Uuid>, StoreError> {
+    sqlx::query_scalar("SELECT unity_hosts_with_undelivered_jobs($1, $2)")
+        .bind(hosts)
+        .bind(redeliver_before)
+        .fetch_all(store.app())
+        .await
+        .map_err(query_error("finding connected hosts with jobs to deliver"))
+}
+
 /// The signed result the host sent, as stored.
 #[derive(Debug, Clone)]
 pub struct ReceiptWrite<'a> {
