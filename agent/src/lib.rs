@@ -5,7 +5,8 @@
 //! * [`enroll`] — token + CSR → certificate, pinning the controller's CA by fingerprint.
 //! * [`jobs`] — signed jobs: verify, journal, run (container updates), signed receipts.
 //! * [`link`] — the QUIC session with the controller: connect, Hello, reports, backoff.
-//! * [`collect`] — host facts (sysinfo); storage parsers live in the `unity-collect` crate.
+//! * [`reports`] — the report bodies the agent sends: host facts (sysinfo), and storage,
+//!   inventory and packages from the `unity-collect` crate's collectors.
 //! * [`parse`] — `unity-agent parse`: a saved tool output → normalized JSON with verdict.
 //! * [`spool`] — the disk queue every report waits in until the controller acknowledged it.
 //! * [`run`] — the service loop `unity-agent run` drives.
