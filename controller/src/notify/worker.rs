@@ -159,7 +159,7 @@ async fn round(
 fn severity_of(c: &Claimed) -> Severity {
     let word = c.severity.as_deref().unwrap_or_default();
     word.parse().unwrap_or_else(|error| {
-        tracing::warn!(notification_id = %c.id, %error, "alert severity unreadable; sending it as critical");
+        tracing::warn!(notification = %c.id, %error, "alert severity unreadable; sending it as critical");
         Severity::Critical
     })
 }
